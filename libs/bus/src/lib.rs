@@ -1,0 +1,192 @@
+//! The JetStream bus: streams created idempotently at start-up, event publishing with
+//! `Nats-Msg-Id` dedupe and optimistic concurrency per aggregate subject, durable pull-consumer
+//! runners with ack / nak-with-backoff / bounded redelivery / dead-letter, and an ordered reader
+//! for the event store writer.
+//!
+//! Works against NATS 2.9: one filter subject per consumer; event types are filtered in the client
+//! from the `Waihu-Event-Type` header.
+
+mod consumer;
+mod ordered;
+mod publish;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+pub use consumer::{
+    BatchHandler, ConsumerSpec, Delivery, HandlerError, MessageHandler, Runner,
+};
+pub use ordered::{OrderedReader, RawEvent};
+pub use publish::{Expect, PublishOutcome};
+use waihu_events::Aggregate;
+
+/// Dead-letter headers: why a message was given up on, and where it came from.
+pub const HEADER_DLQ_REASON: &str = "Waihu-Dlq-Reason";
+pub const HEADER_DLQ_CONSUMER: &str = "Waihu-Dlq-Consumer";
+pub const HEADER_DLQ_STREAM_SEQ: &str = "Waihu-Dlq-Stream-Seq";
+pub const HEADER_DLQ_SUBJECT: &str = "Waihu-Dlq-Subject";
+pub const HEADER_DLQ_DELIVERIES: &str = "Waihu-Dlq-Deliveries";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect { url: String, source: async_nats::ConnectError },
+    #[error("JetStream stream setup failed: {0}")]
+    Stream(String),
+    #[error("JetStream consumer failed: {0}")]
+    Consumer(String),
+    #[error("publish to {subject} failed: {reason}")]
+    Publish { subject: String, reason: String },
+    #[error("{subject} has moved past the expected sequence {expected}")]
+    WrongLastSequence { subject: String, expected: u64 },
+    #[error("reading {subject} failed: {reason}")]
+    Read { subject: String, reason: String },
+}
+
+/// Bus settings; `prefix` namespaces subjects and stream names so that several deployments (or
+/// parallel tests) share one NATS without seeing each other.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub url: String,
+    pub prefix: String,
+    /// Stream replicas: 1 locally, 3 on a production cluster.
+    pub replicas: usize,
+    /// Events older than this are dropped from JetStream (0 = kept); the PostgreSQL store keeps
+    /// them for good, so this only bounds how far a stopped store writer may fall behind.
+    pub max_age: Duration,
+}
+
+impl BusConfig {
+    pub fn local(url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        BusConfig { url: url.into(), prefix: prefix.into(), replicas: 1, max_age: Duration::ZERO }
+    }
+}
+
+/// A connection to NATS with the names of this deployment's streams.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+    events_stream: String,
+    dlq_stream: String,
+}
+
+impl Bus {
+    /// Connects and creates (or checks) the events and dead-letter streams.
+    pub async fn connect(config: &BusConfig) -> Result<Bus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("waihu")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(&config.url)
+            .await
+            .map_err(|source| BusError::Connect { url: config.url.clone(), source })?;
+        let bus = Bus::from_client(client, &config.prefix);
+        bus.ensure_streams(config).await?;
+        Ok(bus)
+    }
+
+    fn from_client(client: async_nats::Client, prefix: &str) -> Bus {
+        let js = jetstream::new(client.clone());
+        let stem: String = prefix
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .collect();
+        Bus {
+            client,
+            js,
+            prefix: prefix.to_string(),
+            events_stream: format!("{stem}_EVENTS"),
+            dlq_stream: format!("{stem}_DLQ"),
+        }
+    }
+
+    async fn ensure_streams(&self, config: &BusConfig) -> Result<(), BusError> {
+        let events = stream::Config {
+            name: self.events_stream.clone(),
+            subjects: vec![self.events_filter("")],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: Duration::from_secs(120),
+            max_age: config.max_age,
+            num_replicas: config.replicas,
+            description: Some("waihu call-lifecycle events, one subject per aggregate".into()),
+            ..Default::default()
+        };
+        let dlq = stream::Config {
+            name: self.dlq_stream.clone(),
+            subjects: vec![format!("{}.dlq.>", self.prefix)],
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas,
+            description: Some("waihu dead letters: messages consumers gave up on".into()),
+            ..Default::default()
+        };
+        for cfg in [events, dlq] {
+            let name = cfg.name.clone();
+            self.js
+                .get_or_create_stream(cfg)
+                .await
+                .map_err(|e| BusError::Stream(format!("{name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes this prefix's streams (tests and tooling only).
+    pub async fn delete_streams(&self) -> Result<(), BusError> {
+        for name in [&self.events_stream, &self.dlq_stream] {
+            let _ = self.js.delete_stream(name).await;
+        }
+        Ok(())
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn events_stream(&self) -> &str {
+        &self.events_stream
+    }
+
+    pub fn dlq_stream(&self) -> &str {
+        &self.dlq_stream
+    }
+
+    /// The subject an aggregate's events go to.
+    pub fn subject(&self, aggregate: &Aggregate) -> String {
+        format!("{}.evt.{}", self.prefix, aggregate.subject_suffix())
+    }
+
+    /// A single-wildcard filter for one aggregate kind (`"task"`, `"call"`, `"contact"`), or all
+    /// events for `""`.
+    pub fn events_filter(&self, kind: &str) -> String {
+        if kind.is_empty() {
+            format!("{}.evt.>", self.prefix)
+        } else {
+            format!("{}.evt.{kind}.>", self.prefix)
+        }
+    }
+
+    /// The dead-letter subject of one consumer.
+    pub fn dlq_subject(&self, consumer: &str) -> String {
+        format!("{}.dlq.{consumer}", self.prefix)
+    }
+
+    /// The last sequence of the events stream (0 when empty).
+    pub async fn last_sequence(&self) -> Result<u64, BusError> {
+        let mut s = self
+            .js
+            .get_stream(&self.events_stream)
+            .await
+            .map_err(|e| BusError::Stream(e.to_string()))?;
+        let info = s.info().await.map_err(|e| BusError::Stream(e.to_string()))?;
+        Ok(info.state.last_sequence)
+    }
+}

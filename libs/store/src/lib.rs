@@ -1,0 +1,83 @@
+//! PostgreSQL persistence shared by the services: migrations, the append-only event store,
+//! projection checkpoints, and the transactional outbox with its relay.
+
+mod events;
+mod outbox;
+
+use std::{str::FromStr, time::Duration};
+
+pub use events::{append, head, read, EventQuery, StoredEvent};
+pub use outbox::{pending as outbox_pending, Outbox, OutboxRelay};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool, Postgres, Transaction,
+};
+
+/// A transaction on the store's database.
+pub type Tx<'a> = Transaction<'a, Postgres>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored event at position {position} cannot be decoded: {reason}")]
+    Corrupt { position: i64, reason: String },
+    #[error("bus: {0}")]
+    Bus(#[from] waihu_bus::BusError),
+}
+
+impl StoreError {
+    /// True for connection-level trouble worth retrying.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => !matches!(e, sqlx::Error::Database(_)),
+            StoreError::Bus(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Opens a pool with sane timeouts.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?)
+}
+
+/// Applies all migrations (idempotent; sqlx serialises concurrent callers with a lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// The position a checkpoint has reached (0 if never written).
+pub async fn checkpoint<'e, E>(executor: E, name: &str) -> Result<u64, StoreError>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(executor)
+        .await?;
+    Ok(pos.unwrap_or(0) as u64)
+}
+
+/// Moves a checkpoint, in the caller's transaction.
+pub async fn set_checkpoint(tx: &mut Tx<'_>, name: &str, position: u64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO checkpoints (name, position, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,364 @@
+use std::{future::Future, sync::Arc, time::Duration};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy},
+    AckKind,
+};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn, Instrument};
+use waihu_events::{RecordedEvent, HEADER_EVENT_TYPE};
+
+use crate::{
+    Bus, BusError, HEADER_DLQ_CONSUMER, HEADER_DLQ_DELIVERIES, HEADER_DLQ_REASON,
+    HEADER_DLQ_STREAM_SEQ, HEADER_DLQ_SUBJECT,
+};
+
+/// A durable pull consumer and how its failures are handled.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Durable name, unique within the deployment's prefix.
+    pub name: String,
+    /// Aggregate kind to follow (`"task"`, `"call"`, `"contact"`) or `""` for every event.
+    pub kind: String,
+    /// Event types handed to the handler; others are acked unseen. Empty = all.
+    pub event_types: Vec<&'static str>,
+    /// Deliveries of one message before it is dead-lettered (the bound is enforced here, so a
+    /// message is never silently dropped by the server's own `max_deliver`).
+    pub max_deliver: i64,
+    pub ack_wait: Duration,
+    /// Nak delay after the first failure; doubles with each delivery, capped at `ack_wait`.
+    pub backoff: Duration,
+    /// Messages pulled per request and handed to a batch handler at most.
+    pub batch: usize,
+}
+
+impl ConsumerSpec {
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        ConsumerSpec {
+            name: name.into(),
+            kind: kind.into(),
+            event_types: Vec::new(),
+            max_deliver: 5,
+            ack_wait: Duration::from_secs(30),
+            backoff: Duration::from_millis(200),
+            batch: 256,
+        }
+    }
+
+    pub fn types(mut self, types: &[&'static str]) -> Self {
+        self.event_types = types.to_vec();
+        self
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        self.event_types.is_empty() || self.event_types.contains(&event_type)
+    }
+
+    fn backoff_for(&self, delivered: i64) -> Duration {
+        let exp = (delivered.max(1) - 1).min(16) as u32;
+        self.backoff.saturating_mul(2u32.saturating_pow(exp)).min(self.ack_wait)
+    }
+}
+
+/// A decoded message handed to a handler.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub stream_seq: u64,
+    /// 1 on first delivery.
+    pub delivered: i64,
+    pub event: RecordedEvent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying (database or network trouble): nak with backoff, dead-letter at the bound.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying cannot help: dead-letter now.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Handles batches in one go (one database transaction, say). If a batch fails, its messages are
+/// retried one by one, so one poison message cannot hold the others back.
+pub trait BatchHandler: Send + Sync + 'static {
+    fn handle(&self, batch: &[Delivery]) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Handles one message at a time, many concurrently; the message is acked when `handle` returns,
+/// and kept alive with progress acks while it runs.
+pub trait MessageHandler: Send + Sync + 'static {
+    fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Runs one durable consumer until shutdown.
+pub struct Runner {
+    bus: Bus,
+    spec: ConsumerSpec,
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+}
+
+enum Prepared {
+    Skip,
+    Poison(String),
+    Work(Delivery),
+}
+
+impl Runner {
+    /// Creates the durable consumer if it does not exist yet.
+    pub async fn new(bus: &Bus, spec: ConsumerSpec, max_ack_pending: i64) -> Result<Runner, BusError> {
+        let stream = bus
+            .js
+            .get_stream_no_info(bus.events_stream())
+            .await
+            .map_err(|e| BusError::Consumer(format!("{}: {e}", spec.name)))?;
+        let config = pull::Config {
+            durable_name: Some(spec.name.clone()),
+            filter_subject: bus.events_filter(&spec.kind),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            deliver_policy: DeliverPolicy::All,
+            max_deliver: -1,
+            max_ack_pending,
+            ..Default::default()
+        };
+        let consumer = stream
+            .get_or_create_consumer(&spec.name, config)
+            .await
+            .map_err(|e| BusError::Consumer(format!("{}: {e}", spec.name)))?;
+        Ok(Runner { bus: bus.clone(), spec, consumer })
+    }
+
+    async fn messages(&self) -> Result<pull::Stream, BusError> {
+        self.consumer
+            .stream()
+            .max_messages_per_batch(self.spec.batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| BusError::Consumer(format!("{}: {e}", self.spec.name)))
+    }
+
+    fn prepare(&self, msg: &jetstream::Message) -> Prepared {
+        let info = match msg.info() {
+            Ok(i) => (i.stream_sequence, i.delivered),
+            Err(e) => return Prepared::Poison(format!("no JetStream metadata: {e}")),
+        };
+        if let Some(t) = msg.headers.as_ref().and_then(|h| h.get(HEADER_EVENT_TYPE)) {
+            if !self.spec.wants(t.as_str()) {
+                return Prepared::Skip;
+            }
+        }
+        match RecordedEvent::decode(&msg.payload) {
+            Err(e) => Prepared::Poison(e.to_string()),
+            Ok(event) if !self.spec.wants(event.type_name()) => Prepared::Skip,
+            Ok(event) => Prepared::Work(Delivery { stream_seq: info.0, delivered: info.1, event }),
+        }
+    }
+
+    /// Pulls batches and hands them to `handler` until `shutdown` fires.
+    pub async fn run_batched<H: BatchHandler>(
+        self,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<(), BusError> {
+        while !shutdown.is_cancelled() {
+            let stream = match self.messages().await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "consumer stream failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            let mut chunks = stream.ready_chunks(self.spec.batch);
+            loop {
+                let chunk = tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    c = chunks.next() => c,
+                };
+                let Some(chunk) = chunk else { break };
+                let mut msgs = Vec::with_capacity(chunk.len());
+                for m in chunk {
+                    match m {
+                        Ok(m) => msgs.push(m),
+                        Err(e) => warn!(consumer = %self.spec.name, error = %e, "pull error"),
+                    }
+                }
+                self.process_batch(&handler, msgs).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn process_batch<H: BatchHandler>(&self, handler: &H, msgs: Vec<jetstream::Message>) {
+        let mut work_msgs = Vec::with_capacity(msgs.len());
+        let mut work = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            match self.prepare(&m) {
+                Prepared::Skip => ack(&m, AckKind::Ack).await,
+                Prepared::Poison(reason) => self.dead_letter(&m, &reason).await,
+                Prepared::Work(d) => {
+                    work_msgs.push(m);
+                    work.push(d);
+                }
+            }
+        }
+        if work.is_empty() {
+            return;
+        }
+        let span = tracing::debug_span!("consume", consumer = %self.spec.name, n = work.len());
+        let result = handler.handle(&work).instrument(span).await;
+        match result {
+            Ok(()) => {
+                for m in &work_msgs {
+                    ack(m, AckKind::Ack).await;
+                }
+            }
+            Err(e) if work.len() == 1 => self.settle_failure(&work_msgs[0], &work[0], e).await,
+            Err(e) => {
+                debug!(consumer = %self.spec.name, error = %e, "batch failed; retrying one by one");
+                for (m, d) in work_msgs.iter().zip(work) {
+                    match handler.handle(std::slice::from_ref(&d)).await {
+                        Ok(()) => ack(m, AckKind::Ack).await,
+                        Err(e) => self.settle_failure(m, &d, e).await,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn settle_failure(&self, msg: &jetstream::Message, d: &Delivery, e: HandlerError) {
+        match e {
+            HandlerError::Permanent(reason) => self.dead_letter(msg, &reason).await,
+            HandlerError::Transient(reason) if d.delivered >= self.spec.max_deliver => {
+                let reason = format!("gave up after {} deliveries: {reason}", d.delivered);
+                self.dead_letter(msg, &reason).await
+            }
+            HandlerError::Transient(reason) => {
+                let delay = self.spec.backoff_for(d.delivered);
+                warn!(consumer = %self.spec.name, seq = d.stream_seq, delivered = d.delivered,
+                      ?delay, %reason, "handler failed; will retry");
+                ack(msg, AckKind::Nak(Some(delay))).await;
+            }
+        }
+    }
+
+    /// Copies the message to the consumer's dead-letter subject with the reason, then terminates
+    /// it; if the dead letter cannot be stored the message is nak'd so nothing is lost.
+    async fn dead_letter(&self, msg: &jetstream::Message, reason: &str) {
+        let (seq, delivered) = msg.info().map(|i| (i.stream_sequence, i.delivered)).unwrap_or((0, 0));
+        // A fresh header map: the original's dedupe and concurrency headers must not apply here.
+        let mut headers = async_nats::HeaderMap::new();
+        for name in [HEADER_EVENT_TYPE, "traceparent"] {
+            if let Some(v) = msg.headers.as_ref().and_then(|h| h.get(name)) {
+                headers.insert(name, v.as_str());
+            }
+        }
+        headers.insert(HEADER_DLQ_REASON, reason);
+        headers.insert(HEADER_DLQ_CONSUMER, self.spec.name.as_str());
+        headers.insert(HEADER_DLQ_STREAM_SEQ, seq.to_string().as_str());
+        headers.insert(HEADER_DLQ_SUBJECT, msg.subject.as_str());
+        headers.insert(HEADER_DLQ_DELIVERIES, delivered.to_string().as_str());
+        let subject = self.bus.dlq_subject(&self.spec.name);
+        match self.bus.publish_raw(subject, headers, msg.payload.clone()).await {
+            Ok(_) => {
+                error!(consumer = %self.spec.name, seq, %reason, "message dead-lettered");
+                ack(msg, AckKind::Term).await;
+            }
+            Err(e) => {
+                error!(consumer = %self.spec.name, seq, error = %e, "cannot dead-letter; nak");
+                ack(msg, AckKind::Nak(Some(self.spec.ack_wait))).await;
+            }
+        }
+    }
+
+    /// Handles up to `max_in_flight` messages at once until `shutdown` fires, then waits up to
+    /// `grace` for those in flight (the rest are redelivered after `ack_wait`).
+    pub async fn run_concurrent<H: MessageHandler>(
+        self,
+        handler: Arc<H>,
+        max_in_flight: usize,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) -> Result<(), BusError> {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        'outer: while !shutdown.is_cancelled() {
+            let mut stream = match this.messages().await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "consumer stream failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            loop {
+                while tasks.try_join_next().is_some() {}
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer,
+                    m = stream.next() => m,
+                };
+                let msg = match next {
+                    None => break,
+                    Some(Err(e)) => {
+                        warn!(consumer = %this.spec.name, error = %e, "pull error");
+                        continue;
+                    }
+                    Some(Ok(m)) => m,
+                };
+                let delivery = match this.prepare(&msg) {
+                    Prepared::Skip => {
+                        ack(&msg, AckKind::Ack).await;
+                        continue;
+                    }
+                    Prepared::Poison(reason) => {
+                        this.dead_letter(&msg, &reason).await;
+                        continue;
+                    }
+                    Prepared::Work(d) => d,
+                };
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer,
+                    p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'outer },
+                };
+                let (this, handler) = (this.clone(), handler.clone());
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let work = handler.handle(delivery.clone());
+                    tokio::pin!(work);
+                    let mut keepalive = tokio::time::interval(this.spec.ack_wait / 2);
+                    keepalive.tick().await;
+                    let result = loop {
+                        tokio::select! {
+                            r = &mut work => break r,
+                            _ = keepalive.tick() => ack(&msg, AckKind::Progress).await,
+                        }
+                    };
+                    match result {
+                        Ok(()) => ack(&msg, AckKind::Ack).await,
+                        Err(e) => this.settle_failure(&msg, &delivery, e).await,
+                    }
+                });
+            }
+        }
+        let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        tasks.abort_all();
+        Ok(())
+    }
+}
+
+async fn ack(msg: &jetstream::Message, kind: AckKind) {
+    if let Err(e) = msg.ack_with(kind).await {
+        warn!(subject = %msg.subject, error = %e, "ack failed; the message will be redelivered");
+    }
+}

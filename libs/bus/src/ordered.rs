@@ -1,0 +1,74 @@
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+
+use crate::{Bus, BusError};
+
+/// Reads the events stream in sequence order without gaps, from a position the reader keeps
+/// itself (the event store's checkpoint). Used where a crash must never let a later message
+/// overtake an earlier one.
+pub struct OrderedReader {
+    messages: pull::Ordered,
+}
+
+/// One raw message of the events stream.
+pub struct RawEvent {
+    pub stream_seq: u64,
+    pub subject: String,
+    pub payload: Bytes,
+}
+
+impl OrderedReader {
+    /// Starts after `after_seq` (0 = from the beginning).
+    pub async fn open(bus: &Bus, after_seq: u64) -> Result<OrderedReader, BusError> {
+        let stream = bus
+            .js
+            .get_stream_no_info(bus.events_stream())
+            .await
+            .map_err(|e| BusError::Consumer(e.to_string()))?;
+        let deliver_policy = if after_seq == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence { start_sequence: after_seq + 1 }
+        };
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: bus.events_filter(""),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::Consumer(e.to_string()))?;
+        let messages = consumer.messages().await.map_err(|e| BusError::Consumer(e.to_string()))?;
+        Ok(OrderedReader { messages })
+    }
+
+    /// Waits up to `wait` for the next message, then takes whatever else is ready, up to `max`.
+    pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<RawEvent>, BusError> {
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(wait, self.messages.next()).await {
+            Err(_) => return Ok(out),
+            Ok(m) => m,
+        };
+        let mut next = first;
+        loop {
+            match next {
+                None => return Err(BusError::Consumer("ordered consumer ended".into())),
+                Some(Err(e)) => return Err(BusError::Consumer(e.to_string())),
+                Some(Ok(m)) => {
+                    let seq = m.info().map(|i| i.stream_sequence).map_err(|e| BusError::Consumer(e.to_string()))?;
+                    out.push(RawEvent { stream_seq: seq, subject: m.subject.to_string(), payload: m.payload.clone() });
+                }
+            }
+            if out.len() >= max {
+                return Ok(out);
+            }
+            match self.messages.next().now_or_never() {
+                None => return Ok(out),
+                Some(m) => next = m,
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+use async_nats::jetstream::{context::PublishErrorKind, message::PublishMessage as Publish};
+use bytes::Bytes;
+use waihu_events::{RecordedEvent, HEADER_EVENT_TYPE};
+
+use crate::{Bus, BusError};
+
+/// Optimistic concurrency for one publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No check.
+    Any,
+    /// The aggregate's subject must end at this stream sequence (0: the subject must be empty).
+    LastSubjectSeq(u64),
+}
+
+/// What JetStream did with a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Stored(u64),
+    /// The event id was already in the duplicate window; the original's sequence.
+    Duplicate(u64),
+}
+
+impl PublishOutcome {
+    pub fn sequence(&self) -> u64 {
+        match self {
+            PublishOutcome::Stored(s) | PublishOutcome::Duplicate(s) => *s,
+        }
+    }
+}
+
+fn message(event: &RecordedEvent, expect: Expect) -> Publish {
+    let mut p = Publish::build()
+        .payload(Bytes::from(event.encode()))
+        .message_id(event.meta.event_id.to_string())
+        .header(HEADER_EVENT_TYPE, event.type_name());
+    if !event.traceparent.is_empty() {
+        p = p.header("traceparent", event.traceparent.as_str());
+    }
+    if let Expect::LastSubjectSeq(seq) = expect {
+        p = p.expected_last_subject_sequence(seq);
+    }
+    p
+}
+
+impl Bus {
+    /// Publishes one event to its aggregate's subject and waits for JetStream's ack.
+    pub async fn publish(
+        &self,
+        event: &RecordedEvent,
+        expect: Expect,
+    ) -> Result<PublishOutcome, BusError> {
+        let subject = self.subject(&event.meta.aggregate);
+        let ack = self
+            .js
+            .send_publish(subject.clone(), message(event, expect))
+            .await
+            .map_err(|e| publish_error(&subject, expect, e))?
+            .await
+            .map_err(|e| publish_error(&subject, expect, e))?;
+        Ok(if ack.duplicate {
+            PublishOutcome::Duplicate(ack.sequence)
+        } else {
+            PublishOutcome::Stored(ack.sequence)
+        })
+    }
+
+    /// Publishes many events, keeping at most `window` acks outstanding; results in input order.
+    pub async fn publish_all(
+        &self,
+        events: &[(RecordedEvent, Expect)],
+        window: usize,
+    ) -> Vec<Result<PublishOutcome, BusError>> {
+        let mut out = Vec::with_capacity(events.len());
+        for chunk in events.chunks(window.max(1)) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for (event, expect) in chunk {
+                let subject = self.subject(&event.meta.aggregate);
+                let sent = self.js.send_publish(subject.clone(), message(event, *expect)).await;
+                pending.push((subject, *expect, sent));
+            }
+            for (subject, expect, sent) in pending {
+                let res = match sent {
+                    Err(e) => Err(publish_error(&subject, expect, e)),
+                    Ok(fut) => match fut.await {
+                        Err(e) => Err(publish_error(&subject, expect, e)),
+                        Ok(ack) if ack.duplicate => Ok(PublishOutcome::Duplicate(ack.sequence)),
+                        Ok(ack) => Ok(PublishOutcome::Stored(ack.sequence)),
+                    },
+                };
+                out.push(res);
+            }
+        }
+        out
+    }
+
+    /// The last message on a subject: its stream sequence and event id (`Nats-Msg-Id`).
+    pub async fn last_on_subject(&self, subject: &str) -> Result<Option<(u64, String)>, BusError> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.events_stream)
+            .await
+            .map_err(|e| BusError::Read { subject: subject.into(), reason: e.to_string() })?;
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => {
+                let id = m
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default();
+                Ok(Some((m.sequence, id)))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(BusError::Read { subject: subject.into(), reason: e.to_string() }),
+        }
+    }
+
+    /// Publishes raw bytes with headers to a plain JetStream subject (dead letters, tests).
+    pub async fn publish_raw(
+        &self,
+        subject: String,
+        headers: async_nats::HeaderMap,
+        payload: Bytes,
+    ) -> Result<u64, BusError> {
+        let ack = self
+            .js
+            .publish_with_headers(subject.clone(), headers, payload)
+            .await
+            .map_err(|e| BusError::Publish { subject: subject.clone(), reason: e.to_string() })?
+            .await
+            .map_err(|e| BusError::Publish { subject, reason: e.to_string() })?;
+        Ok(ack.sequence)
+    }
+}
+
+fn publish_error(
+    subject: &str,
+    expect: Expect,
+    e: async_nats::jetstream::context::PublishError,
+) -> BusError {
+    match (e.kind(), expect) {
+        (PublishErrorKind::WrongLastSequence, Expect::LastSubjectSeq(expected)) => {
+            BusError::WrongLastSequence { subject: subject.to_string(), expected }
+        }
+        _ => BusError::Publish { subject: subject.to_string(), reason: e.to_string() },
+    }
+}

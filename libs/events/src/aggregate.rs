@@ -1,0 +1,69 @@
+use uuid::Uuid;
+
+/// An event-sourced aggregate: each has one stream id and one bus subject, so that
+/// `Nats-Expected-Last-Subject-Sequence` guards the whole aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    Task(Uuid),
+    Call(Uuid),
+    /// A contact of a task, by its 1-based number within the task.
+    Contact(Uuid, u32),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not an aggregate stream id: {0:?}")]
+pub struct AggregateParseError(pub String);
+
+impl Aggregate {
+    /// `task-<uuid>`, `call-<uuid>` or `contact-<task uuid>-<no>`.
+    pub fn stream_id(&self) -> String {
+        match self {
+            Aggregate::Task(id) => format!("task-{id}"),
+            Aggregate::Call(id) => format!("call-{id}"),
+            Aggregate::Contact(task, no) => format!("contact-{task}-{no}"),
+        }
+    }
+
+    /// The subject below the events root: `task.<uuid>`, `call.<uuid>`, `contact.<task>.<no>`.
+    pub fn subject_suffix(&self) -> String {
+        match self {
+            Aggregate::Task(id) => format!("task.{id}"),
+            Aggregate::Call(id) => format!("call.{id}"),
+            Aggregate::Contact(task, no) => format!("contact.{task}.{no}"),
+        }
+    }
+
+    pub fn parse_stream_id(s: &str) -> Result<Self, AggregateParseError> {
+        let err = || AggregateParseError(s.to_string());
+        if let Some(rest) = s.strip_prefix("task-") {
+            return Uuid::parse_str(rest).map(Aggregate::Task).map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("call-") {
+            return Uuid::parse_str(rest).map(Aggregate::Call).map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("contact-") {
+            // A UUID is 36 characters; the contact number follows its dash.
+            if rest.len() > 37 && rest.as_bytes()[36] == b'-' {
+                let task = Uuid::parse_str(&rest[..36]).map_err(|_| err())?;
+                let no = rest[37..].parse().map_err(|_| err())?;
+                return Ok(Aggregate::Contact(task, no));
+            }
+        }
+        Err(err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_round_trip() {
+        let t = Uuid::new_v4();
+        for a in [Aggregate::Task(t), Aggregate::Call(t), Aggregate::Contact(t, 42)] {
+            assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
+        }
+        assert!(Aggregate::parse_stream_id("contact-x-1").is_err());
+        assert!(Aggregate::parse_stream_id("order-1").is_err());
+    }
+}

@@ -1,0 +1,290 @@
+use chrono::{DateTime, Utc};
+use prost::Message;
+use uuid::Uuid;
+use waihu_proto::v1 as pb;
+
+use crate::{trace, Aggregate, SCHEMA_VERSION};
+
+/// Namespace for deterministic (v5) event ids: the same fact always gets the same id.
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5f0e_9a3c_7d1b_4e28_9c61_0b7a_2d4e_8f13);
+
+/// A typed event payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    TaskCreated(pb::TaskCreated),
+    ContactsAdded(pb::ContactsAdded),
+    TaskStarted(pb::TaskStarted),
+    TaskPaused(pb::TaskPaused),
+    TaskResumed(pb::TaskResumed),
+    TaskCancelled(pb::TaskCancelled),
+    TaskCompleted(pb::TaskCompleted),
+    CallRequested(pb::CallRequested),
+    CallDialing(pb::CallDialing),
+    CallRinging(pb::CallRinging),
+    CallAnswered(pb::CallAnswered),
+    CallReleased(pb::CallReleased),
+    ContactFinished(pb::ContactFinished),
+}
+
+macro_rules! event_kinds {
+    ($($name:ident),* $(,)?) => {
+        impl Event {
+            /// The event type name carried in the envelope and the bus header.
+            pub fn type_name(&self) -> &'static str {
+                match self { $(Event::$name(_) => stringify!($name),)* }
+            }
+
+            fn encode_payload(&self) -> Vec<u8> {
+                match self { $(Event::$name(p) => p.encode_to_vec(),)* }
+            }
+
+            /// Decodes a payload of the named type.
+            pub fn decode(event_type: &str, payload: &[u8]) -> Result<Event, DecodeError> {
+                match event_type {
+                    $(stringify!($name) => pb::$name::decode(payload)
+                        .map(Event::$name)
+                        .map_err(|e| DecodeError::Payload(event_type.to_string(), e.to_string())),)*
+                    other => Err(DecodeError::UnknownType(other.to_string())),
+                }
+            }
+        }
+
+        /// Every event type this build knows.
+        pub const EVENT_TYPES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+event_kinds!(
+    TaskCreated,
+    ContactsAdded,
+    TaskStarted,
+    TaskPaused,
+    TaskResumed,
+    TaskCancelled,
+    TaskCompleted,
+    CallRequested,
+    CallDialing,
+    CallRinging,
+    CallAnswered,
+    CallReleased,
+    ContactFinished,
+);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("envelope is not valid protobuf: {0}")]
+    Envelope(String),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("payload of {0} is not valid: {1}")]
+    Payload(String, String),
+    #[error("envelope field {0} is invalid: {1}")]
+    Field(&'static str, String),
+    #[error("schema version {0} is newer than this build understands ({SCHEMA_VERSION})")]
+    SchemaVersion(u32),
+}
+
+/// Who/what an event is about and why it happened; everything in the envelope but the payload.
+#[derive(Debug, Clone)]
+pub struct EventMeta {
+    pub event_id: Uuid,
+    pub tenant_id: String,
+    pub aggregate: Aggregate,
+    pub stream_version: u64,
+    pub occurred_at: DateTime<Utc>,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub task_id: Option<Uuid>,
+}
+
+impl EventMeta {
+    /// A new event with a random id, occurring now, in the current trace.
+    pub fn new(tenant_id: impl Into<String>, aggregate: Aggregate, stream_version: u64) -> Self {
+        EventMeta {
+            event_id: Uuid::new_v4(),
+            tenant_id: tenant_id.into(),
+            aggregate,
+            stream_version,
+            occurred_at: Utc::now(),
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            task_id: None,
+        }
+    }
+
+    /// Gives the event an id derived from `name`, so producing it again yields the same id.
+    pub fn with_deterministic_id(mut self, name: &str) -> Self {
+        self.event_id = Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes());
+        self
+    }
+
+    pub fn with_task(mut self, task_id: Uuid) -> Self {
+        self.task_id = Some(task_id);
+        self
+    }
+
+    /// Marks the event as caused by `cause`, continuing its correlation.
+    pub fn caused_by(mut self, cause: &RecordedEvent) -> Self {
+        self.causation_id = cause.meta.event_id.to_string();
+        self.correlation_id = if cause.meta.correlation_id.is_empty() {
+            cause.meta.event_id.to_string()
+        } else {
+            cause.meta.correlation_id.clone()
+        };
+        self
+    }
+}
+
+/// A decoded envelope: metadata plus typed payload.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    pub meta: EventMeta,
+    pub event: Event,
+    pub traceparent: String,
+    pub tracestate: String,
+}
+
+impl RecordedEvent {
+    /// Builds an event in the current trace context.
+    pub fn new(meta: EventMeta, event: Event) -> Self {
+        let (traceparent, tracestate) = trace::current_context();
+        RecordedEvent { meta, event, traceparent, tracestate }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.event.type_name()
+    }
+
+    pub fn to_envelope(&self) -> pb::Envelope {
+        pb::Envelope {
+            event_id: self.meta.event_id.to_string(),
+            event_type: self.event.type_name().to_string(),
+            schema_version: SCHEMA_VERSION,
+            tenant_id: self.meta.tenant_id.clone(),
+            stream_id: self.meta.aggregate.stream_id(),
+            stream_version: self.meta.stream_version,
+            occurred_at: Some(timestamp(self.meta.occurred_at)),
+            correlation_id: self.meta.correlation_id.clone(),
+            causation_id: self.meta.causation_id.clone(),
+            traceparent: self.traceparent.clone(),
+            tracestate: self.tracestate.clone(),
+            task_id: self.meta.task_id.map(|t| t.to_string()).unwrap_or_default(),
+            payload: self.event.encode_payload(),
+        }
+    }
+
+    /// The bytes that go on the bus and into the store.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_envelope().encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let env = pb::Envelope::decode(bytes).map_err(|e| DecodeError::Envelope(e.to_string()))?;
+        Self::from_envelope(env)
+    }
+
+    pub fn from_envelope(env: pb::Envelope) -> Result<Self, DecodeError> {
+        if env.schema_version > SCHEMA_VERSION {
+            return Err(DecodeError::SchemaVersion(env.schema_version));
+        }
+        let event_id = Uuid::parse_str(&env.event_id)
+            .map_err(|e| DecodeError::Field("event_id", e.to_string()))?;
+        let aggregate = Aggregate::parse_stream_id(&env.stream_id)
+            .map_err(|e| DecodeError::Field("stream_id", e.to_string()))?;
+        let occurred_at = env
+            .occurred_at
+            .as_ref()
+            .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+            .ok_or_else(|| DecodeError::Field("occurred_at", "missing or out of range".into()))?;
+        let task_id = if env.task_id.is_empty() {
+            None
+        } else {
+            Some(
+                Uuid::parse_str(&env.task_id)
+                    .map_err(|e| DecodeError::Field("task_id", e.to_string()))?,
+            )
+        };
+        let event = Event::decode(&env.event_type, &env.payload)?;
+        Ok(RecordedEvent {
+            meta: EventMeta {
+                event_id,
+                tenant_id: env.tenant_id,
+                aggregate,
+                stream_version: env.stream_version,
+                occurred_at,
+                correlation_id: env.correlation_id,
+                causation_id: env.causation_id,
+                task_id,
+            },
+            event,
+            traceparent: env.traceparent,
+            tracestate: env.tracestate,
+        })
+    }
+}
+
+/// Converts a chrono time to a protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RecordedEvent {
+        let call = Uuid::new_v4();
+        let task = Uuid::new_v4();
+        let meta = EventMeta::new("acme", Aggregate::Call(call), 5)
+            .with_deterministic_id(&format!("{call}/released"))
+            .with_task(task);
+        RecordedEvent::new(
+            meta,
+            Event::CallReleased(pb::CallReleased {
+                call_id: call.to_string(),
+                task_id: task.to_string(),
+                contact_no: 7,
+                cause: Some(pb::HangupCause { q850: 17, name: "USER_BUSY".into(), raw: "sip:486".into() }),
+                answered: false,
+                ring_ms: 4000,
+                talk_ms: 0,
+            }),
+        )
+    }
+
+    #[test]
+    fn envelope_round_trips_every_field() {
+        let e = sample();
+        let back = RecordedEvent::decode(&e.encode()).expect("decodes");
+        assert_eq!(back.event, e.event);
+        assert_eq!(back.meta.event_id, e.meta.event_id);
+        assert_eq!(back.meta.aggregate, e.meta.aggregate);
+        assert_eq!(back.meta.stream_version, 5);
+        assert_eq!(back.meta.task_id, e.meta.task_id);
+        assert_eq!(back.meta.occurred_at, e.meta.occurred_at);
+        assert_eq!(back.meta.tenant_id, "acme");
+    }
+
+    #[test]
+    fn deterministic_ids_repeat_and_differ_by_name() {
+        let a = EventMeta::new("t", Aggregate::Task(Uuid::nil()), 1).with_deterministic_id("x");
+        let b = EventMeta::new("t", Aggregate::Task(Uuid::nil()), 1).with_deterministic_id("x");
+        let c = EventMeta::new("t", Aggregate::Task(Uuid::nil()), 1).with_deterministic_id("y");
+        assert_eq!(a.event_id, b.event_id);
+        assert_ne!(a.event_id, c.event_id);
+    }
+
+    #[test]
+    fn garbage_and_unknown_types_are_decode_errors() {
+        assert!(matches!(RecordedEvent::decode(b"\xff\xff\xff"), Err(DecodeError::Envelope(_))));
+        let mut env = sample().to_envelope();
+        env.event_type = "Bogus".into();
+        assert!(matches!(
+            RecordedEvent::from_envelope(env),
+            Err(DecodeError::UnknownType(t)) if t == "Bogus"
+        ));
+        let mut env = sample().to_envelope();
+        env.schema_version = SCHEMA_VERSION + 1;
+        assert!(matches!(RecordedEvent::from_envelope(env), Err(DecodeError::SchemaVersion(_))));
+    }
+}

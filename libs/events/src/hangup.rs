@@ -1,0 +1,138 @@
+//! Normalised hangup causes: provider codes mapped to Q.850, and what each means for redialing.
+//!
+//! The tables are data; `tests` checks them row by row against `shared/vectors/`.
+
+use waihu_proto::v1 as pb;
+
+/// SIP final response -> Q.850 cause, as FreeSWITCH maps it (`sofia_glue_sip_cause_to_freeswitch`).
+pub const SIP_TO_Q850: &[(u16, u32)] = &[
+    (200, 16), (400, 41), (401, 21), (402, 21), (403, 21), (404, 1), (405, 63), (406, 79),
+    (407, 21), (408, 102), (410, 22), (413, 127), (414, 127), (415, 79), (416, 127), (420, 127),
+    (421, 127), (423, 127), (480, 18), (481, 41), (482, 25), (483, 25), (484, 28), (485, 3),
+    (486, 17), (487, 487), (488, 88), (500, 41), (501, 79), (502, 38), (503, 41), (504, 102),
+    (505, 127), (513, 127), (600, 17), (603, 21), (604, 3), (606, 88),
+];
+
+/// Q.850 cause names (plus FreeSWITCH's 487) as the switch industry spells them.
+pub const Q850_NAMES: &[(u32, &str)] = &[
+    (0, "UNSPECIFIED"),
+    (1, "UNALLOCATED_NUMBER"),
+    (3, "NO_ROUTE_DESTINATION"),
+    (16, "NORMAL_CLEARING"),
+    (17, "USER_BUSY"),
+    (18, "NO_USER_RESPONSE"),
+    (19, "NO_ANSWER"),
+    (21, "CALL_REJECTED"),
+    (22, "NUMBER_CHANGED"),
+    (25, "EXCHANGE_ROUTING_ERROR"),
+    (28, "INVALID_NUMBER_FORMAT"),
+    (31, "NORMAL_UNSPECIFIED"),
+    (34, "NORMAL_CIRCUIT_CONGESTION"),
+    (38, "NETWORK_OUT_OF_ORDER"),
+    (41, "NORMAL_TEMPORARY_FAILURE"),
+    (63, "SERVICE_UNAVAILABLE"),
+    (79, "SERVICE_NOT_IMPLEMENTED"),
+    (88, "INCOMPATIBLE_DESTINATION"),
+    (102, "RECOVERY_ON_TIMER_EXPIRE"),
+    (127, "INTERWORKING"),
+    (487, "ORIGINATOR_CANCEL"),
+];
+
+/// The Q.850 name of a cause value ("UNKNOWN" for values outside the table).
+pub fn q850_name(q850: u32) -> &'static str {
+    Q850_NAMES.iter().find(|(c, _)| *c == q850).map(|(_, n)| *n).unwrap_or("UNKNOWN")
+}
+
+/// Maps a SIP final response to Q.850 (unlisted 4xx/5xx/6xx fall back by class, as RFC 3398 does).
+pub fn sip_to_q850(sip: u16) -> u32 {
+    if let Some((_, q)) = SIP_TO_Q850.iter().find(|(s, _)| *s == sip) {
+        return *q;
+    }
+    match sip {
+        200..=299 => 16,
+        400..=499 => 41,
+        500..=599 => 41,
+        600..=699 => 31,
+        _ => 0,
+    }
+}
+
+/// A normalised cause from a SIP final response.
+pub fn from_sip(sip: u16) -> pb::HangupCause {
+    cause(sip_to_q850(sip), format!("sip:{sip}"))
+}
+
+/// A normalised cause from a Q.850 value and the provider's raw code.
+pub fn cause(q850: u32, raw: impl Into<String>) -> pb::HangupCause {
+    pb::HangupCause { q850, name: q850_name(q850).to_string(), raw: raw.into() }
+}
+
+/// What a released call means for the contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CauseClass {
+    /// The callee answered: the contact is done.
+    Answered,
+    /// Busy, no answer, temporary failure: worth another attempt after the recall interval.
+    Retry,
+    /// The callee refused the call: not called again.
+    Rejected,
+    /// Unallocated or malformed number: never called again, the number is marked invalid.
+    InvalidNumber,
+    /// A failure that another attempt will not cure (incompatible destination, interworking).
+    Final,
+}
+
+/// Classifies a release for the recall rules.
+pub fn classify(q850: u32, answered: bool) -> CauseClass {
+    if answered {
+        return CauseClass::Answered;
+    }
+    match q850 {
+        1 | 3 | 22 | 28 => CauseClass::InvalidNumber,
+        21 => CauseClass::Rejected,
+        79 | 88 | 127 => CauseClass::Final,
+        _ => CauseClass::Retry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn vectors_dir() -> PathBuf {
+        std::env::var_os("WAIHU_VECTORS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        })
+    }
+
+    #[test]
+    fn sip_table_matches_the_official_vector_row_by_row() {
+        let path = vectors_dir().join("sip_to_q850.tsv");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("vectors must be beside the repo ({}): {e}", path.display()));
+        let mut rows = 0;
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.starts_with("sip\t")) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let sip: u16 = cols[0].parse().expect("sip code");
+            let q850: u32 = cols[1].parse().expect("q850");
+            assert_eq!(sip_to_q850(sip), q850, "SIP {sip}");
+            assert_eq!(q850_name(q850), cols[2], "name of Q.850 {q850}");
+            rows += 1;
+        }
+        assert_eq!(rows, SIP_TO_Q850.len(), "every vector row is in the table and no more");
+    }
+
+    #[test]
+    fn recall_classes_follow_the_rules() {
+        assert_eq!(classify(16, true), CauseClass::Answered);
+        for busy_or_unanswered in [17, 18, 19, 41, 487] {
+            assert_eq!(classify(busy_or_unanswered, false), CauseClass::Retry);
+        }
+        assert_eq!(classify(1, false), CauseClass::InvalidNumber);
+        assert_eq!(classify(28, false), CauseClass::InvalidNumber);
+        assert_eq!(classify(21, false), CauseClass::Rejected);
+        assert_eq!(from_sip(486).q850, 17);
+        assert_eq!(from_sip(486).raw, "sip:486");
+    }
+}

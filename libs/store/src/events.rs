@@ -1,0 +1,145 @@
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, QueryBuilder, Row};
+use uuid::Uuid;
+use waihu_events::RecordedEvent;
+
+use crate::{StoreError, Tx};
+
+/// One event as the store holds it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Global position: the JetStream stream sequence.
+    pub position: u64,
+    pub event: RecordedEvent,
+    /// The exact bytes that travelled on the bus.
+    pub envelope: Vec<u8>,
+}
+
+/// Appends events idempotently (a known event id is skipped) and returns, per input, whether it
+/// was new. Positions must be unique; the caller is the single ordered writer.
+pub async fn append(tx: &mut Tx<'_>, batch: &[StoredEvent]) -> Result<Vec<bool>, StoreError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = batch.len();
+    let mut position = Vec::with_capacity(n);
+    let mut event_id = Vec::with_capacity(n);
+    let mut event_type = Vec::with_capacity(n);
+    let mut schema_version = Vec::with_capacity(n);
+    let mut tenant = Vec::with_capacity(n);
+    let mut stream_id = Vec::with_capacity(n);
+    let mut stream_version = Vec::with_capacity(n);
+    let mut task_id: Vec<Option<Uuid>> = Vec::with_capacity(n);
+    let mut occurred: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+    let mut correlation = Vec::with_capacity(n);
+    let mut causation = Vec::with_capacity(n);
+    let mut envelope: Vec<&[u8]> = Vec::with_capacity(n);
+    for e in batch {
+        let m = &e.event.meta;
+        position.push(e.position as i64);
+        event_id.push(m.event_id);
+        event_type.push(e.event.type_name());
+        schema_version.push(waihu_events::SCHEMA_VERSION as i32);
+        tenant.push(m.tenant_id.as_str());
+        stream_id.push(m.aggregate.stream_id());
+        stream_version.push(m.stream_version as i64);
+        task_id.push(m.task_id);
+        occurred.push(m.occurred_at);
+        correlation.push(m.correlation_id.as_str());
+        causation.push(m.causation_id.as_str());
+        envelope.push(e.envelope.as_slice());
+    }
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO events (position, event_id, event_type, schema_version, tenant_id, stream_id,
+                             stream_version, task_id, occurred_at, correlation_id, causation_id,
+                             envelope)
+         SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[],
+                              $6::text[], $7::bigint[], $8::uuid[], $9::timestamptz[], $10::text[],
+                              $11::text[], $12::bytea[])
+         ON CONFLICT DO NOTHING
+         RETURNING event_id",
+    )
+    .bind(&position)
+    .bind(&event_id)
+    .bind(&event_type)
+    .bind(&schema_version)
+    .bind(&tenant)
+    .bind(&stream_id)
+    .bind(&stream_version)
+    .bind(&task_id)
+    .bind(&occurred)
+    .bind(&correlation)
+    .bind(&causation)
+    .bind(&envelope)
+    .fetch_all(&mut **tx)
+    .await?;
+    let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+    // A batch may carry the same event id twice (republished past the duplicate window): only
+    // the first occurrence counts as new.
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    Ok(batch
+        .iter()
+        .map(|e| inserted.contains(&e.event.meta.event_id) && seen.insert(e.event.meta.event_id))
+        .collect())
+}
+
+/// A read of the store, in position order. Every filter is optional.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Positions strictly greater than this.
+    pub after_position: u64,
+    /// Positions up to and including this (None = the end).
+    pub to_position: Option<u64>,
+    pub stream_id: Option<String>,
+    pub task_id: Option<Uuid>,
+    pub tenant_id: Option<String>,
+    pub occurred_from: Option<DateTime<Utc>>,
+    pub occurred_to: Option<DateTime<Utc>>,
+    pub event_types: Vec<String>,
+    pub limit: u32,
+}
+
+/// Reads one page of events; call again with `after_position` = the last position returned.
+pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut b = QueryBuilder::new("SELECT position, envelope FROM events WHERE position > ");
+    b.push_bind(q.after_position as i64);
+    if let Some(to) = q.to_position {
+        b.push(" AND position <= ").push_bind(to as i64);
+    }
+    if let Some(s) = &q.stream_id {
+        b.push(" AND stream_id = ").push_bind(s.clone());
+    }
+    if let Some(t) = q.task_id {
+        b.push(" AND task_id = ").push_bind(t);
+    }
+    if let Some(t) = &q.tenant_id {
+        b.push(" AND tenant_id = ").push_bind(t.clone());
+    }
+    if let Some(f) = q.occurred_from {
+        b.push(" AND occurred_at >= ").push_bind(f);
+    }
+    if let Some(t) = q.occurred_to {
+        b.push(" AND occurred_at < ").push_bind(t);
+    }
+    if !q.event_types.is_empty() {
+        b.push(" AND event_type = ANY(").push_bind(q.event_types.clone()).push(")");
+    }
+    let limit = if q.limit == 0 { 1000 } else { q.limit.min(10_000) };
+    b.push(" ORDER BY position LIMIT ").push_bind(limit as i64);
+    let rows = b.build().fetch_all(pool).await?;
+    rows.into_iter()
+        .map(|r| {
+            let position: i64 = r.try_get("position")?;
+            let envelope: Vec<u8> = r.try_get("envelope")?;
+            let event = RecordedEvent::decode(&envelope)
+                .map_err(|e| StoreError::Corrupt { position, reason: e.to_string() })?;
+            Ok(StoredEvent { position: position as u64, event, envelope })
+        })
+        .collect()
+}
+
+/// The highest stored position (0 when empty).
+pub async fn head(pool: &PgPool) -> Result<u64, StoreError> {
+    let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events").fetch_one(pool).await?;
+    Ok(p.unwrap_or(0) as u64)
+}

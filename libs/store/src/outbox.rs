@@ -1,0 +1,186 @@
+use std::{sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
+use uuid::Uuid;
+use waihu_bus::{Bus, BusError, Expect};
+use waihu_events::RecordedEvent;
+
+use crate::{StoreError, Tx};
+
+/// Writes a producer's events into the outbox, inside the transaction of the decision.
+#[derive(Clone)]
+pub struct Outbox {
+    producer: String,
+    notify: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(producer: impl Into<String>) -> Self {
+        Outbox { producer: producer.into(), notify: Arc::new(Notify::new()) }
+    }
+
+    /// Queues events for publishing once `tx` commits; call [`Outbox::wake`] after the commit.
+    pub async fn push(
+        &self,
+        tx: &mut Tx<'_>,
+        events: &[(RecordedEvent, Expect)],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(events.len());
+        let mut expects: Vec<Option<i64>> = Vec::with_capacity(events.len());
+        let mut envelopes = Vec::with_capacity(events.len());
+        for (e, expect) in events {
+            ids.push(e.meta.event_id);
+            expects.push(match expect {
+                Expect::Any => None,
+                Expect::LastSubjectSeq(s) => Some(*s as i64),
+            });
+            envelopes.push(e.encode());
+        }
+        sqlx::query(
+            "INSERT INTO outbox (producer, event_id, expect_last_seq, envelope)
+             SELECT $1, * FROM UNNEST($2::uuid[], $3::bigint[], $4::bytea[])",
+        )
+        .bind(&self.producer)
+        .bind(&ids)
+        .bind(&expects)
+        .bind(&envelopes)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Tells the relay there is something to publish.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    pub fn relay(&self, pool: PgPool, bus: Bus) -> OutboxRelay {
+        OutboxRelay { pool, bus, producer: self.producer.clone(), notify: self.notify.clone() }
+    }
+}
+
+/// Publishes a producer's outbox in order. Several instances may run; an advisory lock lets one
+/// drain at a time so that events of one aggregate keep their order.
+pub struct OutboxRelay {
+    pool: PgPool,
+    bus: Bus,
+    producer: String,
+    notify: Arc<Notify>,
+}
+
+const RELAY_BATCH: i64 = 1000;
+
+impl OutboxRelay {
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            match self.drain_once().await {
+                Ok(n) if n as i64 >= RELAY_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(producer = %self.producer, error = %e, "outbox relay failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    // One last pass so what was committed before the signal goes out now.
+                    let _ = self.drain_once().await;
+                    return;
+                }
+                _ = self.notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Publishes up to one batch; returns how many rows it handled.
+    pub async fn drain_once(&self) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+            .bind(format!("waihu-outbox:{}", self.producer))
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows: Vec<(i64, Option<i64>, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, expect_last_seq, envelope FROM outbox WHERE producer = $1
+             ORDER BY id LIMIT $2",
+        )
+        .bind(&self.producer)
+        .bind(RELAY_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = Vec::with_capacity(rows.len());
+        let mut done: Vec<i64> = Vec::with_capacity(rows.len());
+        for (id, expect, env) in &rows {
+            match RecordedEvent::decode(env) {
+                Ok(e) => batch.push((
+                    *id,
+                    e,
+                    expect.map(|s| Expect::LastSubjectSeq(s as u64)).unwrap_or(Expect::Any),
+                )),
+                Err(err) => {
+                    // Written by this code base, so this is a bug: keep the row out of the way.
+                    error!(producer = %self.producer, id, error = %err, "undecodable outbox row dropped");
+                    done.push(*id);
+                }
+            }
+        }
+        let to_publish: Vec<_> = batch.iter().map(|(_, e, x)| (e.clone(), *x)).collect();
+        let results = self.bus.publish_all(&to_publish, 1000).await;
+        let mut first_error = None;
+        for ((id, event, _), res) in batch.iter().zip(results) {
+            match res {
+                Ok(_) => done.push(*id),
+                Err(BusError::WrongLastSequence { subject, expected }) => {
+                    // Published before a crash and now past the duplicate window, or a real
+                    // conflict. The subject's last message tells which.
+                    let last = self.bus.last_on_subject(&subject).await?;
+                    if last.as_ref().map(|(_, id)| id.as_str()) == Some(&event.meta.event_id.to_string()) {
+                        done.push(*id);
+                    } else {
+                        error!(producer = %self.producer, %subject, expected, ?last,
+                               event_id = %event.meta.event_id,
+                               "aggregate already moved on; event not published");
+                        done.push(*id);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    // Keep later rows too: they will be republished in order (deduplicated by id).
+                    break;
+                }
+            }
+        }
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(&done)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(rows.len()),
+        }
+    }
+}
+
+/// Ids of events still waiting in a producer's outbox (for tests and diagnostics).
+pub async fn pending(pool: &PgPool, producer: &str) -> Result<Vec<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT event_id FROM outbox WHERE producer = $1 ORDER BY id")
+        .bind(producer)
+        .fetch_all(pool)
+        .await?)
+}
