@@ -7,4 +7,41 @@ mod serve;
 pub mod telemetry;
 
 pub use config::{CommonConfig, ConfigError};
-pub use serve::{bind, health, shutdown_on_signal, GrpcServer};
+pub use serve::{bind, health, shutdown_on_signal, GrpcServer, ServiceHandle};
+
+/// Error from assembling a service at start-up.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The whole `main` of a service binary: telemetry, config, start, serve until SIGTERM, drain.
+pub async fn run_service<C, F, Fut>(
+    name: &'static str,
+    config: Result<C, ConfigError>,
+    start: F,
+) -> std::process::ExitCode
+where
+    C: std::fmt::Debug,
+    F: FnOnce(C, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<ServiceHandle, StartError>>,
+{
+    let _telemetry = telemetry::init(name);
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "bad configuration");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing::info!(?config, "{name} starting");
+    let shutdown = shutdown_on_signal();
+    match start(config, shutdown).await {
+        Ok(handle) => {
+            tracing::info!(addr = %handle.addr, "{name} serving gRPC");
+            handle.wait().await;
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{name} failed to start");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -81,3 +81,55 @@ impl GrpcServer {
 pub fn health() -> (HealthReporter, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
     tonic_health::server::health_reporter()
 }
+
+/// A running service: its gRPC server and background workers.
+pub struct ServiceHandle {
+    pub addr: SocketAddr,
+    server: GrpcServer,
+    server_stop: CancellationToken,
+    shutdown: CancellationToken,
+    workers: tokio::task::JoinSet<()>,
+    grace: Duration,
+}
+
+impl ServiceHandle {
+    /// Serves `router` and runs `workers`; everything stops when `shutdown` is cancelled.
+    pub async fn start(
+        router: Router,
+        listener: TcpListener,
+        health: HealthReporter,
+        workers: tokio::task::JoinSet<()>,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) -> std::io::Result<ServiceHandle> {
+        let server_stop = CancellationToken::new();
+        let server = GrpcServer::start(router, listener, health, server_stop.clone()).await?;
+        Ok(ServiceHandle { addr: server.addr, server, server_stop, shutdown, workers, grace })
+    }
+
+    /// Waits for the shutdown signal, then drains: NOT_SERVING first, in-flight requests finished,
+    /// workers given `grace` to hand back or finish their work.
+    pub async fn wait(mut self) {
+        self.shutdown.cancelled().await;
+        info!("draining");
+        self.server.not_serving().await;
+        self.server_stop.cancel();
+        let grace = self.grace;
+        self.server.join(grace).await;
+        let drained = tokio::time::timeout(grace, async {
+            while self.workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("workers did not stop within {grace:?}; aborting them");
+            self.workers.abort_all();
+        }
+        info!("stopped");
+    }
+
+    /// Stops everything at once, as a crash would (tests use this).
+    pub fn abort(mut self) {
+        self.workers.abort_all();
+        self.server.handle.abort();
+    }
+}

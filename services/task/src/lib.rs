@@ -1,0 +1,81 @@
+//! The task service: campaigns ("tasks") and their contact lists.
+//!
+//! Commands lock the task row, decide with [`domain::decide`], and commit the new state with its
+//! events into the outbox; the relay publishes them. Tasks complete by themselves: the service
+//! follows `ContactFinished` events and completes a running task when its last contact finishes.
+
+pub mod db;
+pub mod domain;
+mod error;
+pub mod grpc;
+pub mod phone;
+
+use tokio_util::sync::CancellationToken;
+use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
+use waihu_events::Event;
+use waihu_proto::v1::task_service_server::TaskServiceServer;
+use waihu_runtime::{CommonConfig, ConfigError, ServiceHandle, StartError};
+
+pub use error::TaskError;
+
+#[derive(Debug, Clone)]
+pub struct TaskConfig {
+    pub common: CommonConfig,
+}
+
+impl TaskConfig {
+    pub const DEFAULT_PORT: u16 = 50051;
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(TaskConfig { common: CommonConfig::from_env(Self::DEFAULT_PORT)? })
+    }
+}
+
+/// Follows `ContactFinished` to count finished contacts and complete tasks.
+struct Completion {
+    db: db::Db,
+}
+
+impl BatchHandler for Completion {
+    async fn handle(&self, batch: &[Delivery]) -> Result<(), HandlerError> {
+        let mut items = Vec::with_capacity(batch.len());
+        for d in batch {
+            if let Event::ContactFinished(f) = &d.event.event {
+                let task = uuid::Uuid::parse_str(&f.task_id)
+                    .map_err(|_| HandlerError::Permanent(format!("task_id {:?} is not a UUID", f.task_id)))?;
+                items.push((task, f.contact_no, f.outcome as i16));
+            }
+        }
+        self.db.contacts_finished(&items).await.map_err(|e| match e {
+            TaskError::Store(s) if !s.is_transient() => HandlerError::Permanent(s.to_string()),
+            other => HandlerError::Transient(other.to_string()),
+        })
+    }
+}
+
+/// Connects, migrates, and serves until `shutdown`.
+pub async fn start(config: TaskConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+    let c = &config.common;
+    let pool = waihu_store::connect(&c.database_url, c.db_max_connections).await?;
+    waihu_store::migrate(&pool).await?;
+    let bus = Bus::connect(&c.bus()).await?;
+    let db = db::Db::new(pool.clone());
+
+    let mut workers = tokio::task::JoinSet::new();
+    workers.spawn(db.outbox.relay(pool, bus.clone()).run(shutdown.clone()));
+    let spec = ConsumerSpec::new("task-completion", "contact").types(&["ContactFinished"]);
+    let runner = Runner::new(&bus, spec, 20_000).await?;
+    let (handler, stop) = (Completion { db: db.clone() }, shutdown.clone());
+    workers.spawn(async move {
+        if let Err(e) = runner.run_batched(handler, stop).await {
+            tracing::error!(error = %e, "completion consumer stopped");
+        }
+    });
+
+    let (reporter, health) = waihu_runtime::health();
+    let router = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(TaskServiceServer::new(grpc::TaskApi { db }));
+    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
+    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Load benchmark (waihu-bench from the waihu-e2e crate). Extra arguments go to waihu-bench,
+# e.g. scripts/bench.sh --help
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/waihu}"
+
+bash scripts/ensure-infra.sh
+
+exec cargo run --release -p waihu-e2e --bin waihu-bench -- "$@"

@@ -1,0 +1,323 @@
+//! The task write model in PostgreSQL. Every change locks the task row, decides with the pure
+//! domain functions, and commits the new state together with its events (outbox).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use sqlx::PgPool;
+use uuid::Uuid;
+use waihu_bus::Expect;
+use waihu_events::{pb, timestamp, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_store::{Outbox, Tx};
+
+use crate::{
+    domain::{self, Command, Status, TaskState},
+    TaskError,
+};
+
+pub const PRODUCER: &str = "task";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub task_id: Uuid,
+    pub tenant_id: String,
+    pub spec: Vec<u8>,
+    pub status: i16,
+    pub contacts_total: i32,
+    pub contacts_finished: i32,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "task_id, tenant_id, spec, status, contacts_total, contacts_finished, \
+                       version, created_at, updated_at, completed_at";
+
+impl TaskRow {
+    pub fn status(&self) -> Status {
+        Status::from_code(self.status).unwrap_or(Status::Pending)
+    }
+
+    fn state(&self) -> TaskState {
+        TaskState {
+            status: self.status(),
+            contacts_total: self.contacts_total as u32,
+            contacts_finished: self.contacts_finished as u32,
+        }
+    }
+
+    pub fn to_pb(&self) -> pb::Task {
+        pb::Task {
+            task_id: self.task_id.to_string(),
+            tenant_id: self.tenant_id.clone(),
+            spec: pb::TaskSpec::decode(self.spec.as_slice()).ok(),
+            status: self.status().to_pb() as i32,
+            contacts_total: self.contacts_total as u32,
+            contacts_finished: self.contacts_finished as u32,
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
+            completed_at: self.completed_at.map(timestamp),
+        }
+    }
+}
+
+/// A validated contact row ready to store.
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub name: String,
+    pub phone: String,
+    pub external_id: String,
+    pub variables: std::collections::HashMap<String, String>,
+}
+
+/// Result of storing one chunk of contacts.
+#[derive(Debug, Default)]
+pub struct Added {
+    pub accepted: u64,
+    /// Indexes (into the chunk) of rows whose number the task already had.
+    pub duplicates: Vec<usize>,
+    pub contacts_total: u32,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+}
+
+/// An event of the task aggregate; its id is derived from (task, version), so a decision can
+/// never be announced twice under two ids.
+fn task_event(tenant: &str, task_id: Uuid, version: i64, event: Event) -> (RecordedEvent, Expect) {
+    let meta = EventMeta::new(tenant, Aggregate::Task(task_id), version as u64)
+        .with_deterministic_id(&format!("task/{task_id}/{version}"))
+        .with_task(task_id);
+    (RecordedEvent::new(meta, event), Expect::Any)
+}
+
+impl Db {
+    pub fn new(pool: PgPool) -> Self {
+        Db { pool, outbox: Outbox::new(PRODUCER) }
+    }
+
+    pub async fn create(&self, tenant: &str, spec: pb::TaskSpec) -> Result<TaskRow, TaskError> {
+        let task_id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await?;
+        let row: TaskRow = sqlx::query_as(&format!(
+            "INSERT INTO task_tasks (task_id, tenant_id, name, spec, status, version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 1, now(), now()) RETURNING {COLUMNS}"
+        ))
+        .bind(task_id)
+        .bind(tenant)
+        .bind(&spec.name)
+        .bind(spec.encode_to_vec())
+        .bind(Status::Pending.code())
+        .fetch_one(&mut *tx)
+        .await?;
+        let event = Event::TaskCreated(pb::TaskCreated { task_id: task_id.to_string(), spec: Some(spec) });
+        self.outbox.push(&mut tx, &[task_event(tenant, task_id, 1, event)]).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(row)
+    }
+
+    pub async fn get(&self, tenant: &str, task_id: Uuid) -> Result<TaskRow, TaskError> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM task_tasks WHERE task_id = $1 AND tenant_id = $2"))
+            .bind(task_id)
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(task_id.to_string()))
+    }
+
+    async fn lock(tx: &mut Tx<'_>, tenant: &str, task_id: Uuid) -> Result<TaskRow, TaskError> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM task_tasks WHERE task_id = $1 AND tenant_id = $2 FOR UPDATE"
+        ))
+        .bind(task_id)
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(task_id.to_string()))
+    }
+
+    /// Applies a lifecycle command; FAILED_PRECONDITION (via [`TaskError::Rejected`]) if illegal.
+    pub async fn transition(&self, tenant: &str, task_id: Uuid, command: Command) -> Result<TaskRow, TaskError> {
+        let mut tx = self.pool.begin().await?;
+        let row = Self::lock(&mut tx, tenant, task_id).await?;
+        let mut state = row.state();
+        let mut version = row.version;
+        let mut events = Vec::new();
+        let (status, event) = domain::decide(state, &task_id.to_string(), &command)?;
+        version += 1;
+        events.push(task_event(tenant, task_id, version, event));
+        state.status = status;
+        // Contacts may all have finished while the task was paused: resuming completes it.
+        if let Ok((status, event)) = domain::decide(state, &task_id.to_string(), &Command::Complete) {
+            version += 1;
+            events.push(task_event(tenant, task_id, version, event));
+            state.status = status;
+        }
+        let row = self.save_status(&mut tx, task_id, state.status, version).await?;
+        self.outbox.push(&mut tx, &events).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(row)
+    }
+
+    async fn save_status(&self, tx: &mut Tx<'_>, task_id: Uuid, status: Status, version: i64) -> Result<TaskRow, TaskError> {
+        Ok(sqlx::query_as(&format!(
+            "UPDATE task_tasks SET status = $2, version = $3, updated_at = now(),
+                    completed_at = CASE WHEN $2 IN ({}, {}) THEN now() ELSE completed_at END
+             WHERE task_id = $1 RETURNING {COLUMNS}",
+            Status::Completed.code(),
+            Status::Cancelled.code()
+        ))
+        .bind(task_id)
+        .bind(status.code())
+        .bind(version)
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// Stores a chunk of valid, chunk-unique contacts; numbers the task already has are
+    /// duplicates. One `ContactsAdded` event announces the accepted ones.
+    pub async fn add_contacts(&self, tenant: &str, task_id: Uuid, rows: Vec<NewContact>) -> Result<Added, TaskError> {
+        let mut tx = self.pool.begin().await?;
+        let row = Self::lock(&mut tx, tenant, task_id).await?;
+        if !domain::accepts_contacts(row.status()) {
+            return Err(domain::Rejection::IllegalTransition { status: row.status(), verb: "given contacts" }.into());
+        }
+        let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
+        let existing: HashSet<String> = sqlx::query_scalar(
+            "SELECT phone FROM task_contacts WHERE task_id = $1 AND phone = ANY($2)",
+        )
+        .bind(task_id)
+        .bind(&phones)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut added = Added::default();
+        let mut next_no = row.contacts_total as u32;
+        let mut contacts = Vec::with_capacity(rows.len());
+        for (i, r) in rows.into_iter().enumerate() {
+            if existing.contains(&r.phone) {
+                added.duplicates.push(i);
+                continue;
+            }
+            next_no += 1;
+            contacts.push(pb::Contact {
+                contact_no: next_no,
+                name: r.name,
+                phone: r.phone,
+                external_id: r.external_id,
+                variables: r.variables,
+            });
+        }
+        added.accepted = contacts.len() as u64;
+        added.contacts_total = next_no;
+        if contacts.is_empty() {
+            return Ok(added);
+        }
+        let nos: Vec<i32> = contacts.iter().map(|c| c.contact_no as i32).collect();
+        let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO task_contacts (task_id, contact_no, phone)
+             SELECT $1, * FROM UNNEST($2::int[], $3::text[])",
+        )
+        .bind(task_id)
+        .bind(&nos)
+        .bind(&phones)
+        .execute(&mut *tx)
+        .await?;
+        let version = row.version + 1;
+        sqlx::query("UPDATE task_tasks SET contacts_total = $2, version = $3, updated_at = now() WHERE task_id = $1")
+            .bind(task_id)
+            .bind(next_no as i32)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        let event = Event::ContactsAdded(pb::ContactsAdded { task_id: task_id.to_string(), contacts });
+        self.outbox.push(&mut tx, &[task_event(tenant, task_id, version, event)]).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(added)
+    }
+
+    /// Tasks newest first; `after` is the (created_at, task_id) of the previous page's last task.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        status: Option<Status>,
+        name_contains: &str,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<TaskRow>, TaskError> {
+        let pattern = format!(
+            "%{}%",
+            name_contains.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        );
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM task_tasks
+             WHERE tenant_id = $1 AND ($2::smallint IS NULL OR status = $2)
+               AND name ILIKE $3
+               AND ($4::timestamptz IS NULL OR (created_at, task_id) < ($4, $5))
+             ORDER BY created_at DESC, task_id DESC LIMIT $6"
+        ))
+        .bind(tenant)
+        .bind(status.map(Status::code))
+        .bind(pattern)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1).unwrap_or_default())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks contacts finished (idempotently) and completes tasks whose last contact finished.
+    pub async fn contacts_finished(&self, items: &[(Uuid, u32, i16)]) -> Result<(), TaskError> {
+        let mut tx = self.pool.begin().await?;
+        let tasks: Vec<Uuid> = items.iter().map(|i| i.0).collect();
+        let nos: Vec<i32> = items.iter().map(|i| i.1 as i32).collect();
+        let outcomes: Vec<i16> = items.iter().map(|i| i.2).collect();
+        let newly: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE task_contacts c SET finished_outcome = u.o
+             FROM UNNEST($1::uuid[], $2::int[], $3::smallint[]) AS u(t, n, o)
+             WHERE c.task_id = u.t AND c.contact_no = u.n AND c.finished_outcome IS NULL
+             RETURNING c.task_id",
+        )
+        .bind(&tasks)
+        .bind(&nos)
+        .bind(&outcomes)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut per_task: BTreeMap<Uuid, i32> = BTreeMap::new();
+        for t in newly {
+            *per_task.entry(t).or_default() += 1;
+        }
+        let mut events = Vec::new();
+        for (task_id, n) in per_task {
+            let row: TaskRow = sqlx::query_as(&format!(
+                "UPDATE task_tasks SET contacts_finished = contacts_finished + $2, updated_at = now()
+                 WHERE task_id = $1 RETURNING {COLUMNS}"
+            ))
+            .bind(task_id)
+            .bind(n)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Ok((status, event)) = domain::decide(row.state(), &task_id.to_string(), &Command::Complete) {
+                let version = row.version + 1;
+                self.save_status(&mut tx, task_id, status, version).await?;
+                events.push(task_event(&row.tenant_id, task_id, version, event));
+            }
+        }
+        self.outbox.push(&mut tx, &events).await?;
+        tx.commit().await?;
+        if !events.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+use waihu_proto::v1::{self as pb, task_service_server::TaskService};
+
+use crate::{
+    db::{Db, NewContact},
+    domain::{Command, Status as TaskStatus},
+    phone::PhoneNumber,
+    TaskError,
+};
+
+/// Rejected rows listed in an `AddContacts` reply at most (all are counted).
+pub const MAX_LISTED_REJECTIONS: usize = 10_000;
+pub const MAX_ROWS_PER_MESSAGE: usize = 10_000;
+
+pub struct TaskApi {
+    pub db: Db,
+}
+
+/// The tenant of a request, from `x-tenant-id` metadata ("default" when absent).
+pub fn tenant<T>(req: &Request<T>) -> Result<String, Status> {
+    match req.metadata().get("x-tenant-id") {
+        None => Ok("default".into()),
+        Some(v) => {
+            let t = v.to_str().map_err(|_| Status::invalid_argument("x-tenant-id: not ASCII"))?;
+            if t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(Status::invalid_argument("x-tenant-id: 1-64 characters of A-Z a-z 0-9 - _"));
+            }
+            Ok(t.to_string())
+        }
+    }
+}
+
+pub fn parse_task_id(field: &str, s: &str) -> Result<Uuid, TaskError> {
+    if s.is_empty() {
+        return Err(TaskError::invalid(field, "is required"));
+    }
+    Uuid::parse_str(s).map_err(|_| TaskError::invalid(field, format!("{s:?} is not a UUID")))
+}
+
+pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), TaskError> {
+    if value.chars().count() > max {
+        return Err(TaskError::invalid(field, format!("at most {max} characters")));
+    }
+    Ok(())
+}
+
+/// Validates a task spec (the seeds' task fields).
+pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
+    spec.name = spec.name.trim().to_string();
+    if spec.name.is_empty() {
+        return Err(TaskError::invalid("spec.name", "is required"));
+    }
+    check_len("spec.name", &spec.name, 100)?;
+    check_len("spec.description", &spec.description, 2000)?;
+    check_len("spec.script_id", &spec.script_id, 100)?;
+    check_len("spec.caller_line", &spec.caller_line, 100)?;
+    check_len("spec.source", &spec.source, 100)?;
+    if spec.priority > 2 {
+        return Err(TaskError::invalid("spec.priority", "must be 0, 1 or 2 (higher dials first)"));
+    }
+    if spec.recall_count > 20 {
+        return Err(TaskError::invalid("spec.recall_count", "at most 20"));
+    }
+    if spec.recall_interval_seconds > 7 * 24 * 3600 {
+        return Err(TaskError::invalid("spec.recall_interval_seconds", "at most 7 days (604800)"));
+    }
+    if spec.tags.len() > 20 {
+        return Err(TaskError::invalid("spec.tags", "at most 20 tags"));
+    }
+    for t in &spec.tags {
+        if t.trim().is_empty() {
+            return Err(TaskError::invalid("spec.tags", "a tag is empty"));
+        }
+        check_len("spec.tags", t, 50)?;
+    }
+    if let Some(ts) = &spec.scheduled_start {
+        if DateTime::<Utc>::from_timestamp(ts.seconds, 0).is_none() || ts.nanos < 0 {
+            return Err(TaskError::invalid("spec.scheduled_start", "out of range"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_row(row: pb::ContactRow) -> Result<NewContact, String> {
+    let phone = PhoneNumber::parse(&row.phone)?;
+    if row.name.chars().count() > 100 {
+        return Err("name: at most 100 characters".into());
+    }
+    if row.external_id.chars().count() > 64 {
+        return Err("external_id: at most 64 characters".into());
+    }
+    if row.variables.len() > 50 {
+        return Err("variables: at most 50".into());
+    }
+    for (k, v) in &row.variables {
+        if k.is_empty() || k.chars().count() > 64 || v.chars().count() > 1024 {
+            return Err(format!("variables: key {k:?} must be 1-64 characters, values at most 1024"));
+        }
+    }
+    Ok(NewContact {
+        name: row.name.trim().to_string(),
+        phone: phone.into_string(),
+        external_id: row.external_id,
+        variables: row.variables,
+    })
+}
+
+fn parse_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, TaskError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || TaskError::invalid("page_token", "not a token this service issued");
+    let (micros, id) = token.split_once('_').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
+}
+
+#[tonic::async_trait]
+impl TaskService for TaskApi {
+    async fn create_task(&self, req: Request<pb::CreateTaskRequest>) -> Result<Response<pb::Task>, Status> {
+        let tenant = tenant(&req)?;
+        let mut spec = req.into_inner().spec.ok_or_else(|| TaskError::invalid("spec", "is required"))?;
+        validate_spec(&mut spec)?;
+        let row = self.db.create(&tenant, spec).await?;
+        tracing::info!(task_id = %row.task_id, %tenant, "task created");
+        Ok(Response::new(row.to_pb()))
+    }
+
+    async fn add_contacts(
+        &self,
+        req: Request<Streaming<pb::AddContactsRequest>>,
+    ) -> Result<Response<pb::AddContactsResponse>, Status> {
+        let tenant = tenant(&req)?;
+        let mut stream = req.into_inner();
+        let mut task: Option<Uuid> = None;
+        let mut reply = pb::AddContactsResponse::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(msg) = stream.message().await? {
+            let id = parse_task_id("task_id", &msg.task_id)?;
+            match task {
+                None => task = Some(id),
+                Some(t) if t != id => {
+                    return Err(TaskError::invalid("task_id", "must name the same task in every message").into())
+                }
+                Some(_) => {}
+            }
+            if msg.rows.len() > MAX_ROWS_PER_MESSAGE {
+                return Err(TaskError::invalid("rows", format!("at most {MAX_ROWS_PER_MESSAGE} per message")).into());
+            }
+            let mut valid = Vec::with_capacity(msg.rows.len());
+            let mut valid_rows = Vec::with_capacity(msg.rows.len());
+            for row in msg.rows {
+                reply.received += 1;
+                let n = reply.received;
+                let raw_phone = row.phone.clone();
+                match validate_row(row) {
+                    Err(reason) => {
+                        reply.rejected_total += 1;
+                        if reply.rejected.len() < MAX_LISTED_REJECTIONS {
+                            reply.rejected.push(pb::RejectedRow { row: n, phone: raw_phone, reason });
+                        }
+                    }
+                    Ok(c) if !seen.insert(c.phone.clone()) => reply.duplicates += 1,
+                    Ok(c) => {
+                        valid.push(c);
+                        valid_rows.push(n);
+                    }
+                }
+            }
+            if valid.is_empty() {
+                continue;
+            }
+            let added = self.db.add_contacts(&tenant, id, valid).await?;
+            reply.accepted += added.accepted;
+            reply.duplicates += added.duplicates.len() as u64;
+            reply.contacts_total = added.contacts_total;
+        }
+        match task {
+            None => Err(TaskError::invalid("task_id", "no message named a task").into()),
+            Some(id) => {
+                if reply.accepted == 0 {
+                    // Nothing stored: still report the task's own total (and that it exists).
+                    reply.contacts_total = self.db.get(&tenant, id).await?.contacts_total as u32;
+                }
+                tracing::info!(task_id = %id, received = reply.received, accepted = reply.accepted,
+                               duplicates = reply.duplicates, rejected = reply.rejected_total, "contacts imported");
+                Ok(Response::new(reply))
+            }
+        }
+    }
+
+    async fn start_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
+        self.command(req.metadata().clone(), &req.get_ref().task_id, Command::Start).await
+    }
+
+    async fn pause_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
+        self.command(req.metadata().clone(), &req.get_ref().task_id, Command::Pause).await
+    }
+
+    async fn resume_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
+        self.command(req.metadata().clone(), &req.get_ref().task_id, Command::Resume).await
+    }
+
+    async fn cancel_task(&self, req: Request<pb::CancelTaskRequest>) -> Result<Response<pb::Task>, Status> {
+        let r = req.get_ref();
+        check_len("reason", &r.reason, 500)?;
+        let cmd = Command::Cancel { reason: r.reason.clone() };
+        self.command(req.metadata().clone(), &r.task_id, cmd).await
+    }
+
+    async fn get_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
+        let tenant = tenant(&req)?;
+        let id = parse_task_id("task_id", &req.get_ref().task_id)?;
+        Ok(Response::new(self.db.get(&tenant, id).await?.to_pb()))
+    }
+
+    async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let tenant = tenant(&req)?;
+        let r = req.into_inner();
+        let status = match pb::TaskStatus::try_from(r.status) {
+            Ok(pb::TaskStatus::Unspecified) => None,
+            Ok(s) => TaskStatus::from_code(s as i16),
+            Err(_) => return Err(TaskError::invalid("status", format!("{} is not a task status", r.status)).into()),
+        };
+        let size = match r.page_size {
+            0 => 50,
+            n if n > 500 => return Err(TaskError::invalid("page_size", "at most 500").into()),
+            n => n,
+        };
+        check_len("name_contains", &r.name_contains, 100)?;
+        let after = parse_page_token(&r.page_token)?;
+        let rows = self.db.list(&tenant, status, r.name_contains.trim(), after, size + 1).await?;
+        let more = rows.len() > size as usize;
+        let rows = &rows[..rows.len().min(size as usize)];
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => format!("{}_{}", last.created_at.timestamp_micros(), last.task_id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListTasksResponse { tasks: rows.iter().map(|r| r.to_pb()).collect(), next_page_token }))
+    }
+}
+
+impl TaskApi {
+    async fn command(
+        &self,
+        metadata: tonic::metadata::MetadataMap,
+        task_id: &str,
+        command: Command,
+    ) -> Result<Response<pb::Task>, Status> {
+        let tenant = tenant(&Request::from_parts(metadata, tonic::Extensions::default(), ()))?;
+        let id = parse_task_id("task_id", task_id)?;
+        let verb = command.verb();
+        let row = self.db.transition(&tenant, id, command).await?;
+        tracing::info!(task_id = %id, status = row.status().name(), "task {verb}");
+        Ok(Response::new(row.to_pb()))
+    }
+}
+

@@ -1,0 +1,100 @@
+//! Phone numbers as accepted on import: a mainland mobile (`1[3-9]` + 9 digits), a landline
+//! with its area code (`0` + 2-3 digit area + 7-8 digit number), or E.164 (`+` country code ...).
+//! Every accepted number is normalised to E.164 so duplicates are found whatever the spelling.
+
+/// A validated phone number in E.164 form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(raw: &str) -> Result<PhoneNumber, String> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err("phone is empty".into());
+        }
+        let mut plus = false;
+        let mut digits = String::with_capacity(trimmed.len());
+        for (i, c) in trimmed.chars().enumerate() {
+            match c {
+                '0'..='9' => digits.push(c),
+                '+' if i == 0 => plus = true,
+                ' ' | '-' | '(' | ')' | '.' => {}
+                _ => return Err(format!("phone {trimmed:?} has a character that is not a digit: {c:?}")),
+            }
+        }
+        if !plus {
+            if let Some(rest) = digits.strip_prefix("00") {
+                plus = true;
+                digits = rest.to_string();
+            }
+        }
+        if plus {
+            return Self::e164(&digits, trimmed);
+        }
+        let b = digits.as_bytes();
+        if b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) {
+            return Ok(PhoneNumber(format!("+86{digits}")));
+        }
+        if b.first() == Some(&b'0') && (10..=12).contains(&b.len()) && b[1] != b'0' {
+            return Ok(PhoneNumber(format!("+86{}", &digits[1..])));
+        }
+        Err(format!(
+            "phone {trimmed:?} is not a mainland mobile (11 digits, 13x-19x), a landline with area \
+             code (0 + area + number) or an E.164 number (+ country code)"
+        ))
+    }
+
+    fn e164(digits: &str, raw: &str) -> Result<PhoneNumber, String> {
+        let b = digits.as_bytes();
+        if b.first().is_none_or(|d| *d == b'0') || !(7..=15).contains(&b.len()) {
+            return Err(format!("phone {raw:?} is not E.164 (+, country code, 7 to 15 digits in all)"));
+        }
+        if let Some(national) = digits.strip_prefix("86") {
+            let n = national.as_bytes();
+            let mobile = n.len() == 11 && n[0] == b'1' && (b'3'..=b'9').contains(&n[1]);
+            let landline = (9..=11).contains(&n.len()) && n[0] != b'0' && n[0] != b'1';
+            if !mobile && !landline {
+                return Err(format!("phone {raw:?} is not a valid +86 mobile or landline number"));
+            }
+        }
+        Ok(PhoneNumber(format!("+{digits}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PhoneNumber;
+
+    fn ok(raw: &str) -> String {
+        PhoneNumber::parse(raw).map(PhoneNumber::into_string).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    }
+
+    #[test]
+    fn mobiles_landlines_and_e164_normalise_to_one_form() {
+        assert_eq!(ok("13800000001"), "+8613800000001");
+        assert_eq!(ok("138-0000-0001"), "+8613800000001");
+        assert_eq!(ok("+86 138 0000 0001"), "+8613800000001");
+        assert_eq!(ok("008613800000001"), "+8613800000001");
+        assert_eq!(ok("010-12345678"), "+861012345678");
+        assert_eq!(ok("0592-1234567"), "+865921234567");
+        assert_eq!(ok("(021) 1234 5678"), "+862112345678");
+        assert_eq!(ok("+14155550123"), "+14155550123");
+    }
+
+    #[test]
+    fn malformed_numbers_are_rejected_with_a_reason() {
+        for bad in ["", "   ", "12800000001", "1380000000", "138000000012", "abc", "+0123456",
+                    "+861280000000", "00000000000", "13800000001x", "+1234"] {
+            let e = PhoneNumber::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(!e.is_empty());
+        }
+    }
+}
