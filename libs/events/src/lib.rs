@@ -4,6 +4,7 @@
 mod aggregate;
 mod envelope;
 pub mod hangup;
+pub mod phone;
 pub mod trace;
 
 pub use aggregate::{Aggregate, AggregateParseError};

@@ -33,3 +33,10 @@ CREATE TABLE task_stat_counters (
     value    bigint NOT NULL,
     PRIMARY KEY (task_id, key)
 );
+
+-- Which tenant a task belongs to, from TaskCreated: lets reads refuse other tenants' tasks.
+CREATE TABLE record_tasks (
+    task_id    uuid PRIMARY KEY,
+    tenant_id  text NOT NULL,
+    name       text NOT NULL
+);

@@ -1,0 +1,56 @@
+//! The record service: the append-only event store writer, the call-record and task-statistics
+//! projections, and the gRPC reads over them.
+
+pub mod grpc;
+pub mod projection;
+pub mod replay;
+pub mod writer;
+
+use tokio_util::sync::CancellationToken;
+use waihu_bus::Bus;
+use waihu_proto::v1::{record_service_server::RecordServiceServer, stats_service_server::StatsServiceServer};
+use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
+
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    pub common: CommonConfig,
+    pub writer: writer::WriterConfig,
+}
+
+impl RecordConfig {
+    pub const DEFAULT_PORT: u16 = 50054;
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = writer::WriterConfig::default();
+        Ok(RecordConfig {
+            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
+            writer: writer::WriterConfig {
+                batch: env_or("WAIHU_RECORD__BATCH", &[], d.batch)?,
+                linger: std::time::Duration::from_millis(env_or("WAIHU_RECORD__LINGER_MS", &[], d.linger.as_millis() as u64)?),
+            },
+        })
+    }
+
+    pub fn new(common: CommonConfig) -> Self {
+        RecordConfig { common, writer: writer::WriterConfig::default() }
+    }
+}
+
+/// Connects, migrates, runs the store writer, and serves until `shutdown`.
+pub async fn start(config: RecordConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+    let c = &config.common;
+    let pool = waihu_store::connect(&c.database_url, c.db_max_connections).await?;
+    waihu_store::migrate(&pool).await?;
+    let bus = Bus::connect(&c.bus()).await?;
+
+    let mut workers = tokio::task::JoinSet::new();
+    workers.spawn(writer::run(pool.clone(), c.database_url.clone(), bus, config.writer.clone(), shutdown.clone()));
+
+    let (reporter, health) = waihu_runtime::health();
+    let router = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(StatsServiceServer::new(grpc::RecordApi { pool: pool.clone() }))
+        .add_service(RecordServiceServer::new(grpc::RecordApi { pool }));
+    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
+    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+}

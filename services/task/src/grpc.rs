@@ -3,12 +3,12 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
+use waihu_events::phone::PhoneNumber;
 use waihu_proto::v1::{self as pb, task_service_server::TaskService};
 
 use crate::{
     db::{Db, NewContact},
     domain::{Command, Status as TaskStatus},
-    phone::PhoneNumber,
     TaskError,
 };
 

@@ -8,7 +8,7 @@ pub mod db;
 pub mod domain;
 mod error;
 pub mod grpc;
-pub mod phone;
+
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};

@@ -1,0 +1,274 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+use waihu_events::{hangup, phone::PhoneNumber, timestamp};
+use waihu_proto::v1::{self as pb, record_service_server::RecordService, stats_service_server::StatsService};
+
+use crate::{projection::keys, writer::CHECKPOINT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("store: {0}")]
+    Store(#[from] waihu_store::StoreError),
+}
+
+impl From<sqlx::Error> for RecordError {
+    fn from(e: sqlx::Error) -> Self {
+        RecordError::Store(e.into())
+    }
+}
+
+impl From<RecordError> for Status {
+    fn from(e: RecordError) -> Status {
+        match e {
+            RecordError::Invalid { .. } => Status::invalid_argument(e.to_string()),
+            RecordError::NotFound(_) => Status::not_found(e.to_string()),
+            RecordError::Store(inner) => {
+                tracing::error!(error = %inner, "record store failure");
+                if inner.is_transient() {
+                    Status::unavailable("storage is unavailable; retry")
+                } else {
+                    Status::internal("internal storage error")
+                }
+            }
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> RecordError {
+    RecordError::Invalid { field, reason: reason.into() }
+}
+
+fn tenant<T>(req: &Request<T>) -> Result<String, Status> {
+    match req.metadata().get("x-tenant-id") {
+        None => Ok("default".into()),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|t| !t.is_empty() && t.len() <= 64)
+            .map(str::to_string)
+            .ok_or_else(|| Status::invalid_argument("x-tenant-id: 1-64 ASCII characters")),
+    }
+}
+
+fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, RecordError> {
+    if s.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    Uuid::parse_str(s).map_err(|_| invalid(field, format!("{s:?} is not a UUID")))
+}
+
+fn parse_time(field: &'static str, t: &Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, RecordError> {
+    t.as_ref()
+        .map(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).ok_or_else(|| invalid(field, "out of range")))
+        .transpose()
+}
+
+/// Assembles task statistics from the counter rows of one task.
+pub fn stats_from_counters(task_id: Uuid, rows: &[(String, i64)], position: u64) -> pb::TaskStats {
+    let get = |k: &str| rows.iter().find(|(key, _)| key == k).map(|(_, v)| (*v).max(0) as u64).unwrap_or(0);
+    let mut s = pb::TaskStats {
+        task_id: task_id.to_string(),
+        contacts_total: get(keys::CONTACTS_TOTAL),
+        contacts_dialed: get(keys::CONTACTS_DIALED),
+        contacts_finished: get(keys::CONTACTS_FINISHED),
+        calls_placed: get(keys::CALLS_PLACED),
+        calls_released: get(keys::CALLS_RELEASED),
+        calls_answered: get(keys::CALLS_ANSWERED),
+        as_of_position: position,
+        ..Default::default()
+    };
+    let talk_ms = get(keys::TALK_MS);
+    s.total_talk_seconds = talk_ms / 1000;
+    if s.calls_released > 0 {
+        s.connect_rate = s.calls_answered as f64 / s.calls_released as f64;
+    }
+    if s.calls_answered > 0 {
+        s.average_talk_seconds = talk_ms as f64 / 1000.0 / s.calls_answered as f64;
+    }
+    for (k, v) in rows {
+        if let Some(q) = k.strip_prefix(keys::CAUSE_PREFIX).and_then(|q| q.parse::<u32>().ok()) {
+            s.hangup_causes.push(pb::CauseCount { q850: q, name: hangup::q850_name(q).into(), count: *v as u64 });
+        } else if let Some(o) = k.strip_prefix(keys::OUTCOME_PREFIX).and_then(|o| o.parse::<i32>().ok()) {
+            s.outcomes.push(pb::OutcomeCount { outcome: o, count: *v as u64 });
+        }
+    }
+    s.hangup_causes.sort_by_key(|c| std::cmp::Reverse(c.count));
+    s.outcomes.sort_by_key(|o| o.outcome);
+    s
+}
+
+pub struct RecordApi {
+    pub pool: PgPool,
+}
+
+impl RecordApi {
+    async fn check_task_tenant(&self, tenant: &str, task_id: Uuid) -> Result<(), RecordError> {
+        let owner: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM record_tasks WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match owner {
+            Some(t) if t == tenant => Ok(()),
+            _ => Err(RecordError::NotFound(format!("task {task_id}"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl StatsService for RecordApi {
+    async fn get_task_stats(&self, req: Request<pb::GetTaskStatsRequest>) -> Result<Response<pb::TaskStats>, Status> {
+        let tenant = tenant(&req)?;
+        let task_id = parse_uuid("task_id", &req.get_ref().task_id)?;
+        self.check_task_tenant(&tenant, task_id).await?;
+        let mut tx = self.pool.begin().await.map_err(RecordError::from)?;
+        let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT).await.map_err(RecordError::from)?;
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT key, value FROM task_stat_counters WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(RecordError::from)?;
+        tx.commit().await.map_err(RecordError::from)?;
+        Ok(Response::new(stats_from_counters(task_id, &rows, position)))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    call_id: Uuid,
+    task_id: Uuid,
+    contact_no: i32,
+    started_at: DateTime<Utc>,
+    phone: Option<String>,
+    line_id: Option<String>,
+    attempt: Option<i32>,
+    requested_at: Option<DateTime<Utc>>,
+    dialing_at: Option<DateTime<Utc>>,
+    ringing_at: Option<DateTime<Utc>>,
+    answered_at: Option<DateTime<Utc>>,
+    released_at: Option<DateTime<Utc>>,
+    ring_ms: Option<i64>,
+    talk_ms: Option<i64>,
+    cause_q850: Option<i32>,
+    cause_name: Option<String>,
+    cause_raw: Option<String>,
+}
+
+impl Row {
+    fn to_pb(&self) -> pb::CallRecord {
+        let state = if self.released_at.is_some() {
+            "released"
+        } else if self.answered_at.is_some() {
+            "answered"
+        } else if self.ringing_at.is_some() {
+            "ringing"
+        } else if self.dialing_at.is_some() {
+            "dialing"
+        } else {
+            "requested"
+        };
+        pb::CallRecord {
+            call_id: self.call_id.to_string(),
+            task_id: self.task_id.to_string(),
+            contact_no: self.contact_no as u32,
+            phone: self.phone.clone().unwrap_or_default(),
+            line_id: self.line_id.clone().unwrap_or_default(),
+            attempt: self.attempt.unwrap_or(0) as u32,
+            requested_at: self.requested_at.map(timestamp),
+            dialing_at: self.dialing_at.map(timestamp),
+            ringing_at: self.ringing_at.map(timestamp),
+            answered_at: self.answered_at.map(timestamp),
+            released_at: self.released_at.map(timestamp),
+            ring_seconds: self.ring_ms.unwrap_or(0) as f64 / 1000.0,
+            talk_seconds: self.talk_ms.unwrap_or(0) as f64 / 1000.0,
+            cause: self.cause_q850.map(|q| pb::HangupCause {
+                q850: q as u32,
+                name: self.cause_name.clone().unwrap_or_default(),
+                raw: self.cause_raw.clone().unwrap_or_default(),
+            }),
+            state: state.into(),
+        }
+    }
+}
+
+const ROW_COLUMNS: &str = "call_id, task_id, contact_no, started_at, phone, line_id, attempt, requested_at, \
+    dialing_at, ringing_at, answered_at, released_at, ring_ms, talk_ms, cause_q850, cause_name, cause_raw";
+
+#[tonic::async_trait]
+impl RecordService for RecordApi {
+    async fn list_call_records(
+        &self,
+        req: Request<pb::ListCallRecordsRequest>,
+    ) -> Result<Response<pb::ListCallRecordsResponse>, Status> {
+        let tenant = tenant(&req)?;
+        let r = req.into_inner();
+        let task = if r.task_id.is_empty() { None } else { Some(parse_uuid("task_id", &r.task_id)?) };
+        let phone = if r.phone.is_empty() {
+            None
+        } else {
+            Some(PhoneNumber::parse(&r.phone).map_err(|e| invalid("phone", e))?.into_string())
+        };
+        let from = parse_time("from", &r.from)?;
+        let to = parse_time("to", &r.to)?;
+        let size = match r.page_size {
+            0 => 100,
+            n if n > 1000 => return Err(invalid("page_size", "at most 1000").into()),
+            n => n,
+        };
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            let bad = || invalid("page_token", "not a token this service issued");
+            let (m, id) = r.page_token.split_once('_').ok_or_else(bad)?;
+            let at = m.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+            Some((at, Uuid::parse_str(id).map_err(|_| bad())?))
+        };
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {ROW_COLUMNS} FROM call_records
+             WHERE tenant_id = $1
+               AND ($2::uuid IS NULL OR task_id = $2)
+               AND ($3::text IS NULL OR phone = $3)
+               AND ($4::timestamptz IS NULL OR started_at >= $4)
+               AND ($5::timestamptz IS NULL OR started_at < $5)
+               AND ($6::timestamptz IS NULL OR (started_at, call_id) < ($6, $7))
+             ORDER BY started_at DESC, call_id DESC LIMIT $8"
+        ))
+        .bind(&tenant)
+        .bind(task)
+        .bind(phone)
+        .bind(from)
+        .bind(to)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1).unwrap_or_default())
+        .bind(size as i64 + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(RecordError::from)?;
+        let more = rows.len() > size as usize;
+        let rows = &rows[..rows.len().min(size as usize)];
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(l)) => format!("{}_{}", l.started_at.timestamp_micros(), l.call_id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListCallRecordsResponse { records: rows.iter().map(Row::to_pb).collect(), next_page_token }))
+    }
+
+    async fn get_call_record(&self, req: Request<pb::GetCallRecordRequest>) -> Result<Response<pb::CallRecord>, Status> {
+        let tenant = tenant(&req)?;
+        let id = parse_uuid("call_id", &req.get_ref().call_id)?;
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {ROW_COLUMNS} FROM call_records WHERE call_id = $1 AND tenant_id = $2"
+        ))
+        .bind(id)
+        .bind(&tenant)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(RecordError::from)?;
+        row.map(|r| Response::new(r.to_pb())).ok_or_else(|| RecordError::NotFound(format!("call {id}")).into())
+    }
+}

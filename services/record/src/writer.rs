@@ -1,0 +1,161 @@
+//! The store writer: the one ordered writer of the event store. It reads the events stream from
+//! its own checkpoint with an ordered consumer (so a crash can never let a later event overtake an
+//! earlier one), and in one transaction appends the batch (idempotent on event id), applies the
+//! projections for the events that were new, and moves the checkpoint.
+
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use waihu_bus::{Bus, OrderedReader, RawEvent};
+use waihu_events::RecordedEvent;
+use waihu_store::{StoreError, StoredEvent};
+
+use crate::projection::{self, Tables};
+
+pub const CHECKPOINT: &str = "store";
+const LEADER_LOCK: &str = "waihu-store-writer";
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Events per transaction at most.
+    pub batch: usize,
+    /// How long to wait for more events before writing a partial batch.
+    pub linger: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig { batch: 2000, linger: Duration::from_millis(100) }
+    }
+}
+
+/// Runs until `shutdown`. Only one writer per database writes at a time (advisory lock); others
+/// wait as hot standbys.
+pub async fn run(pool: PgPool, database_url: String, bus: Bus, config: WriterConfig, shutdown: CancellationToken) {
+    let Some(_leader) = become_leader(&database_url, &shutdown).await else { return };
+    info!("store writer is the leader");
+    let mut position = loop {
+        match waihu_store::checkpoint(&pool, CHECKPOINT).await {
+            Ok(p) => break p,
+            Err(e) => {
+                warn!(error = %e, "cannot read checkpoint; retrying");
+                if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    };
+    while !shutdown.is_cancelled() {
+        let mut reader = match OrderedReader::open(&bus, position).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot open the events stream; retrying");
+                if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                b = reader.next_batch(config.batch, config.linger) => b,
+            };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, position, "events stream interrupted; reopening");
+                    break;
+                }
+            };
+            let batch: Vec<RawEvent> = batch.into_iter().filter(|m| m.stream_seq > position).collect();
+            let Some(last) = batch.last().map(|m| m.stream_seq) else { continue };
+            let stored = decode(&bus, batch).await;
+            // Never move past a batch that is not stored: retry it until it is, or we stop.
+            loop {
+                match write_batch(&pool, &stored, last).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        error!(error = %e, position, "store write failed; retrying the batch");
+                        if sleep_or_stop(&shutdown, Duration::from_millis(500)).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            position = last;
+        }
+    }
+}
+
+/// Holds the leader lock on its own connection for as long as it is alive.
+async fn become_leader(database_url: &str, shutdown: &CancellationToken) -> Option<PgConnection> {
+    let mut waiting_logged = false;
+    loop {
+        match PgConnection::connect(database_url).await {
+            Ok(mut conn) => {
+                let got: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                    .bind(LEADER_LOCK)
+                    .fetch_one(&mut conn)
+                    .await;
+                match got {
+                    Ok(true) => return Some(conn),
+                    Ok(false) if !waiting_logged => {
+                        info!("another store writer leads; standing by");
+                        waiting_logged = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "leader lock failed"),
+                }
+                let _ = conn.close().await;
+            }
+            Err(e) => warn!(error = %e, "cannot connect for the leader lock"),
+        }
+        if sleep_or_stop(shutdown, Duration::from_secs(1)).await {
+            return None;
+        }
+    }
+}
+
+async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// Decodes a batch; what cannot be decoded is dead-lettered with the reason and skipped.
+async fn decode(bus: &Bus, batch: Vec<RawEvent>) -> Vec<StoredEvent> {
+    let mut out = Vec::with_capacity(batch.len());
+    for m in batch {
+        match RecordedEvent::decode(&m.payload) {
+            Ok(event) => out.push(StoredEvent { position: m.stream_seq, event, envelope: m.payload.to_vec() }),
+            Err(e) => {
+                let reason = format!("not a waihu event: {e}");
+                error!(seq = m.stream_seq, subject = %m.subject, %reason, "dead-lettering");
+                let mut h = async_nats::HeaderMap::new();
+                h.insert(waihu_bus::HEADER_DLQ_REASON, reason.as_str());
+                h.insert(waihu_bus::HEADER_DLQ_CONSUMER, "store-writer");
+                h.insert(waihu_bus::HEADER_DLQ_STREAM_SEQ, m.stream_seq.to_string().as_str());
+                h.insert(waihu_bus::HEADER_DLQ_SUBJECT, m.subject.as_str());
+                if let Err(e) = bus.publish_raw(bus.dlq_subject("store-writer"), h, m.payload).await {
+                    // The original stays in JetStream at its sequence; the log says where.
+                    error!(seq = m.stream_seq, error = %e, "dead letter not stored");
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn write_batch(pool: &PgPool, batch: &[StoredEvent], last: u64) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let new = waihu_store::append(&mut tx, batch).await?;
+    let fresh: Vec<&RecordedEvent> = batch.iter().zip(&new).filter(|(_, n)| **n).map(|(e, _)| &e.event).collect();
+    projection::apply(&mut tx, &Tables::live(), &fresh).await?;
+    waihu_store::set_checkpoint(&mut tx, CHECKPOINT, last).await?;
+    tx.commit().await?;
+    Ok(())
+}
