@@ -2,11 +2,13 @@
 //! projection checkpoints, and the transactional outbox with its relay.
 
 mod events;
+mod leader;
 mod outbox;
 
 use std::{str::FromStr, time::Duration};
 
 pub use events::{append, head, read, EventQuery, StoredEvent};
+pub use leader::leader_lock;
 pub use outbox::{pending as outbox_pending, Outbox, OutboxRelay};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},

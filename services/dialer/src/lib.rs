@@ -1,0 +1,195 @@
+//! The dialer: decides who is called when. It follows task events (contacts, start, pause,
+//! resume, cancel) and call releases, and fills each line's free slots with due contacts of
+//! running tasks. Every decision commits together with its events (outbox), and a contact is
+//! only dialed from the pending state under a row lock, so a crash or restart never dials a
+//! contact twice at once and never forgets a call. One instance dials at a time (leader lock);
+//! others stand by.
+
+pub mod db;
+pub mod rules;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
+use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
+use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
+
+pub use db::Line;
+use db::{DialerError, Db};
+
+#[derive(Debug, Clone)]
+pub struct DialerConfig {
+    pub common: CommonConfig,
+    pub lines: Vec<Line>,
+    /// How often to look for due contacts when nothing wakes the dialer.
+    pub tick: Duration,
+}
+
+/// Parses `id:max_concurrent,...`.
+pub fn parse_lines(s: &str) -> Result<Vec<Line>, String> {
+    let mut out: Vec<Line> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, max) = part.split_once(':').ok_or_else(|| format!("{part:?} is not line_id:max_concurrent"))?;
+        let max: u32 = max.trim().parse().map_err(|_| format!("{part:?}: max_concurrent is not a number"))?;
+        if id.trim().is_empty() || max == 0 {
+            return Err(format!("{part:?}: a line needs an id and a max_concurrent above 0"));
+        }
+        if out.iter().any(|l| l.id == id.trim()) {
+            return Err(format!("line {id:?} is listed twice"));
+        }
+        out.push(Line { id: id.trim().to_string(), max_concurrent: max });
+    }
+    if out.is_empty() {
+        return Err("at least one line is needed".into());
+    }
+    Ok(out)
+}
+
+struct Lines(Vec<Line>);
+
+impl std::str::FromStr for Lines {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_lines(s).map(Lines)
+    }
+}
+
+impl DialerConfig {
+    pub const DEFAULT_PORT: u16 = 50052;
+
+    /// `WAIHU_DIALER__LINES` (default `sim-1:200`), `WAIHU_DIALER__TICK_MS` (default 100).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(DialerConfig {
+            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
+            lines: env_or("WAIHU_DIALER__LINES", &[], Lines(vec![Line { id: "sim-1".into(), max_concurrent: 200 }]))?.0,
+            tick: Duration::from_millis(env_or("WAIHU_DIALER__TICK_MS", &[], 100)?),
+        })
+    }
+
+    pub fn new(common: CommonConfig, lines: Vec<Line>) -> Self {
+        DialerConfig { common, lines, tick: Duration::from_millis(50) }
+    }
+}
+
+fn handler_error(e: DialerError) -> HandlerError {
+    match e {
+        DialerError::Bad(m) => HandlerError::Permanent(m),
+        DialerError::Store(s) if !s.is_transient() => HandlerError::Permanent(s.to_string()),
+        other => HandlerError::Transient(other.to_string()),
+    }
+}
+
+struct TaskEvents {
+    db: Db,
+    wake: Arc<Notify>,
+}
+
+impl BatchHandler for TaskEvents {
+    async fn handle(&self, batch: &[Delivery]) -> Result<(), HandlerError> {
+        let events: Vec<_> = batch.iter().map(|d| &d.event).collect();
+        self.db.apply_task_events(&events).await.map_err(handler_error)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+struct Releases {
+    db: Db,
+    wake: Arc<Notify>,
+}
+
+impl BatchHandler for Releases {
+    async fn handle(&self, batch: &[Delivery]) -> Result<(), HandlerError> {
+        let mut releases = Vec::with_capacity(batch.len());
+        for d in batch {
+            if let Some(r) = db::release_of(&d.event).map_err(handler_error)? {
+                releases.push(r);
+            }
+        }
+        if self.db.apply_released(&releases).await.map_err(handler_error)? > 0 {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+async fn dial_loop(db: Db, lines: Vec<Line>, tick: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match db.dial_round(&lines).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "dial round failed");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Everything the leader runs: consumers, the dial loop and the outbox relay.
+async fn lead(config: DialerConfig, bus: Bus, db: Db, shutdown: CancellationToken) -> Result<(), StartError> {
+    let c = &config.common;
+    let Some(_lock) = waihu_store::leader_lock(&c.database_url, "waihu-dialer", &shutdown).await else {
+        return Ok(());
+    };
+    let wake = Arc::new(Notify::new());
+    let tasks = Runner::new(&bus, ConsumerSpec::new("dialer-tasks", "task"), 20_000).await?;
+    let calls = Runner::new(&bus, ConsumerSpec::new("dialer-calls", "call").types(&["CallReleased"]), 20_000).await?;
+    let mut set = tokio::task::JoinSet::new();
+    set.spawn(db.outbox.relay(db.pool.clone(), bus.clone()).run(shutdown.clone()));
+    let (h, s) = (TaskEvents { db: db.clone(), wake: wake.clone() }, shutdown.clone());
+    set.spawn(async move {
+        if let Err(e) = tasks.run_batched(h, s).await {
+            error!(error = %e, "task-event consumer stopped");
+        }
+    });
+    let (h, s) = (Releases { db: db.clone(), wake: wake.clone() }, shutdown.clone());
+    set.spawn(async move {
+        if let Err(e) = calls.run_batched(h, s).await {
+            error!(error = %e, "call-release consumer stopped");
+        }
+    });
+    set.spawn(dial_loop(db, config.lines.clone(), config.tick, wake, shutdown.clone()));
+    while set.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Connects, migrates, and dials until `shutdown`.
+pub async fn start(config: DialerConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+    let c = &config.common;
+    let pool = waihu_store::connect(&c.database_url, c.db_max_connections).await?;
+    waihu_store::migrate(&pool).await?;
+    let bus = Bus::connect(&c.bus()).await?;
+    let db = Db::new(pool);
+    let mut workers = tokio::task::JoinSet::new();
+    let (cfg, stop) = (config.clone(), shutdown.clone());
+    workers.spawn(async move {
+        if let Err(e) = lead(cfg, bus, db, stop).await {
+            error!(error = %e, "dialer stopped");
+        }
+    });
+    let (reporter, health) = waihu_runtime::health();
+    let router = tonic::transport::Server::builder().add_service(health);
+    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
+    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_lines;
+
+    #[test]
+    fn lines_parse_and_bad_ones_are_refused() {
+        let l = parse_lines("sim-1:200, sim-2:5").expect("lines");
+        assert_eq!((l[1].id.as_str(), l[1].max_concurrent), ("sim-2", 5));
+        for bad in ["", "sim-1", "sim-1:x", "sim-1:0", "a:1,a:2", ":3"] {
+            assert!(parse_lines(bad).is_err(), "{bad:?}");
+        }
+    }
+}

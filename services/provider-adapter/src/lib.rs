@@ -1,0 +1,77 @@
+//! The provider adapter: turns dial commands into calls on a provider and the provider's signals
+//! into normalised call events. This build has the simulator provider; the SIP trunk and cloud
+//! call centres (Aliyun, Tencent, Ronglian) come in later issues.
+
+pub mod adapter;
+pub mod sim;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use waihu_bus::{Bus, ConsumerSpec, Runner};
+use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub common: CommonConfig,
+    pub simulator: sim::Simulator,
+    /// Calls played at once at most.
+    pub max_in_flight: usize,
+}
+
+impl ProviderConfig {
+    pub const DEFAULT_PORT: u16 = 50053;
+
+    /// `WAIHU_SIMULATOR__{SEED,MIX,RING_MS,TALK_MS,NO_ANSWER_TIMEOUT_MS,SETUP_MS,TIME_SCALE}`,
+    /// `WAIHU_PROVIDER__MAX_IN_FLIGHT`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = sim::Simulator::default();
+        let time_scale: f64 = env_or("WAIHU_SIMULATOR__TIME_SCALE", &[], d.time_scale)?;
+        if !(time_scale.is_finite() && time_scale >= 0.0) {
+            return Err(ConfigError {
+                var: "WAIHU_SIMULATOR__TIME_SCALE".into(),
+                value: time_scale.to_string(),
+                reason: "must be 0 (no waiting) or a positive speed-up".into(),
+            });
+        }
+        Ok(ProviderConfig {
+            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
+            simulator: sim::Simulator {
+                seed: env_or("WAIHU_SIMULATOR__SEED", &[], d.seed)?,
+                mix: env_or("WAIHU_SIMULATOR__MIX", &[], d.mix)?,
+                ring_ms: env_or("WAIHU_SIMULATOR__RING_MS", &[], d.ring_ms)?,
+                talk_ms: env_or("WAIHU_SIMULATOR__TALK_MS", &[], d.talk_ms)?,
+                no_answer_timeout_ms: env_or("WAIHU_SIMULATOR__NO_ANSWER_TIMEOUT_MS", &[], d.no_answer_timeout_ms)?,
+                setup_ms: env_or("WAIHU_SIMULATOR__SETUP_MS", &[], d.setup_ms)?,
+                time_scale,
+            },
+            max_in_flight: env_or("WAIHU_PROVIDER__MAX_IN_FLIGHT", &[], 5000)?,
+        })
+    }
+
+    pub fn new(common: CommonConfig, simulator: sim::Simulator) -> Self {
+        ProviderConfig { common, simulator, max_in_flight: 5000 }
+    }
+}
+
+/// Connects and plays dial commands until `shutdown`; calls in flight get the grace period to
+/// finish, the rest are redelivered to another instance and resumed there.
+pub async fn start(config: ProviderConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+    let c = &config.common;
+    let bus = Bus::connect(&c.bus()).await?;
+    let spec = ConsumerSpec::new("provider-simulator", "call").types(&["CallRequested"]);
+    let max = config.max_in_flight;
+    let runner = Runner::new(&bus, spec, (max * 2) as i64).await?;
+    let handler = Arc::new(adapter::SimulatorAdapter { bus, sim: config.simulator.clone() });
+    let mut workers = tokio::task::JoinSet::new();
+    let (stop, grace) = (shutdown.clone(), c.shutdown_grace);
+    workers.spawn(async move {
+        if let Err(e) = runner.run_concurrent(handler, max, stop, grace).await {
+            tracing::error!(error = %e, "simulator consumer stopped");
+        }
+    });
+    let (reporter, health) = waihu_runtime::health();
+    let router = tonic::transport::Server::builder().add_service(health);
+    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
+    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+}

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 use waihu_bus::{Bus, OrderedReader, RawEvent};
 use waihu_events::RecordedEvent;
 use waihu_store::{StoreError, StoredEvent};
@@ -34,8 +34,7 @@ impl Default for WriterConfig {
 /// Runs until `shutdown`. Only one writer per database writes at a time (advisory lock); others
 /// wait as hot standbys.
 pub async fn run(pool: PgPool, database_url: String, bus: Bus, config: WriterConfig, shutdown: CancellationToken) {
-    let Some(_leader) = become_leader(&database_url, &shutdown).await else { return };
-    info!("store writer is the leader");
+    let Some(_leader) = waihu_store::leader_lock(&database_url, LEADER_LOCK, &shutdown).await else { return };
     let mut position = loop {
         match waihu_store::checkpoint(&pool, CHECKPOINT).await {
             Ok(p) => break p,
@@ -86,35 +85,6 @@ pub async fn run(pool: PgPool, database_url: String, bus: Bus, config: WriterCon
                 }
             }
             position = last;
-        }
-    }
-}
-
-/// Holds the leader lock on its own connection for as long as it is alive.
-async fn become_leader(database_url: &str, shutdown: &CancellationToken) -> Option<PgConnection> {
-    let mut waiting_logged = false;
-    loop {
-        match PgConnection::connect(database_url).await {
-            Ok(mut conn) => {
-                let got: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-                    .bind(LEADER_LOCK)
-                    .fetch_one(&mut conn)
-                    .await;
-                match got {
-                    Ok(true) => return Some(conn),
-                    Ok(false) if !waiting_logged => {
-                        info!("another store writer leads; standing by");
-                        waiting_logged = true;
-                    }
-                    Ok(false) => {}
-                    Err(e) => warn!(error = %e, "leader lock failed"),
-                }
-                let _ = conn.close().await;
-            }
-            Err(e) => warn!(error = %e, "cannot connect for the leader lock"),
-        }
-        if sleep_or_stop(shutdown, Duration::from_secs(1)).await {
-            return None;
         }
     }
 }

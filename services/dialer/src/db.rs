@@ -1,0 +1,386 @@
+//! The dialer's state in PostgreSQL: tasks and contacts as told by events, and its own decisions
+//! (dial, recall, finish) committed together with the events announcing them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+use waihu_bus::Expect;
+use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_store::{Outbox, StoreError, Tx};
+
+use crate::rules::{after_release, Next};
+
+pub const PRODUCER: &str = "dialer";
+
+// Task status codes as in pb::TaskStatus.
+const PENDING: i16 = pb::TaskStatus::Pending as i16;
+const RUNNING: i16 = pb::TaskStatus::Running as i16;
+const CANCELLED: i16 = pb::TaskStatus::Cancelled as i16;
+
+// Contact states (dialer_contacts.state): 0 pending, 1 active (a call is out), 2 finished.
+const C_PENDING: i16 = 0;
+const C_FINISHED: i16 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialerError {
+    /// An event arrived before the one it depends on (e.g. contacts before the task).
+    #[error("{0}")]
+    NotYet(String),
+    #[error("bad event: {0}")]
+    Bad(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for DialerError {
+    fn from(e: sqlx::Error) -> Self {
+        DialerError::Store(e.into())
+    }
+}
+
+/// A line (trunk) and how many calls it may carry at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub id: String,
+    pub max_concurrent: u32,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, DialerError> {
+    Uuid::parse_str(s).map_err(|_| DialerError::Bad(format!("{s:?} is not a UUID")))
+}
+
+fn finished_event(tenant: &str, task: Uuid, no: i32, outcome: pb::ContactOutcome, attempts: i32, call: Option<Uuid>) -> (RecordedEvent, Expect) {
+    let meta = EventMeta::new(tenant, Aggregate::Contact(task, no as u32), 1)
+        .with_deterministic_id(&format!("contact/{task}/{no}/finished"))
+        .with_task(task);
+    let e = Event::ContactFinished(pb::ContactFinished {
+        task_id: task.to_string(),
+        contact_no: no as u32,
+        outcome: outcome as i32,
+        attempts: attempts as u32,
+        last_call_id: call.map(|c| c.to_string()).unwrap_or_default(),
+    });
+    // The contact's subject must be empty: a contact finishes once.
+    (RecordedEvent::new(meta, e), Expect::LastSubjectSeq(0))
+}
+
+impl Db {
+    pub fn new(pool: PgPool) -> Self {
+        Db { pool, outbox: Outbox::new(PRODUCER) }
+    }
+
+    /// Applies task events in one transaction. Status changes apply only if newer than what
+    /// the dialer has (redeliveries may come late).
+    pub async fn apply_task_events(&self, events: &[&RecordedEvent]) -> Result<(), DialerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::new();
+        for e in events {
+            let Some(task) = e.meta.task_id else { continue };
+            let version = e.meta.stream_version as i64;
+            let status = match &e.event {
+                Event::TaskCreated(c) => {
+                    let spec = c.spec.clone().unwrap_or_default();
+                    let not_before = spec
+                        .scheduled_start
+                        .as_ref()
+                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32));
+                    sqlx::query(
+                        "INSERT INTO dialer_tasks (task_id, tenant_id, status, priority, recall_count,
+                             recall_interval_s, not_before, caller_line, version)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (task_id) DO NOTHING",
+                    )
+                    .bind(task)
+                    .bind(&e.meta.tenant_id)
+                    .bind(PENDING)
+                    .bind(spec.priority as i16)
+                    .bind(spec.recall_count as i32)
+                    .bind(spec.recall_interval_seconds as i32)
+                    .bind(not_before)
+                    .bind(&spec.caller_line)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                    continue;
+                }
+                Event::ContactsAdded(c) => {
+                    self.add_contacts(&mut tx, task, &e.meta.tenant_id, &c.contacts, &mut out).await?;
+                    continue;
+                }
+                Event::TaskStarted(_) | Event::TaskResumed(_) => RUNNING,
+                Event::TaskPaused(_) => pb::TaskStatus::Paused as i16,
+                Event::TaskCompleted(_) => pb::TaskStatus::Completed as i16,
+                Event::TaskCancelled(_) => CANCELLED,
+                _ => continue,
+            };
+            let updated = sqlx::query("UPDATE dialer_tasks SET status = $2, version = $3 WHERE task_id = $1 AND version < $3")
+                .bind(task)
+                .bind(status)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                let known: Option<i64> = sqlx::query_scalar("SELECT version FROM dialer_tasks WHERE task_id = $1")
+                    .bind(task)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if known.is_none() {
+                    return Err(DialerError::NotYet(format!("task {task} not created yet")));
+                }
+            } else if status == CANCELLED {
+                self.finish_pending_as_cancelled(&mut tx, task, &e.meta.tenant_id, &mut out).await?;
+            }
+        }
+        self.outbox.push(&mut tx, &out).await?;
+        tx.commit().await?;
+        if !out.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+
+    async fn add_contacts(
+        &self,
+        tx: &mut Tx<'_>,
+        task: Uuid,
+        tenant: &str,
+        contacts: &[pb::Contact],
+        out: &mut Vec<(RecordedEvent, Expect)>,
+    ) -> Result<(), DialerError> {
+        let status: Option<i16> = sqlx::query_scalar("SELECT status FROM dialer_tasks WHERE task_id = $1 FOR UPDATE")
+            .bind(task)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(status) = status else {
+            return Err(DialerError::NotYet(format!("contacts for task {task} before the task")));
+        };
+        let nos: Vec<i32> = contacts.iter().map(|c| c.contact_no as i32).collect();
+        let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO dialer_contacts (task_id, contact_no, phone, state, next_at)
+             SELECT $1, n, p, 0, now() FROM UNNEST($2::int[], $3::text[]) AS u(n, p)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(task)
+        .bind(&nos)
+        .bind(&phones)
+        .execute(&mut **tx)
+        .await?;
+        if status == CANCELLED {
+            self.finish_pending_as_cancelled(tx, task, tenant, out).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_pending_as_cancelled(
+        &self,
+        tx: &mut Tx<'_>,
+        task: Uuid,
+        tenant: &str,
+        out: &mut Vec<(RecordedEvent, Expect)>,
+    ) -> Result<(), DialerError> {
+        let rows: Vec<(i32, i32)> = sqlx::query_as(
+            "UPDATE dialer_contacts SET state = 2 WHERE task_id = $1 AND state = 0 RETURNING contact_no, attempts",
+        )
+        .bind(task)
+        .fetch_all(&mut **tx)
+        .await?;
+        for (no, attempts) in rows {
+            out.push(finished_event(tenant, task, no, pb::ContactOutcome::Cancelled, attempts, None));
+        }
+        Ok(())
+    }
+
+    /// Applies released calls: recall or finish each contact whose active call this was.
+    /// Releases of calls the dialer no longer waits for (redeliveries) change nothing.
+    pub async fn apply_released(&self, releases: &[(Uuid, i32, Uuid, u32, bool)]) -> Result<usize, DialerError> {
+        let mut tx = self.pool.begin().await?;
+        let tasks: Vec<Uuid> = releases.iter().map(|r| r.0).collect();
+        let nos: Vec<i32> = releases.iter().map(|r| r.1).collect();
+        let calls: Vec<Uuid> = releases.iter().map(|r| r.2).collect();
+        let rows: Vec<(Uuid, i32, i32, Uuid, i16, i32, i32, String)> = sqlx::query_as(
+            "SELECT c.task_id, c.contact_no, c.attempts, c.active_call_id, t.status, t.recall_count,
+                    t.recall_interval_s, t.tenant_id
+             FROM dialer_contacts c
+             JOIN dialer_tasks t ON t.task_id = c.task_id
+             JOIN UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
+               ON c.task_id = u.t AND c.contact_no = u.n AND c.active_call_id = u.call
+             WHERE c.state = 1
+             ORDER BY c.task_id, c.contact_no
+             FOR UPDATE OF c",
+        )
+        .bind(&tasks)
+        .bind(&nos)
+        .bind(&calls)
+        .fetch_all(&mut *tx)
+        .await?;
+        let by_call: HashMap<Uuid, (u32, bool)> = releases.iter().map(|r| (r.2, (r.3, r.4))).collect();
+        let now = Utc::now();
+        let (mut u_task, mut u_no, mut u_state, mut u_at) = (vec![], vec![], vec![], vec![]);
+        let mut out = Vec::new();
+        for (task, no, attempts, call, status, recall, interval, tenant) in rows {
+            let Some(&(q850, answered)) = by_call.get(&call) else { continue };
+            let next = after_release(q850, answered, attempts as u32, recall as u32, status == CANCELLED);
+            u_task.push(task);
+            u_no.push(no);
+            match next {
+                Next::Recall => {
+                    u_state.push(C_PENDING);
+                    u_at.push(now + chrono::Duration::seconds(interval as i64));
+                }
+                Next::Finish(outcome) => {
+                    u_state.push(C_FINISHED);
+                    u_at.push(now);
+                    out.push(finished_event(&tenant, task, no, outcome, attempts, Some(call)));
+                }
+            }
+        }
+        let n = u_task.len();
+        if n > 0 {
+            sqlx::query(
+                "UPDATE dialer_contacts c SET state = u.s, next_at = u.at, active_call_id = NULL
+                 FROM UNNEST($1::uuid[], $2::int[], $3::smallint[], $4::timestamptz[]) AS u(t, n, s, at)
+                 WHERE c.task_id = u.t AND c.contact_no = u.n",
+            )
+            .bind(&u_task)
+            .bind(&u_no)
+            .bind(&u_state)
+            .bind(&u_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.outbox.push(&mut tx, &out).await?;
+        tx.commit().await?;
+        if !out.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(n)
+    }
+
+    /// One dialing round: fills every line's free slots with due contacts of running tasks,
+    /// higher priority first. Returns the number of calls requested.
+    pub async fn dial_round(&self, lines: &[Line]) -> Result<usize, DialerError> {
+        let mut tx = self.pool.begin().await?;
+        let active: HashMap<String, i64> = sqlx::query_as::<_, (Option<String>, i64)>(
+            "SELECT line_id, count(*) FROM dialer_contacts WHERE state = 1 GROUP BY line_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(l, n)| (l.unwrap_or_default(), n))
+        .collect();
+        let mut slots: Vec<(String, u32)> = lines
+            .iter()
+            .map(|l| (l.id.clone(), l.max_concurrent.saturating_sub(active.get(&l.id).copied().unwrap_or(0) as u32)))
+            .filter(|(_, free)| *free > 0)
+            .collect();
+        let mut free: u32 = slots.iter().map(|s| s.1).sum();
+        if free == 0 {
+            return Ok(0);
+        }
+        let tasks: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT task_id, tenant_id FROM dialer_tasks
+             WHERE status = $1 AND (not_before IS NULL OR not_before <= now())
+             ORDER BY priority DESC, random()",
+        )
+        .bind(RUNNING)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
+        let mut out = Vec::new();
+        for (task, tenant) in tasks {
+            if free == 0 {
+                break;
+            }
+            let due: Vec<(i32, String, i32)> = sqlx::query_as(
+                "SELECT contact_no, phone, attempts FROM dialer_contacts
+                 WHERE task_id = $1 AND state = 0 AND next_at <= now()
+                 ORDER BY next_at, contact_no LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(task)
+            .bind(free as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (no, phone, attempts) in due {
+                let Some(slot) = slots.iter_mut().find(|s| s.1 > 0) else { break };
+                slot.1 -= 1;
+                free -= 1;
+                let call = Uuid::new_v4();
+                let meta = EventMeta::new(&tenant, Aggregate::Call(call), 1)
+                    .with_deterministic_id(&format!("call/{call}/requested"))
+                    .with_task(task);
+                let e = Event::CallRequested(pb::CallRequested {
+                    call_id: call.to_string(),
+                    task_id: task.to_string(),
+                    contact_no: no as u32,
+                    phone,
+                    line_id: slot.0.clone(),
+                    attempt: attempts as u32 + 1,
+                });
+                // A new call's subject must be empty.
+                out.push((RecordedEvent::new(meta, e), Expect::LastSubjectSeq(0)));
+                u_task.push(task);
+                u_no.push(no);
+                u_call.push(call);
+                u_line.push(slot.0.clone());
+            }
+        }
+        let n = u_task.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        sqlx::query(
+            "UPDATE dialer_contacts c SET state = 1, attempts = c.attempts + 1, active_call_id = u.call, line_id = u.line
+             FROM UNNEST($1::uuid[], $2::int[], $3::uuid[], $4::text[]) AS u(t, n, call, line)
+             WHERE c.task_id = u.t AND c.contact_no = u.n",
+        )
+        .bind(&u_task)
+        .bind(&u_no)
+        .bind(&u_call)
+        .bind(&u_line)
+        .execute(&mut *tx)
+        .await?;
+        self.outbox.push(&mut tx, &out).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(n)
+    }
+
+    /// Contacts in each state (for status reporting and tests).
+    pub async fn contact_states(&self, task: Uuid) -> Result<[i64; 3], DialerError> {
+        let rows: Vec<(i16, i64)> = sqlx::query_as(
+            "SELECT state, count(*) FROM dialer_contacts WHERE task_id = $1 GROUP BY state",
+        )
+        .bind(task)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = [0; 3];
+        for (s, n) in rows {
+            if let Some(slot) = out.get_mut(s as usize) {
+                *slot = n;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes a `CallReleased` into (task, contact, call, q850, answered).
+pub fn release_of(e: &RecordedEvent) -> Result<Option<(Uuid, i32, Uuid, u32, bool)>, DialerError> {
+    let Event::CallReleased(r) = &e.event else { return Ok(None) };
+    Ok(Some((
+        parse_uuid(&r.task_id)?,
+        r.contact_no as i32,
+        parse_uuid(&r.call_id)?,
+        r.cause.as_ref().map(|c| c.q850).unwrap_or(0),
+        r.answered,
+    )))
+}
+
