@@ -1,0 +1,257 @@
+//! End-to-end harness shared by the integration tests and the benchmark: all four services
+//! in-process against the real NATS and PostgreSQL, isolated per run (own database, own prefix).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use waihu_dialer::Line;
+use waihu_events::{
+    hangup::{classify, CauseClass},
+    pb::{self, ContactOutcome},
+};
+use waihu_provider::sim::{Outcome, Simulator};
+use waihu_runtime::ServiceHandle;
+use waihu_testkit::TestEnv;
+
+pub use waihu_proto::v1::{
+    record_service_client::RecordServiceClient, stats_service_client::StatsServiceClient,
+    task_service_client::TaskServiceClient,
+};
+
+struct Running {
+    handle: ServiceHandle,
+    stop: CancellationToken,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.handle.wait().await;
+    }
+}
+
+/// The four services of one isolated deployment.
+pub struct Cluster {
+    pub env: TestEnv,
+    pub sim: Simulator,
+    pub lines: Vec<Line>,
+    task: Option<Running>,
+    dialer: Option<Running>,
+    provider: Option<Running>,
+    record: Option<Running>,
+    task_addr: String,
+    record_addr: String,
+}
+
+async fn run<F, Fut>(f: F) -> Running
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<ServiceHandle, waihu_runtime::StartError>>,
+{
+    let stop = CancellationToken::new();
+    let handle = f(stop.clone()).await.expect("service starts");
+    Running { handle, stop }
+}
+
+impl Cluster {
+    pub async fn start(sim: Simulator, lines: Vec<Line>) -> Cluster {
+        let env = TestEnv::new().await;
+        let mut c = Cluster {
+            env,
+            sim,
+            lines,
+            task: None,
+            dialer: None,
+            provider: None,
+            record: None,
+            task_addr: String::new(),
+            record_addr: String::new(),
+        };
+        c.start_record().await;
+        c.start_task().await;
+        c.start_dialer().await;
+        c.start_provider().await;
+        c
+    }
+
+    pub async fn start_task(&mut self) {
+        let cfg = waihu_task::TaskConfig { common: self.env.config() };
+        let r = run(|s| waihu_task::start(cfg, s)).await;
+        self.task_addr = format!("http://{}", r.handle.addr);
+        self.task = Some(r);
+    }
+
+    pub async fn start_record(&mut self) {
+        let cfg = waihu_record::RecordConfig::new(self.env.config());
+        let r = run(|s| waihu_record::start(cfg, s)).await;
+        self.record_addr = format!("http://{}", r.handle.addr);
+        self.record = Some(r);
+    }
+
+    pub async fn start_dialer(&mut self) {
+        let cfg = waihu_dialer::DialerConfig::new(self.env.config(), self.lines.clone());
+        self.dialer = Some(run(|s| waihu_dialer::start(cfg, s)).await);
+    }
+
+    pub async fn start_provider(&mut self) {
+        let cfg = waihu_provider::ProviderConfig::new(self.env.config(), self.sim.clone());
+        self.provider = Some(run(|s| waihu_provider::start(cfg, s)).await);
+    }
+
+    /// Kills the record service as a crash would: no drain, transactions cut off.
+    pub fn kill_record(&mut self) {
+        if let Some(r) = self.record.take() {
+            r.handle.abort();
+        }
+    }
+
+    pub fn kill_dialer(&mut self) {
+        if let Some(r) = self.dialer.take() {
+            r.handle.abort();
+        }
+    }
+
+    pub async fn tasks(&self) -> TaskServiceClient<Channel> {
+        TaskServiceClient::connect(self.task_addr.clone()).await.expect("task service reachable")
+    }
+
+    pub async fn stats(&self) -> StatsServiceClient<Channel> {
+        StatsServiceClient::connect(self.record_addr.clone()).await.expect("record service reachable")
+    }
+
+    pub async fn records(&self) -> RecordServiceClient<Channel> {
+        RecordServiceClient::connect(self.record_addr.clone()).await.expect("record service reachable")
+    }
+
+    /// Stops every service cleanly and removes the database and streams.
+    pub async fn shutdown(mut self) {
+        for r in [self.provider.take(), self.dialer.take(), self.task.take(), self.record.take()].into_iter().flatten() {
+            r.stop().await;
+        }
+        self.env.cleanup().await;
+    }
+}
+
+/// A task spec with the given recall rule.
+pub fn spec(name: &str, recall_count: u32, recall_interval_seconds: u32) -> pb::TaskSpec {
+    pb::TaskSpec { name: name.into(), recall_count, recall_interval_seconds, ..Default::default() }
+}
+
+/// `n` distinct mainland mobile numbers, as users type them.
+pub fn phones(n: usize, salt: u32) -> Vec<String> {
+    (0..n).map(|i| format!("1{}{:09}", 3 + (salt % 7), i)).collect()
+}
+
+/// Creates a task and imports `phones` in chunks; returns the task id.
+pub async fn create_with_contacts(client: &mut TaskServiceClient<Channel>, spec: pb::TaskSpec, phones: &[String]) -> String {
+    let task = client.create_task(pb::CreateTaskRequest { spec: Some(spec) }).await.expect("create").into_inner();
+    let reply = import(client, &task.task_id, phones).await;
+    assert_eq!(reply.accepted as usize, phones.len(), "every generated contact is accepted");
+    task.task_id
+}
+
+pub async fn import(client: &mut TaskServiceClient<Channel>, task_id: &str, phones: &[String]) -> pb::AddContactsResponse {
+    let msgs: Vec<pb::AddContactsRequest> = phones
+        .chunks(2000)
+        .map(|c| pb::AddContactsRequest {
+            task_id: task_id.to_string(),
+            rows: c.iter().map(|p| pb::ContactRow { phone: p.clone(), ..Default::default() }).collect(),
+        })
+        .collect();
+    client.add_contacts(tokio_stream::iter(msgs)).await.expect("import").into_inner()
+}
+
+/// Waits until the task reaches `status`.
+pub async fn wait_status(client: &mut TaskServiceClient<Channel>, task_id: &str, status: pb::TaskStatus, timeout: Duration) -> pb::Task {
+    waihu_testkit::eventually(timeout, &format!("task {task_id} to be {status:?}"), || {
+        let mut c = client.clone();
+        let id = task_id.to_string();
+        async move {
+            let t = c.get_task(pb::TaskRef { task_id: id }).await.ok()?.into_inner();
+            (t.status == status as i32).then_some(t)
+        }
+    })
+    .await
+}
+
+/// Waits until the statistics show every contact finished and every placed call released.
+pub async fn wait_stats_settled(cluster: &Cluster, task_id: &str, contacts: u64, timeout: Duration) -> pb::TaskStats {
+    let client = cluster.stats().await;
+    waihu_testkit::eventually(timeout, "statistics to settle", || {
+        let mut c = client.clone();
+        let id = task_id.to_string();
+        async move {
+            let s = c.get_task_stats(pb::GetTaskStatsRequest { task_id: id }).await.ok()?.into_inner();
+            (s.contacts_finished == contacts && s.calls_released == s.calls_placed).then_some(s)
+        }
+    })
+    .await
+}
+
+/// What a campaign must end with, computed from the simulator's outcomes and the recall rules
+/// alone, without the services.
+#[derive(Debug, Default, PartialEq)]
+pub struct Expected {
+    pub contacts: u64,
+    pub calls_placed: u64,
+    pub calls_answered: u64,
+    pub talk_ms: u64,
+    pub causes: BTreeMap<u32, u64>,
+    pub outcomes: BTreeMap<i32, u64>,
+    /// Most calls any one contact got.
+    pub max_attempts: u32,
+}
+
+pub fn expected(sim: &Simulator, phones_e164: &[String], recall_count: u32) -> Expected {
+    let mut x = Expected { contacts: phones_e164.len() as u64, ..Default::default() };
+    for phone in phones_e164 {
+        let mut attempt = 1;
+        let outcome = loop {
+            let o = sim.outcome(phone, attempt);
+            x.calls_placed += 1;
+            let (cause, answered) = o.cause();
+            *x.causes.entry(cause.q850).or_default() += 1;
+            if let Outcome::Answered { talk_ms, .. } = o {
+                x.calls_answered += 1;
+                x.talk_ms += talk_ms;
+            }
+            match classify(cause.q850, answered) {
+                CauseClass::Answered => break ContactOutcome::Answered,
+                CauseClass::InvalidNumber => break ContactOutcome::InvalidNumber,
+                CauseClass::Rejected => break ContactOutcome::Rejected,
+                CauseClass::Final => break ContactOutcome::Unreached,
+                CauseClass::Retry if attempt > recall_count => break ContactOutcome::Unreached,
+                CauseClass::Retry => attempt += 1,
+            }
+        };
+        x.max_attempts = x.max_attempts.max(attempt);
+        *x.outcomes.entry(outcome as i32).or_default() += 1;
+    }
+    x
+}
+
+/// Asserts the projected statistics equal the independently computed ones.
+pub fn assert_stats_match(stats: &pb::TaskStats, x: &Expected) {
+    assert_eq!(stats.contacts_total, x.contacts, "contacts_total");
+    assert_eq!(stats.contacts_dialed, x.contacts, "contacts_dialed");
+    assert_eq!(stats.contacts_finished, x.contacts, "contacts_finished");
+    assert_eq!(stats.calls_placed, x.calls_placed, "calls_placed");
+    assert_eq!(stats.calls_released, x.calls_placed, "calls_released");
+    assert_eq!(stats.calls_answered, x.calls_answered, "calls_answered");
+    assert_eq!(stats.total_talk_seconds, x.talk_ms / 1000, "total_talk_seconds");
+    let causes: BTreeMap<u32, u64> = stats.hangup_causes.iter().map(|c| (c.q850, c.count)).collect();
+    assert_eq!(causes, x.causes, "hangup causes");
+    let outcomes: BTreeMap<i32, u64> = stats.outcomes.iter().map(|o| (o.outcome, o.count)).collect();
+    assert_eq!(outcomes, x.outcomes, "contact outcomes");
+}
+
+/// E.164 form of the generated mainland mobiles.
+pub fn e164(phones: &[String]) -> Vec<String> {
+    phones.iter().map(|p| format!("+86{p}")).collect()
+}
+
+/// A fast simulator: real ring/talk distributions, time compressed so calls take milliseconds.
+pub fn fast_sim(seed: u64) -> Simulator {
+    Simulator { seed, time_scale: 20_000.0, ..Simulator::default() }
+}
