@@ -1,0 +1,210 @@
+//! `waihu demo`: one command that shows the whole system working.
+
+use std::{path::PathBuf, process::ExitCode, time::{Duration, Instant}};
+
+use clap::Args;
+use tokio::process::{Child, Command};
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+use waihu_proto::v1 as pb;
+
+use crate::{display, status, task, Cli, CliError};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Contacts in the generated list (a few of them malformed or repeated on purpose).
+    #[arg(long, default_value_t = 5000)]
+    contacts: usize,
+    /// Simulator seed: the same seed and list give the same campaign.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// How much faster than real time simulated calls run.
+    #[arg(long, default_value_t = 300.0)]
+    time_scale: f64,
+    /// Calls after the first to busy or unanswered contacts.
+    #[arg(long, default_value_t = 2)]
+    recall: u32,
+    /// Concurrent calls on the simulator line.
+    #[arg(long, default_value_t = 300)]
+    concurrency: u32,
+    /// Dialer gRPC address (health only).
+    #[arg(long, env = "WAIHU_DIALER_ADDR", default_value = "http://127.0.0.1:50052")]
+    dialer_addr: String,
+    /// Provider adapter gRPC address (health only).
+    #[arg(long, env = "WAIHU_PROVIDER_ADDR", default_value = "http://127.0.0.1:50053")]
+    provider_addr: String,
+    /// Where the services this demo starts write their logs.
+    #[arg(long, default_value = ".demo/logs")]
+    log_dir: PathBuf,
+}
+
+async fn healthy(addr: &str) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(addr.to_string()) else { return false };
+    let Ok(Ok(channel)) = tokio::time::timeout(Duration::from_millis(500), endpoint.connect()).await else {
+        return false;
+    };
+    let mut c = HealthClient::new(channel);
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), c.check(HealthCheckRequest { service: String::new() })).await,
+        Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32
+    )
+}
+
+fn port_of(addr: &str) -> Result<u16, CliError> {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| format!("{addr:?} has no port").into())
+}
+
+/// Services this demo started; stopped (SIGTERM, then kill) when the demo ends.
+struct Started(Vec<(&'static str, Child)>);
+
+impl Started {
+    async fn stop(mut self) {
+        for (name, child) in self.0.iter_mut().rev() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            }
+            if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+                eprintln!("{name} did not stop in 15 s; killing it");
+                let _ = child.kill().await;
+            }
+        }
+        self.0.clear();
+    }
+}
+
+async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
+    let dir = std::env::current_exe()?.parent().map(PathBuf::from).ok_or("cannot locate the waihu binary")?;
+    let services = [
+        ("waihu-record", cli.record_addr.as_str()),
+        ("waihu-task", cli.task_addr.as_str()),
+        ("waihu-dialer", a.dialer_addr.as_str()),
+        ("waihu-provider-adapter", a.provider_addr.as_str()),
+    ];
+    let mut started = Started(Vec::new());
+    std::fs::create_dir_all(&a.log_dir)?;
+    for (name, addr) in services {
+        if healthy(addr).await {
+            println!("  {name:<24} already running at {addr}");
+            continue;
+        }
+        let bin = dir.join(name);
+        if !bin.exists() {
+            started.stop().await;
+            return Err(format!("{} is missing: build the workspace first (cargo build --release --bins)", bin.display()).into());
+        }
+        let log = a.log_dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(&bin)
+            .env("WAIHU_GRPC_ADDR", format!("127.0.0.1:{}", port_of(addr)?))
+            .env("WAIHU_SIMULATOR__SEED", a.seed.to_string())
+            .env("WAIHU_SIMULATOR__TIME_SCALE", a.time_scale.to_string())
+            .env("WAIHU_DIALER__LINES", format!("sim-1:{}", a.concurrency))
+            .env("WAIHU_DIALER__TICK_MS", "50")
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        started.0.push((name, child));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if healthy(addr).await {
+                println!("  {name:<24} started at {addr} (log: {})", log.display());
+                break;
+            }
+            let exited = started.0.last_mut().and_then(|(_, c)| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > deadline {
+                started.stop().await;
+                return Err(format!("{name} did not become healthy; see {}", log.display()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(started)
+}
+
+/// A generated contact list: mostly valid mobiles, with every 97th row malformed and every
+/// 151st a repeat, so the import report has something to say.
+fn generated(n: usize, seed: u64) -> Vec<pb::ContactRow> {
+    let mobile = |i: usize| format!("1{}{:09}", 3 + (seed + i as u64) % 7, (i as u64) * 7919 % 1_000_000_000);
+    (0..n)
+        .map(|i| {
+            let phone = if i % 97 == 96 {
+                format!("12{:05}", i)
+            } else if i % 151 == 150 {
+                // The previous row's number, spelled differently.
+                format!("+86 {}", mobile(i - 1))
+            } else {
+                mobile(i)
+            };
+            let mut variables = std::collections::HashMap::new();
+            variables.insert("city".to_string(), ["上海", "北京", "厦门", "深圳"][i % 4].to_string());
+            pb::ContactRow { name: format!("候选人{i:05}"), phone, external_id: format!("resume-{}", 100_000 + i), variables }
+        })
+        .collect()
+}
+
+pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
+    if !(a.time_scale.is_finite() && a.time_scale >= 0.0) {
+        return Err("--time-scale must be 0 or more".into());
+    }
+    println!("waihu demo: {} contacts, simulator seed {}, time x{}, recall {}, {} lines", a.contacts, a.seed, a.time_scale, a.recall, a.concurrency);
+    println!("services:");
+    let started = ensure_services(cli, a).await?;
+    let result = campaign(cli, a).await;
+    if !started.0.is_empty() {
+        println!("stopping the services this demo started");
+        started.stop().await;
+    }
+    result
+}
+
+async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
+    let mut tasks = task::task_client(cli).await?;
+    let spec = pb::TaskSpec {
+        name: format!("demo {}", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")),
+        description: "generated by waihu demo".into(),
+        script_id: "demo-script".into(),
+        priority: 1,
+        recall_count: a.recall,
+        recall_interval_seconds: 1,
+        tags: vec!["demo".into()],
+        source: "waihu demo".into(),
+        ..Default::default()
+    };
+    let t = tasks
+        .create_task(task::with_tenant(&cli.tenant, pb::CreateTaskRequest { spec: Some(spec) })?)
+        .await
+        .map_err(|s| status("create", s))?
+        .into_inner();
+    println!("task {} created", t.task_id);
+
+    let rows = generated(a.contacts, a.seed);
+    let t0 = Instant::now();
+    let chunks: Vec<_> = rows.chunks(2000).map(|c| pb::AddContactsRequest { task_id: t.task_id.clone(), rows: c.to_vec() }).collect();
+    let reply = tasks
+        .add_contacts(task::with_tenant(&cli.tenant, tokio_stream::iter(chunks))?)
+        .await
+        .map_err(|s| status("import", s))?
+        .into_inner();
+    print!("imported in {:.2} s: ", t0.elapsed().as_secs_f64());
+    task::print_import(&reply, 3);
+
+    tasks
+        .start_task(task::with_tenant(&cli.tenant, pb::TaskRef { task_id: t.task_id.clone() })?)
+        .await
+        .map_err(|s| status("start", s))?;
+    println!("task started; dialing:");
+    let t1 = Instant::now();
+    let stats = task::watch_stats(cli, &t.task_id).await?;
+    let secs = t1.elapsed().as_secs_f64();
+    println!(
+        "campaign finished in {:.1} s ({:.0} call attempts/s)\n{}",
+        secs,
+        stats.calls_placed as f64 / secs.max(0.001),
+        display::stats_table(&stats)
+    );
+    Ok(ExitCode::SUCCESS)
+}

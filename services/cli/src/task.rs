@@ -1,0 +1,313 @@
+//! `waihu task ...`
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::Subcommand;
+use tonic::{metadata::MetadataValue, transport::Channel, Request};
+use waihu_proto::v1::{self as pb, stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient};
+
+use crate::{display, status, Cli, CliError};
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Create a task; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value = "")]
+        script_id: String,
+        /// 0..2, higher dials first.
+        #[arg(long, default_value_t = 0)]
+        priority: u32,
+        /// Calls after the first to a busy or unanswered contact.
+        #[arg(long, default_value_t = 0)]
+        recall_count: u32,
+        /// Seconds between attempts.
+        #[arg(long, default_value_t = 600)]
+        recall_interval: u32,
+        /// Calls a day to one number (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        daily_call_limit: u32,
+        /// RFC 3339 time before which nothing is dialed.
+        #[arg(long)]
+        scheduled_start: Option<String>,
+        #[arg(long, default_value = "")]
+        caller_line: String,
+        /// Comma-separated.
+        #[arg(long, default_value = "")]
+        tags: String,
+        #[arg(long, default_value = "")]
+        source: String,
+    },
+    /// Import contacts from a CSV file with a header row: `phone` is required; `name`,
+    /// `external_id` are recognised; every other column becomes a variable.
+    Import { task_id: String, csv: std::path::PathBuf },
+    Start { task_id: String },
+    Pause { task_id: String },
+    Resume { task_id: String },
+    Cancel {
+        task_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Get { task_id: String },
+    List {
+        /// PENDING, RUNNING, PAUSED, COMPLETED or CANCELLED.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Task statistics; `--watch` refreshes until the task ends.
+    Stats {
+        task_id: String,
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+pub fn with_tenant<T>(tenant: &str, msg: T) -> Result<Request<T>, CliError> {
+    let mut r = Request::new(msg);
+    let v: MetadataValue<_> = tenant.parse().map_err(|_| format!("tenant {tenant:?} is not valid ASCII"))?;
+    r.metadata_mut().insert("x-tenant-id", v);
+    Ok(r)
+}
+
+pub async fn task_client(cli: &Cli) -> Result<TaskServiceClient<Channel>, CliError> {
+    TaskServiceClient::connect(cli.task_addr.clone())
+        .await
+        .map_err(|e| format!("cannot reach the task service at {}: {e}", cli.task_addr).into())
+}
+
+pub async fn stats_client(cli: &Cli) -> Result<StatsServiceClient<Channel>, CliError> {
+    StatsServiceClient::connect(cli.record_addr.clone())
+        .await
+        .map_err(|e| format!("cannot reach the record service at {}: {e}", cli.record_addr).into())
+}
+
+fn print_task(t: &pb::Task) {
+    let name = t.spec.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+    println!(
+        "{}  {:<10} {:>7}/{:<7} {}",
+        t.task_id,
+        display::status_name(t.status),
+        t.contacts_finished,
+        t.contacts_total,
+        name
+    );
+}
+
+/// Streams a CSV file to `AddContacts` in chunks, printing progress on large files.
+pub async fn import_csv(cli: &Cli, task_id: &str, path: &std::path::Path) -> Result<pb::AddContactsResponse, CliError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let headers = reader.headers().map_err(|e| format!("{}: no header row: {e}", path.display()))?.clone();
+    let col = |n: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(n));
+    let phone = col("phone").ok_or_else(|| format!("{}: the header has no `phone` column", path.display()))?;
+    let (name, ext) = (col("name"), col("external_id"));
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{} row {}: {e}", path.display(), i + 2))?;
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
+        let variables = headers
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| Some(*c) != Some(phone) && Some(*c) != name && Some(*c) != ext)
+            .filter_map(|(c, h)| rec.get(c).map(|v| (h.trim().to_string(), v.to_string())))
+            .collect();
+        chunk.push(pb::ContactRow { phone: get(Some(phone)), name: get(name), external_id: get(ext), variables });
+        if chunk.len() == 2000 {
+            chunks.push(pb::AddContactsRequest { task_id: task_id.to_string(), rows: std::mem::take(&mut chunk) });
+        }
+    }
+    if !chunk.is_empty() {
+        chunks.push(pb::AddContactsRequest { task_id: task_id.to_string(), rows: chunk });
+    }
+    let total: usize = chunks.iter().map(|c| c.rows.len()).sum();
+    let big = total > 20_000;
+    let mut sent = 0usize;
+    let stream = tokio_stream::iter(chunks.into_iter().inspect(move |c| {
+        sent += c.rows.len();
+        if big {
+            eprint!("\rsending {sent}/{total} rows");
+        }
+    }));
+    let mut client = task_client(cli).await?;
+    let reply = client.add_contacts(with_tenant(&cli.tenant, stream)?).await.map_err(|s| status("import", s))?.into_inner();
+    if big {
+        eprintln!();
+    }
+    Ok(reply)
+}
+
+pub fn print_import(r: &pb::AddContactsResponse, listed: usize) {
+    println!(
+        "received {}  accepted {}  duplicates {}  rejected {}  (task now has {} contacts)",
+        r.received, r.accepted, r.duplicates, r.rejected_total, r.contacts_total
+    );
+    for row in r.rejected.iter().take(listed) {
+        println!("  row {:>6}  {}", row.row, row.reason);
+    }
+    if r.rejected_total > listed as u64 {
+        println!("  ... and {} more rejected rows", r.rejected_total - listed as u64);
+    }
+}
+
+pub async fn watch_stats(cli: &Cli, task_id: &str) -> Result<pb::TaskStats, CliError> {
+    let mut tasks = task_client(cli).await?;
+    let mut stats = stats_client(cli).await?;
+    let mut progress = display::Progress::new(8);
+    let started = std::time::Instant::now();
+    let mut first_calls: Option<(std::time::Instant, u64)> = None;
+    loop {
+        let t = tasks
+            .get_task(with_tenant(&cli.tenant, pb::TaskRef { task_id: task_id.into() })?)
+            .await
+            .map_err(|s| status("task", s))?
+            .into_inner();
+        let s = match stats.get_task_stats(with_tenant(&cli.tenant, pb::GetTaskStatsRequest { task_id: task_id.into() })?).await {
+            Ok(s) => s.into_inner(),
+            // The record service has not seen the task yet.
+            Err(e) if e.code() == tonic::Code::NotFound && started.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            Err(e) => return Err(status("stats", e)),
+        };
+        let (t0, c0) = *first_calls.get_or_insert((std::time::Instant::now(), s.calls_placed));
+        let secs = t0.elapsed().as_secs_f64();
+        let rate = if secs > 0.5 { (s.calls_placed - c0) as f64 / secs } else { 0.0 };
+        let status_name = display::status_name(t.status);
+        progress.show(status_name, &s, rate);
+        let ended = matches!(
+            pb::TaskStatus::try_from(t.status),
+            Ok(pb::TaskStatus::Completed | pb::TaskStatus::Cancelled)
+        );
+        if ended && s.contacts_finished >= t.contacts_total as u64 && s.calls_released >= s.calls_placed {
+            progress.finish();
+            return Ok(s);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
+    let tenant = cli.tenant.as_str();
+    match cmd {
+        TaskCommand::Create {
+            name,
+            description,
+            script_id,
+            priority,
+            recall_count,
+            recall_interval,
+            daily_call_limit,
+            scheduled_start,
+            caller_line,
+            tags,
+            source,
+        } => {
+            let scheduled_start = scheduled_start
+                .as_deref()
+                .map(|s| {
+                    chrono::DateTime::parse_from_rfc3339(s)
+                        .map(|t| waihu_events::timestamp(t.with_timezone(&chrono::Utc)))
+                        .map_err(|e| format!("--scheduled-start {s:?}: {e}"))
+                })
+                .transpose()?;
+            let spec = pb::TaskSpec {
+                name: name.clone(),
+                description: description.clone(),
+                script_id: script_id.clone(),
+                priority: *priority,
+                recall_count: *recall_count,
+                recall_interval_seconds: *recall_interval,
+                daily_call_limit: *daily_call_limit,
+                scheduled_start,
+                caller_line: caller_line.clone(),
+                tags: tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
+                source: source.clone(),
+            };
+            let t = task_client(cli).await?
+                .create_task(with_tenant(tenant, pb::CreateTaskRequest { spec: Some(spec) })?)
+                .await
+                .map_err(|s| status("create", s))?
+                .into_inner();
+            println!("{}", t.task_id);
+        }
+        TaskCommand::Import { task_id, csv } => print_import(&import_csv(cli, task_id, csv).await?, 50),
+        TaskCommand::Start { task_id } | TaskCommand::Pause { task_id } | TaskCommand::Resume { task_id } => {
+            let mut c = task_client(cli).await?;
+            let r = with_tenant(tenant, pb::TaskRef { task_id: task_id.clone() })?;
+            let t = match cmd {
+                TaskCommand::Start { .. } => c.start_task(r).await,
+                TaskCommand::Pause { .. } => c.pause_task(r).await,
+                _ => c.resume_task(r).await,
+            }
+            .map_err(|s| status("task", s))?
+            .into_inner();
+            print_task(&t);
+        }
+        TaskCommand::Cancel { task_id, reason } => {
+            let t = task_client(cli).await?
+                .cancel_task(with_tenant(tenant, pb::CancelTaskRequest { task_id: task_id.clone(), reason: reason.clone() })?)
+                .await
+                .map_err(|s| status("cancel", s))?
+                .into_inner();
+            print_task(&t);
+        }
+        TaskCommand::Get { task_id } => {
+            let t = task_client(cli).await?
+                .get_task(with_tenant(tenant, pb::TaskRef { task_id: task_id.clone() })?)
+                .await
+                .map_err(|s| status("get", s))?
+                .into_inner();
+            print_task(&t);
+        }
+        TaskCommand::List { status: st, name } => {
+            let status_code = match st {
+                None => 0,
+                Some(s) => pb::TaskStatus::from_str_name(&format!("TASK_STATUS_{}", s.to_uppercase()))
+                    .ok_or_else(|| format!("--status {s:?}: not one of PENDING, RUNNING, PAUSED, COMPLETED, CANCELLED"))?
+                    as i32,
+            };
+            let mut c = task_client(cli).await?;
+            let mut token = String::new();
+            loop {
+                let page = c
+                    .list_tasks(with_tenant(tenant, pb::ListTasksRequest {
+                        status: status_code,
+                        name_contains: name.clone(),
+                        page_size: 200,
+                        page_token: token,
+                    })?)
+                    .await
+                    .map_err(|s| status("list", s))?
+                    .into_inner();
+                page.tasks.iter().for_each(print_task);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        TaskCommand::Stats { task_id, watch } => {
+            let s = if *watch {
+                watch_stats(cli, task_id).await?
+            } else {
+                stats_client(cli).await?
+                    .get_task_stats(with_tenant(tenant, pb::GetTaskStatsRequest { task_id: task_id.clone() })?)
+                    .await
+                    .map_err(|s| status("stats", s))?
+                    .into_inner()
+            };
+            println!("{}", display::stats_table(&s));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
