@@ -76,7 +76,9 @@ impl Cluster {
     }
 
     pub async fn start_task(&mut self) {
-        let cfg = waihu_task::TaskConfig { common: self.env.config() };
+        let cfg = waihu_task::TaskConfig {
+            common: self.env.config(),
+        };
         let r = run(|s| waihu_task::start(cfg, s)).await;
         self.task_addr = format!("http://{}", r.handle.addr);
         self.task = Some(r);
@@ -113,20 +115,34 @@ impl Cluster {
     }
 
     pub async fn tasks(&self) -> TaskServiceClient<Channel> {
-        TaskServiceClient::connect(self.task_addr.clone()).await.expect("task service reachable")
+        TaskServiceClient::connect(self.task_addr.clone())
+            .await
+            .expect("task service reachable")
     }
 
     pub async fn stats(&self) -> StatsServiceClient<Channel> {
-        StatsServiceClient::connect(self.record_addr.clone()).await.expect("record service reachable")
+        StatsServiceClient::connect(self.record_addr.clone())
+            .await
+            .expect("record service reachable")
     }
 
     pub async fn records(&self) -> RecordServiceClient<Channel> {
-        RecordServiceClient::connect(self.record_addr.clone()).await.expect("record service reachable")
+        RecordServiceClient::connect(self.record_addr.clone())
+            .await
+            .expect("record service reachable")
     }
 
     /// Stops every service cleanly and removes the database and streams.
     pub async fn shutdown(mut self) {
-        for r in [self.provider.take(), self.dialer.take(), self.task.take(), self.record.take()].into_iter().flatten() {
+        for r in [
+            self.provider.take(),
+            self.dialer.take(),
+            self.task.take(),
+            self.record.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             r.stop().await;
         }
         self.env.cleanup().await;
@@ -135,40 +151,82 @@ impl Cluster {
 
 /// A task spec with the given recall rule.
 pub fn spec(name: &str, recall_count: u32, recall_interval_seconds: u32) -> pb::TaskSpec {
-    pb::TaskSpec { name: name.into(), recall_count, recall_interval_seconds, ..Default::default() }
+    pb::TaskSpec {
+        name: name.into(),
+        recall_count,
+        recall_interval_seconds,
+        ..Default::default()
+    }
 }
 
 /// `n` distinct mainland mobile numbers, as users type them.
 pub fn phones(n: usize, salt: u32) -> Vec<String> {
-    (0..n).map(|i| format!("1{}{:09}", 3 + (salt % 7), i)).collect()
+    (0..n)
+        .map(|i| format!("1{}{:09}", 3 + (salt % 7), i))
+        .collect()
 }
 
 /// Creates a task and imports `phones` in chunks; returns the task id.
-pub async fn create_with_contacts(client: &mut TaskServiceClient<Channel>, spec: pb::TaskSpec, phones: &[String]) -> String {
-    let task = client.create_task(pb::CreateTaskRequest { spec: Some(spec) }).await.expect("create").into_inner();
+pub async fn create_with_contacts(
+    client: &mut TaskServiceClient<Channel>,
+    spec: pb::TaskSpec,
+    phones: &[String],
+) -> String {
+    let task = client
+        .create_task(pb::CreateTaskRequest { spec: Some(spec) })
+        .await
+        .expect("create")
+        .into_inner();
     let reply = import(client, &task.task_id, phones).await;
-    assert_eq!(reply.accepted as usize, phones.len(), "every generated contact is accepted");
+    assert_eq!(
+        reply.accepted as usize,
+        phones.len(),
+        "every generated contact is accepted"
+    );
     task.task_id
 }
 
-pub async fn import(client: &mut TaskServiceClient<Channel>, task_id: &str, phones: &[String]) -> pb::AddContactsResponse {
+pub async fn import(
+    client: &mut TaskServiceClient<Channel>,
+    task_id: &str,
+    phones: &[String],
+) -> pb::AddContactsResponse {
     let msgs: Vec<pb::AddContactsRequest> = phones
         .chunks(2000)
         .map(|c| pb::AddContactsRequest {
             task_id: task_id.to_string(),
-            rows: c.iter().map(|p| pb::ContactRow { phone: p.clone(), ..Default::default() }).collect(),
+            rows: c
+                .iter()
+                .map(|p| pb::ContactRow {
+                    phone: p.clone(),
+                    ..Default::default()
+                })
+                .collect(),
         })
         .collect();
-    client.add_contacts(tokio_stream::iter(msgs)).await.expect("import").into_inner()
+    client
+        .add_contacts(tokio_stream::iter(msgs))
+        .await
+        .expect("import")
+        .into_inner()
 }
 
 /// Waits until the task reaches `status`.
-pub async fn wait_status(client: &mut TaskServiceClient<Channel>, task_id: &str, status: pb::TaskStatus, timeout: Duration) -> pb::Task {
+pub async fn wait_status(
+    client: &mut TaskServiceClient<Channel>,
+    task_id: &str,
+    status: pb::TaskStatus,
+    timeout: Duration,
+) -> pb::Task {
     waihu_testkit::eventually(timeout, &format!("task {task_id} to be {status:?}"), || {
         let mut c = client.clone();
         let id = task_id.to_string();
         async move {
-            let t = c.get_task(pb::TaskRef { task_id: id }).await.ok()?.into_inner();
+            let t = c
+                .get_task(pb::TaskRef { task_id: id })
+                .await
+                .ok()?
+                .into_inner();
             (t.status == status as i32).then_some(t)
         }
     })
@@ -176,13 +234,22 @@ pub async fn wait_status(client: &mut TaskServiceClient<Channel>, task_id: &str,
 }
 
 /// Waits until the statistics show every contact finished and every placed call released.
-pub async fn wait_stats_settled(cluster: &Cluster, task_id: &str, contacts: u64, timeout: Duration) -> pb::TaskStats {
+pub async fn wait_stats_settled(
+    cluster: &Cluster,
+    task_id: &str,
+    contacts: u64,
+    timeout: Duration,
+) -> pb::TaskStats {
     let client = cluster.stats().await;
     waihu_testkit::eventually(timeout, "statistics to settle", || {
         let mut c = client.clone();
         let id = task_id.to_string();
         async move {
-            let s = c.get_task_stats(pb::GetTaskStatsRequest { task_id: id }).await.ok()?.into_inner();
+            let s = c
+                .get_task_stats(pb::GetTaskStatsRequest { task_id: id })
+                .await
+                .ok()?
+                .into_inner();
             (s.contacts_finished == contacts && s.calls_released == s.calls_placed).then_some(s)
         }
     })
@@ -204,7 +271,10 @@ pub struct Expected {
 }
 
 pub fn expected(sim: &Simulator, phones_e164: &[String], recall_count: u32) -> Expected {
-    let mut x = Expected { contacts: phones_e164.len() as u64, ..Default::default() };
+    let mut x = Expected {
+        contacts: phones_e164.len() as u64,
+        ..Default::default()
+    };
     for phone in phones_e164 {
         let mut attempt = 1;
         let outcome = loop {
@@ -239,10 +309,22 @@ pub fn assert_stats_match(stats: &pb::TaskStats, x: &Expected) {
     assert_eq!(stats.calls_placed, x.calls_placed, "calls_placed");
     assert_eq!(stats.calls_released, x.calls_placed, "calls_released");
     assert_eq!(stats.calls_answered, x.calls_answered, "calls_answered");
-    assert_eq!(stats.total_talk_seconds, x.talk_ms / 1000, "total_talk_seconds");
-    let causes: BTreeMap<u32, u64> = stats.hangup_causes.iter().map(|c| (c.q850, c.count)).collect();
+    assert_eq!(
+        stats.total_talk_seconds,
+        x.talk_ms / 1000,
+        "total_talk_seconds"
+    );
+    let causes: BTreeMap<u32, u64> = stats
+        .hangup_causes
+        .iter()
+        .map(|c| (c.q850, c.count))
+        .collect();
     assert_eq!(causes, x.causes, "hangup causes");
-    let outcomes: BTreeMap<i32, u64> = stats.outcomes.iter().map(|o| (o.outcome, o.count)).collect();
+    let outcomes: BTreeMap<i32, u64> = stats
+        .outcomes
+        .iter()
+        .map(|o| (o.outcome, o.count))
+        .collect();
     assert_eq!(outcomes, x.outcomes, "contact outcomes");
 }
 
@@ -253,5 +335,9 @@ pub fn e164(phones: &[String]) -> Vec<String> {
 
 /// A fast simulator: real ring/talk distributions, time compressed so calls take milliseconds.
 pub fn fast_sim(seed: u64) -> Simulator {
-    Simulator { seed, time_scale: 20_000.0, ..Simulator::default() }
+    Simulator {
+        seed,
+        time_scale: 20_000.0,
+        ..Simulator::default()
+    }
 }

@@ -7,14 +7,18 @@ use std::{
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use waihu_bus::{BatchHandler, ConsumerSpec, Delivery, Expect, HandlerError, Runner, HEADER_DLQ_REASON};
+use waihu_bus::{
+    BatchHandler, ConsumerSpec, Delivery, Expect, HandlerError, Runner, HEADER_DLQ_REASON,
+};
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_testkit::TestEnv;
 
 fn started(task: uuid::Uuid) -> RecordedEvent {
     RecordedEvent::new(
         EventMeta::new("default", Aggregate::Task(task), 1).with_task(task),
-        Event::TaskStarted(pb::TaskStarted { task_id: task.to_string() }),
+        Event::TaskStarted(pb::TaskStarted {
+            task_id: task.to_string(),
+        }),
     )
 }
 
@@ -31,16 +35,32 @@ impl BatchHandler for Recorder {
             let t = d.event.meta.task_id.unwrap_or_default();
             if self.refuse.contains(&t) {
                 let reason = format!("task {t} is refused");
-                return Err(if self.permanent { HandlerError::Permanent(reason) } else { HandlerError::Transient(reason) });
+                return Err(if self.permanent {
+                    HandlerError::Permanent(reason)
+                } else {
+                    HandlerError::Transient(reason)
+                });
             }
         }
-        self.seen.lock().expect("lock").extend(batch.iter().filter_map(|d| d.event.meta.task_id));
+        self.seen
+            .lock()
+            .expect("lock")
+            .extend(batch.iter().filter_map(|d| d.event.meta.task_id));
         Ok(())
     }
 }
 
-async fn dead_letters(env: &TestEnv, consumer: &str, n: usize) -> Vec<async_nats::jetstream::Message> {
-    let stream = env.bus.jetstream().get_stream(env.bus.dlq_stream()).await.expect("dlq stream");
+async fn dead_letters(
+    env: &TestEnv,
+    consumer: &str,
+    n: usize,
+) -> Vec<async_nats::jetstream::Message> {
+    let stream = env
+        .bus
+        .jetstream()
+        .get_stream(env.bus.dlq_stream())
+        .await
+        .expect("dlq stream");
     let c = stream
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
             filter_subject: env.bus.dlq_subject(consumer),
@@ -53,7 +73,11 @@ async fn dead_letters(env: &TestEnv, consumer: &str, n: usize) -> Vec<async_nats
     while out.len() < n {
         match tokio::time::timeout(Duration::from_secs(20), msgs.next()).await {
             Ok(Some(Ok(m))) => out.push(m),
-            other => panic!("expected {n} dead letters, got {} ({:?})", out.len(), other.map(|o| o.is_some())),
+            other => panic!(
+                "expected {n} dead letters, got {} ({:?})",
+                out.len(),
+                other.map(|o| o.is_some())
+            ),
         }
     }
     out
@@ -61,14 +85,25 @@ async fn dead_letters(env: &TestEnv, consumer: &str, n: usize) -> Vec<async_nats
 
 async fn run_case(permanent: bool) {
     let env = TestEnv::new().await;
-    let (a, poison, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let (a, poison, b) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
     // Garbage on an events subject, a message the handler refuses, and good ones around them.
     env.bus.publish(&started(a), Expect::Any).await.expect("a");
     env.bus
-        .publish_raw(format!("{}.evt.task.garbage", env.prefix), async_nats::HeaderMap::new(), "not protobuf".into())
+        .publish_raw(
+            format!("{}.evt.task.garbage", env.prefix),
+            async_nats::HeaderMap::new(),
+            "not protobuf".into(),
+        )
         .await
         .expect("garbage");
-    env.bus.publish(&started(poison), Expect::Any).await.expect("poison");
+    env.bus
+        .publish(&started(poison), Expect::Any)
+        .await
+        .expect("poison");
     env.bus.publish(&started(b), Expect::Any).await.expect("b");
 
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -77,20 +112,42 @@ async fn run_case(permanent: bool) {
     spec.backoff = Duration::from_millis(50);
     let runner = Runner::new(&env.bus, spec, 100).await.expect("consumer");
     let stop = CancellationToken::new();
-    let handler = Recorder { seen: seen.clone(), refuse: vec![poison], permanent };
+    let handler = Recorder {
+        seen: seen.clone(),
+        refuse: vec![poison],
+        permanent,
+    };
     let task = tokio::spawn(runner.run_batched(handler, stop.clone()));
 
     let letters = dead_letters(&env, "dlq-test", 2).await;
     let reasons: Vec<String> = letters
         .iter()
-        .map(|m| m.headers.as_ref().and_then(|h| h.get(HEADER_DLQ_REASON)).map(|v| v.to_string()).unwrap_or_default())
+        .map(|m| {
+            m.headers
+                .as_ref()
+                .and_then(|h| h.get(HEADER_DLQ_REASON))
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        })
         .collect();
     assert!(reasons[0].contains("not valid protobuf"), "{reasons:?}");
-    assert!(reasons[1].contains(&format!("task {poison} is refused")), "{reasons:?}");
+    assert!(
+        reasons[1].contains(&format!("task {poison} is refused")),
+        "{reasons:?}"
+    );
     if !permanent {
-        assert!(reasons[1].starts_with("gave up after 3 deliveries"), "{reasons:?}");
+        assert!(
+            reasons[1].starts_with("gave up after 3 deliveries"),
+            "{reasons:?}"
+        );
     }
-    assert_eq!(RecordedEvent::decode(&letters[1].payload).expect("original payload").meta.task_id, Some(poison));
+    assert_eq!(
+        RecordedEvent::decode(&letters[1].payload)
+            .expect("original payload")
+            .meta
+            .task_id,
+        Some(poison)
+    );
     waihu_testkit::eventually(Duration::from_secs(20), "the good messages", || {
         let seen = seen.clone();
         async move {
@@ -119,20 +176,43 @@ async fn a_message_failing_every_delivery_is_dead_lettered_at_the_bound() {
 async fn the_store_writer_dead_letters_garbage_and_stores_what_follows() {
     let env = TestEnv::new().await;
     let stop = CancellationToken::new();
-    let handle = waihu_record::start(waihu_record::RecordConfig::new(env.config()), stop.clone()).await.expect("record");
+    let handle = waihu_record::start(waihu_record::RecordConfig::new(env.config()), stop.clone())
+        .await
+        .expect("record");
     env.bus
-        .publish_raw(format!("{}.evt.call.garbage", env.prefix), async_nats::HeaderMap::new(), "\u{1}junk".into())
+        .publish_raw(
+            format!("{}.evt.call.garbage", env.prefix),
+            async_nats::HeaderMap::new(),
+            "\u{1}junk".into(),
+        )
         .await
         .expect("garbage");
     let good = started(uuid::Uuid::new_v4());
-    let seq = env.bus.publish(&good, Expect::Any).await.expect("good").sequence();
+    let seq = env
+        .bus
+        .publish(&good, Expect::Any)
+        .await
+        .expect("good")
+        .sequence();
     let letters = dead_letters(&env, "store-writer", 1).await;
-    assert!(letters[0].headers.as_ref().and_then(|h| h.get(HEADER_DLQ_REASON)).is_some());
+    assert!(letters[0]
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(HEADER_DLQ_REASON))
+        .is_some());
     let pool = &env.pool;
-    waihu_testkit::eventually(Duration::from_secs(20), "the good event stored", || async move {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE position = $1").bind(seq as i64).fetch_one(pool).await.ok()?;
-        (n == 1).then_some(())
-    })
+    waihu_testkit::eventually(
+        Duration::from_secs(20),
+        "the good event stored",
+        || async move {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE position = $1")
+                .bind(seq as i64)
+                .fetch_one(pool)
+                .await
+                .ok()?;
+            (n == 1).then_some(())
+        },
+    )
     .await;
     stop.cancel();
     handle.wait().await;

@@ -8,19 +8,42 @@ use waihu_e2e::*;
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 
 async fn stats_of(cluster: &Cluster, task_id: &str) -> pb::TaskStats {
-    cluster.stats().await.get_task_stats(pb::GetTaskStatsRequest { task_id: task_id.into() }).await.expect("stats").into_inner()
+    cluster
+        .stats()
+        .await
+        .get_task_stats(pb::GetTaskStatsRequest {
+            task_id: task_id.into(),
+        })
+        .await
+        .expect("stats")
+        .into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_published_twice_is_stored_and_counted_once() {
     // No dialer or provider needed: only the store writer and the projections.
-    let cluster = Cluster::start(fast_sim(1), vec![Line { id: "sim-1".into(), max_concurrent: 1 }]).await;
+    let cluster = Cluster::start(
+        fast_sim(1),
+        vec![Line {
+            id: "sim-1".into(),
+            max_concurrent: 1,
+        }],
+    )
+    .await;
     let mut tasks = cluster.tasks().await;
-    let task = tasks.create_task(pb::CreateTaskRequest { spec: Some(spec("dup", 0, 0)) }).await.expect("create").into_inner();
+    let task = tasks
+        .create_task(pb::CreateTaskRequest {
+            spec: Some(spec("dup", 0, 0)),
+        })
+        .await
+        .expect("create")
+        .into_inner();
     let task_id = uuid::Uuid::parse_str(&task.task_id).expect("uuid");
     let call = uuid::Uuid::new_v4();
     let released = RecordedEvent::new(
-        EventMeta::new("default", Aggregate::Call(call), 1).with_deterministic_id("dup-test").with_task(task_id),
+        EventMeta::new("default", Aggregate::Call(call), 1)
+            .with_deterministic_id("dup-test")
+            .with_task(task_id),
         Event::CallReleased(pb::CallReleased {
             call_id: call.to_string(),
             task_id: task.task_id.clone(),
@@ -35,20 +58,33 @@ async fn the_same_event_published_twice_is_stored_and_counted_once() {
     let first = bus.publish(&released, Expect::Any).await.expect("publish");
     assert!(matches!(first, PublishOutcome::Stored(_)));
     // Inside JetStream's duplicate window the bus itself drops the copy.
-    let again = bus.publish(&released, Expect::Any).await.expect("publish again");
+    let again = bus
+        .publish(&released, Expect::Any)
+        .await
+        .expect("publish again");
     assert_eq!(again, PublishOutcome::Duplicate(first.sequence()));
     // Past the window (simulated: no Nats-Msg-Id) the copy reaches the store, which must drop it.
     let copy_seq = bus
-        .publish_raw(bus.subject(&Aggregate::Call(call)), async_nats::HeaderMap::new(), released.encode().into())
+        .publish_raw(
+            bus.subject(&Aggregate::Call(call)),
+            async_nats::HeaderMap::new(),
+            released.encode().into(),
+        )
         .await
         .expect("raw copy");
     assert!(copy_seq > first.sequence());
 
     let pool = &cluster.env.pool;
-    waihu_testkit::eventually(Duration::from_secs(20), "the store writer to pass the copy", || async move {
-        let p = waihu_store::checkpoint(pool, waihu_record::writer::CHECKPOINT).await.ok()?;
-        (p >= copy_seq).then_some(())
-    })
+    waihu_testkit::eventually(
+        Duration::from_secs(20),
+        "the store writer to pass the copy",
+        || async move {
+            let p = waihu_store::checkpoint(pool, waihu_record::writer::CHECKPOINT)
+                .await
+                .ok()?;
+            (p >= copy_seq).then_some(())
+        },
+    )
     .await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_id = $1")
         .bind(released.meta.event_id)
@@ -65,70 +101,140 @@ async fn the_same_event_published_twice_is_stored_and_counted_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_record_service_mid_campaign_leaves_the_statistics_exact() {
     // Slow enough that the campaign is still running when the record service dies.
-    let sim = waihu_provider::sim::Simulator { seed: 99, time_scale: 400.0, ..Default::default() };
-    let mut cluster = Cluster::start(sim.clone(), vec![Line { id: "sim-1".into(), max_concurrent: 150 }]).await;
+    let sim = waihu_provider::sim::Simulator {
+        seed: 99,
+        time_scale: 400.0,
+        ..Default::default()
+    };
+    let mut cluster = Cluster::start(
+        sim.clone(),
+        vec![Line {
+            id: "sim-1".into(),
+            max_concurrent: 150,
+        }],
+    )
+    .await;
     let mut tasks = cluster.tasks().await;
     let phones = phones(1000, 2);
     let task_id = create_with_contacts(&mut tasks, spec("crash", 1, 0), &phones).await;
-    tasks.start_task(pb::TaskRef { task_id: task_id.clone() }).await.expect("start");
+    tasks
+        .start_task(pb::TaskRef {
+            task_id: task_id.clone(),
+        })
+        .await
+        .expect("start");
 
     let stats = cluster.stats().await;
     let seen = waihu_testkit::eventually(Duration::from_secs(60), "some calls released", || {
         let (mut s, id) = (stats.clone(), task_id.clone());
         async move {
-            let st = s.get_task_stats(pb::GetTaskStatsRequest { task_id: id }).await.ok()?.into_inner();
+            let st = s
+                .get_task_stats(pb::GetTaskStatsRequest { task_id: id })
+                .await
+                .ok()?
+                .into_inner();
             (st.calls_released >= 50).then_some(st)
         }
     })
     .await;
-    assert!(seen.contacts_finished < 1000, "still mid-campaign when the record service dies");
+    assert!(
+        seen.contacts_finished < 1000,
+        "still mid-campaign when the record service dies"
+    );
     cluster.kill_record();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.start_record().await;
 
-    wait_status(&mut tasks, &task_id, pb::TaskStatus::Completed, Duration::from_secs(180)).await;
+    wait_status(
+        &mut tasks,
+        &task_id,
+        pb::TaskStatus::Completed,
+        Duration::from_secs(180),
+    )
+    .await;
     let stats = wait_stats_settled(&cluster, &task_id, 1000, Duration::from_secs(60)).await;
     assert_stats_match(&stats, &expected(&sim, &e164(&phones), 1));
-    let report = waihu_record::replay::verify(&cluster.env.pool, |_, _| {}).await.expect("replay");
+    let report = waihu_record::replay::verify(&cluster.env.pool, |_, _| {})
+        .await
+        .expect("replay");
     assert!(report.identical(), "{:?}", report.differences);
     cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_new_dials_and_resume_finishes_the_task() {
-    let sim = waihu_provider::sim::Simulator { seed: 5, time_scale: 300.0, ..Default::default() };
-    let cluster = Cluster::start(sim.clone(), vec![Line { id: "sim-1".into(), max_concurrent: 40 }]).await;
+    let sim = waihu_provider::sim::Simulator {
+        seed: 5,
+        time_scale: 300.0,
+        ..Default::default()
+    };
+    let cluster = Cluster::start(
+        sim.clone(),
+        vec![Line {
+            id: "sim-1".into(),
+            max_concurrent: 40,
+        }],
+    )
+    .await;
     let mut tasks = cluster.tasks().await;
     let phones = phones(400, 3);
     let task_id = create_with_contacts(&mut tasks, spec("pause", 1, 0), &phones).await;
-    let r = pb::TaskRef { task_id: task_id.clone() };
+    let r = pb::TaskRef {
+        task_id: task_id.clone(),
+    };
     tasks.start_task(r.clone()).await.expect("start");
 
     let stats = cluster.stats().await;
     waihu_testkit::eventually(Duration::from_secs(60), "dialing under way", || {
         let (mut s, id) = (stats.clone(), task_id.clone());
-        async move { (s.get_task_stats(pb::GetTaskStatsRequest { task_id: id }).await.ok()?.into_inner().calls_placed >= 60).then_some(()) }
-    })
-    .await;
-    let paused = tasks.pause_task(r.clone()).await.expect("pause").into_inner();
-    assert_eq!(paused.status, pb::TaskStatus::Paused as i32);
-
-    // Calls in progress finish; then nothing new is placed while paused.
-    let settled = waihu_testkit::eventually(Duration::from_secs(60), "in-flight calls to finish", || {
-        let (mut s, id) = (stats.clone(), task_id.clone());
         async move {
-            let st = s.get_task_stats(pb::GetTaskStatsRequest { task_id: id }).await.ok()?.into_inner();
-            (st.calls_released == st.calls_placed).then_some(st)
+            (s.get_task_stats(pb::GetTaskStatsRequest { task_id: id })
+                .await
+                .ok()?
+                .into_inner()
+                .calls_placed
+                >= 60)
+                .then_some(())
         }
     })
     .await;
+    let paused = tasks
+        .pause_task(r.clone())
+        .await
+        .expect("pause")
+        .into_inner();
+    assert_eq!(paused.status, pb::TaskStatus::Paused as i32);
+
+    // Calls in progress finish; then nothing new is placed while paused.
+    let settled =
+        waihu_testkit::eventually(Duration::from_secs(60), "in-flight calls to finish", || {
+            let (mut s, id) = (stats.clone(), task_id.clone());
+            async move {
+                let st = s
+                    .get_task_stats(pb::GetTaskStatsRequest { task_id: id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (st.calls_released == st.calls_placed).then_some(st)
+            }
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let later = stats_of(&cluster, &task_id).await;
-    assert_eq!(later.calls_placed, settled.calls_placed, "no call placed while paused");
+    assert_eq!(
+        later.calls_placed, settled.calls_placed,
+        "no call placed while paused"
+    );
     assert!(later.contacts_finished < 400, "work remained when paused");
 
     tasks.resume_task(r.clone()).await.expect("resume");
-    wait_status(&mut tasks, &task_id, pb::TaskStatus::Completed, Duration::from_secs(180)).await;
+    wait_status(
+        &mut tasks,
+        &task_id,
+        pb::TaskStatus::Completed,
+        Duration::from_secs(180),
+    )
+    .await;
     let stats = wait_stats_settled(&cluster, &task_id, 400, Duration::from_secs(60)).await;
     assert_stats_match(&stats, &expected(&sim, &e164(&phones), 1));
     cluster.shutdown().await;
@@ -136,27 +242,67 @@ async fn pause_stops_new_dials_and_resume_finishes_the_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_finishes_the_remaining_contacts_as_cancelled() {
-    let sim = waihu_provider::sim::Simulator { seed: 6, time_scale: 300.0, ..Default::default() };
-    let cluster = Cluster::start(sim, vec![Line { id: "sim-1".into(), max_concurrent: 20 }]).await;
+    let sim = waihu_provider::sim::Simulator {
+        seed: 6,
+        time_scale: 300.0,
+        ..Default::default()
+    };
+    let cluster = Cluster::start(
+        sim,
+        vec![Line {
+            id: "sim-1".into(),
+            max_concurrent: 20,
+        }],
+    )
+    .await;
     let mut tasks = cluster.tasks().await;
     let task_id = create_with_contacts(&mut tasks, spec("cancel", 3, 0), &phones(300, 4)).await;
-    let r = pb::TaskRef { task_id: task_id.clone() };
+    let r = pb::TaskRef {
+        task_id: task_id.clone(),
+    };
     tasks.start_task(r.clone()).await.expect("start");
     let stats = cluster.stats().await;
     waihu_testkit::eventually(Duration::from_secs(60), "dialing under way", || {
         let (mut s, id) = (stats.clone(), task_id.clone());
-        async move { (s.get_task_stats(pb::GetTaskStatsRequest { task_id: id }).await.ok()?.into_inner().calls_placed >= 20).then_some(()) }
+        async move {
+            (s.get_task_stats(pb::GetTaskStatsRequest { task_id: id })
+                .await
+                .ok()?
+                .into_inner()
+                .calls_placed
+                >= 20)
+                .then_some(())
+        }
     })
     .await;
-    let t = tasks.cancel_task(pb::CancelTaskRequest { task_id: task_id.clone(), reason: "test".into() }).await.expect("cancel");
+    let t = tasks
+        .cancel_task(pb::CancelTaskRequest {
+            task_id: task_id.clone(),
+            reason: "test".into(),
+        })
+        .await
+        .expect("cancel");
     assert_eq!(t.into_inner().status, pb::TaskStatus::Cancelled as i32);
     let st = wait_stats_settled(&cluster, &task_id, 300, Duration::from_secs(60)).await;
-    let cancelled = st.outcomes.iter().find(|o| o.outcome == pb::ContactOutcome::Cancelled as i32).map_or(0, |o| o.count);
+    let cancelled = st
+        .outcomes
+        .iter()
+        .find(|o| o.outcome == pb::ContactOutcome::Cancelled as i32)
+        .map_or(0, |o| o.count);
     assert!(cancelled > 0 && st.contacts_dialed < 300, "{st:?}");
     // Cancelled contacts are never dialed later.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(stats_of(&cluster, &task_id).await.calls_placed, st.calls_placed);
-    let again = tasks.cancel_task(pb::CancelTaskRequest { task_id, reason: String::new() }).await.expect_err("twice");
+    assert_eq!(
+        stats_of(&cluster, &task_id).await.calls_placed,
+        st.calls_placed
+    );
+    let again = tasks
+        .cancel_task(pb::CancelTaskRequest {
+            task_id,
+            reason: String::new(),
+        })
+        .await
+        .expect_err("twice");
     assert_eq!(again.code(), tonic::Code::FailedPrecondition);
     cluster.shutdown().await;
 }

@@ -59,7 +59,9 @@ impl ConsumerSpec {
 
     fn backoff_for(&self, delivered: i64) -> Duration {
         let exp = (delivered.max(1) - 1).min(16) as u32;
-        self.backoff.saturating_mul(2u32.saturating_pow(exp)).min(self.ack_wait)
+        self.backoff
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.ack_wait)
     }
 }
 
@@ -104,12 +106,16 @@ pub struct Runner {
 enum Prepared {
     Skip,
     Poison(String),
-    Work(Delivery),
+    Work(Box<Delivery>),
 }
 
 impl Runner {
     /// Creates the durable consumer if it does not exist yet.
-    pub async fn new(bus: &Bus, spec: ConsumerSpec, max_ack_pending: i64) -> Result<Runner, BusError> {
+    pub async fn new(
+        bus: &Bus,
+        spec: ConsumerSpec,
+        max_ack_pending: i64,
+    ) -> Result<Runner, BusError> {
         let stream = bus
             .js
             .get_stream_no_info(bus.events_stream())
@@ -129,7 +135,11 @@ impl Runner {
             .get_or_create_consumer(&spec.name, config)
             .await
             .map_err(|e| BusError::Consumer(format!("{}: {e}", spec.name)))?;
-        Ok(Runner { bus: bus.clone(), spec, consumer })
+        Ok(Runner {
+            bus: bus.clone(),
+            spec,
+            consumer,
+        })
     }
 
     async fn messages(&self) -> Result<pull::Stream, BusError> {
@@ -156,7 +166,11 @@ impl Runner {
         match RecordedEvent::decode(&msg.payload) {
             Err(e) => Prepared::Poison(e.to_string()),
             Ok(event) if !self.spec.wants(event.type_name()) => Prepared::Skip,
-            Ok(event) => Prepared::Work(Delivery { stream_seq: info.0, delivered: info.1, event }),
+            Ok(event) => Prepared::Work(Box::new(Delivery {
+                stream_seq: info.0,
+                delivered: info.1,
+                event,
+            })),
         }
     }
 
@@ -206,7 +220,7 @@ impl Runner {
                 Prepared::Poison(reason) => self.dead_letter(&m, &reason).await,
                 Prepared::Work(d) => {
                     work_msgs.push(m);
-                    work.push(d);
+                    work.push(*d);
                 }
             }
         }
@@ -253,7 +267,10 @@ impl Runner {
     /// Copies the message to the consumer's dead-letter subject with the reason, then terminates
     /// it; if the dead letter cannot be stored the message is nak'd so nothing is lost.
     async fn dead_letter(&self, msg: &jetstream::Message, reason: &str) {
-        let (seq, delivered) = msg.info().map(|i| (i.stream_sequence, i.delivered)).unwrap_or((0, 0));
+        let (seq, delivered) = msg
+            .info()
+            .map(|i| (i.stream_sequence, i.delivered))
+            .unwrap_or((0, 0));
         // A fresh header map: the original's dedupe and concurrency headers must not apply here.
         let mut headers = async_nats::HeaderMap::new();
         for name in [HEADER_EVENT_TYPE, "traceparent"] {
@@ -267,7 +284,11 @@ impl Runner {
         headers.insert(HEADER_DLQ_SUBJECT, msg.subject.as_str());
         headers.insert(HEADER_DLQ_DELIVERIES, delivered.to_string().as_str());
         let subject = self.bus.dlq_subject(&self.spec.name);
-        match self.bus.publish_raw(subject, headers, msg.payload.clone()).await {
+        match self
+            .bus
+            .publish_raw(subject, headers, msg.payload.clone())
+            .await
+        {
             Ok(_) => {
                 error!(consumer = %self.spec.name, seq, %reason, "message dead-lettered");
                 ack(msg, AckKind::Term).await;
@@ -325,7 +346,7 @@ impl Runner {
                         this.dead_letter(&msg, &reason).await;
                         continue;
                     }
-                    Prepared::Work(d) => d,
+                    Prepared::Work(d) => *d,
                 };
                 let permit = tokio::select! {
                     _ = shutdown.cancelled() => break 'outer,
@@ -351,7 +372,8 @@ impl Runner {
                 });
             }
         }
-        let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         tasks.abort_all();
         Ok(())
     }

@@ -13,9 +13,7 @@ mod publish;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-pub use consumer::{
-    BatchHandler, ConsumerSpec, Delivery, HandlerError, MessageHandler, Runner,
-};
+pub use consumer::{BatchHandler, ConsumerSpec, Delivery, HandlerError, MessageHandler, Runner};
 pub use ordered::{OrderedReader, RawEvent};
 pub use publish::{Expect, PublishOutcome};
 use waihu_events::Aggregate;
@@ -30,7 +28,10 @@ pub const HEADER_DLQ_DELIVERIES: &str = "Waihu-Dlq-Deliveries";
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot connect to NATS at {url}: {source}")]
-    Connect { url: String, source: async_nats::ConnectError },
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
     #[error("JetStream stream setup failed: {0}")]
     Stream(String),
     #[error("JetStream consumer failed: {0}")]
@@ -58,7 +59,12 @@ pub struct BusConfig {
 
 impl BusConfig {
     pub fn local(url: impl Into<String>, prefix: impl Into<String>) -> Self {
-        BusConfig { url: url.into(), prefix: prefix.into(), replicas: 1, max_age: Duration::ZERO }
+        BusConfig {
+            url: url.into(),
+            prefix: prefix.into(),
+            replicas: 1,
+            max_age: Duration::ZERO,
+        }
     }
 }
 
@@ -80,7 +86,10 @@ impl Bus {
             .connection_timeout(Duration::from_secs(5))
             .connect(&config.url)
             .await
-            .map_err(|source| BusError::Connect { url: config.url.clone(), source })?;
+            .map_err(|source| BusError::Connect {
+                url: config.url.clone(),
+                source,
+            })?;
         let bus = Bus::from_client(client, &config.prefix);
         bus.ensure_streams(config).await?;
         Ok(bus)
@@ -90,7 +99,13 @@ impl Bus {
         let js = jetstream::new(client.clone());
         let stem: String = prefix
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         Bus {
             client,
@@ -186,7 +201,10 @@ impl Bus {
             .get_stream(&self.events_stream)
             .await
             .map_err(|e| BusError::Stream(e.to_string()))?;
-        let info = s.info().await.map_err(|e| BusError::Stream(e.to_string()))?;
+        let info = s
+            .info()
+            .await
+            .map_err(|e| BusError::Stream(e.to_string()))?;
         Ok(info.state.last_sequence)
     }
 }

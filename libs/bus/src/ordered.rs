@@ -31,7 +31,9 @@ impl OrderedReader {
         let deliver_policy = if after_seq == 0 {
             DeliverPolicy::All
         } else {
-            DeliverPolicy::ByStartSequence { start_sequence: after_seq + 1 }
+            DeliverPolicy::ByStartSequence {
+                start_sequence: after_seq + 1,
+            }
         };
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
@@ -41,33 +43,53 @@ impl OrderedReader {
             })
             .await
             .map_err(|e| BusError::Consumer(e.to_string()))?;
-        let messages = consumer.messages().await.map_err(|e| BusError::Consumer(e.to_string()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| BusError::Consumer(e.to_string()))?;
         Ok(OrderedReader { messages })
     }
 
-    /// Waits up to `wait` for the next message, then takes whatever else is ready, up to `max`.
-    pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<RawEvent>, BusError> {
+    /// Waits up to `wait` for the next message, then keeps collecting for at most `fill` more
+    /// (larger batches under load), up to `max` messages.
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        fill: Duration,
+    ) -> Result<Vec<RawEvent>, BusError> {
         let mut out = Vec::new();
         let first = match tokio::time::timeout(wait, self.messages.next()).await {
             Err(_) => return Ok(out),
             Ok(m) => m,
         };
+        let deadline = tokio::time::Instant::now() + fill;
         let mut next = first;
         loop {
             match next {
                 None => return Err(BusError::Consumer("ordered consumer ended".into())),
                 Some(Err(e)) => return Err(BusError::Consumer(e.to_string())),
                 Some(Ok(m)) => {
-                    let seq = m.info().map(|i| i.stream_sequence).map_err(|e| BusError::Consumer(e.to_string()))?;
-                    out.push(RawEvent { stream_seq: seq, subject: m.subject.to_string(), payload: m.payload.clone() });
+                    let seq = m
+                        .info()
+                        .map(|i| i.stream_sequence)
+                        .map_err(|e| BusError::Consumer(e.to_string()))?;
+                    out.push(RawEvent {
+                        stream_seq: seq,
+                        subject: m.subject.to_string(),
+                        payload: m.payload.clone(),
+                    });
                 }
             }
             if out.len() >= max {
                 return Ok(out);
             }
             match self.messages.next().now_or_never() {
-                None => return Ok(out),
                 Some(m) => next = m,
+                None => match tokio::time::timeout_at(deadline, self.messages.next()).await {
+                    Err(_) => return Ok(out),
+                    Ok(m) => next = m,
+                },
             }
         }
     }

@@ -76,7 +76,10 @@ impl Bus {
             let mut pending = Vec::with_capacity(chunk.len());
             for (event, expect) in chunk {
                 let subject = self.subject(&event.meta.aggregate);
-                let sent = self.js.send_publish(subject.clone(), message(event, *expect)).await;
+                let sent = self
+                    .js
+                    .send_publish(subject.clone(), message(event, *expect))
+                    .await;
                 pending.push((subject, *expect, sent));
             }
             for (subject, expect, sent) in pending {
@@ -100,7 +103,10 @@ impl Bus {
             .js
             .get_stream_no_info(&self.events_stream)
             .await
-            .map_err(|e| BusError::Read { subject: subject.into(), reason: e.to_string() })?;
+            .map_err(|e| BusError::Read {
+                subject: subject.into(),
+                reason: e.to_string(),
+            })?;
         match stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => {
                 let id = m
@@ -118,7 +124,10 @@ impl Bus {
             {
                 Ok(None)
             }
-            Err(e) => Err(BusError::Read { subject: subject.into(), reason: e.to_string() }),
+            Err(e) => Err(BusError::Read {
+                subject: subject.into(),
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -133,9 +142,15 @@ impl Bus {
             .js
             .publish_with_headers(subject.clone(), headers, payload)
             .await
-            .map_err(|e| BusError::Publish { subject: subject.clone(), reason: e.to_string() })?
+            .map_err(|e| BusError::Publish {
+                subject: subject.clone(),
+                reason: e.to_string(),
+            })?
             .await
-            .map_err(|e| BusError::Publish { subject, reason: e.to_string() })?;
+            .map_err(|e| BusError::Publish {
+                subject,
+                reason: e.to_string(),
+            })?;
         Ok(ack.sequence)
     }
 }
@@ -147,8 +162,14 @@ fn publish_error(
 ) -> BusError {
     match (e.kind(), expect) {
         (PublishErrorKind::WrongLastSequence, Expect::LastSubjectSeq(expected)) => {
-            BusError::WrongLastSequence { subject: subject.to_string(), expected }
+            BusError::WrongLastSequence {
+                subject: subject.to_string(),
+                expected,
+            }
         }
-        _ => BusError::Publish { subject: subject.to_string(), reason: e.to_string() },
+        _ => BusError::Publish {
+            subject: subject.to_string(),
+            reason: e.to_string(),
+        },
     }
 }

@@ -36,10 +36,14 @@ impl Aggregate {
     pub fn parse_stream_id(s: &str) -> Result<Self, AggregateParseError> {
         let err = || AggregateParseError(s.to_string());
         if let Some(rest) = s.strip_prefix("task-") {
-            return Uuid::parse_str(rest).map(Aggregate::Task).map_err(|_| err());
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Task)
+                .map_err(|_| err());
         }
         if let Some(rest) = s.strip_prefix("call-") {
-            return Uuid::parse_str(rest).map(Aggregate::Call).map_err(|_| err());
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Call)
+                .map_err(|_| err());
         }
         if let Some(rest) = s.strip_prefix("contact-") {
             // A UUID is 36 characters; the contact number follows its dash.
@@ -60,7 +64,11 @@ mod tests {
     #[test]
     fn stream_ids_round_trip() {
         let t = Uuid::new_v4();
-        for a in [Aggregate::Task(t), Aggregate::Call(t), Aggregate::Contact(t, 42)] {
+        for a in [
+            Aggregate::Task(t),
+            Aggregate::Call(t),
+            Aggregate::Contact(t, 42),
+        ] {
             assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
         }
         assert!(Aggregate::parse_stream_id("contact-x-1").is_err());

@@ -148,7 +148,12 @@ impl RecordedEvent {
     /// Builds an event in the current trace context.
     pub fn new(meta: EventMeta, event: Event) -> Self {
         let (traceparent, tracestate) = trace::current_context();
-        RecordedEvent { meta, event, traceparent, tracestate }
+        RecordedEvent {
+            meta,
+            event,
+            traceparent,
+            tracestate,
+        }
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -225,7 +230,10 @@ impl RecordedEvent {
 
 /// Converts a chrono time to a protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +252,11 @@ mod tests {
                 call_id: call.to_string(),
                 task_id: task.to_string(),
                 contact_no: 7,
-                cause: Some(pb::HangupCause { q850: 17, name: "USER_BUSY".into(), raw: "sip:486".into() }),
+                cause: Some(pb::HangupCause {
+                    q850: 17,
+                    name: "USER_BUSY".into(),
+                    raw: "sip:486".into(),
+                }),
                 answered: false,
                 ring_ms: 4000,
                 talk_ms: 0,
@@ -276,7 +288,10 @@ mod tests {
 
     #[test]
     fn garbage_and_unknown_types_are_decode_errors() {
-        assert!(matches!(RecordedEvent::decode(b"\xff\xff\xff"), Err(DecodeError::Envelope(_))));
+        assert!(matches!(
+            RecordedEvent::decode(b"\xff\xff\xff"),
+            Err(DecodeError::Envelope(_))
+        ));
         let mut env = sample().to_envelope();
         env.event_type = "Bogus".into();
         assert!(matches!(
@@ -285,6 +300,9 @@ mod tests {
         ));
         let mut env = sample().to_envelope();
         env.schema_version = SCHEMA_VERSION + 1;
-        assert!(matches!(RecordedEvent::from_envelope(env), Err(DecodeError::SchemaVersion(_))));
+        assert!(matches!(
+            RecordedEvent::from_envelope(env),
+            Err(DecodeError::SchemaVersion(_))
+        ));
     }
 }

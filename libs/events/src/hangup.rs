@@ -6,11 +6,44 @@ use waihu_proto::v1 as pb;
 
 /// SIP final response -> Q.850 cause, as FreeSWITCH maps it (`sofia_glue_sip_cause_to_freeswitch`).
 pub const SIP_TO_Q850: &[(u16, u32)] = &[
-    (200, 16), (400, 41), (401, 21), (402, 21), (403, 21), (404, 1), (405, 63), (406, 79),
-    (407, 21), (408, 102), (410, 22), (413, 127), (414, 127), (415, 79), (416, 127), (420, 127),
-    (421, 127), (423, 127), (480, 18), (481, 41), (482, 25), (483, 25), (484, 28), (485, 3),
-    (486, 17), (487, 487), (488, 88), (500, 41), (501, 79), (502, 38), (503, 41), (504, 102),
-    (505, 127), (513, 127), (600, 17), (603, 21), (604, 3), (606, 88),
+    (200, 16),
+    (400, 41),
+    (401, 21),
+    (402, 21),
+    (403, 21),
+    (404, 1),
+    (405, 63),
+    (406, 79),
+    (407, 21),
+    (408, 102),
+    (410, 22),
+    (413, 127),
+    (414, 127),
+    (415, 79),
+    (416, 127),
+    (420, 127),
+    (421, 127),
+    (423, 127),
+    (480, 18),
+    (481, 41),
+    (482, 25),
+    (483, 25),
+    (484, 28),
+    (485, 3),
+    (486, 17),
+    (487, 487),
+    (488, 88),
+    (500, 41),
+    (501, 79),
+    (502, 38),
+    (503, 41),
+    (504, 102),
+    (505, 127),
+    (513, 127),
+    (600, 17),
+    (603, 21),
+    (604, 3),
+    (606, 88),
 ];
 
 /// Q.850 cause names (plus FreeSWITCH's 487) as the switch industry spells them.
@@ -40,7 +73,11 @@ pub const Q850_NAMES: &[(u32, &str)] = &[
 
 /// The Q.850 name of a cause value ("UNKNOWN" for values outside the table).
 pub fn q850_name(q850: u32) -> &'static str {
-    Q850_NAMES.iter().find(|(c, _)| *c == q850).map(|(_, n)| *n).unwrap_or("UNKNOWN")
+    Q850_NAMES
+        .iter()
+        .find(|(c, _)| *c == q850)
+        .map(|(_, n)| *n)
+        .unwrap_or("UNKNOWN")
 }
 
 /// Maps a SIP final response to Q.850 (unlisted 4xx/5xx/6xx fall back by class, as RFC 3398 does).
@@ -64,7 +101,11 @@ pub fn from_sip(sip: u16) -> pb::HangupCause {
 
 /// A normalised cause from a Q.850 value and the provider's raw code.
 pub fn cause(q850: u32, raw: impl Into<String>) -> pb::HangupCause {
-    pb::HangupCause { q850, name: q850_name(q850).to_string(), raw: raw.into() }
+    pb::HangupCause {
+        q850,
+        name: q850_name(q850).to_string(),
+        raw: raw.into(),
+    }
 }
 
 /// What a released call means for the contact.
@@ -101,18 +142,24 @@ mod tests {
     use std::path::PathBuf;
 
     fn vectors_dir() -> PathBuf {
-        std::env::var_os("WAIHU_VECTORS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-        })
+        std::env::var_os("WAIHU_VECTORS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+            })
     }
 
     #[test]
     fn sip_table_matches_the_official_vector_row_by_row() {
         let path = vectors_dir().join("sip_to_q850.tsv");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("vectors must be beside the repo ({}): {e}", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("vectors must be beside the repo ({}): {e}", path.display())
+        });
         let mut rows = 0;
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.starts_with("sip\t")) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("sip\t"))
+        {
             let cols: Vec<&str> = line.split('\t').collect();
             let sip: u16 = cols[0].parse().expect("sip code");
             let q850: u32 = cols[1].parse().expect("q850");
@@ -120,7 +167,11 @@ mod tests {
             assert_eq!(q850_name(q850), cols[2], "name of Q.850 {q850}");
             rows += 1;
         }
-        assert_eq!(rows, SIP_TO_Q850.len(), "every vector row is in the table and no more");
+        assert_eq!(
+            rows,
+            SIP_TO_Q850.len(),
+            "every vector row is in the table and no more"
+        );
     }
 
     #[test]

@@ -19,7 +19,11 @@ impl PhoneNumber {
                 '0'..='9' => digits.push(c),
                 '+' if i == 0 => plus = true,
                 ' ' | '-' | '(' | ')' | '.' => {}
-                _ => return Err(format!("phone {trimmed:?} has a character that is not a digit: {c:?}")),
+                _ => {
+                    return Err(format!(
+                        "phone {trimmed:?} has a character that is not a digit: {c:?}"
+                    ))
+                }
             }
         }
         if !plus {
@@ -47,14 +51,18 @@ impl PhoneNumber {
     fn e164(digits: &str, raw: &str) -> Result<PhoneNumber, String> {
         let b = digits.as_bytes();
         if b.first().is_none_or(|d| *d == b'0') || !(7..=15).contains(&b.len()) {
-            return Err(format!("phone {raw:?} is not E.164 (+, country code, 7 to 15 digits in all)"));
+            return Err(format!(
+                "phone {raw:?} is not E.164 (+, country code, 7 to 15 digits in all)"
+            ));
         }
         if let Some(national) = digits.strip_prefix("86") {
             let n = national.as_bytes();
             let mobile = n.len() == 11 && n[0] == b'1' && (b'3'..=b'9').contains(&n[1]);
             let landline = (9..=11).contains(&n.len()) && n[0] != b'0' && n[0] != b'1';
             if !mobile && !landline {
-                return Err(format!("phone {raw:?} is not a valid +86 mobile or landline number"));
+                return Err(format!(
+                    "phone {raw:?} is not a valid +86 mobile or landline number"
+                ));
             }
         }
         Ok(PhoneNumber(format!("+{digits}")))
@@ -74,7 +82,9 @@ mod tests {
     use super::PhoneNumber;
 
     fn ok(raw: &str) -> String {
-        PhoneNumber::parse(raw).map(PhoneNumber::into_string).unwrap_or_else(|e| panic!("{raw}: {e}"))
+        PhoneNumber::parse(raw)
+            .map(PhoneNumber::into_string)
+            .unwrap_or_else(|e| panic!("{raw}: {e}"))
     }
 
     #[test]
@@ -91,9 +101,22 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_rejected_with_a_reason() {
-        for bad in ["", "   ", "12800000001", "1380000000", "138000000012", "abc", "+0123456",
-                    "+861280000000", "00000000000", "13800000001x", "+1234"] {
-            let e = PhoneNumber::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted"));
+        for bad in [
+            "",
+            "   ",
+            "12800000001",
+            "1380000000",
+            "138000000012",
+            "abc",
+            "+0123456",
+            "+861280000000",
+            "00000000000",
+            "13800000001x",
+            "+1234",
+        ] {
+            let e = PhoneNumber::parse(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert!(!e.is_empty());
         }
     }

@@ -1,8 +1,6 @@
 //! W3C trace context carried in event envelopes, so a call's spans join up across services.
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// `traceparent` and `tracestate` of the current span, empty when tracing export is off.
@@ -14,7 +12,12 @@ pub fn current_context() -> (String, String) {
         return (String::new(), String::new());
     }
     (
-        format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()),
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        ),
         sc.trace_state().header(),
     )
 }
@@ -47,11 +50,21 @@ mod tests {
 
     #[test]
     fn parses_w3c_example_and_rejects_garbage() {
-        let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "")
-            .expect("valid");
-        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let sc = parse_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "",
+        )
+        .expect("valid");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert!(sc.is_sampled());
         assert!(parse_traceparent("garbage", "").is_none());
-        assert!(parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01", "").is_none());
+        assert!(parse_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            ""
+        )
+        .is_none());
     }
 }

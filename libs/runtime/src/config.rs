@@ -22,7 +22,11 @@ where
         if let Ok(value) = std::env::var(name) {
             return value.trim().parse().map_err(|e: T::Err| ConfigError {
                 var: name.to_string(),
-                value: if name.contains("URL") { redact(&value) } else { value.clone() },
+                value: if name.contains("URL") {
+                    redact(&value)
+                } else {
+                    value.clone()
+                },
                 reason: e.to_string(),
             });
         }
@@ -84,7 +88,11 @@ impl CommonConfig {
     /// Reads the shared settings; `default_port` is the service's own gRPC port.
     pub fn from_env(default_port: u16) -> Result<Self, ConfigError> {
         Ok(CommonConfig {
-            nats_url: env_or("WAIHU_NATS_URL", &["NATS_URL"], DEFAULT_NATS_URL.to_string())?,
+            nats_url: env_or(
+                "WAIHU_NATS_URL",
+                &["NATS_URL"],
+                DEFAULT_NATS_URL.to_string(),
+            )?,
             database_url: env_or(
                 "WAIHU_DATABASE_URL",
                 &["DATABASE_URL"],
@@ -92,7 +100,11 @@ impl CommonConfig {
             )?,
             prefix: env_or("WAIHU_PREFIX", &[], "waihu".to_string())?,
             replicas: env_or("WAIHU_NATS__REPLICAS", &[], 1)?,
-            grpc_addr: env_or("WAIHU_GRPC_ADDR", &[], SocketAddr::from(([0, 0, 0, 0], default_port)))?,
+            grpc_addr: env_or(
+                "WAIHU_GRPC_ADDR",
+                &[],
+                SocketAddr::from(([0, 0, 0, 0], default_port)),
+            )?,
             db_max_connections: env_or("WAIHU_DATABASE__MAX_CONNECTIONS", &[], 8)?,
             shutdown_grace: Duration::from_secs(env_or("WAIHU_SHUTDOWN_GRACE_SECONDS", &[], 20)?),
         })
@@ -128,14 +140,17 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 
     #[test]
     fn bad_values_name_the_variable() {
         std::env::set_var("WAIHU_TEST_CFG_PORT", "seventy");
-        let e = env_or::<u16>("WAIHU_TEST_CFG_PORT", &[], 1).err().expect("fails");
+        let e = env_or::<u16>("WAIHU_TEST_CFG_PORT", &[], 1).expect_err("fails");
         assert_eq!(e.var, "WAIHU_TEST_CFG_PORT");
         assert!(e.to_string().contains("seventy"));
         std::env::remove_var("WAIHU_TEST_CFG_PORT");

@@ -21,14 +21,15 @@ pub fn shutdown_on_signal() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    t.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => info!("SIGINT: shutting down"),
                 _ = term.recv() => info!("SIGTERM: shutting down"),
@@ -61,14 +62,22 @@ impl GrpcServer {
         health.set_service_status("", ServingStatus::Serving).await;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let handle = tokio::spawn(async move {
-            router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
         });
-        Ok(GrpcServer { addr, health, handle })
+        Ok(GrpcServer {
+            addr,
+            health,
+            handle,
+        })
     }
 
     /// Reports NOT_SERVING so load balancers stop sending work.
     pub async fn not_serving(&self) {
-        self.health.set_service_status("", ServingStatus::NotServing).await;
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
     }
 
     /// Waits for the server to finish (its stop token must be cancelled), at most `grace`.
@@ -78,7 +87,10 @@ impl GrpcServer {
 }
 
 /// The health service and its reporter, for building a router.
-pub fn health() -> (HealthReporter, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
+pub fn health() -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
     tonic_health::server::health_reporter()
 }
 
@@ -104,7 +116,14 @@ impl ServiceHandle {
     ) -> std::io::Result<ServiceHandle> {
         let server_stop = CancellationToken::new();
         let server = GrpcServer::start(router, listener, health, server_stop.clone()).await?;
-        Ok(ServiceHandle { addr: server.addr, server, server_stop, shutdown, workers, grace })
+        Ok(ServiceHandle {
+            addr: server.addr,
+            server,
+            server_stop,
+            shutdown,
+            workers,
+            grace,
+        })
     }
 
     /// Waits for the shutdown signal, then drains: NOT_SERVING first, in-flight requests finished,

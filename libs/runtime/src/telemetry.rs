@@ -23,30 +23,46 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber (a second call in one process is a no-op).
 pub fn init(service: &'static str) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("WAIHU_LOG_FORMAT").map(|v| v == "json").unwrap_or(false);
+    let json = std::env::var("WAIHU_LOG_FORMAT")
+        .map(|v| v == "json")
+        .unwrap_or(false);
     let fmt = if json {
-        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|v| !v.is_empty())
-        .and_then(|_| match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
-            Ok(exporter) => Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(Resource::builder().with_service_name(service).build())
-                    .build(),
-            ),
-            Err(e) => {
-                eprintln!("OTLP exporter disabled: {e}");
-                None
+        .and_then(|_| {
+            match opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()
+            {
+                Ok(exporter) => Some(
+                    SdkTracerProvider::builder()
+                        .with_batch_exporter(exporter)
+                        .with_resource(Resource::builder().with_service_name(service).build())
+                        .build(),
+                ),
+                Err(e) => {
+                    eprintln!("OTLP exporter disabled: {e}");
+                    None
+                }
             }
         });
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
     TelemetryGuard { provider }
 }

@@ -122,24 +122,38 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         b.push(" AND occurred_at < ").push_bind(t);
     }
     if !q.event_types.is_empty() {
-        b.push(" AND event_type = ANY(").push_bind(q.event_types.clone()).push(")");
+        b.push(" AND event_type = ANY(")
+            .push_bind(q.event_types.clone())
+            .push(")");
     }
-    let limit = if q.limit == 0 { 1000 } else { q.limit.min(10_000) };
+    let limit = if q.limit == 0 {
+        1000
+    } else {
+        q.limit.min(10_000)
+    };
     b.push(" ORDER BY position LIMIT ").push_bind(limit as i64);
     let rows = b.build().fetch_all(pool).await?;
     rows.into_iter()
         .map(|r| {
             let position: i64 = r.try_get("position")?;
             let envelope: Vec<u8> = r.try_get("envelope")?;
-            let event = RecordedEvent::decode(&envelope)
-                .map_err(|e| StoreError::Corrupt { position, reason: e.to_string() })?;
-            Ok(StoredEvent { position: position as u64, event, envelope })
+            let event = RecordedEvent::decode(&envelope).map_err(|e| StoreError::Corrupt {
+                position,
+                reason: e.to_string(),
+            })?;
+            Ok(StoredEvent {
+                position: position as u64,
+                event,
+                envelope,
+            })
         })
         .collect()
 }
 
 /// The highest stored position (0 when empty).
 pub async fn head(pool: &PgPool) -> Result<u64, StoreError> {
-    let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events").fetch_one(pool).await?;
+    let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(pool)
+        .await?;
     Ok(p.unwrap_or(0) as u64)
 }

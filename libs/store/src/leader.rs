@@ -7,15 +7,20 @@ use tracing::{info, warn};
 /// Becomes the one active instance of `name` in this database: waits (as a hot standby) until a
 /// session advisory lock is free, and holds it on the returned connection for as long as that
 /// connection lives. `None` if `shutdown` fires first.
-pub async fn leader_lock(database_url: &str, name: &str, shutdown: &CancellationToken) -> Option<PgConnection> {
+pub async fn leader_lock(
+    database_url: &str,
+    name: &str,
+    shutdown: &CancellationToken,
+) -> Option<PgConnection> {
     let mut waiting_logged = false;
     loop {
         match PgConnection::connect(database_url).await {
             Ok(mut conn) => {
-                let got: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-                    .bind(name)
-                    .fetch_one(&mut conn)
-                    .await;
+                let got: Result<bool, _> =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                        .bind(name)
+                        .fetch_one(&mut conn)
+                        .await;
                 match got {
                     Ok(true) => {
                         info!(lock = name, "leading");

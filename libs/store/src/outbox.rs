@@ -19,7 +19,10 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(producer: impl Into<String>) -> Self {
-        Outbox { producer: producer.into(), notify: Arc::new(Notify::new()) }
+        Outbox {
+            producer: producer.into(),
+            notify: Arc::new(Notify::new()),
+        }
     }
 
     /// Queues events for publishing once `tx` commits; call [`Outbox::wake`] after the commit.
@@ -61,7 +64,12 @@ impl Outbox {
     }
 
     pub fn relay(&self, pool: PgPool, bus: Bus) -> OutboxRelay {
-        OutboxRelay { pool, bus, producer: self.producer.clone(), notify: self.notify.clone() }
+        OutboxRelay {
+            pool,
+            bus,
+            producer: self.producer.clone(),
+            notify: self.notify.clone(),
+        }
     }
 }
 
@@ -130,7 +138,9 @@ impl OutboxRelay {
                 Ok(e) => batch.push((
                     *id,
                     e,
-                    expect.map(|s| Expect::LastSubjectSeq(s as u64)).unwrap_or(Expect::Any),
+                    expect
+                        .map(|s| Expect::LastSubjectSeq(s as u64))
+                        .unwrap_or(Expect::Any),
                 )),
                 Err(err) => {
                     // Written by this code base, so this is a bug: keep the row out of the way.
@@ -149,7 +159,9 @@ impl OutboxRelay {
                     // Published before a crash and now past the duplicate window, or a real
                     // conflict. The subject's last message tells which.
                     let last = self.bus.last_on_subject(&subject).await?;
-                    if last.as_ref().map(|(_, id)| id.as_str()) == Some(&event.meta.event_id.to_string()) {
+                    if last.as_ref().map(|(_, id)| id.as_str())
+                        == Some(&event.meta.event_id.to_string())
+                    {
                         done.push(*id);
                     } else {
                         error!(producer = %self.producer, %subject, expected, ?last,
@@ -179,8 +191,10 @@ impl OutboxRelay {
 
 /// Ids of events still waiting in a producer's outbox (for tests and diagnostics).
 pub async fn pending(pool: &PgPool, producer: &str) -> Result<Vec<Uuid>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT event_id FROM outbox WHERE producer = $1 ORDER BY id")
-        .bind(producer)
-        .fetch_all(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT event_id FROM outbox WHERE producer = $1 ORDER BY id")
+            .bind(producer)
+            .fetch_all(pool)
+            .await?,
+    )
 }

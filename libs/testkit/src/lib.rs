@@ -15,7 +15,8 @@ pub fn nats_url() -> String {
 
 /// Any database on the server under test (`DATABASE_URL`, default local); tests create their own.
 pub fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// `url` with its database name replaced.
@@ -52,20 +53,31 @@ impl TestEnv {
         let id = Uuid::new_v4().simple().to_string()[..12].to_string();
         let database = format!("waihu_t_{id}");
         let admin_url = with_database(&server_url(), "postgres");
-        let admin = waihu_store::connect(&admin_url, 1).await.expect("PostgreSQL reachable (DATABASE_URL)");
+        let admin = waihu_store::connect(&admin_url, 1)
+            .await
+            .expect("PostgreSQL reachable (DATABASE_URL)");
         sqlx::query(&format!("CREATE DATABASE \"{database}\""))
             .execute(&admin)
             .await
             .expect("create test database");
         admin.close().await;
         let database_url = with_database(&server_url(), &database);
-        let pool = waihu_store::connect(&database_url, 8).await.expect("connect test database");
+        let pool = waihu_store::connect(&database_url, 8)
+            .await
+            .expect("connect test database");
         waihu_store::migrate(&pool).await.expect("migrations apply");
         let prefix = format!("t{id}");
         let bus = Bus::connect(&BusConfig::local(nats_url(), &prefix))
             .await
             .expect("NATS JetStream reachable (NATS_URL)");
-        TestEnv { id, database, database_url, prefix, pool, bus }
+        TestEnv {
+            id,
+            database,
+            database_url,
+            prefix,
+            pool,
+            bus,
+        }
     }
 
     /// Service settings pointing at this environment.
@@ -84,9 +96,11 @@ impl TestEnv {
 async fn drop_database(database: &str) {
     let admin_url = with_database(&server_url(), "postgres");
     if let Ok(admin) = waihu_store::connect(&admin_url, 1).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await;
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .execute(&admin)
+        .await;
         admin.close().await;
     }
 }
@@ -125,8 +139,17 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(with_database("postgres://u@h:5432/x", "y"), "postgres://u@h:5432/y");
-        assert_eq!(with_database("postgres://u@h:5432", "y"), "postgres://u@h:5432/y");
-        assert_eq!(with_database("postgres://h/x?sslmode=disable", "y"), "postgres://h/y?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:5432/x", "y"),
+            "postgres://u@h:5432/y"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432", "y"),
+            "postgres://u@h:5432/y"
+        );
+        assert_eq!(
+            with_database("postgres://h/x?sslmode=disable", "y"),
+            "postgres://h/y?sslmode=disable"
+        );
     }
 }

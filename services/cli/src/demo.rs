@@ -1,10 +1,16 @@
 //! `waihu demo`: one command that shows the whole system working.
 
-use std::{path::PathBuf, process::ExitCode, time::{Duration, Instant}};
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use clap::Args;
 use tokio::process::{Child, Command};
-use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
 use waihu_proto::v1 as pb;
 
 use crate::{display, status, task, Cli, CliError};
@@ -27,10 +33,18 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 300)]
     concurrency: u32,
     /// Dialer gRPC address (health only).
-    #[arg(long, env = "WAIHU_DIALER_ADDR", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "WAIHU_DIALER_ADDR",
+        default_value = "http://127.0.0.1:50052"
+    )]
     dialer_addr: String,
     /// Provider adapter gRPC address (health only).
-    #[arg(long, env = "WAIHU_PROVIDER_ADDR", default_value = "http://127.0.0.1:50053")]
+    #[arg(
+        long,
+        env = "WAIHU_PROVIDER_ADDR",
+        default_value = "http://127.0.0.1:50053"
+    )]
     provider_addr: String,
     /// Where the services this demo starts write their logs.
     #[arg(long, default_value = ".demo/logs")]
@@ -38,8 +52,12 @@ pub struct DemoArgs {
 }
 
 async fn healthy(addr: &str) -> bool {
-    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(addr.to_string()) else { return false };
-    let Ok(Ok(channel)) = tokio::time::timeout(Duration::from_millis(500), endpoint.connect()).await else {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(addr.to_string()) else {
+        return false;
+    };
+    let Ok(Ok(channel)) =
+        tokio::time::timeout(Duration::from_millis(500), endpoint.connect()).await
+    else {
         return false;
     };
     let mut c = HealthClient::new(channel);
@@ -63,9 +81,16 @@ impl Started {
     async fn stop(mut self) {
         for (name, child) in self.0.iter_mut().rev() {
             if let Some(pid) = child.id() {
-                let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status()
+                    .await;
             }
-            if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(15), child.wait())
+                .await
+                .is_err()
+            {
                 eprintln!("{name} did not stop in 15 s; killing it");
                 let _ = child.kill().await;
             }
@@ -75,7 +100,10 @@ impl Started {
 }
 
 async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
-    let dir = std::env::current_exe()?.parent().map(PathBuf::from).ok_or("cannot locate the waihu binary")?;
+    let dir = std::env::current_exe()?
+        .parent()
+        .map(PathBuf::from)
+        .ok_or("cannot locate the waihu binary")?;
     let services = [
         ("waihu-record", cli.record_addr.as_str()),
         ("waihu-task", cli.task_addr.as_str()),
@@ -92,7 +120,11 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
         let bin = dir.join(name);
         if !bin.exists() {
             started.stop().await;
-            return Err(format!("{} is missing: build the workspace first (cargo build --release --bins)", bin.display()).into());
+            return Err(format!(
+                "{} is missing: build the workspace first (cargo build --release --bins)",
+                bin.display()
+            )
+            .into());
         }
         let log = a.log_dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
@@ -114,7 +146,10 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
                 println!("  {name:<24} started at {addr} (log: {})", log.display());
                 break;
             }
-            let exited = started.0.last_mut().and_then(|(_, c)| c.try_wait().ok().flatten());
+            let exited = started
+                .0
+                .last_mut()
+                .and_then(|(_, c)| c.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() > deadline {
                 started.stop().await;
                 return Err(format!("{name} did not become healthy; see {}", log.display()).into());
@@ -128,7 +163,13 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
 /// A generated contact list: mostly valid mobiles, with every 97th row malformed and every
 /// 151st a repeat, so the import report has something to say.
 fn generated(n: usize, seed: u64) -> Vec<pb::ContactRow> {
-    let mobile = |i: usize| format!("1{}{:09}", 3 + (seed + i as u64) % 7, (i as u64) * 7919 % 1_000_000_000);
+    let mobile = |i: usize| {
+        format!(
+            "1{}{:09}",
+            3 + (seed + i as u64) % 7,
+            (i as u64) * 7919 % 1_000_000_000
+        )
+    };
     (0..n)
         .map(|i| {
             let phone = if i % 97 == 96 {
@@ -140,8 +181,16 @@ fn generated(n: usize, seed: u64) -> Vec<pb::ContactRow> {
                 mobile(i)
             };
             let mut variables = std::collections::HashMap::new();
-            variables.insert("city".to_string(), ["上海", "北京", "厦门", "深圳"][i % 4].to_string());
-            pb::ContactRow { name: format!("候选人{i:05}"), phone, external_id: format!("resume-{}", 100_000 + i), variables }
+            variables.insert(
+                "city".to_string(),
+                ["上海", "北京", "厦门", "深圳"][i % 4].to_string(),
+            );
+            pb::ContactRow {
+                name: format!("候选人{i:05}"),
+                phone,
+                external_id: format!("resume-{}", 100_000 + i),
+                variables,
+            }
         })
         .collect()
 }
@@ -150,7 +199,10 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
     if !(a.time_scale.is_finite() && a.time_scale >= 0.0) {
         return Err("--time-scale must be 0 or more".into());
     }
-    println!("waihu demo: {} contacts, simulator seed {}, time x{}, recall {}, {} lines", a.contacts, a.seed, a.time_scale, a.recall, a.concurrency);
+    println!(
+        "waihu demo: {} contacts, simulator seed {}, time x{}, recall {}, {} lines",
+        a.contacts, a.seed, a.time_scale, a.recall, a.concurrency
+    );
     println!("services:");
     let started = ensure_services(cli, a).await?;
     let result = campaign(cli, a).await;
@@ -175,7 +227,10 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
         ..Default::default()
     };
     let t = tasks
-        .create_task(task::with_tenant(&cli.tenant, pb::CreateTaskRequest { spec: Some(spec) })?)
+        .create_task(task::with_tenant(
+            &cli.tenant,
+            pb::CreateTaskRequest { spec: Some(spec) },
+        )?)
         .await
         .map_err(|s| status("create", s))?
         .into_inner();
@@ -183,7 +238,13 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
 
     let rows = generated(a.contacts, a.seed);
     let t0 = Instant::now();
-    let chunks: Vec<_> = rows.chunks(2000).map(|c| pb::AddContactsRequest { task_id: t.task_id.clone(), rows: c.to_vec() }).collect();
+    let chunks: Vec<_> = rows
+        .chunks(2000)
+        .map(|c| pb::AddContactsRequest {
+            task_id: t.task_id.clone(),
+            rows: c.to_vec(),
+        })
+        .collect();
     let reply = tasks
         .add_contacts(task::with_tenant(&cli.tenant, tokio_stream::iter(chunks))?)
         .await
@@ -193,7 +254,12 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
     task::print_import(&reply, 3);
 
     tasks
-        .start_task(task::with_tenant(&cli.tenant, pb::TaskRef { task_id: t.task_id.clone() })?)
+        .start_task(task::with_tenant(
+            &cli.tenant,
+            pb::TaskRef {
+                task_id: t.task_id.clone(),
+            },
+        )?)
         .await
         .map_err(|s| status("start", s))?;
     println!("task started; dialing:");

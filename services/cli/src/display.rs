@@ -16,7 +16,10 @@ pub fn outcome_name(o: i32) -> &'static str {
 }
 
 pub fn status_name(s: i32) -> &'static str {
-    pb::TaskStatus::try_from(s).map(|s| s.as_str_name()).unwrap_or("UNKNOWN").trim_start_matches("TASK_STATUS_")
+    pb::TaskStatus::try_from(s)
+        .map(|s| s.as_str_name())
+        .unwrap_or("UNKNOWN")
+        .trim_start_matches("TASK_STATUS_")
 }
 
 /// The statistics as a two-column table.
@@ -27,15 +30,24 @@ pub fn stats_table(s: &pb::TaskStats) -> String {
         ("contacts finished".into(), s.contacts_finished.to_string()),
         ("calls placed".into(), s.calls_placed.to_string()),
         ("calls answered".into(), s.calls_answered.to_string()),
-        ("connect rate".into(), format!("{:.1}%", s.connect_rate * 100.0)),
-        ("average talk".into(), format!("{:.1} s", s.average_talk_seconds)),
+        (
+            "connect rate".into(),
+            format!("{:.1}%", s.connect_rate * 100.0),
+        ),
+        (
+            "average talk".into(),
+            format!("{:.1} s", s.average_talk_seconds),
+        ),
         ("total talk".into(), format!("{} s", s.total_talk_seconds)),
     ];
     for c in &s.hangup_causes {
         rows.push((format!("cause {} {}", c.q850, c.name), c.count.to_string()));
     }
     for o in &s.outcomes {
-        rows.push((format!("outcome {}", outcome_name(o.outcome)), o.count.to_string()));
+        rows.push((
+            format!("outcome {}", outcome_name(o.outcome)),
+            o.count.to_string(),
+        ));
     }
     rows.push(("as of store position".into(), s.as_of_position.to_string()));
     let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
@@ -58,7 +70,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(every: u64) -> Self {
-        Progress { tty: std::io::stdout().is_terminal(), calls: 0, every }
+        Progress {
+            tty: std::io::stdout().is_terminal(),
+            calls: 0,
+            every,
+        }
     }
 
     pub fn show(&mut self, status: &str, s: &pb::TaskStats, rate: f64) {

@@ -10,13 +10,27 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "waihu", version, about = "waihu outbound call campaigns: run the demo, manage tasks, replay events")]
+#[command(
+    name = "waihu",
+    version,
+    about = "waihu outbound call campaigns: run the demo, manage tasks, replay events"
+)]
 pub struct Cli {
     /// Task service gRPC address.
-    #[arg(long, global = true, env = "WAIHU_TASK_ADDR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "WAIHU_TASK_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     task_addr: String,
     /// Record service gRPC address.
-    #[arg(long, global = true, env = "WAIHU_RECORD_ADDR", default_value = "http://127.0.0.1:50054")]
+    #[arg(
+        long,
+        global = true,
+        env = "WAIHU_RECORD_ADDR",
+        default_value = "http://127.0.0.1:50054"
+    )]
     record_addr: String,
     /// Tenant the requests act for.
     #[arg(long, global = true, env = "WAIHU_TENANT", default_value = "default")]

@@ -43,15 +43,22 @@ pub async fn run(a: &ReplayArgs) -> Result<ExitCode, CliError> {
         .clone()
         .or_else(|| std::env::var("DATABASE_URL").ok())
         .unwrap_or_else(|| waihu_runtime::config::DEFAULT_DATABASE_URL.to_string());
-    let pool = waihu_store::connect(&url, 4)
-        .await
-        .map_err(|e| format!("cannot reach the event store ({}): {e}", waihu_runtime::config::redact(&url)))?;
+    let pool = waihu_store::connect(&url, 4).await.map_err(|e| {
+        format!(
+            "cannot reach the event store ({}): {e}",
+            waihu_runtime::config::redact(&url)
+        )
+    })?;
     if a.verify {
         return verify(&pool).await;
     }
     for t in &a.types {
         if !waihu_events::EVENT_TYPES.contains(&t.as_str()) {
-            return Err(format!("--type {t:?}: not an event type ({})", waihu_events::EVENT_TYPES.join(", ")).into());
+            return Err(format!(
+                "--type {t:?}: not an event type ({})",
+                waihu_events::EVENT_TYPES.join(", ")
+            )
+            .into());
         }
     }
     let mut q = EventQuery {
@@ -67,7 +74,9 @@ pub async fn run(a: &ReplayArgs) -> Result<ExitCode, CliError> {
     let mut n = 0u64;
     'pages: loop {
         let page = waihu_store::read(&pool, &q).await?;
-        let Some(last) = page.last().map(|e| e.position) else { break };
+        let Some(last) = page.last().map(|e| e.position) else {
+            break;
+        };
         for e in &page {
             let m = &e.event.meta;
             let line = serde_json::json!({

@@ -4,7 +4,9 @@ use std::{process::ExitCode, time::Duration};
 
 use clap::Subcommand;
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
-use waihu_proto::v1::{self as pb, stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient};
+use waihu_proto::v1::{
+    self as pb, stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
+};
 
 use crate::{display, status, Cli, CliError};
 
@@ -43,16 +45,27 @@ pub enum TaskCommand {
     },
     /// Import contacts from a CSV file with a header row: `phone` is required; `name`,
     /// `external_id` are recognised; every other column becomes a variable.
-    Import { task_id: String, csv: std::path::PathBuf },
-    Start { task_id: String },
-    Pause { task_id: String },
-    Resume { task_id: String },
+    Import {
+        task_id: String,
+        csv: std::path::PathBuf,
+    },
+    Start {
+        task_id: String,
+    },
+    Pause {
+        task_id: String,
+    },
+    Resume {
+        task_id: String,
+    },
     Cancel {
         task_id: String,
         #[arg(long, default_value = "")]
         reason: String,
     },
-    Get { task_id: String },
+    Get {
+        task_id: String,
+    },
     List {
         /// PENDING, RUNNING, PAUSED, COMPLETED or CANCELLED.
         #[arg(long)]
@@ -70,7 +83,9 @@ pub enum TaskCommand {
 
 pub fn with_tenant<T>(tenant: &str, msg: T) -> Result<Request<T>, CliError> {
     let mut r = Request::new(msg);
-    let v: MetadataValue<_> = tenant.parse().map_err(|_| format!("tenant {tenant:?} is not valid ASCII"))?;
+    let v: MetadataValue<_> = tenant
+        .parse()
+        .map_err(|_| format!("tenant {tenant:?} is not valid ASCII"))?;
     r.metadata_mut().insert("x-tenant-id", v);
     Ok(r)
 }
@@ -84,7 +99,13 @@ pub async fn task_client(cli: &Cli) -> Result<TaskServiceClient<Channel>, CliErr
 pub async fn stats_client(cli: &Cli) -> Result<StatsServiceClient<Channel>, CliError> {
     StatsServiceClient::connect(cli.record_addr.clone())
         .await
-        .map_err(|e| format!("cannot reach the record service at {}: {e}", cli.record_addr).into())
+        .map_err(|e| {
+            format!(
+                "cannot reach the record service at {}: {e}",
+                cli.record_addr
+            )
+            .into()
+        })
 }
 
 fn print_task(t: &pb::Task) {
@@ -100,14 +121,26 @@ fn print_task(t: &pb::Task) {
 }
 
 /// Streams a CSV file to `AddContacts` in chunks, printing progress on large files.
-pub async fn import_csv(cli: &Cli, task_id: &str, path: &std::path::Path) -> Result<pb::AddContactsResponse, CliError> {
+pub async fn import_csv(
+    cli: &Cli,
+    task_id: &str,
+    path: &std::path::Path,
+) -> Result<pb::AddContactsResponse, CliError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let headers = reader.headers().map_err(|e| format!("{}: no header row: {e}", path.display()))?.clone();
-    let col = |n: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(n));
-    let phone = col("phone").ok_or_else(|| format!("{}: the header has no `phone` column", path.display()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("{}: no header row: {e}", path.display()))?
+        .clone();
+    let col = |n: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(n))
+    };
+    let phone = col("phone")
+        .ok_or_else(|| format!("{}: the header has no `phone` column", path.display()))?;
     let (name, ext) = (col("name"), col("external_id"));
     let mut chunks = Vec::new();
     let mut chunk = Vec::new();
@@ -120,13 +153,24 @@ pub async fn import_csv(cli: &Cli, task_id: &str, path: &std::path::Path) -> Res
             .filter(|(c, _)| Some(*c) != Some(phone) && Some(*c) != name && Some(*c) != ext)
             .filter_map(|(c, h)| rec.get(c).map(|v| (h.trim().to_string(), v.to_string())))
             .collect();
-        chunk.push(pb::ContactRow { phone: get(Some(phone)), name: get(name), external_id: get(ext), variables });
+        chunk.push(pb::ContactRow {
+            phone: get(Some(phone)),
+            name: get(name),
+            external_id: get(ext),
+            variables,
+        });
         if chunk.len() == 2000 {
-            chunks.push(pb::AddContactsRequest { task_id: task_id.to_string(), rows: std::mem::take(&mut chunk) });
+            chunks.push(pb::AddContactsRequest {
+                task_id: task_id.to_string(),
+                rows: std::mem::take(&mut chunk),
+            });
         }
     }
     if !chunk.is_empty() {
-        chunks.push(pb::AddContactsRequest { task_id: task_id.to_string(), rows: chunk });
+        chunks.push(pb::AddContactsRequest {
+            task_id: task_id.to_string(),
+            rows: chunk,
+        });
     }
     let total: usize = chunks.iter().map(|c| c.rows.len()).sum();
     let big = total > 20_000;
@@ -138,7 +182,11 @@ pub async fn import_csv(cli: &Cli, task_id: &str, path: &std::path::Path) -> Res
         }
     }));
     let mut client = task_client(cli).await?;
-    let reply = client.add_contacts(with_tenant(&cli.tenant, stream)?).await.map_err(|s| status("import", s))?.into_inner();
+    let reply = client
+        .add_contacts(with_tenant(&cli.tenant, stream)?)
+        .await
+        .map_err(|s| status("import", s))?
+        .into_inner();
     if big {
         eprintln!();
     }
@@ -154,7 +202,10 @@ pub fn print_import(r: &pb::AddContactsResponse, listed: usize) {
         println!("  row {:>6}  {}", row.row, row.reason);
     }
     if r.rejected_total > listed as u64 {
-        println!("  ... and {} more rejected rows", r.rejected_total - listed as u64);
+        println!(
+            "  ... and {} more rejected rows",
+            r.rejected_total - listed as u64
+        );
     }
 }
 
@@ -166,14 +217,30 @@ pub async fn watch_stats(cli: &Cli, task_id: &str) -> Result<pb::TaskStats, CliE
     let mut first_calls: Option<(std::time::Instant, u64)> = None;
     loop {
         let t = tasks
-            .get_task(with_tenant(&cli.tenant, pb::TaskRef { task_id: task_id.into() })?)
+            .get_task(with_tenant(
+                &cli.tenant,
+                pb::TaskRef {
+                    task_id: task_id.into(),
+                },
+            )?)
             .await
             .map_err(|s| status("task", s))?
             .into_inner();
-        let s = match stats.get_task_stats(with_tenant(&cli.tenant, pb::GetTaskStatsRequest { task_id: task_id.into() })?).await {
+        let s = match stats
+            .get_task_stats(with_tenant(
+                &cli.tenant,
+                pb::GetTaskStatsRequest {
+                    task_id: task_id.into(),
+                },
+            )?)
+            .await
+        {
             Ok(s) => s.into_inner(),
             // The record service has not seen the task yet.
-            Err(e) if e.code() == tonic::Code::NotFound && started.elapsed() < Duration::from_secs(30) => {
+            Err(e)
+                if e.code() == tonic::Code::NotFound
+                    && started.elapsed() < Duration::from_secs(30) =>
+            {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
@@ -181,14 +248,21 @@ pub async fn watch_stats(cli: &Cli, task_id: &str) -> Result<pb::TaskStats, CliE
         };
         let (t0, c0) = *first_calls.get_or_insert((std::time::Instant::now(), s.calls_placed));
         let secs = t0.elapsed().as_secs_f64();
-        let rate = if secs > 0.5 { (s.calls_placed - c0) as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.5 {
+            (s.calls_placed - c0) as f64 / secs
+        } else {
+            0.0
+        };
         let status_name = display::status_name(t.status);
         progress.show(status_name, &s, rate);
         let ended = matches!(
             pb::TaskStatus::try_from(t.status),
             Ok(pb::TaskStatus::Completed | pb::TaskStatus::Cancelled)
         );
-        if ended && s.contacts_finished >= t.contacts_total as u64 && s.calls_released >= s.calls_placed {
+        if ended
+            && s.contacts_finished >= t.contacts_total as u64
+            && s.calls_released >= s.calls_placed
+        {
             progress.finish();
             return Ok(s);
         }
@@ -230,20 +304,38 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                 daily_call_limit: *daily_call_limit,
                 scheduled_start,
                 caller_line: caller_line.clone(),
-                tags: tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
+                tags: tags
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect(),
                 source: source.clone(),
             };
-            let t = task_client(cli).await?
-                .create_task(with_tenant(tenant, pb::CreateTaskRequest { spec: Some(spec) })?)
+            let t = task_client(cli)
+                .await?
+                .create_task(with_tenant(
+                    tenant,
+                    pb::CreateTaskRequest { spec: Some(spec) },
+                )?)
                 .await
                 .map_err(|s| status("create", s))?
                 .into_inner();
             println!("{}", t.task_id);
         }
-        TaskCommand::Import { task_id, csv } => print_import(&import_csv(cli, task_id, csv).await?, 50),
-        TaskCommand::Start { task_id } | TaskCommand::Pause { task_id } | TaskCommand::Resume { task_id } => {
+        TaskCommand::Import { task_id, csv } => {
+            print_import(&import_csv(cli, task_id, csv).await?, 50)
+        }
+        TaskCommand::Start { task_id }
+        | TaskCommand::Pause { task_id }
+        | TaskCommand::Resume { task_id } => {
             let mut c = task_client(cli).await?;
-            let r = with_tenant(tenant, pb::TaskRef { task_id: task_id.clone() })?;
+            let r = with_tenant(
+                tenant,
+                pb::TaskRef {
+                    task_id: task_id.clone(),
+                },
+            )?;
             let t = match cmd {
                 TaskCommand::Start { .. } => c.start_task(r).await,
                 TaskCommand::Pause { .. } => c.pause_task(r).await,
@@ -254,16 +346,29 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
             print_task(&t);
         }
         TaskCommand::Cancel { task_id, reason } => {
-            let t = task_client(cli).await?
-                .cancel_task(with_tenant(tenant, pb::CancelTaskRequest { task_id: task_id.clone(), reason: reason.clone() })?)
+            let t = task_client(cli)
+                .await?
+                .cancel_task(with_tenant(
+                    tenant,
+                    pb::CancelTaskRequest {
+                        task_id: task_id.clone(),
+                        reason: reason.clone(),
+                    },
+                )?)
                 .await
                 .map_err(|s| status("cancel", s))?
                 .into_inner();
             print_task(&t);
         }
         TaskCommand::Get { task_id } => {
-            let t = task_client(cli).await?
-                .get_task(with_tenant(tenant, pb::TaskRef { task_id: task_id.clone() })?)
+            let t = task_client(cli)
+                .await?
+                .get_task(with_tenant(
+                    tenant,
+                    pb::TaskRef {
+                        task_id: task_id.clone(),
+                    },
+                )?)
                 .await
                 .map_err(|s| status("get", s))?
                 .into_inner();
@@ -272,20 +377,28 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
         TaskCommand::List { status: st, name } => {
             let status_code = match st {
                 None => 0,
-                Some(s) => pb::TaskStatus::from_str_name(&format!("TASK_STATUS_{}", s.to_uppercase()))
-                    .ok_or_else(|| format!("--status {s:?}: not one of PENDING, RUNNING, PAUSED, COMPLETED, CANCELLED"))?
-                    as i32,
+                Some(s) => {
+                    pb::TaskStatus::from_str_name(&format!("TASK_STATUS_{}", s.to_uppercase()))
+                        .ok_or_else(|| {
+                            format!(
+                        "--status {s:?}: not one of PENDING, RUNNING, PAUSED, COMPLETED, CANCELLED"
+                    )
+                        })? as i32
+                }
             };
             let mut c = task_client(cli).await?;
             let mut token = String::new();
             loop {
                 let page = c
-                    .list_tasks(with_tenant(tenant, pb::ListTasksRequest {
-                        status: status_code,
-                        name_contains: name.clone(),
-                        page_size: 200,
-                        page_token: token,
-                    })?)
+                    .list_tasks(with_tenant(
+                        tenant,
+                        pb::ListTasksRequest {
+                            status: status_code,
+                            name_contains: name.clone(),
+                            page_size: 200,
+                            page_token: token,
+                        },
+                    )?)
                     .await
                     .map_err(|s| status("list", s))?
                     .into_inner();
@@ -300,8 +413,14 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
             let s = if *watch {
                 watch_stats(cli, task_id).await?
             } else {
-                stats_client(cli).await?
-                    .get_task_stats(with_tenant(tenant, pb::GetTaskStatsRequest { task_id: task_id.clone() })?)
+                stats_client(cli)
+                    .await?
+                    .get_task_stats(with_tenant(
+                        tenant,
+                        pb::GetTaskStatsRequest {
+                            task_id: task_id.clone(),
+                        },
+                    )?)
                     .await
                     .map_err(|s| status("stats", s))?
                     .into_inner()

@@ -47,6 +47,29 @@ pub struct Line {
     pub max_concurrent: u32,
 }
 
+/// A released call, as the dialer needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Release {
+    pub task: Uuid,
+    pub contact_no: i32,
+    pub call: Uuid,
+    pub q850: u32,
+    pub answered: bool,
+}
+
+/// A contact whose call was out, with its task's recall settings.
+#[derive(sqlx::FromRow)]
+struct ActiveContact {
+    task_id: Uuid,
+    contact_no: i32,
+    attempts: i32,
+    active_call_id: Uuid,
+    status: i16,
+    recall_count: i32,
+    recall_interval_s: i32,
+    tenant_id: String,
+}
+
 #[derive(Clone)]
 pub struct Db {
     pub pool: PgPool,
@@ -57,7 +80,14 @@ fn parse_uuid(s: &str) -> Result<Uuid, DialerError> {
     Uuid::parse_str(s).map_err(|_| DialerError::Bad(format!("{s:?} is not a UUID")))
 }
 
-fn finished_event(tenant: &str, task: Uuid, no: i32, outcome: pb::ContactOutcome, attempts: i32, call: Option<Uuid>) -> (RecordedEvent, Expect) {
+fn finished_event(
+    tenant: &str,
+    task: Uuid,
+    no: i32,
+    outcome: pb::ContactOutcome,
+    attempts: i32,
+    call: Option<Uuid>,
+) -> (RecordedEvent, Expect) {
     let meta = EventMeta::new(tenant, Aggregate::Contact(task, no as u32), 1)
         .with_deterministic_id(&format!("contact/{task}/{no}/finished"))
         .with_task(task);
@@ -74,7 +104,10 @@ fn finished_event(tenant: &str, task: Uuid, no: i32, outcome: pb::ContactOutcome
 
 impl Db {
     pub fn new(pool: PgPool) -> Self {
-        Db { pool, outbox: Outbox::new(PRODUCER) }
+        Db {
+            pool,
+            outbox: Outbox::new(PRODUCER),
+        }
     }
 
     /// Applies task events in one transaction. Status changes apply only if newer than what
@@ -88,10 +121,9 @@ impl Db {
             let status = match &e.event {
                 Event::TaskCreated(c) => {
                     let spec = c.spec.clone().unwrap_or_default();
-                    let not_before = spec
-                        .scheduled_start
-                        .as_ref()
-                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32));
+                    let not_before = spec.scheduled_start.as_ref().and_then(|t| {
+                        DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+                    });
                     sqlx::query(
                         "INSERT INTO dialer_tasks (task_id, tenant_id, status, priority, recall_count,
                              recall_interval_s, not_before, caller_line, version)
@@ -111,7 +143,8 @@ impl Db {
                     continue;
                 }
                 Event::ContactsAdded(c) => {
-                    self.add_contacts(&mut tx, task, &e.meta.tenant_id, &c.contacts, &mut out).await?;
+                    self.add_contacts(&mut tx, task, &e.meta.tenant_id, &c.contacts, &mut out)
+                        .await?;
                     continue;
                 }
                 Event::TaskStarted(_) | Event::TaskResumed(_) => RUNNING,
@@ -128,15 +161,17 @@ impl Db {
                 .await?
                 .rows_affected();
             if updated == 0 {
-                let known: Option<i64> = sqlx::query_scalar("SELECT version FROM dialer_tasks WHERE task_id = $1")
-                    .bind(task)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let known: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM dialer_tasks WHERE task_id = $1")
+                        .bind(task)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 if known.is_none() {
                     return Err(DialerError::NotYet(format!("task {task} not created yet")));
                 }
             } else if status == CANCELLED {
-                self.finish_pending_as_cancelled(&mut tx, task, &e.meta.tenant_id, &mut out).await?;
+                self.finish_pending_as_cancelled(&mut tx, task, &e.meta.tenant_id, &mut out)
+                    .await?;
             }
         }
         self.outbox.push(&mut tx, &out).await?;
@@ -155,12 +190,15 @@ impl Db {
         contacts: &[pb::Contact],
         out: &mut Vec<(RecordedEvent, Expect)>,
     ) -> Result<(), DialerError> {
-        let status: Option<i16> = sqlx::query_scalar("SELECT status FROM dialer_tasks WHERE task_id = $1 FOR UPDATE")
-            .bind(task)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let status: Option<i16> =
+            sqlx::query_scalar("SELECT status FROM dialer_tasks WHERE task_id = $1 FOR UPDATE")
+                .bind(task)
+                .fetch_optional(&mut **tx)
+                .await?;
         let Some(status) = status else {
-            return Err(DialerError::NotYet(format!("contacts for task {task} before the task")));
+            return Err(DialerError::NotYet(format!(
+                "contacts for task {task} before the task"
+            )));
         };
         let nos: Vec<i32> = contacts.iter().map(|c| c.contact_no as i32).collect();
         let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
@@ -175,7 +213,8 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         if status == CANCELLED {
-            self.finish_pending_as_cancelled(tx, task, tenant, out).await?;
+            self.finish_pending_as_cancelled(tx, task, tenant, out)
+                .await?;
         }
         Ok(())
     }
@@ -194,19 +233,26 @@ impl Db {
         .fetch_all(&mut **tx)
         .await?;
         for (no, attempts) in rows {
-            out.push(finished_event(tenant, task, no, pb::ContactOutcome::Cancelled, attempts, None));
+            out.push(finished_event(
+                tenant,
+                task,
+                no,
+                pb::ContactOutcome::Cancelled,
+                attempts,
+                None,
+            ));
         }
         Ok(())
     }
 
     /// Applies released calls: recall or finish each contact whose active call this was.
     /// Releases of calls the dialer no longer waits for (redeliveries) change nothing.
-    pub async fn apply_released(&self, releases: &[(Uuid, i32, Uuid, u32, bool)]) -> Result<usize, DialerError> {
+    pub async fn apply_released(&self, releases: &[Release]) -> Result<usize, DialerError> {
         let mut tx = self.pool.begin().await?;
-        let tasks: Vec<Uuid> = releases.iter().map(|r| r.0).collect();
-        let nos: Vec<i32> = releases.iter().map(|r| r.1).collect();
-        let calls: Vec<Uuid> = releases.iter().map(|r| r.2).collect();
-        let rows: Vec<(Uuid, i32, i32, Uuid, i16, i32, i32, String)> = sqlx::query_as(
+        let tasks: Vec<Uuid> = releases.iter().map(|r| r.task).collect();
+        let nos: Vec<i32> = releases.iter().map(|r| r.contact_no).collect();
+        let calls: Vec<Uuid> = releases.iter().map(|r| r.call).collect();
+        let rows: Vec<ActiveContact> = sqlx::query_as(
             "SELECT c.task_id, c.contact_no, c.attempts, c.active_call_id, t.status, t.recall_count,
                     t.recall_interval_s, t.tenant_id
              FROM dialer_contacts c
@@ -222,24 +268,42 @@ impl Db {
         .bind(&calls)
         .fetch_all(&mut *tx)
         .await?;
-        let by_call: HashMap<Uuid, (u32, bool)> = releases.iter().map(|r| (r.2, (r.3, r.4))).collect();
+        let by_call: HashMap<Uuid, &Release> = releases.iter().map(|r| (r.call, r)).collect();
         let now = Utc::now();
         let (mut u_task, mut u_no, mut u_state, mut u_at) = (vec![], vec![], vec![], vec![]);
         let mut out = Vec::new();
-        for (task, no, attempts, call, status, recall, interval, tenant) in rows {
-            let Some(&(q850, answered)) = by_call.get(&call) else { continue };
-            let next = after_release(q850, answered, attempts as u32, recall as u32, status == CANCELLED);
+        for row in rows {
+            let Some(r) = by_call.get(&row.active_call_id) else {
+                continue;
+            };
+            let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
+            let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
+            let cancelled = row.status == CANCELLED;
+            let next = after_release(
+                r.q850,
+                r.answered,
+                attempts as u32,
+                row.recall_count as u32,
+                cancelled,
+            );
             u_task.push(task);
             u_no.push(no);
             match next {
                 Next::Recall => {
                     u_state.push(C_PENDING);
-                    u_at.push(now + chrono::Duration::seconds(interval as i64));
+                    u_at.push(now + chrono::Duration::seconds(row.recall_interval_s as i64));
                 }
                 Next::Finish(outcome) => {
                     u_state.push(C_FINISHED);
                     u_at.push(now);
-                    out.push(finished_event(&tenant, task, no, outcome, attempts, Some(call)));
+                    out.push(finished_event(
+                        tenant,
+                        task,
+                        no,
+                        outcome,
+                        attempts,
+                        Some(call),
+                    ));
                 }
             }
         }
@@ -279,7 +343,13 @@ impl Db {
         .collect();
         let mut slots: Vec<(String, u32)> = lines
             .iter()
-            .map(|l| (l.id.clone(), l.max_concurrent.saturating_sub(active.get(&l.id).copied().unwrap_or(0) as u32)))
+            .map(|l| {
+                (
+                    l.id.clone(),
+                    l.max_concurrent
+                        .saturating_sub(active.get(&l.id).copied().unwrap_or(0) as u32),
+                )
+            })
             .filter(|(_, free)| *free > 0)
             .collect();
         let mut free: u32 = slots.iter().map(|s| s.1).sum();
@@ -310,7 +380,9 @@ impl Db {
             .fetch_all(&mut *tx)
             .await?;
             for (no, phone, attempts) in due {
-                let Some(slot) = slots.iter_mut().find(|s| s.1 > 0) else { break };
+                let Some(slot) = slots.iter_mut().find(|s| s.1 > 0) else {
+                    break;
+                };
                 slot.1 -= 1;
                 free -= 1;
                 let call = Uuid::new_v4();
@@ -372,15 +444,16 @@ impl Db {
     }
 }
 
-/// Decodes a `CallReleased` into (task, contact, call, q850, answered).
-pub fn release_of(e: &RecordedEvent) -> Result<Option<(Uuid, i32, Uuid, u32, bool)>, DialerError> {
-    let Event::CallReleased(r) = &e.event else { return Ok(None) };
-    Ok(Some((
-        parse_uuid(&r.task_id)?,
-        r.contact_no as i32,
-        parse_uuid(&r.call_id)?,
-        r.cause.as_ref().map(|c| c.q850).unwrap_or(0),
-        r.answered,
-    )))
+/// Reads a `CallReleased` (None for other events).
+pub fn release_of(e: &RecordedEvent) -> Result<Option<Release>, DialerError> {
+    let Event::CallReleased(r) = &e.event else {
+        return Ok(None);
+    };
+    Ok(Some(Release {
+        task: parse_uuid(&r.task_id)?,
+        contact_no: r.contact_no as i32,
+        call: parse_uuid(&r.call_id)?,
+        q850: r.cause.as_ref().map(|c| c.q850).unwrap_or(0),
+        answered: r.answered,
+    }))
 }
-

@@ -17,7 +17,7 @@ use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner}
 use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
 
 pub use db::Line;
-use db::{DialerError, Db};
+use db::{Db, DialerError};
 
 #[derive(Debug, Clone)]
 pub struct DialerConfig {
@@ -31,15 +31,25 @@ pub struct DialerConfig {
 pub fn parse_lines(s: &str) -> Result<Vec<Line>, String> {
     let mut out: Vec<Line> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, max) = part.split_once(':').ok_or_else(|| format!("{part:?} is not line_id:max_concurrent"))?;
-        let max: u32 = max.trim().parse().map_err(|_| format!("{part:?}: max_concurrent is not a number"))?;
+        let (id, max) = part
+            .split_once(':')
+            .ok_or_else(|| format!("{part:?} is not line_id:max_concurrent"))?;
+        let max: u32 = max
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?}: max_concurrent is not a number"))?;
         if id.trim().is_empty() || max == 0 {
-            return Err(format!("{part:?}: a line needs an id and a max_concurrent above 0"));
+            return Err(format!(
+                "{part:?}: a line needs an id and a max_concurrent above 0"
+            ));
         }
         if out.iter().any(|l| l.id == id.trim()) {
             return Err(format!("line {id:?} is listed twice"));
         }
-        out.push(Line { id: id.trim().to_string(), max_concurrent: max });
+        out.push(Line {
+            id: id.trim().to_string(),
+            max_concurrent: max,
+        });
     }
     if out.is_empty() {
         return Err("at least one line is needed".into());
@@ -63,13 +73,25 @@ impl DialerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(DialerConfig {
             common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
-            lines: env_or("WAIHU_DIALER__LINES", &[], Lines(vec![Line { id: "sim-1".into(), max_concurrent: 200 }]))?.0,
+            lines: env_or(
+                "WAIHU_DIALER__LINES",
+                &[],
+                Lines(vec![Line {
+                    id: "sim-1".into(),
+                    max_concurrent: 200,
+                }]),
+            )?
+            .0,
             tick: Duration::from_millis(env_or("WAIHU_DIALER__TICK_MS", &[], 100)?),
         })
     }
 
     pub fn new(common: CommonConfig, lines: Vec<Line>) -> Self {
-        DialerConfig { common, lines, tick: Duration::from_millis(50) }
+        DialerConfig {
+            common,
+            lines,
+            tick: Duration::from_millis(50),
+        }
     }
 }
 
@@ -89,7 +111,10 @@ struct TaskEvents {
 impl BatchHandler for TaskEvents {
     async fn handle(&self, batch: &[Delivery]) -> Result<(), HandlerError> {
         let events: Vec<_> = batch.iter().map(|d| &d.event).collect();
-        self.db.apply_task_events(&events).await.map_err(handler_error)?;
+        self.db
+            .apply_task_events(&events)
+            .await
+            .map_err(handler_error)?;
         self.wake.notify_one();
         Ok(())
     }
@@ -108,14 +133,26 @@ impl BatchHandler for Releases {
                 releases.push(r);
             }
         }
-        if self.db.apply_released(&releases).await.map_err(handler_error)? > 0 {
+        if self
+            .db
+            .apply_released(&releases)
+            .await
+            .map_err(handler_error)?
+            > 0
+        {
             self.wake.notify_one();
         }
         Ok(())
     }
 }
 
-async fn dial_loop(db: Db, lines: Vec<Line>, tick: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
+async fn dial_loop(
+    db: Db,
+    lines: Vec<Line>,
+    tick: Duration,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         match db.dial_round(&lines).await {
             Ok(n) if n > 0 => continue,
@@ -133,35 +170,71 @@ async fn dial_loop(db: Db, lines: Vec<Line>, tick: Duration, wake: Arc<Notify>, 
 }
 
 /// Everything the leader runs: consumers, the dial loop and the outbox relay.
-async fn lead(config: DialerConfig, bus: Bus, db: Db, shutdown: CancellationToken) -> Result<(), StartError> {
+async fn lead(
+    config: DialerConfig,
+    bus: Bus,
+    db: Db,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let c = &config.common;
-    let Some(_lock) = waihu_store::leader_lock(&c.database_url, "waihu-dialer", &shutdown).await else {
+    let Some(_lock) = waihu_store::leader_lock(&c.database_url, "waihu-dialer", &shutdown).await
+    else {
         return Ok(());
     };
     let wake = Arc::new(Notify::new());
     let tasks = Runner::new(&bus, ConsumerSpec::new("dialer-tasks", "task"), 20_000).await?;
-    let calls = Runner::new(&bus, ConsumerSpec::new("dialer-calls", "call").types(&["CallReleased"]), 20_000).await?;
+    let calls = Runner::new(
+        &bus,
+        ConsumerSpec::new("dialer-calls", "call").types(&["CallReleased"]),
+        20_000,
+    )
+    .await?;
     let mut set = tokio::task::JoinSet::new();
-    set.spawn(db.outbox.relay(db.pool.clone(), bus.clone()).run(shutdown.clone()));
-    let (h, s) = (TaskEvents { db: db.clone(), wake: wake.clone() }, shutdown.clone());
+    set.spawn(
+        db.outbox
+            .relay(db.pool.clone(), bus.clone())
+            .run(shutdown.clone()),
+    );
+    let (h, s) = (
+        TaskEvents {
+            db: db.clone(),
+            wake: wake.clone(),
+        },
+        shutdown.clone(),
+    );
     set.spawn(async move {
         if let Err(e) = tasks.run_batched(h, s).await {
             error!(error = %e, "task-event consumer stopped");
         }
     });
-    let (h, s) = (Releases { db: db.clone(), wake: wake.clone() }, shutdown.clone());
+    let (h, s) = (
+        Releases {
+            db: db.clone(),
+            wake: wake.clone(),
+        },
+        shutdown.clone(),
+    );
     set.spawn(async move {
         if let Err(e) = calls.run_batched(h, s).await {
             error!(error = %e, "call-release consumer stopped");
         }
     });
-    set.spawn(dial_loop(db, config.lines.clone(), config.tick, wake, shutdown.clone()));
+    set.spawn(dial_loop(
+        db,
+        config.lines.clone(),
+        config.tick,
+        wake,
+        shutdown.clone(),
+    ));
     while set.join_next().await.is_some() {}
     Ok(())
 }
 
 /// Connects, migrates, and dials until `shutdown`.
-pub async fn start(config: DialerConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+pub async fn start(
+    config: DialerConfig,
+    shutdown: CancellationToken,
+) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
     let pool = waihu_store::connect(&c.database_url, c.db_max_connections).await?;
     waihu_store::migrate(&pool).await?;
@@ -177,7 +250,15 @@ pub async fn start(config: DialerConfig, shutdown: CancellationToken) -> Result<
     let (reporter, health) = waihu_runtime::health();
     let router = tonic::transport::Server::builder().add_service(health);
     let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+    Ok(ServiceHandle::start(
+        router,
+        listener,
+        reporter,
+        workers,
+        shutdown,
+        c.shutdown_grace,
+    )
+    .await?)
 }
 
 #[cfg(test)]

@@ -21,17 +21,25 @@ struct Step {
     event: RecordedEvent,
 }
 
-fn steps(sim: &Simulator, req: &pb::CallRequested, cause_of: &RecordedEvent) -> Result<Vec<Step>, HandlerError> {
+fn steps(
+    sim: &Simulator,
+    req: &pb::CallRequested,
+    cause_of: &RecordedEvent,
+) -> Result<Vec<Step>, HandlerError> {
     let call_id = uuid::Uuid::parse_str(&req.call_id)
         .map_err(|_| HandlerError::Permanent(format!("call_id {:?} is not a UUID", req.call_id)))?;
     let outcome = sim.outcome(&req.phone, req.attempt);
     let setup = sim.setup_ms(&req.phone, req.attempt);
     let (cause, answered) = outcome.cause();
     let ids = |name: &str, version: u64| {
-        EventMeta::new(cause_of.meta.tenant_id.clone(), Aggregate::Call(call_id), version)
-            .with_deterministic_id(&format!("call/{call_id}/{name}"))
-            .caused_by(cause_of)
-            .with_task(cause_of.meta.task_id.unwrap_or_default())
+        EventMeta::new(
+            cause_of.meta.tenant_id.clone(),
+            Aggregate::Call(call_id),
+            version,
+        )
+        .with_deterministic_id(&format!("call/{call_id}/{name}"))
+        .caused_by(cause_of)
+        .with_task(cause_of.meta.task_id.unwrap_or_default())
     };
     let (cid, tid, no) = (req.call_id.clone(), req.task_id.clone(), req.contact_no);
     let mut out = vec![Step {
@@ -46,14 +54,21 @@ fn steps(sim: &Simulator, req: &pb::CallRequested, cause_of: &RecordedEvent) -> 
             }),
         ),
     }];
-    let rings = matches!(outcome, Outcome::Answered { .. } | Outcome::NoAnswer { .. } | Outcome::Rejected { .. });
+    let rings = matches!(
+        outcome,
+        Outcome::Answered { .. } | Outcome::NoAnswer { .. } | Outcome::Rejected { .. }
+    );
     let mut version = 3;
     if rings {
         out.push(Step {
             after_ms: setup,
             event: RecordedEvent::new(
                 ids("ringing", version),
-                Event::CallRinging(pb::CallRinging { call_id: cid.clone(), task_id: tid.clone(), contact_no: no }),
+                Event::CallRinging(pb::CallRinging {
+                    call_id: cid.clone(),
+                    task_id: tid.clone(),
+                    contact_no: no,
+                }),
             ),
         });
         version += 1;
@@ -63,7 +78,11 @@ fn steps(sim: &Simulator, req: &pb::CallRequested, cause_of: &RecordedEvent) -> 
             after_ms: outcome.ring_ms(),
             event: RecordedEvent::new(
                 ids("answered", version),
-                Event::CallAnswered(pb::CallAnswered { call_id: cid.clone(), task_id: tid.clone(), contact_no: no }),
+                Event::CallAnswered(pb::CallAnswered {
+                    call_id: cid.clone(),
+                    task_id: tid.clone(),
+                    contact_no: no,
+                }),
             ),
         });
         version += 1;
@@ -97,7 +116,9 @@ fn transient(e: BusError) -> HandlerError {
 
 impl MessageHandler for SimulatorAdapter {
     async fn handle(&self, d: Delivery) -> Result<(), HandlerError> {
-        let Event::CallRequested(req) = &d.event.event else { return Ok(()) };
+        let Event::CallRequested(req) = &d.event.event else {
+            return Ok(());
+        };
         let steps = steps(&self.sim, req, &d.event)?;
         let subject = self.bus.subject(&d.event.meta.aggregate);
         let (mut next, mut seq) = (0, d.stream_seq);
@@ -107,13 +128,19 @@ impl MessageHandler for SimulatorAdapter {
         while next < steps.len() {
             let step = &steps[next];
             tokio::time::sleep(self.sim.wall(step.after_ms)).await;
-            match self.bus.publish(&step.event, Expect::LastSubjectSeq(seq)).await {
+            match self
+                .bus
+                .publish(&step.event, Expect::LastSubjectSeq(seq))
+                .await
+            {
                 Ok(o) => seq = o.sequence(),
                 Err(BusError::WrongLastSequence { .. }) => {
                     // Someone else moved this call on (a redelivery racing us): find out where.
                     let (n, s) = self.resume_point(&subject, &steps, &d).await?;
                     if n <= next {
-                        return Err(HandlerError::Transient(format!("{subject} moved by another writer")));
+                        return Err(HandlerError::Transient(format!(
+                            "{subject} moved by another writer"
+                        )));
                     }
                     (next, seq) = (n, s);
                     continue;
@@ -128,14 +155,24 @@ impl MessageHandler for SimulatorAdapter {
 
 impl SimulatorAdapter {
     /// Which step comes next, judged from the last message on the call's subject.
-    async fn resume_point(&self, subject: &str, steps: &[Step], d: &Delivery) -> Result<(usize, u64), HandlerError> {
+    async fn resume_point(
+        &self,
+        subject: &str,
+        steps: &[Step],
+        d: &Delivery,
+    ) -> Result<(usize, u64), HandlerError> {
         let Some((seq, id)) = self.bus.last_on_subject(subject).await.map_err(transient)? else {
-            return Err(HandlerError::Permanent(format!("{subject} is empty, yet a command was delivered from it")));
+            return Err(HandlerError::Permanent(format!(
+                "{subject} is empty, yet a command was delivered from it"
+            )));
         };
         if id == d.event.meta.event_id.to_string() {
             return Ok((0, seq));
         }
-        match steps.iter().position(|s| s.event.meta.event_id.to_string() == id) {
+        match steps
+            .iter()
+            .position(|s| s.event.meta.event_id.to_string() == id)
+        {
             Some(i) => Ok((i + 1, seq)),
             // Not one of ours: the call was ended by something else; nothing left to play.
             None => Ok((steps.len(), seq)),

@@ -41,7 +41,11 @@ impl ProviderConfig {
                 mix: env_or("WAIHU_SIMULATOR__MIX", &[], d.mix)?,
                 ring_ms: env_or("WAIHU_SIMULATOR__RING_MS", &[], d.ring_ms)?,
                 talk_ms: env_or("WAIHU_SIMULATOR__TALK_MS", &[], d.talk_ms)?,
-                no_answer_timeout_ms: env_or("WAIHU_SIMULATOR__NO_ANSWER_TIMEOUT_MS", &[], d.no_answer_timeout_ms)?,
+                no_answer_timeout_ms: env_or(
+                    "WAIHU_SIMULATOR__NO_ANSWER_TIMEOUT_MS",
+                    &[],
+                    d.no_answer_timeout_ms,
+                )?,
                 setup_ms: env_or("WAIHU_SIMULATOR__SETUP_MS", &[], d.setup_ms)?,
                 time_scale,
             },
@@ -50,19 +54,29 @@ impl ProviderConfig {
     }
 
     pub fn new(common: CommonConfig, simulator: sim::Simulator) -> Self {
-        ProviderConfig { common, simulator, max_in_flight: 5000 }
+        ProviderConfig {
+            common,
+            simulator,
+            max_in_flight: 5000,
+        }
     }
 }
 
 /// Connects and plays dial commands until `shutdown`; calls in flight get the grace period to
 /// finish, the rest are redelivered to another instance and resumed there.
-pub async fn start(config: ProviderConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+pub async fn start(
+    config: ProviderConfig,
+    shutdown: CancellationToken,
+) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
     let bus = Bus::connect(&c.bus()).await?;
     let spec = ConsumerSpec::new("provider-simulator", "call").types(&["CallRequested"]);
     let max = config.max_in_flight;
     let runner = Runner::new(&bus, spec, (max * 2) as i64).await?;
-    let handler = Arc::new(adapter::SimulatorAdapter { bus, sim: config.simulator.clone() });
+    let handler = Arc::new(adapter::SimulatorAdapter {
+        bus,
+        sim: config.simulator.clone(),
+    });
     let mut workers = tokio::task::JoinSet::new();
     let (stop, grace) = (shutdown.clone(), c.shutdown_grace);
     workers.spawn(async move {
@@ -73,5 +87,13 @@ pub async fn start(config: ProviderConfig, shutdown: CancellationToken) -> Resul
     let (reporter, health) = waihu_runtime::health();
     let router = tonic::transport::Server::builder().add_service(health);
     let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+    Ok(ServiceHandle::start(
+        router,
+        listener,
+        reporter,
+        workers,
+        shutdown,
+        c.shutdown_grace,
+    )
+    .await?)
 }

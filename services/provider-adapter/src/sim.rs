@@ -8,13 +8,20 @@ use waihu_events::{hangup, pb};
 /// How a simulated call ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Answered { ring_ms: u64, talk_ms: u64 },
+    Answered {
+        ring_ms: u64,
+        talk_ms: u64,
+    },
     /// Rang until our ring timeout: we cancel (NO_ANSWER, SIP 487).
-    NoAnswer { ring_ms: u64 },
+    NoAnswer {
+        ring_ms: u64,
+    },
     /// 486 Busy Here, before ringing.
     Busy,
     /// Rang, then 603 Decline.
-    Rejected { ring_ms: u64 },
+    Rejected {
+        ring_ms: u64,
+    },
     /// 404 Not Found: the number does not exist.
     Unallocated,
     /// 503 Service Unavailable somewhere on the route.
@@ -36,7 +43,9 @@ impl Outcome {
 
     pub fn ring_ms(&self) -> u64 {
         match self {
-            Outcome::Answered { ring_ms, .. } | Outcome::NoAnswer { ring_ms } | Outcome::Rejected { ring_ms } => *ring_ms,
+            Outcome::Answered { ring_ms, .. }
+            | Outcome::NoAnswer { ring_ms }
+            | Outcome::Rejected { ring_ms } => *ring_ms,
             _ => 0,
         }
     }
@@ -62,7 +71,14 @@ pub struct Mix {
 
 impl Default for Mix {
     fn default() -> Self {
-        Mix { answered: 45.0, no_answer: 20.0, busy: 15.0, rejected: 7.0, unallocated: 5.0, temporary_failure: 8.0 }
+        Mix {
+            answered: 45.0,
+            no_answer: 20.0,
+            busy: 15.0,
+            rejected: 7.0,
+            unallocated: 5.0,
+            temporary_failure: 8.0,
+        }
     }
 }
 
@@ -72,10 +88,22 @@ impl FromStr for Mix {
     /// `answered=45,no_answer=20,busy=15,rejected=7,unallocated=5,temporary_failure=8`; omitted
     /// outcomes get weight 0.
     fn from_str(s: &str) -> Result<Self, String> {
-        let mut m = Mix { answered: 0.0, no_answer: 0.0, busy: 0.0, rejected: 0.0, unallocated: 0.0, temporary_failure: 0.0 };
+        let mut m = Mix {
+            answered: 0.0,
+            no_answer: 0.0,
+            busy: 0.0,
+            rejected: 0.0,
+            unallocated: 0.0,
+            temporary_failure: 0.0,
+        };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("{part:?} is not name=weight"))?;
-            let v: f64 = v.trim().parse().map_err(|_| format!("weight of {k} is not a number"))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not name=weight"))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("weight of {k} is not a number"))?;
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("weight of {k} must be 0 or more"));
             }
@@ -98,7 +126,12 @@ impl FromStr for Mix {
 
 impl Mix {
     fn total(&self) -> f64 {
-        self.answered + self.no_answer + self.busy + self.rejected + self.unallocated + self.temporary_failure
+        self.answered
+            + self.no_answer
+            + self.busy
+            + self.rejected
+            + self.unallocated
+            + self.temporary_failure
     }
 }
 
@@ -110,8 +143,14 @@ impl FromStr for MsRange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let a: u64 = a.trim().parse().map_err(|_| format!("{s:?} is not min-max milliseconds"))?;
-        let b: u64 = b.trim().parse().map_err(|_| format!("{s:?} is not min-max milliseconds"))?;
+        let a: u64 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not min-max milliseconds"))?;
+        let b: u64 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not min-max milliseconds"))?;
         if a > b {
             return Err(format!("{s:?}: min is above max"));
         }
@@ -161,7 +200,12 @@ struct Draws(u64);
 impl Draws {
     fn new(seed: u64, phone: &str, attempt: u32) -> Draws {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in seed.to_le_bytes().iter().chain(phone.as_bytes()).chain(&attempt.to_le_bytes()) {
+        for b in seed
+            .to_le_bytes()
+            .iter()
+            .chain(phone.as_bytes())
+            .chain(&attempt.to_le_bytes())
+        {
             h ^= *b as u64;
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -195,8 +239,19 @@ impl Simulator {
         let ring = d.within(self.ring_ms);
         let talk = d.within(self.talk_ms);
         for (w, o) in [
-            (m.answered, Outcome::Answered { ring_ms: ring, talk_ms: talk }),
-            (m.no_answer, Outcome::NoAnswer { ring_ms: self.no_answer_timeout_ms }),
+            (
+                m.answered,
+                Outcome::Answered {
+                    ring_ms: ring,
+                    talk_ms: talk,
+                },
+            ),
+            (
+                m.no_answer,
+                Outcome::NoAnswer {
+                    ring_ms: self.no_answer_timeout_ms,
+                },
+            ),
             (m.busy, Outcome::Busy),
             (m.rejected, Outcome::Rejected { ring_ms: ring }),
             (m.unallocated, Outcome::Unallocated),
@@ -233,8 +288,14 @@ mod tests {
     #[test]
     fn outcomes_are_deterministic_and_depend_on_every_input() {
         let s = Simulator::default();
-        assert_eq!(s.outcome("+8613800000001", 1), s.outcome("+8613800000001", 1));
-        let other_seed = Simulator { seed: 7, ..Simulator::default() };
+        assert_eq!(
+            s.outcome("+8613800000001", 1),
+            s.outcome("+8613800000001", 1)
+        );
+        let other_seed = Simulator {
+            seed: 7,
+            ..Simulator::default()
+        };
         let phones: Vec<String> = (0..200).map(|i| format!("+86138{i:08}")).collect();
         let differs = |f: &dyn Fn(&str) -> bool| phones.iter().any(|p| f(p));
         assert!(differs(&|p| s.outcome(p, 1) != s.outcome(p, 2)));
@@ -245,11 +306,21 @@ mod tests {
     fn the_mix_is_honoured_over_many_calls() {
         let s = Simulator::default();
         let n = 20_000;
-        let answered = (0..n).filter(|i| matches!(s.outcome(&format!("+86139{i:08}"), 1), Outcome::Answered { .. })).count();
+        let answered = (0..n)
+            .filter(|i| {
+                matches!(
+                    s.outcome(&format!("+86139{i:08}"), 1),
+                    Outcome::Answered { .. }
+                )
+            })
+            .count();
         let share = answered as f64 / n as f64;
         assert!((0.43..0.47).contains(&share), "answered share {share}");
         let only_busy: Mix = "busy=1".parse().expect("mix");
-        let s = Simulator { mix: only_busy, ..Simulator::default() };
+        let s = Simulator {
+            mix: only_busy,
+            ..Simulator::default()
+        };
         assert!((0..100).all(|i| s.outcome(&format!("+1{i}"), 1) == Outcome::Busy));
     }
 
@@ -269,6 +340,13 @@ mod tests {
         assert_eq!(Outcome::Rejected { ring_ms: 1 }.cause().0.q850, 21);
         assert_eq!(Outcome::NoAnswer { ring_ms: 1 }.cause().0.q850, 19);
         assert_eq!(Outcome::TemporaryFailure.cause().0.q850, 41);
-        assert!(Outcome::Answered { ring_ms: 1, talk_ms: 1 }.cause().1);
+        assert!(
+            Outcome::Answered {
+                ring_ms: 1,
+                talk_ms: 1
+            }
+            .cause()
+            .1
+        );
     }
 }

@@ -3,7 +3,9 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use waihu_events::{hangup, phone::PhoneNumber, timestamp};
-use waihu_proto::v1::{self as pb, record_service_server::RecordService, stats_service_server::StatsService};
+use waihu_proto::v1::{
+    self as pb, record_service_server::RecordService, stats_service_server::StatsService,
+};
 
 use crate::{projection::keys, writer::CHECKPOINT};
 
@@ -41,7 +43,10 @@ impl From<RecordError> for Status {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> RecordError {
-    RecordError::Invalid { field, reason: reason.into() }
+    RecordError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 fn tenant<T>(req: &Request<T>) -> Result<String, Status> {
@@ -63,15 +68,26 @@ fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, RecordError> {
     Uuid::parse_str(s).map_err(|_| invalid(field, format!("{s:?} is not a UUID")))
 }
 
-fn parse_time(field: &'static str, t: &Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, RecordError> {
+fn parse_time(
+    field: &'static str,
+    t: &Option<prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, RecordError> {
     t.as_ref()
-        .map(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).ok_or_else(|| invalid(field, "out of range")))
+        .map(|t| {
+            DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+                .ok_or_else(|| invalid(field, "out of range"))
+        })
         .transpose()
 }
 
 /// Assembles task statistics from the counter rows of one task.
 pub fn stats_from_counters(task_id: Uuid, rows: &[(String, i64)], position: u64) -> pb::TaskStats {
-    let get = |k: &str| rows.iter().find(|(key, _)| key == k).map(|(_, v)| (*v).max(0) as u64).unwrap_or(0);
+    let get = |k: &str| {
+        rows.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| (*v).max(0) as u64)
+            .unwrap_or(0)
+    };
     let mut s = pb::TaskStats {
         task_id: task_id.to_string(),
         contacts_total: get(keys::CONTACTS_TOTAL),
@@ -92,10 +108,23 @@ pub fn stats_from_counters(task_id: Uuid, rows: &[(String, i64)], position: u64)
         s.average_talk_seconds = talk_ms as f64 / 1000.0 / s.calls_answered as f64;
     }
     for (k, v) in rows {
-        if let Some(q) = k.strip_prefix(keys::CAUSE_PREFIX).and_then(|q| q.parse::<u32>().ok()) {
-            s.hangup_causes.push(pb::CauseCount { q850: q, name: hangup::q850_name(q).into(), count: *v as u64 });
-        } else if let Some(o) = k.strip_prefix(keys::OUTCOME_PREFIX).and_then(|o| o.parse::<i32>().ok()) {
-            s.outcomes.push(pb::OutcomeCount { outcome: o, count: *v as u64 });
+        if let Some(q) = k
+            .strip_prefix(keys::CAUSE_PREFIX)
+            .and_then(|q| q.parse::<u32>().ok())
+        {
+            s.hangup_causes.push(pb::CauseCount {
+                q850: q,
+                name: hangup::q850_name(q).into(),
+                count: *v as u64,
+            });
+        } else if let Some(o) = k
+            .strip_prefix(keys::OUTCOME_PREFIX)
+            .and_then(|o| o.parse::<i32>().ok())
+        {
+            s.outcomes.push(pb::OutcomeCount {
+                outcome: o,
+                count: *v as u64,
+            });
         }
     }
     s.hangup_causes.sort_by_key(|c| std::cmp::Reverse(c.count));
@@ -109,10 +138,11 @@ pub struct RecordApi {
 
 impl RecordApi {
     async fn check_task_tenant(&self, tenant: &str, task_id: Uuid) -> Result<(), RecordError> {
-        let owner: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM record_tasks WHERE task_id = $1")
-            .bind(task_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT tenant_id FROM record_tasks WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_optional(&self.pool)
+                .await?;
         match owner {
             Some(t) if t == tenant => Ok(()),
             _ => Err(RecordError::NotFound(format!("task {task_id}"))),
@@ -122,17 +152,23 @@ impl RecordApi {
 
 #[tonic::async_trait]
 impl StatsService for RecordApi {
-    async fn get_task_stats(&self, req: Request<pb::GetTaskStatsRequest>) -> Result<Response<pb::TaskStats>, Status> {
+    async fn get_task_stats(
+        &self,
+        req: Request<pb::GetTaskStatsRequest>,
+    ) -> Result<Response<pb::TaskStats>, Status> {
         let tenant = tenant(&req)?;
         let task_id = parse_uuid("task_id", &req.get_ref().task_id)?;
         self.check_task_tenant(&tenant, task_id).await?;
         let mut tx = self.pool.begin().await.map_err(RecordError::from)?;
-        let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT).await.map_err(RecordError::from)?;
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT key, value FROM task_stat_counters WHERE task_id = $1")
-            .bind(task_id)
-            .fetch_all(&mut *tx)
+        let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT)
             .await
             .map_err(RecordError::from)?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT key, value FROM task_stat_counters WHERE task_id = $1")
+                .bind(task_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(RecordError::from)?;
         tx.commit().await.map_err(RecordError::from)?;
         Ok(Response::new(stats_from_counters(task_id, &rows, position)))
     }
@@ -207,11 +243,19 @@ impl RecordService for RecordApi {
     ) -> Result<Response<pb::ListCallRecordsResponse>, Status> {
         let tenant = tenant(&req)?;
         let r = req.into_inner();
-        let task = if r.task_id.is_empty() { None } else { Some(parse_uuid("task_id", &r.task_id)?) };
+        let task = if r.task_id.is_empty() {
+            None
+        } else {
+            Some(parse_uuid("task_id", &r.task_id)?)
+        };
         let phone = if r.phone.is_empty() {
             None
         } else {
-            Some(PhoneNumber::parse(&r.phone).map_err(|e| invalid("phone", e))?.into_string())
+            Some(
+                PhoneNumber::parse(&r.phone)
+                    .map_err(|e| invalid("phone", e))?
+                    .into_string(),
+            )
         };
         let from = parse_time("from", &r.from)?;
         let to = parse_time("to", &r.to)?;
@@ -225,7 +269,11 @@ impl RecordService for RecordApi {
         } else {
             let bad = || invalid("page_token", "not a token this service issued");
             let (m, id) = r.page_token.split_once('_').ok_or_else(bad)?;
-            let at = m.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+            let at = m
+                .parse()
+                .ok()
+                .and_then(DateTime::from_timestamp_micros)
+                .ok_or_else(bad)?;
             Some((at, Uuid::parse_str(id).map_err(|_| bad())?))
         };
         let rows: Vec<Row> = sqlx::query_as(&format!(
@@ -255,10 +303,16 @@ impl RecordService for RecordApi {
             (true, Some(l)) => format!("{}_{}", l.started_at.timestamp_micros(), l.call_id),
             _ => String::new(),
         };
-        Ok(Response::new(pb::ListCallRecordsResponse { records: rows.iter().map(Row::to_pb).collect(), next_page_token }))
+        Ok(Response::new(pb::ListCallRecordsResponse {
+            records: rows.iter().map(Row::to_pb).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn get_call_record(&self, req: Request<pb::GetCallRecordRequest>) -> Result<Response<pb::CallRecord>, Status> {
+    async fn get_call_record(
+        &self,
+        req: Request<pb::GetCallRecordRequest>,
+    ) -> Result<Response<pb::CallRecord>, Status> {
         let tenant = tenant(&req)?;
         let id = parse_uuid("call_id", &req.get_ref().call_id)?;
         let row: Option<Row> = sqlx::query_as(&format!(
@@ -269,6 +323,7 @@ impl RecordService for RecordApi {
         .fetch_optional(&self.pool)
         .await
         .map_err(RecordError::from)?;
-        row.map(|r| Response::new(r.to_pb())).ok_or_else(|| RecordError::NotFound(format!("call {id}")).into())
+        row.map(|r| Response::new(r.to_pb()))
+            .ok_or_else(|| RecordError::NotFound(format!("call {id}")).into())
     }
 }

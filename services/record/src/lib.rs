@@ -8,7 +8,9 @@ pub mod writer;
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::Bus;
-use waihu_proto::v1::{record_service_server::RecordServiceServer, stats_service_server::StatsServiceServer};
+use waihu_proto::v1::{
+    record_service_server::RecordServiceServer, stats_service_server::StatsServiceServer,
+};
 use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
 
 #[derive(Debug, Clone)]
@@ -26,31 +28,58 @@ impl RecordConfig {
             common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
             writer: writer::WriterConfig {
                 batch: env_or("WAIHU_RECORD__BATCH", &[], d.batch)?,
-                linger: std::time::Duration::from_millis(env_or("WAIHU_RECORD__LINGER_MS", &[], d.linger.as_millis() as u64)?),
+                linger: d.linger,
+                fill: std::time::Duration::from_millis(env_or(
+                    "WAIHU_RECORD__FILL_MS",
+                    &[],
+                    d.fill.as_millis() as u64,
+                )?),
             },
         })
     }
 
     pub fn new(common: CommonConfig) -> Self {
-        RecordConfig { common, writer: writer::WriterConfig::default() }
+        RecordConfig {
+            common,
+            writer: writer::WriterConfig::default(),
+        }
     }
 }
 
 /// Connects, migrates, runs the store writer, and serves until `shutdown`.
-pub async fn start(config: RecordConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+pub async fn start(
+    config: RecordConfig,
+    shutdown: CancellationToken,
+) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
     let pool = waihu_store::connect(&c.database_url, c.db_max_connections).await?;
     waihu_store::migrate(&pool).await?;
     let bus = Bus::connect(&c.bus()).await?;
 
     let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(writer::run(pool.clone(), c.database_url.clone(), bus, config.writer.clone(), shutdown.clone()));
+    workers.spawn(writer::run(
+        pool.clone(),
+        c.database_url.clone(),
+        bus,
+        config.writer.clone(),
+        shutdown.clone(),
+    ));
 
     let (reporter, health) = waihu_runtime::health();
     let router = tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(StatsServiceServer::new(grpc::RecordApi { pool: pool.clone() }))
+        .add_service(StatsServiceServer::new(grpc::RecordApi {
+            pool: pool.clone(),
+        }))
         .add_service(RecordServiceServer::new(grpc::RecordApi { pool }));
     let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+    Ok(ServiceHandle::start(
+        router,
+        listener,
+        reporter,
+        workers,
+        shutdown,
+        c.shutdown_grace,
+    )
+    .await?)
 }

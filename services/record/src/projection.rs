@@ -115,7 +115,9 @@ pub fn fold_call(e: &RecordedEvent, rows: &mut HashMap<Uuid, CallRow>) {
         Event::CallReleased(r) => (&r.call_id, &r.task_id, r.contact_no),
         _ => return,
     };
-    let (Some(call_id), Some(task_id)) = (uuid(call), uuid(task)) else { return };
+    let (Some(call_id), Some(task_id)) = (uuid(call), uuid(task)) else {
+        return;
+    };
     let at = e.meta.occurred_at;
     let row = rows.entry(call_id).or_insert_with(|| CallRow {
         call_id,
@@ -151,7 +153,11 @@ pub fn fold_call(e: &RecordedEvent, rows: &mut HashMap<Uuid, CallRow>) {
 }
 
 /// Applies a batch of newly stored events to the projections, in the caller's transaction.
-pub async fn apply(tx: &mut Tx<'_>, tables: &Tables, events: &[&RecordedEvent]) -> Result<(), StoreError> {
+pub async fn apply(
+    tx: &mut Tx<'_>,
+    tables: &Tables,
+    events: &[&RecordedEvent],
+) -> Result<(), StoreError> {
     let mut deltas = Vec::new();
     let mut calls: HashMap<Uuid, CallRow> = HashMap::new();
     let mut tasks: Vec<(Uuid, String, String)> = Vec::new();
@@ -164,7 +170,8 @@ pub async fn apply(tx: &mut Tx<'_>, tables: &Tables, events: &[&RecordedEvent]) 
         }
     }
     if !tasks.is_empty() {
-        let (ids, rest): (Vec<Uuid>, Vec<(String, String)>) = tasks.into_iter().map(|(a, b, c)| (a, (b, c))).unzip();
+        let (ids, rest): (Vec<Uuid>, Vec<(String, String)>) =
+            tasks.into_iter().map(|(a, b, c)| (a, (b, c))).unzip();
         let (tenants, names): (Vec<String>, Vec<String>) = rest.into_iter().unzip();
         sqlx::query(&format!(
             "INSERT INTO {} (task_id, tenant_id, name) SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])
@@ -181,7 +188,11 @@ pub async fn apply(tx: &mut Tx<'_>, tables: &Tables, events: &[&RecordedEvent]) 
     apply_calls(tx, tables, calls).await
 }
 
-async fn apply_counters(tx: &mut Tx<'_>, tables: &Tables, deltas: Vec<(Uuid, String, i64)>) -> Result<(), StoreError> {
+async fn apply_counters(
+    tx: &mut Tx<'_>,
+    tables: &Tables,
+    deltas: Vec<(Uuid, String, i64)>,
+) -> Result<(), StoreError> {
     if deltas.is_empty() {
         return Ok(());
     }
@@ -212,7 +223,11 @@ async fn apply_counters(tx: &mut Tx<'_>, tables: &Tables, deltas: Vec<(Uuid, Str
     Ok(())
 }
 
-async fn apply_calls(tx: &mut Tx<'_>, tables: &Tables, calls: HashMap<Uuid, CallRow>) -> Result<(), StoreError> {
+async fn apply_calls(
+    tx: &mut Tx<'_>,
+    tables: &Tables,
+    calls: HashMap<Uuid, CallRow>,
+) -> Result<(), StoreError> {
     if calls.is_empty() {
         return Ok(());
     }
@@ -253,7 +268,11 @@ async fn apply_calls(tx: &mut Tx<'_>, tables: &Tables, calls: HashMap<Uuid, Call
     .bind(col!(task_id))
     .bind(col!(tenant_id))
     .bind(col!(contact_no))
-    .bind(rows.iter().map(|r| r.started_at.unwrap_or_else(Utc::now)).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.started_at.unwrap_or_else(Utc::now))
+            .collect::<Vec<_>>(),
+    )
     .bind(col!(phone))
     .bind(col!(line_id))
     .bind(col!(attempt))

@@ -29,18 +29,29 @@ impl VerifyReport {
 type Counters = BTreeMap<(Uuid, String), i64>;
 
 /// Replays the whole store; `progress` is called with (position reached, head position).
-pub async fn verify(pool: &PgPool, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport, StoreError> {
+pub async fn verify(
+    pool: &PgPool,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport, StoreError> {
     let mut conn = pool.acquire().await?;
     // The live numbers and the position they are as of, read in one snapshot.
     let (position, live) = {
         let mut tx = conn.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
-        let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT).await?;
-        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as("SELECT task_id, key, value FROM task_stat_counters")
-            .fetch_all(&mut *tx)
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
             .await?;
+        let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT).await?;
+        let rows: Vec<(Uuid, String, i64)> =
+            sqlx::query_as("SELECT task_id, key, value FROM task_stat_counters")
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
-        (position, rows.into_iter().map(|(t, k, v)| ((t, k), v)).collect::<Counters>())
+        (
+            position,
+            rows.into_iter()
+                .map(|(t, k, v)| ((t, k), v))
+                .collect::<Counters>(),
+        )
     };
 
     let suffix = Uuid::new_v4().simple().to_string();
@@ -54,20 +65,32 @@ pub async fn verify(pool: &PgPool, mut progress: impl FnMut(u64, u64)) -> Result
         (&tables.counters, "task_stat_counters"),
         (&tables.tasks, "record_tasks"),
     ] {
-        sqlx::query(&format!("CREATE TEMP TABLE {fresh} (LIKE {like} INCLUDING ALL) ON COMMIT PRESERVE ROWS"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!(
+            "CREATE TEMP TABLE {fresh} (LIKE {like} INCLUDING ALL) ON COMMIT PRESERVE ROWS"
+        ))
+        .execute(&mut *conn)
+        .await?;
     }
 
-    let mut report = VerifyReport { position, ..Default::default() };
+    let mut report = VerifyReport {
+        position,
+        ..Default::default()
+    };
     let mut after = 0;
     loop {
         let page = waihu_store::read(
             pool,
-            &EventQuery { after_position: after, to_position: Some(position), limit: 5000, ..Default::default() },
+            &EventQuery {
+                after_position: after,
+                to_position: Some(position),
+                limit: 5000,
+                ..Default::default()
+            },
         )
         .await?;
-        let Some(last) = page.last().map(|e| e.position) else { break };
+        let Some(last) = page.last().map(|e| e.position) else {
+            break;
+        };
         let events: Vec<_> = page.iter().map(|e| &e.event).collect();
         let mut tx = conn.begin().await?;
         projection::apply(&mut tx, &tables, &events).await?;
@@ -87,12 +110,22 @@ pub async fn verify(pool: &PgPool, mut progress: impl FnMut(u64, u64)) -> Result
     .map(|(t, k, v)| ((t, k), v))
     .collect();
     for t in [&tables.call_records, &tables.counters, &tables.tasks] {
-        sqlx::query(&format!("DROP TABLE IF EXISTS {t}")).execute(&mut *conn).await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {t}"))
+            .execute(&mut *conn)
+            .await?;
     }
 
     report.counters = live.len();
-    report.tasks = live.keys().map(|(t, _)| *t).collect::<std::collections::BTreeSet<_>>().len();
-    for key in live.keys().chain(rebuilt.keys()).collect::<std::collections::BTreeSet<_>>() {
+    report.tasks = live
+        .keys()
+        .map(|(t, _)| *t)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    for key in live
+        .keys()
+        .chain(rebuilt.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         let (a, b) = (live.get(key), rebuilt.get(key));
         if a != b {
             report.differences.push(format!(

@@ -21,21 +21,37 @@ const LEADER_LOCK: &str = "waihu-store-writer";
 pub struct WriterConfig {
     /// Events per transaction at most.
     pub batch: usize,
-    /// How long to wait for more events before writing a partial batch.
+    /// How long to wait for the first event of a batch before checking for shutdown.
     pub linger: Duration,
+    /// How long to keep filling a batch once it has its first event.
+    pub fill: Duration,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { batch: 2000, linger: Duration::from_millis(100) }
+        WriterConfig {
+            batch: 2000,
+            linger: Duration::from_millis(100),
+            fill: Duration::from_millis(20),
+        }
     }
 }
 
 /// Runs until `shutdown`. Only one writer per database writes at a time (advisory lock); others
-/// wait as hot standbys.
-pub async fn run(pool: PgPool, database_url: String, bus: Bus, config: WriterConfig, shutdown: CancellationToken) {
-    let Some(_leader) = waihu_store::leader_lock(&database_url, LEADER_LOCK, &shutdown).await else { return };
-    let mut position = loop {
+/// wait as hot standbys. Reading and decoding run in their own task, a few batches ahead of the
+/// database writes.
+pub async fn run(
+    pool: PgPool,
+    database_url: String,
+    bus: Bus,
+    config: WriterConfig,
+    shutdown: CancellationToken,
+) {
+    let Some(_leader) = waihu_store::leader_lock(&database_url, LEADER_LOCK, &shutdown).await
+    else {
+        return;
+    };
+    let position = loop {
         match waihu_store::checkpoint(&pool, CHECKPOINT).await {
             Ok(p) => break p,
             Err(e) => {
@@ -46,6 +62,37 @@ pub async fn run(pool: PgPool, database_url: String, bus: Bus, config: WriterCon
             }
         }
     };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<StoredEvent>, u64)>(4);
+    let reader = tokio::spawn(read_ahead(bus, position, config, tx, shutdown.clone()));
+    while let Some((stored, last)) = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        b = rx.recv() => b,
+    } {
+        // Never move past a batch that is not stored: retry it until it is, or we stop.
+        loop {
+            match write_batch(&pool, &stored, last).await {
+                Ok(()) => break,
+                Err(e) => {
+                    error!(error = %e, last, "store write failed; retrying the batch");
+                    if sleep_or_stop(&shutdown, Duration::from_millis(500)).await {
+                        reader.abort();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    reader.abort();
+}
+
+/// Reads the stream in order from `position`, decodes, and hands batches to the writer.
+async fn read_ahead(
+    bus: Bus,
+    mut position: u64,
+    config: WriterConfig,
+    out: tokio::sync::mpsc::Sender<(Vec<StoredEvent>, u64)>,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         let mut reader = match OrderedReader::open(&bus, position).await {
             Ok(r) => r,
@@ -58,31 +105,26 @@ pub async fn run(pool: PgPool, database_url: String, bus: Bus, config: WriterCon
             }
         };
         loop {
-            let batch = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                b = reader.next_batch(config.batch, config.linger) => b,
-            };
-            let batch = match batch {
+            let batch = match reader
+                .next_batch(config.batch, config.linger, config.fill)
+                .await
+            {
                 Ok(b) => b,
                 Err(e) => {
                     warn!(error = %e, position, "events stream interrupted; reopening");
                     break;
                 }
             };
-            let batch: Vec<RawEvent> = batch.into_iter().filter(|m| m.stream_seq > position).collect();
-            let Some(last) = batch.last().map(|m| m.stream_seq) else { continue };
+            let batch: Vec<RawEvent> = batch
+                .into_iter()
+                .filter(|m| m.stream_seq > position)
+                .collect();
+            let Some(last) = batch.last().map(|m| m.stream_seq) else {
+                continue;
+            };
             let stored = decode(&bus, batch).await;
-            // Never move past a batch that is not stored: retry it until it is, or we stop.
-            loop {
-                match write_batch(&pool, &stored, last).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        error!(error = %e, position, "store write failed; retrying the batch");
-                        if sleep_or_stop(&shutdown, Duration::from_millis(500)).await {
-                            return;
-                        }
-                    }
-                }
+            if out.send((stored, last)).await.is_err() {
+                return;
             }
             position = last;
         }
@@ -101,16 +143,26 @@ async fn decode(bus: &Bus, batch: Vec<RawEvent>) -> Vec<StoredEvent> {
     let mut out = Vec::with_capacity(batch.len());
     for m in batch {
         match RecordedEvent::decode(&m.payload) {
-            Ok(event) => out.push(StoredEvent { position: m.stream_seq, event, envelope: m.payload.to_vec() }),
+            Ok(event) => out.push(StoredEvent {
+                position: m.stream_seq,
+                event,
+                envelope: m.payload.to_vec(),
+            }),
             Err(e) => {
                 let reason = format!("not a waihu event: {e}");
                 error!(seq = m.stream_seq, subject = %m.subject, %reason, "dead-lettering");
                 let mut h = async_nats::HeaderMap::new();
                 h.insert(waihu_bus::HEADER_DLQ_REASON, reason.as_str());
                 h.insert(waihu_bus::HEADER_DLQ_CONSUMER, "store-writer");
-                h.insert(waihu_bus::HEADER_DLQ_STREAM_SEQ, m.stream_seq.to_string().as_str());
+                h.insert(
+                    waihu_bus::HEADER_DLQ_STREAM_SEQ,
+                    m.stream_seq.to_string().as_str(),
+                );
                 h.insert(waihu_bus::HEADER_DLQ_SUBJECT, m.subject.as_str());
-                if let Err(e) = bus.publish_raw(bus.dlq_subject("store-writer"), h, m.payload).await {
+                if let Err(e) = bus
+                    .publish_raw(bus.dlq_subject("store-writer"), h, m.payload)
+                    .await
+                {
                     // The original stays in JetStream at its sequence; the log says where.
                     error!(seq = m.stream_seq, error = %e, "dead letter not stored");
                 }
@@ -123,7 +175,12 @@ async fn decode(bus: &Bus, batch: Vec<RawEvent>) -> Vec<StoredEvent> {
 async fn write_batch(pool: &PgPool, batch: &[StoredEvent], last: u64) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     let new = waihu_store::append(&mut tx, batch).await?;
-    let fresh: Vec<&RecordedEvent> = batch.iter().zip(&new).filter(|(_, n)| **n).map(|(e, _)| &e.event).collect();
+    let fresh: Vec<&RecordedEvent> = batch
+        .iter()
+        .zip(&new)
+        .filter(|(_, n)| **n)
+        .map(|(e, _)| &e.event)
+        .collect();
     projection::apply(&mut tx, &Tables::live(), &fresh).await?;
     waihu_store::set_checkpoint(&mut tx, CHECKPOINT, last).await?;
     tx.commit().await?;

@@ -98,7 +98,10 @@ fn task_event(tenant: &str, task_id: Uuid, version: i64, event: Event) -> (Recor
 
 impl Db {
     pub fn new(pool: PgPool) -> Self {
-        Db { pool, outbox: Outbox::new(PRODUCER) }
+        Db {
+            pool,
+            outbox: Outbox::new(PRODUCER),
+        }
     }
 
     pub async fn create(&self, tenant: &str, spec: pb::TaskSpec) -> Result<TaskRow, TaskError> {
@@ -115,20 +118,27 @@ impl Db {
         .bind(Status::Pending.code())
         .fetch_one(&mut *tx)
         .await?;
-        let event = Event::TaskCreated(pb::TaskCreated { task_id: task_id.to_string(), spec: Some(spec) });
-        self.outbox.push(&mut tx, &[task_event(tenant, task_id, 1, event)]).await?;
+        let event = Event::TaskCreated(pb::TaskCreated {
+            task_id: task_id.to_string(),
+            spec: Some(spec),
+        });
+        self.outbox
+            .push(&mut tx, &[task_event(tenant, task_id, 1, event)])
+            .await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(row)
     }
 
     pub async fn get(&self, tenant: &str, task_id: Uuid) -> Result<TaskRow, TaskError> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM task_tasks WHERE task_id = $1 AND tenant_id = $2"))
-            .bind(task_id)
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| TaskError::NotFound(task_id.to_string()))
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM task_tasks WHERE task_id = $1 AND tenant_id = $2"
+        ))
+        .bind(task_id)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(task_id.to_string()))
     }
 
     async fn lock(tx: &mut Tx<'_>, tenant: &str, task_id: Uuid) -> Result<TaskRow, TaskError> {
@@ -143,7 +153,12 @@ impl Db {
     }
 
     /// Applies a lifecycle command; FAILED_PRECONDITION (via [`TaskError::Rejected`]) if illegal.
-    pub async fn transition(&self, tenant: &str, task_id: Uuid, command: Command) -> Result<TaskRow, TaskError> {
+    pub async fn transition(
+        &self,
+        tenant: &str,
+        task_id: Uuid,
+        command: Command,
+    ) -> Result<TaskRow, TaskError> {
         let mut tx = self.pool.begin().await?;
         let row = Self::lock(&mut tx, tenant, task_id).await?;
         let mut state = row.state();
@@ -154,19 +169,28 @@ impl Db {
         events.push(task_event(tenant, task_id, version, event));
         state.status = status;
         // Contacts may all have finished while the task was paused: resuming completes it.
-        if let Ok((status, event)) = domain::decide(state, &task_id.to_string(), &Command::Complete) {
+        if let Ok((status, event)) = domain::decide(state, &task_id.to_string(), &Command::Complete)
+        {
             version += 1;
             events.push(task_event(tenant, task_id, version, event));
             state.status = status;
         }
-        let row = self.save_status(&mut tx, task_id, state.status, version).await?;
+        let row = self
+            .save_status(&mut tx, task_id, state.status, version)
+            .await?;
         self.outbox.push(&mut tx, &events).await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(row)
     }
 
-    async fn save_status(&self, tx: &mut Tx<'_>, task_id: Uuid, status: Status, version: i64) -> Result<TaskRow, TaskError> {
+    async fn save_status(
+        &self,
+        tx: &mut Tx<'_>,
+        task_id: Uuid,
+        status: Status,
+        version: i64,
+    ) -> Result<TaskRow, TaskError> {
         Ok(sqlx::query_as(&format!(
             "UPDATE task_tasks SET status = $2, version = $3, updated_at = now(),
                     completed_at = CASE WHEN $2 IN ({}, {}) THEN now() ELSE completed_at END
@@ -183,11 +207,20 @@ impl Db {
 
     /// Stores a chunk of valid, chunk-unique contacts; numbers the task already has are
     /// duplicates. One `ContactsAdded` event announces the accepted ones.
-    pub async fn add_contacts(&self, tenant: &str, task_id: Uuid, rows: Vec<NewContact>) -> Result<Added, TaskError> {
+    pub async fn add_contacts(
+        &self,
+        tenant: &str,
+        task_id: Uuid,
+        rows: Vec<NewContact>,
+    ) -> Result<Added, TaskError> {
         let mut tx = self.pool.begin().await?;
         let row = Self::lock(&mut tx, tenant, task_id).await?;
         if !domain::accepts_contacts(row.status()) {
-            return Err(domain::Rejection::IllegalTransition { status: row.status(), verb: "given contacts" }.into());
+            return Err(domain::Rejection::IllegalTransition {
+                status: row.status(),
+                verb: "given contacts",
+            }
+            .into());
         }
         let phones: Vec<&str> = rows.iter().map(|r| r.phone.as_str()).collect();
         let existing: HashSet<String> = sqlx::query_scalar(
@@ -239,8 +272,13 @@ impl Db {
             .bind(version)
             .execute(&mut *tx)
             .await?;
-        let event = Event::ContactsAdded(pb::ContactsAdded { task_id: task_id.to_string(), contacts });
-        self.outbox.push(&mut tx, &[task_event(tenant, task_id, version, event)]).await?;
+        let event = Event::ContactsAdded(pb::ContactsAdded {
+            task_id: task_id.to_string(),
+            contacts,
+        });
+        self.outbox
+            .push(&mut tx, &[task_event(tenant, task_id, version, event)])
+            .await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(added)
@@ -257,7 +295,10 @@ impl Db {
     ) -> Result<Vec<TaskRow>, TaskError> {
         let pattern = format!(
             "%{}%",
-            name_contains.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            name_contains
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
         );
         Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM task_tasks
@@ -307,7 +348,9 @@ impl Db {
             .bind(n)
             .fetch_one(&mut *tx)
             .await?;
-            if let Ok((status, event)) = domain::decide(row.state(), &task_id.to_string(), &Command::Complete) {
+            if let Ok((status, event)) =
+                domain::decide(row.state(), &task_id.to_string(), &Command::Complete)
+            {
                 let version = row.version + 1;
                 self.save_status(&mut tx, task_id, status, version).await?;
                 events.push(task_event(&row.tenant_id, task_id, version, event));

@@ -66,7 +66,9 @@ pub enum Command {
     Start,
     Pause,
     Resume,
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
     /// Issued by the task itself when its last contact finishes.
     Complete,
 }
@@ -92,22 +94,41 @@ pub enum Rejection {
 }
 
 /// Decides what a command does to a task: the new status and the event announcing it.
-pub fn decide(state: TaskState, task_id: &str, command: &Command) -> Result<(Status, Event), Rejection> {
+pub fn decide(
+    state: TaskState,
+    task_id: &str,
+    command: &Command,
+) -> Result<(Status, Event), Rejection> {
     use Status::*;
-    let illegal = || Rejection::IllegalTransition { status: state.status, verb: command.verb() };
+    let illegal = || Rejection::IllegalTransition {
+        status: state.status,
+        verb: command.verb(),
+    };
     let id = task_id.to_string();
     match (state.status, command) {
         (Pending, Command::Start) if state.contacts_total == 0 => Err(Rejection::NoContacts),
-        (Pending, Command::Start) => Ok((Running, Event::TaskStarted(pb::TaskStarted { task_id: id }))),
-        (Running, Command::Pause) => Ok((Paused, Event::TaskPaused(pb::TaskPaused { task_id: id }))),
-        (Paused, Command::Resume) => Ok((Running, Event::TaskResumed(pb::TaskResumed { task_id: id }))),
+        (Pending, Command::Start) => {
+            Ok((Running, Event::TaskStarted(pb::TaskStarted { task_id: id })))
+        }
+        (Running, Command::Pause) => {
+            Ok((Paused, Event::TaskPaused(pb::TaskPaused { task_id: id })))
+        }
+        (Paused, Command::Resume) => {
+            Ok((Running, Event::TaskResumed(pb::TaskResumed { task_id: id })))
+        }
         (Pending | Running | Paused, Command::Cancel { reason }) => Ok((
             Cancelled,
-            Event::TaskCancelled(pb::TaskCancelled { task_id: id, reason: reason.clone() }),
+            Event::TaskCancelled(pb::TaskCancelled {
+                task_id: id,
+                reason: reason.clone(),
+            }),
         )),
         (Running, Command::Complete) if state.contacts_finished >= state.contacts_total => Ok((
             Completed,
-            Event::TaskCompleted(pb::TaskCompleted { task_id: id, contacts_total: state.contacts_total }),
+            Event::TaskCompleted(pb::TaskCompleted {
+                task_id: id,
+                contacts_total: state.contacts_total,
+            }),
         )),
         _ => Err(illegal()),
     }
@@ -123,7 +144,11 @@ mod tests {
     use super::*;
 
     fn state(status: Status) -> TaskState {
-        TaskState { status, contacts_total: 10, contacts_finished: 0 }
+        TaskState {
+            status,
+            contacts_total: 10,
+            contacts_finished: 0,
+        }
     }
 
     #[test]
@@ -134,29 +159,63 @@ mod tests {
         assert_eq!(s, Status::Paused);
         let (s, _) = decide(state(Status::Paused), "t", &Command::Resume).expect("resume");
         assert_eq!(s, Status::Running);
-        let (s, _) = decide(state(Status::Paused), "t", &Command::Cancel { reason: "x".into() }).expect("cancel");
+        let (s, _) = decide(
+            state(Status::Paused),
+            "t",
+            &Command::Cancel { reason: "x".into() },
+        )
+        .expect("cancel");
         assert_eq!(s, Status::Cancelled);
     }
 
     #[test]
     fn final_states_refuse_everything_naming_the_state() {
         for st in [Status::Completed, Status::Cancelled] {
-            for cmd in [Command::Start, Command::Pause, Command::Resume, Command::Cancel { reason: String::new() }] {
+            for cmd in [
+                Command::Start,
+                Command::Pause,
+                Command::Resume,
+                Command::Cancel {
+                    reason: String::new(),
+                },
+            ] {
                 let err = decide(state(st), "t", &cmd).expect_err("illegal");
                 assert!(err.to_string().contains(st.name()), "{err}");
             }
         }
-        assert_eq!(decide(state(Status::Running), "t", &Command::Start).expect_err("twice").to_string(),
-                   "task is RUNNING; it cannot be started");
+        assert_eq!(
+            decide(state(Status::Running), "t", &Command::Start)
+                .expect_err("twice")
+                .to_string(),
+            "task is RUNNING; it cannot be started"
+        );
     }
 
     #[test]
     fn start_needs_contacts_and_complete_needs_all_finished() {
-        let empty = TaskState { status: Status::Pending, contacts_total: 0, contacts_finished: 0 };
-        assert_eq!(decide(empty, "t", &Command::Start).expect_err("empty"), Rejection::NoContacts);
-        let half = TaskState { status: Status::Running, contacts_total: 10, contacts_finished: 5 };
+        let empty = TaskState {
+            status: Status::Pending,
+            contacts_total: 0,
+            contacts_finished: 0,
+        };
+        assert_eq!(
+            decide(empty, "t", &Command::Start).expect_err("empty"),
+            Rejection::NoContacts
+        );
+        let half = TaskState {
+            status: Status::Running,
+            contacts_total: 10,
+            contacts_finished: 5,
+        };
         assert!(decide(half, "t", &Command::Complete).is_err());
-        let all = TaskState { status: Status::Running, contacts_total: 10, contacts_finished: 10 };
-        assert_eq!(decide(all, "t", &Command::Complete).expect("complete").0, Status::Completed);
+        let all = TaskState {
+            status: Status::Running,
+            contacts_total: 10,
+            contacts_finished: 10,
+        };
+        assert_eq!(
+            decide(all, "t", &Command::Complete).expect("complete").0,
+            Status::Completed
+        );
     }
 }

@@ -17,7 +17,10 @@ pub enum TaskError {
 
 impl TaskError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        TaskError::Invalid { field: field.into(), reason: reason.into() }
+        TaskError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -25,9 +25,18 @@ pub fn tenant<T>(req: &Request<T>) -> Result<String, Status> {
     match req.metadata().get("x-tenant-id") {
         None => Ok("default".into()),
         Some(v) => {
-            let t = v.to_str().map_err(|_| Status::invalid_argument("x-tenant-id: not ASCII"))?;
-            if t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(Status::invalid_argument("x-tenant-id: 1-64 characters of A-Z a-z 0-9 - _"));
+            let t = v
+                .to_str()
+                .map_err(|_| Status::invalid_argument("x-tenant-id: not ASCII"))?;
+            if t.is_empty()
+                || t.len() > 64
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(Status::invalid_argument(
+                    "x-tenant-id: 1-64 characters of A-Z a-z 0-9 - _",
+                ));
             }
             Ok(t.to_string())
         }
@@ -43,7 +52,10 @@ pub fn parse_task_id(field: &str, s: &str) -> Result<Uuid, TaskError> {
 
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), TaskError> {
     if value.chars().count() > max {
-        return Err(TaskError::invalid(field, format!("at most {max} characters")));
+        return Err(TaskError::invalid(
+            field,
+            format!("at most {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -60,13 +72,19 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
     check_len("spec.caller_line", &spec.caller_line, 100)?;
     check_len("spec.source", &spec.source, 100)?;
     if spec.priority > 2 {
-        return Err(TaskError::invalid("spec.priority", "must be 0, 1 or 2 (higher dials first)"));
+        return Err(TaskError::invalid(
+            "spec.priority",
+            "must be 0, 1 or 2 (higher dials first)",
+        ));
     }
     if spec.recall_count > 20 {
         return Err(TaskError::invalid("spec.recall_count", "at most 20"));
     }
     if spec.recall_interval_seconds > 7 * 24 * 3600 {
-        return Err(TaskError::invalid("spec.recall_interval_seconds", "at most 7 days (604800)"));
+        return Err(TaskError::invalid(
+            "spec.recall_interval_seconds",
+            "at most 7 days (604800)",
+        ));
     }
     if spec.tags.len() > 20 {
         return Err(TaskError::invalid("spec.tags", "at most 20 tags"));
@@ -98,7 +116,9 @@ fn validate_row(row: pb::ContactRow) -> Result<NewContact, String> {
     }
     for (k, v) in &row.variables {
         if k.is_empty() || k.chars().count() > 64 || v.chars().count() > 1024 {
-            return Err(format!("variables: key {k:?} must be 1-64 characters, values at most 1024"));
+            return Err(format!(
+                "variables: key {k:?} must be 1-64 characters, values at most 1024"
+            ));
         }
     }
     Ok(NewContact {
@@ -122,9 +142,15 @@ fn parse_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, TaskEr
 
 #[tonic::async_trait]
 impl TaskService for TaskApi {
-    async fn create_task(&self, req: Request<pb::CreateTaskRequest>) -> Result<Response<pb::Task>, Status> {
+    async fn create_task(
+        &self,
+        req: Request<pb::CreateTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
         let tenant = tenant(&req)?;
-        let mut spec = req.into_inner().spec.ok_or_else(|| TaskError::invalid("spec", "is required"))?;
+        let mut spec = req
+            .into_inner()
+            .spec
+            .ok_or_else(|| TaskError::invalid("spec", "is required"))?;
         validate_spec(&mut spec)?;
         let row = self.db.create(&tenant, spec).await?;
         tracing::info!(task_id = %row.task_id, %tenant, "task created");
@@ -145,12 +171,20 @@ impl TaskService for TaskApi {
             match task {
                 None => task = Some(id),
                 Some(t) if t != id => {
-                    return Err(TaskError::invalid("task_id", "must name the same task in every message").into())
+                    return Err(TaskError::invalid(
+                        "task_id",
+                        "must name the same task in every message",
+                    )
+                    .into())
                 }
                 Some(_) => {}
             }
             if msg.rows.len() > MAX_ROWS_PER_MESSAGE {
-                return Err(TaskError::invalid("rows", format!("at most {MAX_ROWS_PER_MESSAGE} per message")).into());
+                return Err(TaskError::invalid(
+                    "rows",
+                    format!("at most {MAX_ROWS_PER_MESSAGE} per message"),
+                )
+                .into());
             }
             let mut valid = Vec::with_capacity(msg.rows.len());
             let mut valid_rows = Vec::with_capacity(msg.rows.len());
@@ -162,7 +196,11 @@ impl TaskService for TaskApi {
                     Err(reason) => {
                         reply.rejected_total += 1;
                         if reply.rejected.len() < MAX_LISTED_REJECTIONS {
-                            reply.rejected.push(pb::RejectedRow { row: n, phone: raw_phone, reason });
+                            reply.rejected.push(pb::RejectedRow {
+                                row: n,
+                                phone: raw_phone,
+                                reason,
+                            });
                         }
                     }
                     Ok(c) if !seen.insert(c.phone.clone()) => reply.duplicates += 1,
@@ -195,21 +233,41 @@ impl TaskService for TaskApi {
     }
 
     async fn start_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(req.metadata().clone(), &req.get_ref().task_id, Command::Start).await
+        self.command(
+            req.metadata().clone(),
+            &req.get_ref().task_id,
+            Command::Start,
+        )
+        .await
     }
 
     async fn pause_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(req.metadata().clone(), &req.get_ref().task_id, Command::Pause).await
+        self.command(
+            req.metadata().clone(),
+            &req.get_ref().task_id,
+            Command::Pause,
+        )
+        .await
     }
 
     async fn resume_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(req.metadata().clone(), &req.get_ref().task_id, Command::Resume).await
+        self.command(
+            req.metadata().clone(),
+            &req.get_ref().task_id,
+            Command::Resume,
+        )
+        .await
     }
 
-    async fn cancel_task(&self, req: Request<pb::CancelTaskRequest>) -> Result<Response<pb::Task>, Status> {
+    async fn cancel_task(
+        &self,
+        req: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
         let r = req.get_ref();
         check_len("reason", &r.reason, 500)?;
-        let cmd = Command::Cancel { reason: r.reason.clone() };
+        let cmd = Command::Cancel {
+            reason: r.reason.clone(),
+        };
         self.command(req.metadata().clone(), &r.task_id, cmd).await
     }
 
@@ -219,13 +277,22 @@ impl TaskService for TaskApi {
         Ok(Response::new(self.db.get(&tenant, id).await?.to_pb()))
     }
 
-    async fn list_tasks(&self, req: Request<pb::ListTasksRequest>) -> Result<Response<pb::ListTasksResponse>, Status> {
+    async fn list_tasks(
+        &self,
+        req: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
         let tenant = tenant(&req)?;
         let r = req.into_inner();
         let status = match pb::TaskStatus::try_from(r.status) {
             Ok(pb::TaskStatus::Unspecified) => None,
             Ok(s) => TaskStatus::from_code(s as i16),
-            Err(_) => return Err(TaskError::invalid("status", format!("{} is not a task status", r.status)).into()),
+            Err(_) => {
+                return Err(TaskError::invalid(
+                    "status",
+                    format!("{} is not a task status", r.status),
+                )
+                .into())
+            }
         };
         let size = match r.page_size {
             0 => 50,
@@ -234,14 +301,22 @@ impl TaskService for TaskApi {
         };
         check_len("name_contains", &r.name_contains, 100)?;
         let after = parse_page_token(&r.page_token)?;
-        let rows = self.db.list(&tenant, status, r.name_contains.trim(), after, size + 1).await?;
+        let rows = self
+            .db
+            .list(&tenant, status, r.name_contains.trim(), after, size + 1)
+            .await?;
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];
         let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => format!("{}_{}", last.created_at.timestamp_micros(), last.task_id),
+            (true, Some(last)) => {
+                format!("{}_{}", last.created_at.timestamp_micros(), last.task_id)
+            }
             _ => String::new(),
         };
-        Ok(Response::new(pb::ListTasksResponse { tasks: rows.iter().map(|r| r.to_pb()).collect(), next_page_token }))
+        Ok(Response::new(pb::ListTasksResponse {
+            tasks: rows.iter().map(|r| r.to_pb()).collect(),
+            next_page_token,
+        }))
     }
 }
 
@@ -252,7 +327,11 @@ impl TaskApi {
         task_id: &str,
         command: Command,
     ) -> Result<Response<pb::Task>, Status> {
-        let tenant = tenant(&Request::from_parts(metadata, tonic::Extensions::default(), ()))?;
+        let tenant = tenant(&Request::from_parts(
+            metadata,
+            tonic::Extensions::default(),
+            (),
+        ))?;
         let id = parse_task_id("task_id", task_id)?;
         let verb = command.verb();
         let row = self.db.transition(&tenant, id, command).await?;
@@ -260,4 +339,3 @@ impl TaskApi {
         Ok(Response::new(row.to_pb()))
     }
 }
-

@@ -9,7 +9,6 @@ pub mod domain;
 mod error;
 pub mod grpc;
 
-
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
 use waihu_events::Event;
@@ -27,7 +26,9 @@ impl TaskConfig {
     pub const DEFAULT_PORT: u16 = 50051;
 
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(TaskConfig { common: CommonConfig::from_env(Self::DEFAULT_PORT)? })
+        Ok(TaskConfig {
+            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
+        })
     }
 }
 
@@ -41,20 +42,27 @@ impl BatchHandler for Completion {
         let mut items = Vec::with_capacity(batch.len());
         for d in batch {
             if let Event::ContactFinished(f) = &d.event.event {
-                let task = uuid::Uuid::parse_str(&f.task_id)
-                    .map_err(|_| HandlerError::Permanent(format!("task_id {:?} is not a UUID", f.task_id)))?;
+                let task = uuid::Uuid::parse_str(&f.task_id).map_err(|_| {
+                    HandlerError::Permanent(format!("task_id {:?} is not a UUID", f.task_id))
+                })?;
                 items.push((task, f.contact_no, f.outcome as i16));
             }
         }
-        self.db.contacts_finished(&items).await.map_err(|e| match e {
-            TaskError::Store(s) if !s.is_transient() => HandlerError::Permanent(s.to_string()),
-            other => HandlerError::Transient(other.to_string()),
-        })
+        self.db
+            .contacts_finished(&items)
+            .await
+            .map_err(|e| match e {
+                TaskError::Store(s) if !s.is_transient() => HandlerError::Permanent(s.to_string()),
+                other => HandlerError::Transient(other.to_string()),
+            })
     }
 }
 
 /// Connects, migrates, and serves until `shutdown`.
-pub async fn start(config: TaskConfig, shutdown: CancellationToken) -> Result<ServiceHandle, StartError> {
+pub async fn start(
+    config: TaskConfig,
+    shutdown: CancellationToken,
+) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
     let pool = waihu_store::connect(&c.database_url, c.db_max_connections).await?;
     waihu_store::migrate(&pool).await?;
@@ -77,5 +85,13 @@ pub async fn start(config: TaskConfig, shutdown: CancellationToken) -> Result<Se
         .add_service(health)
         .add_service(TaskServiceServer::new(grpc::TaskApi { db }));
     let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(router, listener, reporter, workers, shutdown, c.shutdown_grace).await?)
+    Ok(ServiceHandle::start(
+        router,
+        listener,
+        reporter,
+        workers,
+        shutdown,
+        c.shutdown_grace,
+    )
+    .await?)
 }

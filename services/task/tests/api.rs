@@ -15,9 +15,23 @@ struct App {
 async fn spawn_app() -> App {
     let env = TestEnv::new().await;
     let stop = CancellationToken::new();
-    let handle = waihu_task::start(waihu_task::TaskConfig { common: env.config() }, stop.clone()).await.expect("starts");
-    let client = TaskServiceClient::connect(format!("http://{}", handle.addr)).await.expect("connects");
-    App { env, stop, handle, client }
+    let handle = waihu_task::start(
+        waihu_task::TaskConfig {
+            common: env.config(),
+        },
+        stop.clone(),
+    )
+    .await
+    .expect("starts");
+    let client = TaskServiceClient::connect(format!("http://{}", handle.addr))
+        .await
+        .expect("connects");
+    App {
+        env,
+        stop,
+        handle,
+        client,
+    }
 }
 
 impl App {
@@ -29,20 +43,46 @@ impl App {
 }
 
 fn spec(name: &str) -> pb::TaskSpec {
-    pb::TaskSpec { name: name.into(), ..Default::default() }
+    pb::TaskSpec {
+        name: name.into(),
+        ..Default::default()
+    }
 }
 
 async fn create(c: &mut TaskServiceClient<Channel>, name: &str) -> pb::Task {
-    c.create_task(pb::CreateTaskRequest { spec: Some(spec(name)) }).await.expect("create").into_inner()
+    c.create_task(pb::CreateTaskRequest {
+        spec: Some(spec(name)),
+    })
+    .await
+    .expect("create")
+    .into_inner()
 }
 
 fn rows(phones: &[&str]) -> Vec<pb::ContactRow> {
-    phones.iter().map(|p| pb::ContactRow { phone: p.to_string(), ..Default::default() }).collect()
+    phones
+        .iter()
+        .map(|p| pb::ContactRow {
+            phone: p.to_string(),
+            ..Default::default()
+        })
+        .collect()
 }
 
-async fn add(c: &mut TaskServiceClient<Channel>, task_id: &str, chunks: Vec<Vec<pb::ContactRow>>) -> Result<pb::AddContactsResponse, tonic::Status> {
-    let msgs: Vec<_> = chunks.into_iter().map(|rows| pb::AddContactsRequest { task_id: task_id.into(), rows }).collect();
-    c.add_contacts(tokio_stream::iter(msgs)).await.map(|r| r.into_inner())
+async fn add(
+    c: &mut TaskServiceClient<Channel>,
+    task_id: &str,
+    chunks: Vec<Vec<pb::ContactRow>>,
+) -> Result<pb::AddContactsResponse, tonic::Status> {
+    let msgs: Vec<_> = chunks
+        .into_iter()
+        .map(|rows| pb::AddContactsRequest {
+            task_id: task_id.into(),
+            rows,
+        })
+        .collect();
+    c.add_contacts(tokio_stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner())
 }
 
 #[tokio::test]
@@ -61,16 +101,32 @@ async fn bad_contact_rows_are_reported_row_by_row_and_good_rows_kept() {
     .expect("import");
     assert_eq!(reply.received, 9);
     assert_eq!(reply.accepted, 4, "{reply:?}");
-    assert_eq!(reply.duplicates, 2, "the +86 spelling and the repeated 13800000002");
+    assert_eq!(
+        reply.duplicates, 2,
+        "the +86 spelling and the repeated 13800000002"
+    );
     assert_eq!(reply.rejected_total, 3);
-    let rejected: Vec<(u64, &str)> = reply.rejected.iter().map(|r| (r.row, r.phone.as_str())).collect();
+    let rejected: Vec<(u64, &str)> = reply
+        .rejected
+        .iter()
+        .map(|r| (r.row, r.phone.as_str()))
+        .collect();
     assert_eq!(rejected, vec![(2, "12345"), (6, ""), (8, "abc")]);
     assert!(reply.rejected.iter().all(|r| !r.reason.is_empty()));
     assert_eq!(reply.contacts_total, 4);
 
     // A second import of the same numbers adds nothing.
-    let again = add(&mut app.client, &t.task_id, vec![rows(&["13800000001", "13800000003"])]).await.expect("again");
-    assert_eq!((again.accepted, again.duplicates, again.contacts_total), (1, 1, 5));
+    let again = add(
+        &mut app.client,
+        &t.task_id,
+        vec![rows(&["13800000001", "13800000003"])],
+    )
+    .await
+    .expect("again");
+    assert_eq!(
+        (again.accepted, again.duplicates, again.contacts_total),
+        (1, 1, 5)
+    );
     app.stop().await;
 }
 
@@ -79,27 +135,62 @@ async fn illegal_transitions_are_failed_precondition_naming_the_state() {
     let mut app = spawn_app().await;
     let c = &mut app.client;
     let t = create(c, "lifecycle").await;
-    let r = pb::TaskRef { task_id: t.task_id.clone() };
+    let r = pb::TaskRef {
+        task_id: t.task_id.clone(),
+    };
     let empty = c.start_task(r.clone()).await.expect_err("no contacts");
     assert_eq!(empty.code(), Code::FailedPrecondition);
-    add(c, &t.task_id, vec![rows(&["13800000001"])]).await.expect("import");
-    assert_eq!(c.pause_task(r.clone()).await.expect_err("pending").message(), "task is PENDING; it cannot be paused");
-    assert_eq!(c.start_task(r.clone()).await.expect("start").into_inner().status, pb::TaskStatus::Running as i32);
+    add(c, &t.task_id, vec![rows(&["13800000001"])])
+        .await
+        .expect("import");
+    assert_eq!(
+        c.pause_task(r.clone())
+            .await
+            .expect_err("pending")
+            .message(),
+        "task is PENDING; it cannot be paused"
+    );
+    assert_eq!(
+        c.start_task(r.clone())
+            .await
+            .expect("start")
+            .into_inner()
+            .status,
+        pb::TaskStatus::Running as i32
+    );
     let twice = c.start_task(r.clone()).await.expect_err("twice");
-    assert_eq!((twice.code(), twice.message()), (Code::FailedPrecondition, "task is RUNNING; it cannot be started"));
+    assert_eq!(
+        (twice.code(), twice.message()),
+        (
+            Code::FailedPrecondition,
+            "task is RUNNING; it cannot be started"
+        )
+    );
     c.pause_task(r.clone()).await.expect("pause");
     c.resume_task(r.clone()).await.expect("resume");
-    c.cancel_task(pb::CancelTaskRequest { task_id: t.task_id.clone(), reason: "done".into() }).await.expect("cancel");
+    c.cancel_task(pb::CancelTaskRequest {
+        task_id: t.task_id.clone(),
+        reason: "done".into(),
+    })
+    .await
+    .expect("cancel");
     for e in [
         c.start_task(r.clone()).await.expect_err("start"),
         c.pause_task(r.clone()).await.expect_err("pause"),
         c.resume_task(r.clone()).await.expect_err("resume"),
-        c.cancel_task(pb::CancelTaskRequest { task_id: t.task_id.clone(), reason: String::new() }).await.expect_err("cancel"),
+        c.cancel_task(pb::CancelTaskRequest {
+            task_id: t.task_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .expect_err("cancel"),
     ] {
         assert_eq!(e.code(), Code::FailedPrecondition);
         assert!(e.message().contains("CANCELLED"), "{}", e.message());
     }
-    let late = add(c, &t.task_id, vec![rows(&["13800000009"])]).await.expect_err("closed");
+    let late = add(c, &t.task_id, vec![rows(&["13800000009"])])
+        .await
+        .expect_err("closed");
     assert_eq!(late.code(), Code::FailedPrecondition);
     app.stop().await;
 }
@@ -109,22 +200,77 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     let mut app = spawn_app().await;
     let c = &mut app.client;
     let cases = [
-        (pb::TaskSpec { name: "  ".into(), ..Default::default() }, "spec.name"),
-        (pb::TaskSpec { name: "x".into(), priority: 3, ..Default::default() }, "spec.priority"),
-        (pb::TaskSpec { name: "x".into(), recall_count: 99, ..Default::default() }, "spec.recall_count"),
-        (pb::TaskSpec { name: "n".repeat(101), ..Default::default() }, "spec.name"),
+        (
+            pb::TaskSpec {
+                name: "  ".into(),
+                ..Default::default()
+            },
+            "spec.name",
+        ),
+        (
+            pb::TaskSpec {
+                name: "x".into(),
+                priority: 3,
+                ..Default::default()
+            },
+            "spec.priority",
+        ),
+        (
+            pb::TaskSpec {
+                name: "x".into(),
+                recall_count: 99,
+                ..Default::default()
+            },
+            "spec.recall_count",
+        ),
+        (
+            pb::TaskSpec {
+                name: "n".repeat(101),
+                ..Default::default()
+            },
+            "spec.name",
+        ),
     ];
     for (s, field) in cases {
-        let e = c.create_task(pb::CreateTaskRequest { spec: Some(s) }).await.expect_err("invalid");
+        let e = c
+            .create_task(pb::CreateTaskRequest { spec: Some(s) })
+            .await
+            .expect_err("invalid");
         assert_eq!(e.code(), Code::InvalidArgument);
-        assert!(e.message().starts_with(field), "{} should name {field}", e.message());
+        assert!(
+            e.message().starts_with(field),
+            "{} should name {field}",
+            e.message()
+        );
     }
-    let e = c.get_task(pb::TaskRef { task_id: "nope".into() }).await.expect_err("bad id");
-    assert_eq!((e.code(), e.message().starts_with("task_id")), (Code::InvalidArgument, true));
-    let e = c.get_task(pb::TaskRef { task_id: uuid::Uuid::new_v4().to_string() }).await.expect_err("missing");
+    let e = c
+        .get_task(pb::TaskRef {
+            task_id: "nope".into(),
+        })
+        .await
+        .expect_err("bad id");
+    assert_eq!(
+        (e.code(), e.message().starts_with("task_id")),
+        (Code::InvalidArgument, true)
+    );
+    let e = c
+        .get_task(pb::TaskRef {
+            task_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .expect_err("missing");
     assert_eq!(e.code(), Code::NotFound);
-    let e = c.list_tasks(pb::ListTasksRequest { page_token: "garbage".into(), ..Default::default() }).await.expect_err("token");
-    assert_eq!((e.code(), e.message().starts_with("page_token")), (Code::InvalidArgument, true));
+    let e = c
+        .list_tasks(pb::ListTasksRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("token");
+    assert_eq!(
+        (e.code(), e.message().starts_with("page_token")),
+        (Code::InvalidArgument, true)
+    );
     app.stop().await;
 }
 
@@ -140,27 +286,72 @@ async fn tasks_list_newest_first_by_page_and_tenants_see_only_their_own() {
     let mut token = String::new();
     loop {
         let page = c
-            .list_tasks(pb::ListTasksRequest { name_contains: "CAMPAIGN".into(), page_size: 2, page_token: token, ..Default::default() })
+            .list_tasks(pb::ListTasksRequest {
+                name_contains: "CAMPAIGN".into(),
+                page_size: 2,
+                page_token: token,
+                ..Default::default()
+            })
             .await
             .expect("list")
             .into_inner();
-        names.extend(page.tasks.iter().map(|t| t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default()));
+        names.extend(
+            page.tasks
+                .iter()
+                .map(|t| t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default()),
+        );
         if page.next_page_token.is_empty() {
             break;
         }
         token = page.next_page_token;
     }
-    assert_eq!(names, vec!["campaign 4", "campaign 3", "campaign 2", "campaign 1", "campaign 0"]);
+    assert_eq!(
+        names,
+        vec![
+            "campaign 4",
+            "campaign 3",
+            "campaign 2",
+            "campaign 1",
+            "campaign 0"
+        ]
+    );
 
     let mut other = Request::new(pb::ListTasksRequest::default());
-    other.metadata_mut().insert("x-tenant-id", "acme".parse().expect("ascii"));
-    assert!(c.list_tasks(other).await.expect("list").into_inner().tasks.is_empty());
-    let some = c.list_tasks(pb::ListTasksRequest::default()).await.expect("list").into_inner().tasks[0].clone();
-    let mut peek = Request::new(pb::TaskRef { task_id: some.task_id.clone() });
-    peek.metadata_mut().insert("x-tenant-id", "acme".parse().expect("ascii"));
-    assert_eq!(c.get_task(peek).await.expect_err("other tenant").code(), Code::NotFound);
-    let mut start = Request::new(pb::TaskRef { task_id: some.task_id });
-    start.metadata_mut().insert("x-tenant-id", "acme".parse().expect("ascii"));
-    assert_eq!(c.start_task(start).await.expect_err("other tenant").code(), Code::NotFound);
+    other
+        .metadata_mut()
+        .insert("x-tenant-id", "acme".parse().expect("ascii"));
+    assert!(c
+        .list_tasks(other)
+        .await
+        .expect("list")
+        .into_inner()
+        .tasks
+        .is_empty());
+    let some = c
+        .list_tasks(pb::ListTasksRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .tasks[0]
+        .clone();
+    let mut peek = Request::new(pb::TaskRef {
+        task_id: some.task_id.clone(),
+    });
+    peek.metadata_mut()
+        .insert("x-tenant-id", "acme".parse().expect("ascii"));
+    assert_eq!(
+        c.get_task(peek).await.expect_err("other tenant").code(),
+        Code::NotFound
+    );
+    let mut start = Request::new(pb::TaskRef {
+        task_id: some.task_id,
+    });
+    start
+        .metadata_mut()
+        .insert("x-tenant-id", "acme".parse().expect("ascii"));
+    assert_eq!(
+        c.start_task(start).await.expect_err("other tenant").code(),
+        Code::NotFound
+    );
     app.stop().await;
 }

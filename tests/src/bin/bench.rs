@@ -13,7 +13,11 @@ use waihu_events::{hangup, pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_testkit::TestEnv;
 
 fn scale() -> f64 {
-    std::env::var("WAIHU_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).filter(|v: &f64| *v > 0.0).unwrap_or(1.0)
+    std::env::var("WAIHU_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v: &f64| *v > 0.0)
+        .unwrap_or(1.0)
 }
 
 fn n(base: usize) -> usize {
@@ -46,7 +50,11 @@ async fn raw_jetstream(env: &TestEnv) -> f64 {
     while sent < total {
         let mut acks = Vec::with_capacity(1000);
         for _ in 0..1000.min(total - sent) {
-            acks.push(js.publish(subject.clone(), payload.clone()).await.expect("publish"));
+            acks.push(
+                js.publish(subject.clone(), payload.clone())
+                    .await
+                    .expect("publish"),
+            );
             sent += 1;
         }
         for a in acks {
@@ -60,7 +68,10 @@ async fn raw_jetstream(env: &TestEnv) -> f64 {
 
 async fn raw_postgres(env: &TestEnv) -> f64 {
     let pool = &env.pool;
-    sqlx::query("CREATE TABLE raw_bench (id bigint PRIMARY KEY, payload bytea NOT NULL)").execute(pool).await.expect("table");
+    sqlx::query("CREATE TABLE raw_bench (id bigint PRIMARY KEY, payload bytea NOT NULL)")
+        .execute(pool)
+        .await
+        .expect("table");
     let total = n(200_000);
     let payload = vec![b'x'; 300];
     let t = Instant::now();
@@ -85,13 +96,44 @@ fn call_events(task: uuid::Uuid, no: u32) -> Vec<(RecordedEvent, Expect)> {
     let (c, t) = (call.to_string(), task.to_string());
     let meta = |v: u64| EventMeta::new("bench", Aggregate::Call(call), v).with_task(task);
     let evs = [
-        Event::CallRequested(pb::CallRequested { call_id: c.clone(), task_id: t.clone(), contact_no: no, phone: format!("+86138{no:08}"), line_id: "sim-1".into(), attempt: 1 }),
-        Event::CallDialing(pb::CallDialing { call_id: c.clone(), task_id: t.clone(), contact_no: no, provider_call_id: c.clone() }),
-        Event::CallRinging(pb::CallRinging { call_id: c.clone(), task_id: t.clone(), contact_no: no }),
-        Event::CallAnswered(pb::CallAnswered { call_id: c.clone(), task_id: t.clone(), contact_no: no }),
-        Event::CallReleased(pb::CallReleased { call_id: c, task_id: t, contact_no: no, cause: Some(hangup::from_sip(200)), answered: true, ring_ms: 5000, talk_ms: 60_000 }),
+        Event::CallRequested(pb::CallRequested {
+            call_id: c.clone(),
+            task_id: t.clone(),
+            contact_no: no,
+            phone: format!("+86138{no:08}"),
+            line_id: "sim-1".into(),
+            attempt: 1,
+        }),
+        Event::CallDialing(pb::CallDialing {
+            call_id: c.clone(),
+            task_id: t.clone(),
+            contact_no: no,
+            provider_call_id: c.clone(),
+        }),
+        Event::CallRinging(pb::CallRinging {
+            call_id: c.clone(),
+            task_id: t.clone(),
+            contact_no: no,
+        }),
+        Event::CallAnswered(pb::CallAnswered {
+            call_id: c.clone(),
+            task_id: t.clone(),
+            contact_no: no,
+        }),
+        Event::CallReleased(pb::CallReleased {
+            call_id: c,
+            task_id: t,
+            contact_no: no,
+            cause: Some(hangup::from_sip(200)),
+            answered: true,
+            ring_ms: 5000,
+            talk_ms: 60_000,
+        }),
     ];
-    evs.into_iter().enumerate().map(|(i, e)| (RecordedEvent::new(meta(i as u64 + 1), e), Expect::Any)).collect()
+    evs.into_iter()
+        .enumerate()
+        .map(|(i, e)| (RecordedEvent::new(meta(i as u64 + 1), e), Expect::Any))
+        .collect()
 }
 
 async fn store_ingest(env: &TestEnv) -> (f64, usize) {
@@ -109,9 +151,15 @@ async fn store_ingest(env: &TestEnv) -> (f64, usize) {
     let last = env.bus.last_sequence().await.expect("last seq");
     let stop = CancellationToken::new();
     let t = Instant::now();
-    let handle = waihu_record::start(waihu_record::RecordConfig::new(env.config()), stop.clone()).await.expect("record");
+    let handle = waihu_record::start(waihu_record::RecordConfig::new(env.config()), stop.clone())
+        .await
+        .expect("record");
     loop {
-        if waihu_store::checkpoint(&env.pool, waihu_record::writer::CHECKPOINT).await.expect("checkpoint") >= last {
+        if waihu_store::checkpoint(&env.pool, waihu_record::writer::CHECKPOINT)
+            .await
+            .expect("checkpoint")
+            >= last
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -123,13 +171,30 @@ async fn store_ingest(env: &TestEnv) -> (f64, usize) {
 }
 
 async fn import_and_dial() -> (f64, usize, f64, u64) {
-    let sim = waihu_provider::sim::Simulator { seed: 1, time_scale: 0.0, ..Default::default() };
-    let cluster = Cluster::start(sim, vec![Line { id: "sim-1".into(), max_concurrent: 2000 }]).await;
+    let sim = waihu_provider::sim::Simulator {
+        seed: 1,
+        time_scale: 0.0,
+        ..Default::default()
+    };
+    let cluster = Cluster::start(
+        sim,
+        vec![Line {
+            id: "sim-1".into(),
+            max_concurrent: 2000,
+        }],
+    )
+    .await;
     let mut tasks = cluster.tasks().await;
 
     // Import rate: a large list through AddContacts.
     let big = n(200_000);
-    let task = tasks.create_task(pb::CreateTaskRequest { spec: Some(spec("import-bench", 0, 0)) }).await.expect("create").into_inner();
+    let task = tasks
+        .create_task(pb::CreateTaskRequest {
+            spec: Some(spec("import-bench", 0, 0)),
+        })
+        .await
+        .expect("create")
+        .into_inner();
     let list = phones(big, 5);
     let t = Instant::now();
     let reply = import(&mut tasks, &task.task_id, &list).await;
@@ -138,12 +203,30 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
 
     // Call attempts: a campaign on the instant simulator.
     let contacts = n(20_000);
-    let task_id = create_with_contacts(&mut tasks, spec("dial-bench", 1, 0), &phones(contacts, 6)).await;
+    let task_id =
+        create_with_contacts(&mut tasks, spec("dial-bench", 1, 0), &phones(contacts, 6)).await;
     let t = Instant::now();
-    tasks.start_task(pb::TaskRef { task_id: task_id.clone() }).await.expect("start");
-    wait_status(&mut tasks, &task_id, pb::TaskStatus::Completed, Duration::from_secs(900)).await;
+    tasks
+        .start_task(pb::TaskRef {
+            task_id: task_id.clone(),
+        })
+        .await
+        .expect("start");
+    wait_status(
+        &mut tasks,
+        &task_id,
+        pb::TaskStatus::Completed,
+        Duration::from_secs(900),
+    )
+    .await;
     let secs = t.elapsed().as_secs_f64();
-    let stats = wait_stats_settled(&cluster, &task_id, contacts as u64, Duration::from_secs(300)).await;
+    let stats = wait_stats_settled(
+        &cluster,
+        &task_id,
+        contacts as u64,
+        Duration::from_secs(300),
+    )
+    .await;
     let attempts_rate = stats.calls_placed as f64 / secs;
     cluster.shutdown().await;
     (import_rate, big, attempts_rate, stats.calls_placed)
@@ -151,12 +234,25 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
 
 #[tokio::main]
 async fn main() {
-    eprintln!("waihu bench (scale {}): raw ceilings first, then the pipeline, in one run", scale());
+    eprintln!(
+        "waihu bench (scale {}): raw ceilings first, then the pipeline, in one run",
+        scale()
+    );
     let env = TestEnv::new().await;
     let js = raw_jetstream(&env).await;
-    report("raw_jetstream_acked_publish", js, "msg/s", "300-byte messages, acks awaited in windows of 1000");
+    report(
+        "raw_jetstream_acked_publish",
+        js,
+        "msg/s",
+        "300-byte messages, acks awaited in windows of 1000",
+    );
     let pg = raw_postgres(&env).await;
-    report("raw_postgres_batched_insert", pg, "rows/s", "300-byte rows, 500 rows per INSERT, one connection");
+    report(
+        "raw_postgres_batched_insert",
+        pg,
+        "rows/s",
+        "300-byte rows, 500 rows per INSERT, one connection",
+    );
     let (ingest, events) = store_ingest(&env).await;
     report(
         "store_ingest",
@@ -166,6 +262,13 @@ async fn main() {
     );
     env.cleanup().await;
     let (import_rate, contacts, attempts, calls) = import_and_dial().await;
-    report("contact_import", import_rate, "contacts/s", &format!("{contacts} contacts through AddContacts, validated and deduplicated (target 50000)"));
+    report(
+        "contact_import",
+        import_rate,
+        "contacts/s",
+        &format!(
+            "{contacts} contacts through AddContacts, validated and deduplicated (target 50000)"
+        ),
+    );
     report("call_attempts", attempts, "attempts/s", &format!("{calls} attempts: dialer -> simulator (no waiting) -> release -> recall/finish (target 500)"));
 }
