@@ -233,15 +233,17 @@ pub async fn wait_status(
     .await
 }
 
-/// Waits until the statistics show every contact finished and every placed call released.
-pub async fn wait_stats_settled(
+/// Waits until the task's statistics satisfy `done`, returning them.
+pub async fn wait_stats(
     cluster: &Cluster,
     task_id: &str,
-    contacts: u64,
+    what: &str,
     timeout: Duration,
+    done: impl Fn(&pb::TaskStats) -> bool,
 ) -> pb::TaskStats {
     let client = cluster.stats().await;
-    waihu_testkit::eventually(timeout, "statistics to settle", || {
+    let done = &done;
+    waihu_testkit::eventually(timeout, what, || {
         let mut c = client.clone();
         let id = task_id.to_string();
         async move {
@@ -250,8 +252,21 @@ pub async fn wait_stats_settled(
                 .await
                 .ok()?
                 .into_inner();
-            (s.contacts_finished == contacts && s.calls_released == s.calls_placed).then_some(s)
+            done(&s).then_some(s)
         }
+    })
+    .await
+}
+
+/// Waits until the statistics show every contact finished and every placed call released.
+pub async fn wait_stats_settled(
+    cluster: &Cluster,
+    task_id: &str,
+    contacts: u64,
+    timeout: Duration,
+) -> pb::TaskStats {
+    wait_stats(cluster, task_id, "statistics to settle", timeout, |s| {
+        s.contacts_finished == contacts && s.calls_released == s.calls_placed
     })
     .await
 }

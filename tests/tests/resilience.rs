@@ -124,18 +124,13 @@ async fn killing_the_record_service_mid_campaign_leaves_the_statistics_exact() {
         .await
         .expect("start");
 
-    let stats = cluster.stats().await;
-    let seen = waihu_testkit::eventually(Duration::from_secs(60), "some calls released", || {
-        let (mut s, id) = (stats.clone(), task_id.clone());
-        async move {
-            let st = s
-                .get_task_stats(pb::GetTaskStatsRequest { task_id: id })
-                .await
-                .ok()?
-                .into_inner();
-            (st.calls_released >= 50).then_some(st)
-        }
-    })
+    let seen = wait_stats(
+        &cluster,
+        &task_id,
+        "some calls released",
+        Duration::from_secs(60),
+        |s| s.calls_released >= 50,
+    )
     .await;
     assert!(
         seen.contacts_finished < 1000,
@@ -184,19 +179,13 @@ async fn pause_stops_new_dials_and_resume_finishes_the_task() {
     };
     tasks.start_task(r.clone()).await.expect("start");
 
-    let stats = cluster.stats().await;
-    waihu_testkit::eventually(Duration::from_secs(60), "dialing under way", || {
-        let (mut s, id) = (stats.clone(), task_id.clone());
-        async move {
-            (s.get_task_stats(pb::GetTaskStatsRequest { task_id: id })
-                .await
-                .ok()?
-                .into_inner()
-                .calls_placed
-                >= 60)
-                .then_some(())
-        }
-    })
+    wait_stats(
+        &cluster,
+        &task_id,
+        "dialing under way",
+        Duration::from_secs(60),
+        |s| s.calls_placed >= 60,
+    )
     .await;
     let paused = tasks
         .pause_task(r.clone())
@@ -206,19 +195,14 @@ async fn pause_stops_new_dials_and_resume_finishes_the_task() {
     assert_eq!(paused.status, pb::TaskStatus::Paused as i32);
 
     // Calls in progress finish; then nothing new is placed while paused.
-    let settled =
-        waihu_testkit::eventually(Duration::from_secs(60), "in-flight calls to finish", || {
-            let (mut s, id) = (stats.clone(), task_id.clone());
-            async move {
-                let st = s
-                    .get_task_stats(pb::GetTaskStatsRequest { task_id: id })
-                    .await
-                    .ok()?
-                    .into_inner();
-                (st.calls_released == st.calls_placed).then_some(st)
-            }
-        })
-        .await;
+    let settled = wait_stats(
+        &cluster,
+        &task_id,
+        "in-flight calls to finish",
+        Duration::from_secs(60),
+        |s| s.calls_released == s.calls_placed,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let later = stats_of(&cluster, &task_id).await;
     assert_eq!(
@@ -261,19 +245,13 @@ async fn cancelling_finishes_the_remaining_contacts_as_cancelled() {
         task_id: task_id.clone(),
     };
     tasks.start_task(r.clone()).await.expect("start");
-    let stats = cluster.stats().await;
-    waihu_testkit::eventually(Duration::from_secs(60), "dialing under way", || {
-        let (mut s, id) = (stats.clone(), task_id.clone());
-        async move {
-            (s.get_task_stats(pb::GetTaskStatsRequest { task_id: id })
-                .await
-                .ok()?
-                .into_inner()
-                .calls_placed
-                >= 20)
-                .then_some(())
-        }
-    })
+    wait_stats(
+        &cluster,
+        &task_id,
+        "dialing under way",
+        Duration::from_secs(60),
+        |s| s.calls_placed >= 20,
+    )
     .await;
     let t = tasks
         .cancel_task(pb::CancelTaskRequest {

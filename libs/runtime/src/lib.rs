@@ -45,3 +45,25 @@ where
         }
     }
 }
+
+/// Serves gRPC on `config.grpc_addr` with the health service plus whatever `routes` adds, and
+/// runs `workers`, until `shutdown`; then drains (see [`ServiceHandle::wait`]).
+pub async fn serve(
+    config: &CommonConfig,
+    workers: tokio::task::JoinSet<()>,
+    shutdown: tokio_util::sync::CancellationToken,
+    routes: impl FnOnce(tonic::transport::server::Router) -> tonic::transport::server::Router,
+) -> Result<ServiceHandle, StartError> {
+    let (reporter, health) = health();
+    let router = routes(tonic::transport::Server::builder().add_service(health));
+    let (listener, _) = bind(config.grpc_addr).await?;
+    Ok(ServiceHandle::start(
+        router,
+        listener,
+        reporter,
+        workers,
+        shutdown,
+        config.shutdown_grace,
+    )
+    .await?)
+}

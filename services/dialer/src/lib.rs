@@ -247,18 +247,7 @@ pub async fn start(
             error!(error = %e, "dialer stopped");
         }
     });
-    let (reporter, health) = waihu_runtime::health();
-    let router = tonic::transport::Server::builder().add_service(health);
-    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(
-        router,
-        listener,
-        reporter,
-        workers,
-        shutdown,
-        c.shutdown_grace,
-    )
-    .await?)
+    waihu_runtime::serve(c, workers, shutdown, |r| r).await
 }
 
 #[cfg(test)]

@@ -84,16 +84,5 @@ pub async fn start(
             tracing::error!(error = %e, "simulator consumer stopped");
         }
     });
-    let (reporter, health) = waihu_runtime::health();
-    let router = tonic::transport::Server::builder().add_service(health);
-    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(
-        router,
-        listener,
-        reporter,
-        workers,
-        shutdown,
-        c.shutdown_grace,
-    )
-    .await?)
+    waihu_runtime::serve(c, workers, shutdown, |r| r).await
 }

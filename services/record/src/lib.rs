@@ -65,21 +65,11 @@ pub async fn start(
         shutdown.clone(),
     ));
 
-    let (reporter, health) = waihu_runtime::health();
-    let router = tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(StatsServiceServer::new(grpc::RecordApi {
+    waihu_runtime::serve(c, workers, shutdown, |r| {
+        r.add_service(StatsServiceServer::new(grpc::RecordApi {
             pool: pool.clone(),
         }))
-        .add_service(RecordServiceServer::new(grpc::RecordApi { pool }));
-    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(
-        router,
-        listener,
-        reporter,
-        workers,
-        shutdown,
-        c.shutdown_grace,
-    )
-    .await?)
+        .add_service(RecordServiceServer::new(grpc::RecordApi { pool }))
+    })
+    .await
 }

@@ -80,18 +80,8 @@ pub async fn start(
         }
     });
 
-    let (reporter, health) = waihu_runtime::health();
-    let router = tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(TaskServiceServer::new(grpc::TaskApi { db }));
-    let (listener, _) = waihu_runtime::bind(c.grpc_addr).await?;
-    Ok(ServiceHandle::start(
-        router,
-        listener,
-        reporter,
-        workers,
-        shutdown,
-        c.shutdown_grace,
-    )
-    .await?)
+    waihu_runtime::serve(c, workers, shutdown, |r| {
+        r.add_service(TaskServiceServer::new(grpc::TaskApi { db }))
+    })
+    .await
 }
