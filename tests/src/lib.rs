@@ -36,6 +36,8 @@ pub struct Cluster {
     pub env: TestEnv,
     pub sim: Simulator,
     pub lines: Vec<Line>,
+    /// The dialer's watchdog timeout for calls out too long.
+    pub call_timeout: Duration,
     task: Option<Running>,
     dialer: Option<Running>,
     provider: Option<Running>,
@@ -56,11 +58,22 @@ where
 
 impl Cluster {
     pub async fn start(sim: Simulator, lines: Vec<Line>) -> Cluster {
+        Cluster::start_with(sim, lines, true, Duration::from_secs(7200)).await
+    }
+
+    /// `provider: false` leaves calls unanswered by any provider (lost calls).
+    pub async fn start_with(
+        sim: Simulator,
+        lines: Vec<Line>,
+        provider: bool,
+        call_timeout: Duration,
+    ) -> Cluster {
         let env = TestEnv::new().await;
         let mut c = Cluster {
             env,
             sim,
             lines,
+            call_timeout,
             task: None,
             dialer: None,
             provider: None,
@@ -71,7 +84,9 @@ impl Cluster {
         c.start_record().await;
         c.start_task().await;
         c.start_dialer().await;
-        c.start_provider().await;
+        if provider {
+            c.start_provider().await;
+        }
         c
     }
 
@@ -92,7 +107,8 @@ impl Cluster {
     }
 
     pub async fn start_dialer(&mut self) {
-        let cfg = waihu_dialer::DialerConfig::new(self.env.config(), self.lines.clone());
+        let mut cfg = waihu_dialer::DialerConfig::new(self.env.config(), self.lines.clone());
+        cfg.call_timeout = self.call_timeout;
         self.dialer = Some(run(|s| waihu_dialer::start(cfg, s)).await);
     }
 

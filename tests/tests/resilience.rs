@@ -284,3 +284,41 @@ async fn cancelling_finishes_the_remaining_contacts_as_cancelled() {
     assert_eq!(again.code(), tonic::Code::FailedPrecondition);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_no_provider_ever_releases_are_timed_out_and_the_task_still_completes() {
+    // No provider at all: every call is lost. The dialer's watchdog must release them.
+    let cluster = Cluster::start_with(
+        fast_sim(8),
+        vec![Line {
+            id: "sim-1".into(),
+            max_concurrent: 10,
+        }],
+        false,
+        Duration::from_secs(1),
+    )
+    .await;
+    let mut tasks = cluster.tasks().await;
+    let task_id = create_with_contacts(&mut tasks, spec("lost", 1, 0), &phones(5, 7)).await;
+    tasks
+        .start_task(pb::TaskRef {
+            task_id: task_id.clone(),
+        })
+        .await
+        .expect("start");
+    wait_status(
+        &mut tasks,
+        &task_id,
+        pb::TaskStatus::Completed,
+        Duration::from_secs(60),
+    )
+    .await;
+    let st = wait_stats_settled(&cluster, &task_id, 5, Duration::from_secs(30)).await;
+    // Each contact: first call lost, recalled once, lost again, then unreached.
+    assert_eq!(st.calls_placed, 10);
+    let causes: Vec<(u32, u64)> = st.hangup_causes.iter().map(|c| (c.q850, c.count)).collect();
+    assert_eq!(causes, vec![(102, 10)]);
+    let outcomes: Vec<(i32, u64)> = st.outcomes.iter().map(|o| (o.outcome, o.count)).collect();
+    assert_eq!(outcomes, vec![(pb::ContactOutcome::Unreached as i32, 5)]);
+    cluster.shutdown().await;
+}

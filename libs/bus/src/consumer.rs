@@ -5,7 +5,7 @@ use async_nats::jetstream::{
     consumer::{pull, AckPolicy, DeliverPolicy},
     AckKind,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn, Instrument};
@@ -41,11 +41,20 @@ impl ConsumerSpec {
             name: name.into(),
             kind: kind.into(),
             event_types: Vec::new(),
-            max_deliver: 5,
+            // With the backoff below: about 7 minutes of retries before a transient failure
+            // is given up on.
+            max_deliver: 20,
             ack_wait: Duration::from_secs(30),
             backoff: Duration::from_millis(200),
             batch: 256,
         }
+    }
+
+    /// For consumers whose state must not miss an event (a dead letter there leaves a contact
+    /// or task unfinished): about 100 minutes of retries before a transient failure is given up.
+    pub fn patient(mut self) -> Self {
+        self.max_deliver = 200;
+        self
     }
 
     pub fn types(mut self, types: &[&'static str]) -> Self {
@@ -236,7 +245,15 @@ impl Runner {
                 }
             }
             Err(e) if work.len() == 1 => self.settle_failure(&work_msgs[0], &work[0], e).await,
+            Err(HandlerError::Transient(reason)) if work.iter().all(|d| d.delivered <= 1) => {
+                // First failure (an outage, most likely): the whole batch waits and comes back.
+                for (m, d) in work_msgs.iter().zip(&work) {
+                    let e = HandlerError::Transient(reason.clone());
+                    self.settle_failure(m, d, e).await;
+                }
+            }
             Err(e) => {
+                // Refused, or failing again: find the message at fault by retrying one by one.
                 debug!(consumer = %self.spec.name, error = %e, "batch failed; retrying one by one");
                 for (m, d) in work_msgs.iter().zip(work) {
                     match handler.handle(std::slice::from_ref(&d)).await {
@@ -325,6 +342,11 @@ impl Runner {
             };
             loop {
                 while tasks.try_join_next().is_some() {}
+                // A free slot first, then a message: nothing waits unacknowledged for a slot.
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer,
+                    p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'outer },
+                };
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => break 'outer,
                     m = stream.next() => m,
@@ -348,14 +370,11 @@ impl Runner {
                     }
                     Prepared::Work(d) => *d,
                 };
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => break 'outer,
-                    p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'outer },
-                };
                 let (this, handler) = (this.clone(), handler.clone());
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let work = handler.handle(delivery.clone());
+                    let work = std::panic::AssertUnwindSafe(handler.handle(delivery.clone()))
+                        .catch_unwind();
                     tokio::pin!(work);
                     let mut keepalive = tokio::time::interval(this.spec.ack_wait / 2);
                     keepalive.tick().await;
@@ -366,8 +385,12 @@ impl Runner {
                         }
                     };
                     match result {
-                        Ok(()) => ack(&msg, AckKind::Ack).await,
-                        Err(e) => this.settle_failure(&msg, &delivery, e).await,
+                        Ok(Ok(())) => ack(&msg, AckKind::Ack).await,
+                        Ok(Err(e)) => this.settle_failure(&msg, &delivery, e).await,
+                        Err(_) => {
+                            let e = HandlerError::Permanent("the handler panicked".into());
+                            this.settle_failure(&msg, &delivery, e).await
+                        }
                     }
                 });
             }

@@ -131,6 +131,36 @@ impl Bus {
         }
     }
 
+    /// The last message on a subject, decoded: its stream sequence and event (None if empty).
+    pub async fn last_event_on_subject(
+        &self,
+        subject: &str,
+    ) -> Result<Option<(u64, Result<RecordedEvent, waihu_events::DecodeError>)>, BusError> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.events_stream)
+            .await
+            .map_err(|e| BusError::Read {
+                subject: subject.into(),
+                reason: e.to_string(),
+            })?;
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(Some((m.sequence, RecordedEvent::decode(&m.payload)))),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(BusError::Read {
+                subject: subject.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// Publishes raw bytes with headers to a plain JetStream subject (dead letters, tests).
     pub async fn publish_raw(
         &self,

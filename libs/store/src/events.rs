@@ -16,7 +16,8 @@ pub struct StoredEvent {
 }
 
 /// Appends events idempotently (a known event id is skipped) and returns, per input, whether it
-/// was new. Positions must be unique; the caller is the single ordered writer.
+/// was new. Positions must be unique; the caller is the single ordered writer. A different event
+/// at a stored position is an error, never a silent skip.
 pub async fn append(tx: &mut Tx<'_>, batch: &[StoredEvent]) -> Result<Vec<bool>, StoreError> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -56,7 +57,7 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[StoredEvent]) -> Result<Vec<bool>,
          SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[],
                               $6::text[], $7::bigint[], $8::uuid[], $9::timestamptz[], $10::text[],
                               $11::text[], $12::bytea[])
-         ON CONFLICT DO NOTHING
+         ON CONFLICT (event_id) DO NOTHING
          RETURNING event_id",
     )
     .bind(&position)

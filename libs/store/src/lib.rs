@@ -8,7 +8,7 @@ mod outbox;
 use std::{str::FromStr, time::Duration};
 
 pub use events::{append, head, read, EventQuery, StoredEvent};
-pub use leader::leader_lock;
+pub use leader::{leader_lock, while_leader};
 pub use outbox::{pending as outbox_pending, Outbox, OutboxRelay};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -33,10 +33,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True for connection-level trouble worth retrying.
+    /// True for trouble worth retrying: lost connections, pool timeouts, and the database
+    /// errors that say "try again" (connection exceptions 08, transaction rollbacks such as
+    /// deadlocks and serialization failures 40, insufficient resources 53, operator
+    /// intervention such as a restart 57, read-only after a failover 25006).
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Database(e) => !matches!(e, sqlx::Error::Database(_)),
+            StoreError::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|c| {
+                ["08", "40", "53", "57", "58"]
+                    .iter()
+                    .any(|class| c.starts_with(class))
+                    || c == "25006"
+            }),
+            StoreError::Database(_) => true,
             StoreError::Bus(_) => true,
             _ => false,
         }

@@ -1,4 +1,8 @@
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -84,6 +88,9 @@ pub struct OutboxRelay {
 
 const RELAY_BATCH: i64 = 1000;
 
+/// An outbox row waiting to go out: its id, event and publish condition.
+type Pending = (i64, RecordedEvent, Expect);
+
 impl OutboxRelay {
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
@@ -149,31 +156,52 @@ impl OutboxRelay {
                 }
             }
         }
-        let to_publish: Vec<_> = batch.iter().map(|(_, e, x)| (e.clone(), *x)).collect();
-        let results = self.bus.publish_all(&to_publish, 1000).await;
+        // Rounds: round k publishes the k-th pending event of every subject at once, so within
+        // one subject nothing is sent before its predecessor is acknowledged. A subject whose
+        // publish fails stops for this pass (its rows stay); other subjects go on.
+        let mut queues: Vec<(String, VecDeque<Pending>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (id, event, expect) in batch {
+            let subject = self.bus.subject(&event.meta.aggregate);
+            let i = *index.entry(subject.clone()).or_insert_with(|| {
+                queues.push((subject, VecDeque::new()));
+                queues.len() - 1
+            });
+            queues[i].1.push_back((id, event, expect));
+        }
         let mut first_error = None;
-        for ((id, event, _), res) in batch.iter().zip(results) {
-            match res {
-                Ok(_) => done.push(*id),
-                Err(BusError::WrongLastSequence { subject, expected }) => {
-                    // Published before a crash and now past the duplicate window, or a real
-                    // conflict. The subject's last message tells which.
-                    let last = self.bus.last_on_subject(&subject).await?;
-                    if last.as_ref().map(|(_, id)| id.as_str())
-                        == Some(&event.meta.event_id.to_string())
-                    {
-                        done.push(*id);
-                    } else {
-                        error!(producer = %self.producer, %subject, expected, ?last,
-                               event_id = %event.meta.event_id,
-                               "aggregate already moved on; event not published");
-                        done.push(*id);
+        loop {
+            let round: Vec<(usize, i64, RecordedEvent, Expect)> = queues
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(q, (_, queue))| queue.pop_front().map(|(id, e, x)| (q, id, e, x)))
+                .collect();
+            if round.is_empty() {
+                break;
+            }
+            let to_publish: Vec<_> = round.iter().map(|(_, _, e, x)| (e.clone(), *x)).collect();
+            let results = self.bus.publish_all(&to_publish, 1000).await;
+            for ((q, id, event, _), res) in round.into_iter().zip(results) {
+                match res {
+                    Ok(_) => done.push(id),
+                    Err(BusError::WrongLastSequence { subject, expected }) => {
+                        // Published before a crash and now past the duplicate window (the subject
+                        // has moved on since), or a genuine conflict: either way it must not go
+                        // out again. The subject's last message is logged for the record.
+                        let last = self.bus.last_on_subject(&subject).await?;
+                        let ours = last.as_ref().map(|(_, id)| id.as_str())
+                            == Some(&event.meta.event_id.to_string());
+                        if !ours {
+                            warn!(producer = %self.producer, %subject, expected, ?last,
+                                  event_id = %event.meta.event_id,
+                                  "subject already past the expected sequence; not republished");
+                        }
+                        done.push(id);
                     }
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                    // Keep later rows too: they will be republished in order (deduplicated by id).
-                    break;
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        queues[q].1.clear();
+                    }
                 }
             }
         }

@@ -261,7 +261,7 @@ impl Db {
                ON c.task_id = u.t AND c.contact_no = u.n AND c.active_call_id = u.call
              WHERE c.state = 1
              ORDER BY c.task_id, c.contact_no
-             FOR UPDATE OF c",
+             FOR UPDATE OF c FOR SHARE OF t",
         )
         .bind(&tasks)
         .bind(&nos)
@@ -410,7 +410,8 @@ impl Db {
             return Ok(0);
         }
         sqlx::query(
-            "UPDATE dialer_contacts c SET state = 1, attempts = c.attempts + 1, active_call_id = u.call, line_id = u.line
+            "UPDATE dialer_contacts c SET state = 1, attempts = c.attempts + 1, active_call_id = u.call,
+                    line_id = u.line, dialed_at = now()
              FROM UNNEST($1::uuid[], $2::int[], $3::uuid[], $4::text[]) AS u(t, n, call, line)
              WHERE c.task_id = u.t AND c.contact_no = u.n",
         )
@@ -424,6 +425,23 @@ impl Db {
         tx.commit().await?;
         self.outbox.wake();
         Ok(n)
+    }
+
+    /// Calls out for longer than `older_than`: (call id, tenant, task).
+    pub async fn calls_out_since(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<(Uuid, String, Uuid)>, DialerError> {
+        Ok(sqlx::query_as(
+            "SELECT c.active_call_id, t.tenant_id, c.task_id FROM dialer_contacts c
+             JOIN dialer_tasks t ON t.task_id = c.task_id
+             WHERE c.state = 1 AND c.dialed_at < now() - make_interval(secs => $1)
+               AND c.active_call_id IS NOT NULL
+             ORDER BY c.dialed_at LIMIT 500",
+        )
+        .bind(older_than.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Contacts in each state (for status reporting and tests).

@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod rules;
+mod watchdog;
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,6 +26,9 @@ pub struct DialerConfig {
     pub lines: Vec<Line>,
     /// How often to look for due contacts when nothing wakes the dialer.
     pub tick: Duration,
+    /// A call out longer than this is looked into by the watchdog (and declared released if
+    /// its provider never said so).
+    pub call_timeout: Duration,
 }
 
 /// Parses `id:max_concurrent,...`.
@@ -83,6 +87,11 @@ impl DialerConfig {
             )?
             .0,
             tick: Duration::from_millis(env_or("WAIHU_DIALER__TICK_MS", &[], 100)?),
+            call_timeout: Duration::from_secs(env_or(
+                "WAIHU_DIALER__CALL_TIMEOUT_SECONDS",
+                &[],
+                7200,
+            )?),
         })
     }
 
@@ -91,6 +100,7 @@ impl DialerConfig {
             common,
             lines,
             tick: Duration::from_millis(50),
+            call_timeout: Duration::from_secs(7200),
         }
     }
 }
@@ -169,23 +179,25 @@ async fn dial_loop(
     }
 }
 
-/// Everything the leader runs: consumers, the dial loop and the outbox relay.
+/// Everything the leader runs for one term: consumers, the dial loop and the outbox relay.
 async fn lead(
     config: DialerConfig,
     bus: Bus,
     db: Db,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    let c = &config.common;
-    let Some(_lock) = waihu_store::leader_lock(&c.database_url, "waihu-dialer", &shutdown).await
-    else {
-        return Ok(());
-    };
     let wake = Arc::new(Notify::new());
-    let tasks = Runner::new(&bus, ConsumerSpec::new("dialer-tasks", "task"), 20_000).await?;
+    let tasks = Runner::new(
+        &bus,
+        ConsumerSpec::new("dialer-tasks", "task").patient(),
+        20_000,
+    )
+    .await?;
     let calls = Runner::new(
         &bus,
-        ConsumerSpec::new("dialer-calls", "call").types(&["CallReleased"]),
+        ConsumerSpec::new("dialer-calls", "call")
+            .types(&["CallReleased"])
+            .patient(),
         20_000,
     )
     .await?;
@@ -219,6 +231,13 @@ async fn lead(
             error!(error = %e, "call-release consumer stopped");
         }
     });
+    set.spawn(watchdog::run(
+        db.clone(),
+        bus.clone(),
+        config.call_timeout,
+        wake.clone(),
+        shutdown.clone(),
+    ));
     set.spawn(dial_loop(
         db,
         config.lines.clone(),
@@ -226,6 +245,9 @@ async fn lead(
         wake,
         shutdown.clone(),
     ));
+    // If any part stops, this term ends; `while_leader` starts a fresh one.
+    set.join_next().await;
+    shutdown.cancel();
     while set.join_next().await.is_some() {}
     Ok(())
 }
@@ -243,9 +265,16 @@ pub async fn start(
     let mut workers = tokio::task::JoinSet::new();
     let (cfg, stop) = (config.clone(), shutdown.clone());
     workers.spawn(async move {
-        if let Err(e) = lead(cfg, bus, db, stop).await {
-            error!(error = %e, "dialer stopped");
-        }
+        let url = cfg.common.database_url.clone();
+        waihu_store::while_leader(&url, "waihu-dialer", &stop, |term| {
+            let (cfg, bus, db) = (cfg.clone(), bus.clone(), db.clone());
+            async move {
+                if let Err(e) = lead(cfg, bus, db, term).await {
+                    error!(error = %e, "dialer leadership term failed");
+                }
+            }
+        })
+        .await
     });
     waihu_runtime::serve(c, workers, shutdown, |r| r).await
 }

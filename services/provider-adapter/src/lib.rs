@@ -70,7 +70,9 @@ pub async fn start(
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
     let bus = Bus::connect(&c.bus()).await?;
-    let spec = ConsumerSpec::new("provider-simulator", "call").types(&["CallRequested"]);
+    let spec = ConsumerSpec::new("provider-simulator", "call")
+        .types(&["CallRequested"])
+        .patient();
     let max = config.max_in_flight;
     let runner = Runner::new(&bus, spec, (max * 2) as i64).await?;
     let handler = Arc::new(adapter::SimulatorAdapter {

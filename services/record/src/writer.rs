@@ -47,10 +47,14 @@ pub async fn run(
     config: WriterConfig,
     shutdown: CancellationToken,
 ) {
-    let Some(_leader) = waihu_store::leader_lock(&database_url, LEADER_LOCK, &shutdown).await
-    else {
-        return;
-    };
+    waihu_store::while_leader(&database_url, LEADER_LOCK, &shutdown, |term| {
+        write_term(pool.clone(), bus.clone(), config.clone(), term)
+    })
+    .await
+}
+
+/// One leadership term of the writer.
+async fn write_term(pool: PgPool, bus: Bus, config: WriterConfig, shutdown: CancellationToken) {
     let position = loop {
         match waihu_store::checkpoint(&pool, CHECKPOINT).await {
             Ok(p) => break p,
@@ -62,6 +66,17 @@ pub async fn run(
             }
         }
     };
+    match bus.last_sequence().await {
+        Ok(last) if last < position => error!(
+            last,
+            position,
+            "the events stream ends before the store's checkpoint: it was recreated or purged; \
+             events published there now are below the checkpoint and will not be stored until an \
+             operator resolves it"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot read the events stream's state"),
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<StoredEvent>, u64)>(4);
     let reader = tokio::spawn(read_ahead(bus, position, config, tx, shutdown.clone()));
     while let Some((stored, last)) = tokio::select! {

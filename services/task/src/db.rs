@@ -324,9 +324,19 @@ impl Db {
         let nos: Vec<i32> = items.iter().map(|i| i.1 as i32).collect();
         let outcomes: Vec<i16> = items.iter().map(|i| i.2).collect();
         let newly: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE task_contacts c SET finished_outcome = u.o
-             FROM UNNEST($1::uuid[], $2::int[], $3::smallint[]) AS u(t, n, o)
-             WHERE c.task_id = u.t AND c.contact_no = u.n AND c.finished_outcome IS NULL
+            // Rows are locked in key order first, so replicas handling overlapping
+            // redeliveries cannot deadlock.
+            "WITH todo AS (
+                 SELECT c.task_id, c.contact_no, u.o
+                 FROM task_contacts c
+                 JOIN UNNEST($1::uuid[], $2::int[], $3::smallint[]) AS u(t, n, o)
+                   ON c.task_id = u.t AND c.contact_no = u.n
+                 WHERE c.finished_outcome IS NULL
+                 ORDER BY c.task_id, c.contact_no
+                 FOR UPDATE OF c
+             )
+             UPDATE task_contacts c SET finished_outcome = todo.o FROM todo
+             WHERE c.task_id = todo.task_id AND c.contact_no = todo.contact_no
              RETURNING c.task_id",
         )
         .bind(&tasks)

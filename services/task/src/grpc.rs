@@ -50,14 +50,20 @@ pub fn parse_task_id(field: &str, s: &str) -> Result<Uuid, TaskError> {
     Uuid::parse_str(s).map_err(|_| TaskError::invalid(field, format!("{s:?} is not a UUID")))
 }
 
+/// Checks a text field: at most `max` characters and no control characters (line breaks and
+/// tabs are allowed; NUL and the rest cannot be stored or shown safely).
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), TaskError> {
+    text_problem(value, max).map_or(Ok(()), |reason| Err(TaskError::invalid(field, reason)))
+}
+
+fn text_problem(value: &str, max: usize) -> Option<String> {
     if value.chars().count() > max {
-        return Err(TaskError::invalid(
-            field,
-            format!("at most {max} characters"),
-        ));
+        return Some(format!("at most {max} characters"));
     }
-    Ok(())
+    value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        .map(|c| format!("contains the control character {c:?}"))
 }
 
 /// Validates a task spec (the seeds' task fields).
@@ -105,20 +111,24 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
 
 fn validate_row(row: pb::ContactRow) -> Result<NewContact, String> {
     let phone = PhoneNumber::parse(&row.phone)?;
-    if row.name.chars().count() > 100 {
-        return Err("name: at most 100 characters".into());
+    if let Some(p) = text_problem(&row.name, 100) {
+        return Err(format!("name: {p}"));
     }
-    if row.external_id.chars().count() > 64 {
-        return Err("external_id: at most 64 characters".into());
+    if let Some(p) = text_problem(&row.external_id, 64) {
+        return Err(format!("external_id: {p}"));
     }
     if row.variables.len() > 50 {
         return Err("variables: at most 50".into());
     }
     for (k, v) in &row.variables {
-        if k.is_empty() || k.chars().count() > 64 || v.chars().count() > 1024 {
-            return Err(format!(
-                "variables: key {k:?} must be 1-64 characters, values at most 1024"
-            ));
+        if k.is_empty() {
+            return Err("variables: a key is empty".into());
+        }
+        if let Some(p) = text_problem(k, 64) {
+            return Err(format!("variables: key {k:?}: {p}"));
+        }
+        if let Some(p) = text_problem(v, 1024) {
+            return Err(format!("variables: value of {k:?}: {p}"));
         }
     }
     Ok(NewContact {

@@ -71,7 +71,9 @@ pub async fn start(
 
     let mut workers = tokio::task::JoinSet::new();
     workers.spawn(db.outbox.relay(pool, bus.clone()).run(shutdown.clone()));
-    let spec = ConsumerSpec::new("task-completion", "contact").types(&["ContactFinished"]);
+    let spec = ConsumerSpec::new("task-completion", "contact")
+        .types(&["ContactFinished"])
+        .patient();
     let runner = Runner::new(&bus, spec, 20_000).await?;
     let (handler, stop) = (Completion { db: db.clone() }, shutdown.clone());
     workers.spawn(async move {

@@ -95,23 +95,31 @@ async fn bad_contact_rows_are_reported_row_by_row_and_good_rows_kept() {
         vec![
             rows(&["13800000001", "12345", "138 0000 0002", "010-12345678"]),
             rows(&["+8613800000001", "", "+14155550123", "abc", "13800000002"]),
+            vec![pb::ContactRow {
+                phone: "13800000004".into(),
+                name: "nul\0".into(),
+                ..Default::default()
+            }],
         ],
     )
     .await
     .expect("import");
-    assert_eq!(reply.received, 9);
+    assert_eq!(reply.received, 10);
     assert_eq!(reply.accepted, 4, "{reply:?}");
     assert_eq!(
         reply.duplicates, 2,
         "the +86 spelling and the repeated 13800000002"
     );
-    assert_eq!(reply.rejected_total, 3);
+    assert_eq!(reply.rejected_total, 4);
     let rejected: Vec<(u64, &str)> = reply
         .rejected
         .iter()
         .map(|r| (r.row, r.phone.as_str()))
         .collect();
-    assert_eq!(rejected, vec![(2, "12345"), (6, ""), (8, "abc")]);
+    assert_eq!(
+        rejected,
+        vec![(2, "12345"), (6, ""), (8, "abc"), (10, "13800000004")]
+    );
     assert!(reply.rejected.iter().all(|r| !r.reason.is_empty()));
     assert_eq!(reply.contacts_total, 4);
 
@@ -226,6 +234,21 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
         (
             pb::TaskSpec {
                 name: "n".repeat(101),
+                ..Default::default()
+            },
+            "spec.name",
+        ),
+        (
+            pb::TaskSpec {
+                name: "x".into(),
+                caller_line: "line\0".into(),
+                ..Default::default()
+            },
+            "spec.caller_line",
+        ),
+        (
+            pb::TaskSpec {
+                name: "bell\u{7}".into(),
                 ..Default::default()
             },
             "spec.name",
