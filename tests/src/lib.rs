@@ -6,10 +6,7 @@ use std::{collections::BTreeMap, time::Duration};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use waihu_dialer::Line;
-use waihu_events::{
-    hangup::{classify, CauseClass},
-    pb::{self, ContactOutcome},
-};
+use waihu_events::pb::{self, ContactOutcome};
 use waihu_provider::sim::{Outcome, Simulator};
 use waihu_runtime::ServiceHandle;
 use waihu_testkit::TestEnv;
@@ -299,6 +296,8 @@ pub struct Expected {
     pub outcomes: BTreeMap<i32, u64>,
     /// Most calls any one contact got.
     pub max_attempts: u32,
+    /// Calls each number (E.164) gets.
+    pub attempts: BTreeMap<String, u32>,
 }
 
 pub fn expected(sim: &Simulator, phones_e164: &[String], recall_count: u32) -> Expected {
@@ -308,25 +307,30 @@ pub fn expected(sim: &Simulator, phones_e164: &[String], recall_count: u32) -> E
     };
     for phone in phones_e164 {
         let mut attempt = 1;
+        // The recall rules restated from the issue, on the simulator's own outcome kinds (not the
+        // services' cause classifier): busy, no answer and temporary failure are called again
+        // until the recall count is spent; answered, rejected and unallocated are final.
         let outcome = loop {
             let o = sim.outcome(phone, attempt);
             x.calls_placed += 1;
-            let (cause, answered) = o.cause();
-            *x.causes.entry(cause.q850).or_default() += 1;
-            if let Outcome::Answered { talk_ms, .. } = o {
-                x.calls_answered += 1;
-                x.talk_ms += talk_ms;
+            *x.causes.entry(o.cause().0.q850).or_default() += 1;
+            let retry = match o {
+                Outcome::Answered { talk_ms, .. } => {
+                    x.calls_answered += 1;
+                    x.talk_ms += talk_ms;
+                    break ContactOutcome::Answered;
+                }
+                Outcome::Rejected { .. } => break ContactOutcome::Rejected,
+                Outcome::Unallocated => break ContactOutcome::InvalidNumber,
+                Outcome::Busy | Outcome::NoAnswer { .. } | Outcome::TemporaryFailure => true,
+            };
+            if retry && attempt > recall_count {
+                break ContactOutcome::Unreached;
             }
-            match classify(cause.q850, answered) {
-                CauseClass::Answered => break ContactOutcome::Answered,
-                CauseClass::InvalidNumber => break ContactOutcome::InvalidNumber,
-                CauseClass::Rejected => break ContactOutcome::Rejected,
-                CauseClass::Final => break ContactOutcome::Unreached,
-                CauseClass::Retry if attempt > recall_count => break ContactOutcome::Unreached,
-                CauseClass::Retry => attempt += 1,
-            }
+            attempt += 1;
         };
         x.max_attempts = x.max_attempts.max(attempt);
+        x.attempts.insert(phone.clone(), attempt);
         *x.outcomes.entry(outcome as i32).or_default() += 1;
     }
     x

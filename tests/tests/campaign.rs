@@ -46,16 +46,38 @@ async fn campaign_of_1200_contacts_ends_with_exactly_the_simulated_statistics() 
     eprintln!("expected {want:?}\nprojected {stats:?}");
     assert_stats_match(&stats, &want);
 
-    // Every contact was dialed at most recall + 1 times, and per-contact attempts agree.
-    let attempts: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT contact_no, count(*) FROM call_records WHERE task_id = $1::uuid GROUP BY contact_no",
+    // Every contact was called exactly as often as the rules say: at most recall + 1 times,
+    // busy/unanswered numbers again, unallocated numbers once.
+    let per_phone: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT phone, count(*) FROM call_records WHERE task_id = $1::uuid GROUP BY phone",
     )
     .bind(&task_id)
     .fetch_all(&cluster.env.pool)
     .await
     .expect("call records");
-    assert_eq!(attempts.len(), 1200);
-    assert!(attempts.iter().all(|(_, n)| *n as u32 <= recall + 1));
+    let actual: std::collections::BTreeMap<String, u32> =
+        per_phone.into_iter().map(|(p, n)| (p, n as u32)).collect();
+    assert_eq!(actual, want.attempts);
+    assert!(actual.values().all(|n| *n <= recall + 1));
+    let first_unallocated: Vec<&String> = want
+        .attempts
+        .keys()
+        .filter(|p| sim.outcome(p, 1) == waihu_provider::sim::Outcome::Unallocated)
+        .collect();
+    assert!(!first_unallocated.is_empty());
+    assert!(
+        first_unallocated.iter().all(|p| actual[p.as_str()] == 1),
+        "unallocated numbers are never recalled"
+    );
+    let first_busy = want
+        .attempts
+        .keys()
+        .filter(|p| sim.outcome(p, 1) == waihu_provider::sim::Outcome::Busy);
+    assert!(first_busy.clone().count() > 0);
+    assert!(
+        first_busy.into_iter().all(|p| actual[p.as_str()] >= 2),
+        "busy numbers are recalled"
+    );
 
     let report = waihu_record::replay::verify(&cluster.env.pool, |_, _| {})
         .await
