@@ -162,6 +162,23 @@ impl Runner {
             .map_err(|e| BusError::Consumer(format!("{}: {e}", self.spec.name)))
     }
 
+    /// Opens the message stream, retrying every second; None once `shutdown` fires.
+    async fn open(&self, shutdown: &CancellationToken) -> Option<pull::Stream> {
+        while !shutdown.is_cancelled() {
+            match self.messages().await {
+                Ok(s) => return Some(s),
+                Err(e) => {
+                    warn!(consumer = %self.spec.name, error = %e, "consumer stream failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+        None
+    }
+
     fn prepare(&self, msg: &jetstream::Message) -> Prepared {
         let info = match msg.info() {
             Ok(i) => (i.stream_sequence, i.delivered),
@@ -189,17 +206,7 @@ impl Runner {
         handler: H,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
-        while !shutdown.is_cancelled() {
-            let stream = match self.messages().await {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %e, "consumer stream failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
+        while let Some(stream) = self.open(&shutdown).await {
             let mut chunks = stream.ready_chunks(self.spec.batch);
             loop {
                 let chunk = tokio::select! {
@@ -329,17 +336,7 @@ impl Runner {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
-        'outer: while !shutdown.is_cancelled() {
-            let mut stream = match this.messages().await {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %e, "consumer stream failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
+        'outer: while let Some(mut stream) = this.open(&shutdown).await {
             loop {
                 while tasks.try_join_next().is_some() {}
                 // A free slot first, then a message: nothing waits unacknowledged for a slot.

@@ -1,4 +1,7 @@
-use async_nats::jetstream::{context::PublishErrorKind, message::PublishMessage as Publish};
+use async_nats::jetstream::{
+    context::PublishErrorKind, message::PublishMessage as Publish, message::StreamMessage,
+    stream::LastRawMessageErrorKind,
+};
 use bytes::Bytes;
 use waihu_events::{RecordedEvent, HEADER_EVENT_TYPE};
 
@@ -97,38 +100,33 @@ impl Bus {
         out
     }
 
-    /// The last message on a subject: its stream sequence and event id (`Nats-Msg-Id`).
-    pub async fn last_on_subject(&self, subject: &str) -> Result<Option<(u64, String)>, BusError> {
+    async fn last_raw(&self, subject: &str) -> Result<Option<StreamMessage>, BusError> {
+        let read_error = |e: String| BusError::Read {
+            subject: subject.into(),
+            reason: e,
+        };
         let stream = self
             .js
             .get_stream_no_info(&self.events_stream)
             .await
-            .map_err(|e| BusError::Read {
-                subject: subject.into(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| read_error(e.to_string()))?;
         match stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => {
-                let id = m
-                    .headers
-                    .get("Nats-Msg-Id")
-                    .map(|v| v.as_str().to_string())
-                    .unwrap_or_default();
-                Ok(Some((m.sequence, id)))
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(BusError::Read {
-                subject: subject.into(),
-                reason: e.to_string(),
-            }),
+            Ok(m) => Ok(Some(m)),
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(e) => Err(read_error(e.to_string())),
         }
+    }
+
+    /// The last message on a subject: its stream sequence and event id (`Nats-Msg-Id`).
+    pub async fn last_on_subject(&self, subject: &str) -> Result<Option<(u64, String)>, BusError> {
+        Ok(self.last_raw(subject).await?.map(|m| {
+            let id = m
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default();
+            (m.sequence, id)
+        }))
     }
 
     /// The last message on a subject, decoded: its stream sequence and event (None if empty).
@@ -136,29 +134,10 @@ impl Bus {
         &self,
         subject: &str,
     ) -> Result<Option<(u64, Result<RecordedEvent, waihu_events::DecodeError>)>, BusError> {
-        let stream = self
-            .js
-            .get_stream_no_info(&self.events_stream)
-            .await
-            .map_err(|e| BusError::Read {
-                subject: subject.into(),
-                reason: e.to_string(),
-            })?;
-        match stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => Ok(Some((m.sequence, RecordedEvent::decode(&m.payload)))),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(BusError::Read {
-                subject: subject.into(),
-                reason: e.to_string(),
-            }),
-        }
+        Ok(self
+            .last_raw(subject)
+            .await?
+            .map(|m| (m.sequence, RecordedEvent::decode(&m.payload))))
     }
 
     /// Publishes raw bytes with headers to a plain JetStream subject (dead letters, tests).
