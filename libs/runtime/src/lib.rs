@@ -5,9 +5,11 @@
 pub mod config;
 mod serve;
 pub mod telemetry;
+mod tenant;
 
 pub use config::{CommonConfig, ConfigError};
 pub use serve::{bind, health, shutdown_on_signal, GrpcServer, ServiceHandle};
+pub use tenant::tenant;
 
 /// Error from assembling a service at start-up.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;

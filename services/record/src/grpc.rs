@@ -6,6 +6,7 @@ use waihu_events::{hangup, phone::PhoneNumber, timestamp};
 use waihu_proto::v1::{
     self as pb, record_service_server::RecordService, stats_service_server::StatsService,
 };
+use waihu_runtime::tenant;
 
 use crate::{projection::keys, writer::CHECKPOINT};
 
@@ -46,18 +47,6 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> RecordError {
     RecordError::Invalid {
         field,
         reason: reason.into(),
-    }
-}
-
-fn tenant<T>(req: &Request<T>) -> Result<String, Status> {
-    match req.metadata().get("x-tenant-id") {
-        None => Ok("default".into()),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .filter(|t| !t.is_empty() && t.len() <= 64)
-            .map(str::to_string)
-            .ok_or_else(|| Status::invalid_argument("x-tenant-id: 1-64 ASCII characters")),
     }
 }
 
@@ -156,7 +145,7 @@ impl StatsService for RecordApi {
         &self,
         req: Request<pb::GetTaskStatsRequest>,
     ) -> Result<Response<pb::TaskStats>, Status> {
-        let tenant = tenant(&req)?;
+        let tenant = tenant(req.metadata())?;
         let task_id = parse_uuid("task_id", &req.get_ref().task_id)?;
         self.check_task_tenant(&tenant, task_id).await?;
         let mut tx = self.pool.begin().await.map_err(RecordError::from)?;
@@ -241,7 +230,7 @@ impl RecordService for RecordApi {
         &self,
         req: Request<pb::ListCallRecordsRequest>,
     ) -> Result<Response<pb::ListCallRecordsResponse>, Status> {
-        let tenant = tenant(&req)?;
+        let tenant = tenant(req.metadata())?;
         let r = req.into_inner();
         let task = if r.task_id.is_empty() {
             None
@@ -313,7 +302,7 @@ impl RecordService for RecordApi {
         &self,
         req: Request<pb::GetCallRecordRequest>,
     ) -> Result<Response<pb::CallRecord>, Status> {
-        let tenant = tenant(&req)?;
+        let tenant = tenant(req.metadata())?;
         let id = parse_uuid("call_id", &req.get_ref().call_id)?;
         let row: Option<Row> = sqlx::query_as(&format!(
             "SELECT {ROW_COLUMNS} FROM call_records WHERE call_id = $1 AND tenant_id = $2"

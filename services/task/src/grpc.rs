@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 use waihu_events::phone::PhoneNumber;
 use waihu_proto::v1::{self as pb, task_service_server::TaskService};
+use waihu_runtime::tenant;
 
 use crate::{
     db::{Db, NewContact},
@@ -18,29 +19,6 @@ pub const MAX_ROWS_PER_MESSAGE: usize = 10_000;
 
 pub struct TaskApi {
     pub db: Db,
-}
-
-/// The tenant of a request, from `x-tenant-id` metadata ("default" when absent).
-pub fn tenant<T>(req: &Request<T>) -> Result<String, Status> {
-    match req.metadata().get("x-tenant-id") {
-        None => Ok("default".into()),
-        Some(v) => {
-            let t = v
-                .to_str()
-                .map_err(|_| Status::invalid_argument("x-tenant-id: not ASCII"))?;
-            if t.is_empty()
-                || t.len() > 64
-                || !t
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(Status::invalid_argument(
-                    "x-tenant-id: 1-64 characters of A-Z a-z 0-9 - _",
-                ));
-            }
-            Ok(t.to_string())
-        }
-    }
 }
 
 pub fn parse_task_id(field: &str, s: &str) -> Result<Uuid, TaskError> {
@@ -156,7 +134,7 @@ impl TaskService for TaskApi {
         &self,
         req: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
-        let tenant = tenant(&req)?;
+        let tenant = tenant(req.metadata())?;
         let mut spec = req
             .into_inner()
             .spec
@@ -171,7 +149,7 @@ impl TaskService for TaskApi {
         &self,
         req: Request<Streaming<pb::AddContactsRequest>>,
     ) -> Result<Response<pb::AddContactsResponse>, Status> {
-        let tenant = tenant(&req)?;
+        let tenant = tenant(req.metadata())?;
         let mut stream = req.into_inner();
         let mut task: Option<Uuid> = None;
         let mut reply = pb::AddContactsResponse::default();
@@ -243,30 +221,18 @@ impl TaskService for TaskApi {
     }
 
     async fn start_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(
-            req.metadata().clone(),
-            &req.get_ref().task_id,
-            Command::Start,
-        )
-        .await
+        self.command(req.metadata(), &req.get_ref().task_id, Command::Start)
+            .await
     }
 
     async fn pause_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(
-            req.metadata().clone(),
-            &req.get_ref().task_id,
-            Command::Pause,
-        )
-        .await
+        self.command(req.metadata(), &req.get_ref().task_id, Command::Pause)
+            .await
     }
 
     async fn resume_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(
-            req.metadata().clone(),
-            &req.get_ref().task_id,
-            Command::Resume,
-        )
-        .await
+        self.command(req.metadata(), &req.get_ref().task_id, Command::Resume)
+            .await
     }
 
     async fn cancel_task(
@@ -278,11 +244,11 @@ impl TaskService for TaskApi {
         let cmd = Command::Cancel {
             reason: r.reason.clone(),
         };
-        self.command(req.metadata().clone(), &r.task_id, cmd).await
+        self.command(req.metadata(), &r.task_id, cmd).await
     }
 
     async fn get_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        let tenant = tenant(&req)?;
+        let tenant = tenant(req.metadata())?;
         let id = parse_task_id("task_id", &req.get_ref().task_id)?;
         Ok(Response::new(self.db.get(&tenant, id).await?.to_pb()))
     }
@@ -291,7 +257,7 @@ impl TaskService for TaskApi {
         &self,
         req: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
-        let tenant = tenant(&req)?;
+        let tenant = tenant(req.metadata())?;
         let r = req.into_inner();
         let status = match pb::TaskStatus::try_from(r.status) {
             Ok(pb::TaskStatus::Unspecified) => None,
@@ -333,15 +299,11 @@ impl TaskService for TaskApi {
 impl TaskApi {
     async fn command(
         &self,
-        metadata: tonic::metadata::MetadataMap,
+        metadata: &tonic::metadata::MetadataMap,
         task_id: &str,
         command: Command,
     ) -> Result<Response<pb::Task>, Status> {
-        let tenant = tenant(&Request::from_parts(
-            metadata,
-            tonic::Extensions::default(),
-            (),
-        ))?;
+        let tenant = tenant(metadata)?;
         let id = parse_task_id("task_id", task_id)?;
         let verb = command.verb();
         let row = self.db.transition(&tenant, id, command).await?;
