@@ -11,10 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn, Instrument};
 use waihu_events::{RecordedEvent, HEADER_EVENT_TYPE};
 
-use crate::{
-    Bus, BusError, HEADER_DLQ_CONSUMER, HEADER_DLQ_DELIVERIES, HEADER_DLQ_REASON,
-    HEADER_DLQ_STREAM_SEQ, HEADER_DLQ_SUBJECT,
-};
+use crate::{Bus, BusError, DeadLetter};
 
 /// A durable pull consumer and how its failures are handled.
 #[derive(Debug, Clone)]
@@ -295,22 +292,16 @@ impl Runner {
             .info()
             .map(|i| (i.stream_sequence, i.delivered))
             .unwrap_or((0, 0));
-        // A fresh header map: the original's dedupe and concurrency headers must not apply here.
-        let mut headers = async_nats::HeaderMap::new();
-        for name in [HEADER_EVENT_TYPE, "traceparent"] {
-            if let Some(v) = msg.headers.as_ref().and_then(|h| h.get(name)) {
-                headers.insert(name, v.as_str());
-            }
-        }
-        headers.insert(HEADER_DLQ_REASON, reason);
-        headers.insert(HEADER_DLQ_CONSUMER, self.spec.name.as_str());
-        headers.insert(HEADER_DLQ_STREAM_SEQ, seq.to_string().as_str());
-        headers.insert(HEADER_DLQ_SUBJECT, msg.subject.as_str());
-        headers.insert(HEADER_DLQ_DELIVERIES, delivered.to_string().as_str());
-        let subject = self.bus.dlq_subject(&self.spec.name);
+        let letter = DeadLetter {
+            consumer: &self.spec.name,
+            subject: &msg.subject,
+            stream_seq: seq,
+            deliveries: delivered,
+            reason,
+        };
         match self
             .bus
-            .publish_raw(subject, headers, msg.payload.clone())
+            .dead_letter(letter, msg.headers.as_ref(), msg.payload.clone())
             .await
         {
             Ok(_) => {

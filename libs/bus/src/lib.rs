@@ -7,6 +7,7 @@
 //! from the `Waihu-Event-Type` header.
 
 mod consumer;
+mod deadletter;
 mod ordered;
 mod publish;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 pub use consumer::{BatchHandler, ConsumerSpec, Delivery, HandlerError, MessageHandler, Runner};
+pub use deadletter::DeadLetter;
 pub use ordered::{OrderedReader, RawEvent};
 pub use publish::{Expect, PublishOutcome};
 use waihu_events::Aggregate;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
-use waihu_bus::{Bus, OrderedReader, RawEvent};
+use waihu_bus::{Bus, DeadLetter, OrderedReader, RawEvent};
 use waihu_events::RecordedEvent;
 use waihu_store::{StoreError, StoredEvent};
 
@@ -166,18 +166,14 @@ async fn decode(bus: &Bus, batch: Vec<RawEvent>) -> Vec<StoredEvent> {
             Err(e) => {
                 let reason = format!("not a waihu event: {e}");
                 error!(seq = m.stream_seq, subject = %m.subject, %reason, "dead-lettering");
-                let mut h = async_nats::HeaderMap::new();
-                h.insert(waihu_bus::HEADER_DLQ_REASON, reason.as_str());
-                h.insert(waihu_bus::HEADER_DLQ_CONSUMER, "store-writer");
-                h.insert(
-                    waihu_bus::HEADER_DLQ_STREAM_SEQ,
-                    m.stream_seq.to_string().as_str(),
-                );
-                h.insert(waihu_bus::HEADER_DLQ_SUBJECT, m.subject.as_str());
-                if let Err(e) = bus
-                    .publish_raw(bus.dlq_subject("store-writer"), h, m.payload)
-                    .await
-                {
+                let letter = DeadLetter {
+                    consumer: "store-writer",
+                    subject: &m.subject,
+                    stream_seq: m.stream_seq,
+                    deliveries: 1,
+                    reason: &reason,
+                };
+                if let Err(e) = bus.dead_letter(letter, None, m.payload).await {
                     // The original stays in JetStream at its sequence; the log says where.
                     error!(seq = m.stream_seq, error = %e, "dead letter not stored");
                 }
