@@ -62,6 +62,13 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreErr
         .await?)
 }
 
+/// Connects and brings the schema up to date: what every service does at start-up.
+pub async fn open(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let pool = connect(url, max_connections).await?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
 /// Applies all migrations (idempotent; sqlx serialises concurrent callers with a lock).
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;

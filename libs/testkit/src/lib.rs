@@ -62,10 +62,9 @@ impl TestEnv {
             .expect("create test database");
         admin.close().await;
         let database_url = with_database(&server_url(), &database);
-        let pool = waihu_store::connect(&database_url, 8)
+        let pool = waihu_store::open(&database_url, 8)
             .await
-            .expect("connect test database");
-        waihu_store::migrate(&pool).await.expect("migrations apply");
+            .expect("test database connects and migrates");
         let prefix = format!("t{id}");
         let bus = Bus::connect(&BusConfig::local(nats_url(), &prefix))
             .await

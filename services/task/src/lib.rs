@@ -64,8 +64,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool = waihu_store::connect(&c.database_url, c.db_max_connections).await?;
-    waihu_store::migrate(&pool).await?;
+    let pool = waihu_store::open(&c.database_url, c.db_max_connections).await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = db::Db::new(pool.clone());
 
