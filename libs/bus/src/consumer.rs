@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn, Instrument};
-use waihu_events::{RecordedEvent, HEADER_EVENT_TYPE};
+use waihu_events::{trace, RecordedEvent, HEADER_EVENT_TYPE};
 
 use crate::{Bus, BusError, DeadLetter};
 
@@ -359,10 +359,20 @@ impl Runner {
                     Prepared::Work(d) => *d,
                 };
                 let (this, handler) = (this.clone(), handler.clone());
+                // The handler's span continues the trace the event was produced in.
+                let span = tracing::info_span!("handle", consumer = %this.spec.name,
+                    event_type = delivery.event.type_name(), seq = delivery.stream_seq);
+                trace::set_parent(
+                    &span,
+                    &delivery.event.traceparent,
+                    &delivery.event.tracestate,
+                );
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let work = std::panic::AssertUnwindSafe(handler.handle(delivery.clone()))
-                        .catch_unwind();
+                    let work = std::panic::AssertUnwindSafe(
+                        handler.handle(delivery.clone()).instrument(span),
+                    )
+                    .catch_unwind();
                     tokio::pin!(work);
                     let mut keepalive = tokio::time::interval(this.spec.ack_wait / 2);
                     keepalive.tick().await;

@@ -150,11 +150,3 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         })
         .collect()
 }
-
-/// The highest stored position (0 when empty).
-pub async fn head(pool: &PgPool) -> Result<u64, StoreError> {
-    let p: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
-        .fetch_one(pool)
-        .await?;
-    Ok(p.unwrap_or(0) as u64)
-}

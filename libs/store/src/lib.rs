@@ -7,9 +7,9 @@ mod outbox;
 
 use std::{str::FromStr, time::Duration};
 
-pub use events::{append, head, read, EventQuery, StoredEvent};
+pub use events::{append, read, EventQuery, StoredEvent};
 pub use leader::{leader_lock, while_leader};
-pub use outbox::{pending as outbox_pending, Outbox, OutboxRelay};
+pub use outbox::{Outbox, OutboxRelay};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     PgPool, Postgres, Transaction,

@@ -8,7 +8,6 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
-use uuid::Uuid;
 use waihu_bus::{Bus, BusError, Expect};
 use waihu_events::RecordedEvent;
 
@@ -215,14 +214,4 @@ impl OutboxRelay {
             None => Ok(rows.len()),
         }
     }
-}
-
-/// Ids of events still waiting in a producer's outbox (for tests and diagnostics).
-pub async fn pending(pool: &PgPool, producer: &str) -> Result<Vec<Uuid>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT event_id FROM outbox WHERE producer = $1 ORDER BY id")
-            .bind(producer)
-            .fetch_all(pool)
-            .await?,
-    )
 }

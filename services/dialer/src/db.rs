@@ -443,23 +443,6 @@ impl Db {
         .fetch_all(&self.pool)
         .await?)
     }
-
-    /// Contacts in each state (for status reporting and tests).
-    pub async fn contact_states(&self, task: Uuid) -> Result<[i64; 3], DialerError> {
-        let rows: Vec<(i16, i64)> = sqlx::query_as(
-            "SELECT state, count(*) FROM dialer_contacts WHERE task_id = $1 GROUP BY state",
-        )
-        .bind(task)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = [0; 3];
-        for (s, n) in rows {
-            if let Some(slot) = out.get_mut(s as usize) {
-                *slot = n;
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// Reads a `CallReleased` (None for other events).
