@@ -53,7 +53,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber_init();
+    let _telemetry = telemetry();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(a) => demo::run(&cli, a).await,
@@ -69,12 +69,10 @@ async fn main() -> ExitCode {
     }
 }
 
-fn tracing_subscriber_init() {
-    // The CLI prints for people; library logs only when RUST_LOG asks for them.
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _guard = waihu_runtime::telemetry::init("waihu-cli");
-        std::mem::forget(_guard);
-    }
+/// The CLI prints for people; library logs (and spans) only when `RUST_LOG` asks for them.
+/// The guard flushes spans when dropped at the end of `main`.
+fn telemetry() -> Option<waihu_runtime::telemetry::TelemetryGuard> {
+    std::env::var_os("RUST_LOG").map(|_| waihu_runtime::telemetry::init("waihu-cli"))
 }
 
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;

@@ -31,83 +31,77 @@ fn steps(
     let outcome = sim.outcome(&req.phone, req.attempt);
     let setup = sim.setup_ms(&req.phone, req.attempt);
     let (cause, answered) = outcome.cause();
-    let ids = |name: &str, version: u64| {
-        EventMeta::new(
-            cause_of.meta.tenant_id.clone(),
-            Aggregate::Call(call_id),
-            version,
-        )
-        .with_deterministic_id(&format!("call/{call_id}/{name}"))
-        .caused_by(cause_of)
-        .with_task(cause_of.meta.task_id.unwrap_or_default())
-    };
     let (cid, tid, no) = (req.call_id.clone(), req.task_id.clone(), req.contact_no);
-    let mut out = vec![Step {
-        after_ms: 0,
-        event: RecordedEvent::new(
-            ids("dialing", 2),
-            Event::CallDialing(pb::CallDialing {
-                call_id: cid.clone(),
-                task_id: tid.clone(),
-                contact_no: no,
-                provider_call_id: format!("sim-{call_id}"),
-            }),
-        ),
-    }];
-    let rings = matches!(
+    let ringing = pb::CallRinging {
+        call_id: cid.clone(),
+        task_id: tid.clone(),
+        contact_no: no,
+    };
+    let answered_event = pb::CallAnswered {
+        call_id: cid.clone(),
+        task_id: tid.clone(),
+        contact_no: no,
+    };
+    let mut plan = vec![(
+        "dialing",
+        0,
+        Event::CallDialing(pb::CallDialing {
+            call_id: cid.clone(),
+            task_id: tid.clone(),
+            contact_no: no,
+            provider_call_id: format!("sim-{call_id}"),
+        }),
+    )];
+    if matches!(
         outcome,
         Outcome::Answered { .. } | Outcome::NoAnswer { .. } | Outcome::Rejected { .. }
-    );
-    let mut version = 3;
-    if rings {
-        out.push(Step {
-            after_ms: setup,
-            event: RecordedEvent::new(
-                ids("ringing", version),
-                Event::CallRinging(pb::CallRinging {
-                    call_id: cid.clone(),
-                    task_id: tid.clone(),
-                    contact_no: no,
-                }),
-            ),
-        });
-        version += 1;
+    ) {
+        plan.push(("ringing", setup, Event::CallRinging(ringing)));
     }
     if answered {
-        out.push(Step {
-            after_ms: outcome.ring_ms(),
-            event: RecordedEvent::new(
-                ids("answered", version),
-                Event::CallAnswered(pb::CallAnswered {
-                    call_id: cid.clone(),
-                    task_id: tid.clone(),
-                    contact_no: no,
-                }),
-            ),
-        });
-        version += 1;
+        plan.push((
+            "answered",
+            outcome.ring_ms(),
+            Event::CallAnswered(answered_event),
+        ));
     }
     let last_wait = match outcome {
         Outcome::Answered { talk_ms, .. } => talk_ms,
         Outcome::NoAnswer { ring_ms } | Outcome::Rejected { ring_ms } => ring_ms,
         _ => setup,
     };
-    out.push(Step {
-        after_ms: last_wait,
-        event: RecordedEvent::new(
-            ids("released", version),
-            Event::CallReleased(pb::CallReleased {
-                call_id: cid,
-                task_id: tid,
-                contact_no: no,
-                cause: Some(cause),
-                answered,
-                ring_ms: outcome.ring_ms(),
-                talk_ms: outcome.talk_ms(),
-            }),
-        ),
-    });
-    Ok(out)
+    plan.push((
+        "released",
+        last_wait,
+        Event::CallReleased(pb::CallReleased {
+            call_id: cid,
+            task_id: tid,
+            contact_no: no,
+            cause: Some(cause),
+            answered,
+            ring_ms: outcome.ring_ms(),
+            talk_ms: outcome.talk_ms(),
+        }),
+    ));
+    // CallRequested is version 1 of the call; the provider's steps follow it.
+    Ok(plan
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, after_ms, event))| {
+            let meta = EventMeta::new(
+                cause_of.meta.tenant_id.clone(),
+                Aggregate::Call(call_id),
+                i as u64 + 2,
+            )
+            .with_deterministic_id(&format!("call/{call_id}/{name}"))
+            .caused_by(cause_of)
+            .with_task(cause_of.meta.task_id.unwrap_or_default());
+            Step {
+                after_ms,
+                event: RecordedEvent::new(meta, event),
+            }
+        })
+        .collect())
 }
 
 fn transient(e: BusError) -> HandlerError {
