@@ -1,14 +1,23 @@
-//! Compiles `proto/` with protox, so a fresh machine needs no system `protoc`.
+//! Compiles `proto/` with protox, so a fresh machine needs no system `protoc`. The encoded
+//! descriptor set (imports included) is kept for gRPC reflection and proto3 JSON.
+use prost::Message;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "waihu/v1/events.proto",
         "waihu/v1/task.proto",
         "waihu/v1/record.proto",
+        "waihu/v1/admin.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
-    let fds = protox::compile(files, ["."])?;
+    let mut compiler = protox::Compiler::new(["."])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(files)?;
+    let fds = compiler.file_descriptor_set();
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("waihu_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -12,8 +12,8 @@ use waihu_runtime::ServiceHandle;
 use waihu_testkit::TestEnv;
 
 pub use waihu_proto::v1::{
-    record_service_client::RecordServiceClient, stats_service_client::StatsServiceClient,
-    task_service_client::TaskServiceClient,
+    admin_service_client::AdminServiceClient, record_service_client::RecordServiceClient,
+    stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
 };
 
 struct Running {
@@ -137,6 +137,29 @@ impl Cluster {
         StatsServiceClient::connect(self.record_addr.clone())
             .await
             .expect("record service reachable")
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::connect(self.record_addr.clone())
+            .await
+            .expect("record service reachable")
+    }
+
+    pub fn task_addr(&self) -> &str {
+        &self.task_addr
+    }
+
+    /// Each running service's parts that are down, with why (empty maps when all serve).
+    pub fn problems(&self) -> Vec<(&'static str, BTreeMap<String, String>)> {
+        [
+            ("task", &self.task),
+            ("dialer", &self.dialer),
+            ("provider", &self.provider),
+            ("record", &self.record),
+        ]
+        .into_iter()
+        .filter_map(|(name, r)| r.as_ref().map(|r| (name, r.handle.health().problems())))
+        .collect()
     }
 
     pub async fn records(&self) -> RecordServiceClient<Channel> {

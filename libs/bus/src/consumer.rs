@@ -241,7 +241,9 @@ impl Runner {
             return;
         }
         let span = tracing::debug_span!("consume", consumer = %self.spec.name, n = work.len());
-        let result = handler.handle(&work).instrument(span).await;
+        let result = self
+            .keep_alive(&work_msgs, guarded(handler.handle(&work)).instrument(span))
+            .await;
         match result {
             Ok(()) => {
                 for m in &work_msgs {
@@ -260,9 +262,28 @@ impl Runner {
                 // Refused, or failing again: find the message at fault by retrying one by one.
                 debug!(consumer = %self.spec.name, error = %e, "batch failed; retrying one by one");
                 for (m, d) in work_msgs.iter().zip(work) {
-                    match handler.handle(std::slice::from_ref(&d)).await {
+                    let one = guarded(handler.handle(std::slice::from_ref(&d)));
+                    match self.keep_alive(std::slice::from_ref(m), one).await {
                         Ok(()) => ack(m, AckKind::Ack).await,
                         Err(e) => self.settle_failure(m, &d, e).await,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `work`, telling the server every half `ack_wait` that `msgs` are still in progress,
+    /// so a long batch is not redelivered while it is being handled.
+    async fn keep_alive<T>(&self, msgs: &[jetstream::Message], work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(self.spec.ack_wait / 2);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tick.tick() => {
+                    for m in msgs {
+                        ack(m, AckKind::Progress).await;
                     }
                 }
             }
@@ -369,26 +390,11 @@ impl Runner {
                 );
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let work = std::panic::AssertUnwindSafe(
-                        handler.handle(delivery.clone()).instrument(span),
-                    )
-                    .catch_unwind();
-                    tokio::pin!(work);
-                    let mut keepalive = tokio::time::interval(this.spec.ack_wait / 2);
-                    keepalive.tick().await;
-                    let result = loop {
-                        tokio::select! {
-                            r = &mut work => break r,
-                            _ = keepalive.tick() => ack(&msg, AckKind::Progress).await,
-                        }
-                    };
+                    let work = guarded(handler.handle(delivery.clone())).instrument(span);
+                    let result = this.keep_alive(std::slice::from_ref(&msg), work).await;
                     match result {
-                        Ok(Ok(())) => ack(&msg, AckKind::Ack).await,
-                        Ok(Err(e)) => this.settle_failure(&msg, &delivery, e).await,
-                        Err(_) => {
-                            let e = HandlerError::Permanent("the handler panicked".into());
-                            this.settle_failure(&msg, &delivery, e).await
-                        }
+                        Ok(()) => ack(&msg, AckKind::Ack).await,
+                        Err(e) => this.settle_failure(&msg, &delivery, e).await,
                     }
                 });
             }
@@ -398,6 +404,14 @@ impl Runner {
         tasks.abort_all();
         Ok(())
     }
+}
+
+/// A handler's result, with a panic turned into a permanent failure of what it was handling.
+async fn guarded(work: impl Future<Output = Result<(), HandlerError>>) -> Result<(), HandlerError> {
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(HandlerError::Permanent("the handler panicked".into())))
 }
 
 async fn ack(msg: &jetstream::Message, kind: AckKind) {

@@ -1,10 +1,15 @@
 use bytes::Bytes;
-use waihu_events::HEADER_EVENT_TYPE;
+use waihu_events::{header_value, HEADER_EVENT_TYPE};
 
 use crate::{
-    Bus, BusError, HEADER_DLQ_CONSUMER, HEADER_DLQ_DELIVERIES, HEADER_DLQ_REASON,
-    HEADER_DLQ_STREAM_SEQ, HEADER_DLQ_SUBJECT,
+    Bus, BusError, HEADER_DLQ_CONSUMER, HEADER_DLQ_DELIVERIES, HEADER_DLQ_ORIGINAL_SIZE,
+    HEADER_DLQ_REASON, HEADER_DLQ_STREAM_SEQ, HEADER_DLQ_SUBJECT, HEADER_DLQ_TRUNCATED,
 };
+
+/// Longest reason kept in a dead letter's header.
+const MAX_REASON_BYTES: usize = 1024;
+/// Room left under the server's `max_payload` for the dead letter's headers.
+const HEADER_ROOM: usize = 8 * 1024;
 
 /// Where a message given up on came from, and why.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +27,11 @@ impl Bus {
     /// Stores the original payload in the dead-letter stream with `Waihu-Dlq-*` headers saying
     /// where it came from and why. Of the original headers only the event type and trace context
     /// are kept: its dedupe and concurrency headers must not apply here.
+    ///
+    /// Whatever the input, this cannot fail on its content: every header value is made safe
+    /// (control characters escaped, length bounded), and a payload too large to carry with the
+    /// headers is cut, marked `Waihu-Dlq-Truncated` (the original stays in its stream at
+    /// `stream_seq`).
     pub async fn dead_letter(
         &self,
         d: DeadLetter<'_>,
@@ -31,14 +41,25 @@ impl Bus {
         let mut headers = async_nats::HeaderMap::new();
         for name in [HEADER_EVENT_TYPE, "traceparent"] {
             if let Some(v) = original.and_then(|h| h.get(name)) {
-                headers.insert(name, v.as_str());
+                headers.insert(name, header_value(v.as_str(), 256).as_str());
             }
         }
-        headers.insert(HEADER_DLQ_REASON, d.reason);
-        headers.insert(HEADER_DLQ_CONSUMER, d.consumer);
+        headers.insert(
+            HEADER_DLQ_REASON,
+            header_value(d.reason, MAX_REASON_BYTES).as_str(),
+        );
+        headers.insert(HEADER_DLQ_CONSUMER, header_value(d.consumer, 256).as_str());
         headers.insert(HEADER_DLQ_STREAM_SEQ, d.stream_seq.to_string().as_str());
-        headers.insert(HEADER_DLQ_SUBJECT, d.subject);
+        headers.insert(HEADER_DLQ_SUBJECT, header_value(d.subject, 512).as_str());
         headers.insert(HEADER_DLQ_DELIVERIES, d.deliveries.to_string().as_str());
+        headers.insert(HEADER_DLQ_ORIGINAL_SIZE, payload.len().to_string().as_str());
+        let room = self.max_payload().saturating_sub(HEADER_ROOM);
+        let payload = if payload.len() > room {
+            headers.insert(HEADER_DLQ_TRUNCATED, "true");
+            payload.slice(..room)
+        } else {
+            payload
+        };
         self.publish_raw(self.dlq_subject(d.consumer), headers, payload)
             .await
     }

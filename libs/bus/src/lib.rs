@@ -26,6 +26,10 @@ pub const HEADER_DLQ_CONSUMER: &str = "Waihu-Dlq-Consumer";
 pub const HEADER_DLQ_STREAM_SEQ: &str = "Waihu-Dlq-Stream-Seq";
 pub const HEADER_DLQ_SUBJECT: &str = "Waihu-Dlq-Subject";
 pub const HEADER_DLQ_DELIVERIES: &str = "Waihu-Dlq-Deliveries";
+/// Size in bytes of the original message.
+pub const HEADER_DLQ_ORIGINAL_SIZE: &str = "Waihu-Dlq-Original-Size";
+/// Present when the stored payload is cut (the original was too large to carry with headers).
+pub const HEADER_DLQ_TRUNCATED: &str = "Waihu-Dlq-Truncated";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -44,6 +48,14 @@ pub enum BusError {
     WrongLastSequence { subject: String, expected: u64 },
     #[error("reading {subject} failed: {reason}")]
     Read { subject: String, reason: String },
+}
+
+/// What identifies a stream's history: when it was created, and how far it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamState {
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
 }
 
 /// Bus settings; `prefix` namespaces subjects and stream names so that several deployments (or
@@ -194,6 +206,34 @@ impl Bus {
     /// The dead-letter subject of one consumer.
     pub fn dlq_subject(&self, consumer: &str) -> String {
         format!("{}.dlq.{consumer}", self.prefix)
+    }
+
+    /// The largest message the server accepts (`max_payload`), headers included.
+    pub fn max_payload(&self) -> usize {
+        match self.client.server_info().max_payload {
+            0 => 1024 * 1024,
+            n => n,
+        }
+    }
+
+    /// Creation time and last sequence of the events stream: a different creation time, or a
+    /// last sequence below what a reader has seen, means the stream was recreated or lost its
+    /// tail.
+    pub async fn events_stream_state(&self) -> Result<StreamState, BusError> {
+        let mut s = self
+            .js
+            .get_stream(&self.events_stream)
+            .await
+            .map_err(|e| BusError::Stream(e.to_string()))?;
+        let info = s
+            .info()
+            .await
+            .map_err(|e| BusError::Stream(e.to_string()))?;
+        Ok(StreamState {
+            created: info.created,
+            last_sequence: info.state.last_sequence,
+            first_sequence: info.state.first_sequence,
+        })
     }
 
     /// The last sequence of the events stream (0 when empty).

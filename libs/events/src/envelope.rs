@@ -70,7 +70,7 @@ event_kinds!(
     ContactFinished,
 );
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DecodeError {
     #[error("envelope is not valid protobuf: {0}")]
     Envelope(String),
@@ -188,9 +188,75 @@ impl RecordedEvent {
         Self::from_envelope(env)
     }
 
+    /// Decodes an envelope of a type and version this build knows; anything else is an error.
     pub fn from_envelope(env: pb::Envelope) -> Result<Self, DecodeError> {
-        if env.schema_version > SCHEMA_VERSION {
-            return Err(DecodeError::SchemaVersion(env.schema_version));
+        match Decoded::from_envelope(env)? {
+            Decoded::Known(e) => Ok(e),
+            Decoded::Unknown(u) => Err(u.error),
+        }
+    }
+}
+
+/// An envelope whose header is well-formed. Its payload may be of a type or schema version this
+/// build does not know (a newer producer during a rolling upgrade): such events are still kept
+/// by the store, and skipped by whatever cannot read them.
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    Known(RecordedEvent),
+    Unknown(UnknownEvent),
+}
+
+/// A well-formed envelope this build cannot read the payload of.
+#[derive(Debug, Clone)]
+pub struct UnknownEvent {
+    pub meta: EventMeta,
+    pub event_type: String,
+    pub schema_version: u32,
+    /// Why it is not readable: an unknown type or a newer schema version.
+    pub error: DecodeError,
+}
+
+/// Longest tenant, correlation or causation id, and trace header, an envelope may carry.
+pub const MAX_ENVELOPE_FIELD_BYTES: usize = 256;
+
+/// A string envelope field: bounded, with no control characters (they cannot travel in NATS
+/// headers or be stored as PostgreSQL text).
+fn check_field(field: &'static str, value: &str, max: usize) -> Result<(), DecodeError> {
+    if value.len() > max {
+        return Err(DecodeError::Field(
+            field,
+            format!("longer than {max} bytes"),
+        ));
+    }
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(DecodeError::Field(
+            field,
+            format!("contains the control character {c:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl Decoded {
+    /// Decodes envelope bytes; an error means the envelope itself is malformed.
+    pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        let env = pb::Envelope::decode(bytes).map_err(|e| DecodeError::Envelope(e.to_string()))?;
+        Self::from_envelope(env)
+    }
+
+    pub fn from_envelope(env: pb::Envelope) -> Result<Decoded, DecodeError> {
+        check_field("event_type", &env.event_type, 100)?;
+        if env.event_type.is_empty() {
+            return Err(DecodeError::Field("event_type", "is empty".into()));
+        }
+        for (field, value) in [
+            ("tenant_id", &env.tenant_id),
+            ("correlation_id", &env.correlation_id),
+            ("causation_id", &env.causation_id),
+            ("traceparent", &env.traceparent),
+            ("tracestate", &env.tracestate),
+        ] {
+            check_field(field, value, MAX_ENVELOPE_FIELD_BYTES)?;
         }
         let event_id = Uuid::parse_str(&env.event_id)
             .map_err(|e| DecodeError::Field("event_id", e.to_string()))?;
@@ -199,7 +265,7 @@ impl RecordedEvent {
         let occurred_at = env
             .occurred_at
             .as_ref()
-            .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+            .and_then(from_timestamp)
             .ok_or_else(|| DecodeError::Field("occurred_at", "missing or out of range".into()))?;
         let task_id = if env.task_id.is_empty() {
             None
@@ -209,23 +275,74 @@ impl RecordedEvent {
                     .map_err(|e| DecodeError::Field("task_id", e.to_string()))?,
             )
         };
-        let event = Event::decode(&env.event_type, &env.payload)?;
-        Ok(RecordedEvent {
-            meta: EventMeta {
-                event_id,
-                tenant_id: env.tenant_id,
-                aggregate,
-                stream_version: env.stream_version,
-                occurred_at,
-                correlation_id: env.correlation_id,
-                causation_id: env.causation_id,
-                task_id,
-            },
+        let meta = EventMeta {
+            event_id,
+            tenant_id: env.tenant_id,
+            aggregate,
+            stream_version: env.stream_version,
+            occurred_at,
+            correlation_id: env.correlation_id,
+            causation_id: env.causation_id,
+            task_id,
+        };
+        let unknown = |meta, error| {
+            Ok(Decoded::Unknown(UnknownEvent {
+                meta,
+                event_type: env.event_type.clone(),
+                schema_version: env.schema_version,
+                error,
+            }))
+        };
+        if env.schema_version > SCHEMA_VERSION {
+            return unknown(meta, DecodeError::SchemaVersion(env.schema_version));
+        }
+        let event = match Event::decode(&env.event_type, &env.payload) {
+            Ok(e) => e,
+            Err(e @ DecodeError::UnknownType(_)) => return unknown(meta, e),
+            Err(e) => return Err(e),
+        };
+        Ok(Decoded::Known(RecordedEvent {
+            meta,
             event,
             traceparent: env.traceparent,
             tracestate: env.tracestate,
-        })
+        }))
     }
+
+    pub fn meta(&self) -> &EventMeta {
+        match self {
+            Decoded::Known(e) => &e.meta,
+            Decoded::Unknown(u) => &u.meta,
+        }
+    }
+
+    pub fn event_type(&self) -> &str {
+        match self {
+            Decoded::Known(e) => e.type_name(),
+            Decoded::Unknown(u) => &u.event_type,
+        }
+    }
+
+    pub fn schema_version(&self) -> u32 {
+        match self {
+            Decoded::Known(_) => SCHEMA_VERSION,
+            Decoded::Unknown(u) => u.schema_version,
+        }
+    }
+
+    pub fn known(&self) -> Option<&RecordedEvent> {
+        match self {
+            Decoded::Known(e) => Some(e),
+            Decoded::Unknown(_) => None,
+        }
+    }
+}
+
+/// Converts a protobuf timestamp to a chrono time: None when out of range, including nanos
+/// outside 0..1e9 (which protobuf forbids but the wire can carry).
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    DateTime::from_timestamp(t.seconds, nanos)
 }
 
 /// Converts a chrono time to a protobuf timestamp.
@@ -304,5 +421,45 @@ mod tests {
             RecordedEvent::from_envelope(env),
             Err(DecodeError::SchemaVersion(_))
         ));
+    }
+
+    #[test]
+    fn unknown_types_and_newer_versions_are_well_formed_but_unknown() {
+        let mut env = sample().to_envelope();
+        env.event_type = "CallTranscribed".into();
+        let d = Decoded::from_envelope(env).expect("well-formed");
+        assert!(matches!(&d, Decoded::Unknown(u) if u.event_type == "CallTranscribed"));
+        let mut env = sample().to_envelope();
+        env.schema_version = 2;
+        let d = Decoded::from_envelope(env).expect("well-formed");
+        assert_eq!((d.event_type(), d.schema_version()), ("CallReleased", 2));
+        assert!(d.known().is_none());
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut pb::Envelope)>)> = vec![
+            ("event_id", Box::new(|e| e.event_id = "\n".into())),
+            ("tenant_id", Box::new(|e| e.tenant_id = "a\0b".into())),
+            ("traceparent", Box::new(|e| e.traceparent = "x\r\ny".into())),
+            ("event_type", Box::new(|e| e.event_type = String::new())),
+            (
+                "occurred_at",
+                Box::new(|e| {
+                    e.occurred_at = Some(prost_types::Timestamp {
+                        seconds: 1,
+                        nanos: 1_000_000_000,
+                    })
+                }),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut env = sample().to_envelope();
+            mutate(&mut env);
+            match Decoded::from_envelope(env) {
+                Err(DecodeError::Field(f, _)) => assert_eq!(f, field),
+                other => panic!("{field}: expected a field error, got {other:?}"),
+            }
+        }
     }
 }

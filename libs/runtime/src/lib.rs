@@ -3,11 +3,13 @@
 //! with health reporting that drains on shutdown.
 
 pub mod config;
+mod health;
 mod serve;
 pub mod telemetry;
 mod tenant;
 
 pub use config::{CommonConfig, ConfigError};
+pub use health::{supervise, Health};
 pub use serve::{bind, health, shutdown_on_signal, GrpcServer, ServiceHandle};
 pub use tenant::tenant;
 
@@ -48,16 +50,83 @@ where
     }
 }
 
-/// Serves gRPC on `config.grpc_addr` with the health service plus whatever `routes` adds, and
+/// Background work of a service: started with a stop token that fires only after the gRPC
+/// server has drained (so work that in-flight requests commit, such as outbox rows, still goes
+/// out), supervised, and reported in health.
+pub struct Workers {
+    set: tokio::task::JoinSet<()>,
+    stop: tokio_util::sync::CancellationToken,
+    health: Health,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers::new()
+    }
+}
+
+impl Workers {
+    pub fn new() -> Self {
+        Workers {
+            set: tokio::task::JoinSet::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
+            health: Health::new(),
+        }
+    }
+
+    /// Fires when the workers must stop (after the server has drained).
+    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Runs a future until it ends by itself (it should watch [`Workers::stop_token`]).
+    pub fn spawn(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.set.spawn(work);
+    }
+
+    /// Runs a required worker under [`supervise`]: restarted when it fails or panics, and the
+    /// service NOT_SERVING meanwhile.
+    pub fn supervise<F, Fut>(&mut self, part: &'static str, make: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.set.spawn(supervise(
+            part,
+            self.health.clone(),
+            self.stop.clone(),
+            make,
+        ));
+    }
+}
+
+/// Serves gRPC on `config.grpc_addr` with health and reflection plus whatever `routes` adds, and
 /// runs `workers`, until `shutdown`; then drains (see [`ServiceHandle::wait`]).
 pub async fn serve(
     config: &CommonConfig,
-    workers: tokio::task::JoinSet<()>,
+    workers: Workers,
     shutdown: tokio_util::sync::CancellationToken,
     routes: impl FnOnce(tonic::transport::server::Router) -> tonic::transport::server::Router,
 ) -> Result<ServiceHandle, StartError> {
     let (reporter, health) = health();
-    let router = routes(tonic::transport::Server::builder().add_service(health));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(waihu_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(waihu_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let router = routes(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha),
+    );
     let (listener, _) = bind(config.grpc_addr).await?;
     Ok(ServiceHandle::start(
         router,

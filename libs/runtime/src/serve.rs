@@ -6,6 +6,8 @@ use tonic::transport::server::Router;
 use tonic_health::{server::HealthReporter, ServingStatus};
 use tracing::info;
 
+use crate::{Health, Workers};
+
 /// Binds a listener; port 0 picks a free port (tests).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
@@ -80,9 +82,9 @@ impl GrpcServer {
             .await;
     }
 
-    /// Waits for the server to finish (its stop token must be cancelled), at most `grace`.
-    pub async fn join(self, grace: Duration) {
-        let _ = tokio::time::timeout(grace, self.handle).await;
+    /// Waits for the server to finish (its stop token must be cancelled), until `deadline`.
+    pub async fn join_until(self, deadline: tokio::time::Instant) {
+        let _ = tokio::time::timeout_at(deadline, self.handle).await;
     }
 }
 
@@ -101,46 +103,80 @@ pub struct ServiceHandle {
     server_stop: CancellationToken,
     shutdown: CancellationToken,
     workers: tokio::task::JoinSet<()>,
+    workers_stop: CancellationToken,
+    health: Health,
     grace: Duration,
 }
 
 impl ServiceHandle {
-    /// Serves `router` and runs `workers`; everything stops when `shutdown` is cancelled.
+    /// Serves `router` and runs `workers`; everything stops when `shutdown` is cancelled. Health
+    /// follows the workers' [`Health`]: NOT_SERVING while a required part is down.
     pub async fn start(
         router: Router,
         listener: TcpListener,
-        health: HealthReporter,
-        workers: tokio::task::JoinSet<()>,
+        reporter: HealthReporter,
+        workers: Workers,
         shutdown: CancellationToken,
         grace: Duration,
     ) -> std::io::Result<ServiceHandle> {
         let server_stop = CancellationToken::new();
-        let server = GrpcServer::start(router, listener, health, server_stop.clone()).await?;
+        let server =
+            GrpcServer::start(router, listener, reporter.clone(), server_stop.clone()).await?;
+        let Workers { set, stop, health } = workers;
+        let mut changes = health.subscribe();
+        let until = server_stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let serving = changes.borrow_and_update().is_empty();
+                if until.is_cancelled() {
+                    return;
+                }
+                let status = if serving {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                reporter.set_service_status("", status).await;
+                tokio::select! {
+                    _ = until.cancelled() => return,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+            }
+        });
         Ok(ServiceHandle {
             addr: server.addr,
             server,
             server_stop,
             shutdown,
-            workers,
+            workers: set,
+            workers_stop: stop,
+            health,
             grace,
         })
     }
 
-    /// Waits for the shutdown signal, then drains: NOT_SERVING first, in-flight requests finished,
-    /// workers given `grace` to hand back or finish their work.
+    /// The parts of this service that are down, with why (empty when serving).
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Waits for the shutdown signal, then drains within one grace period: NOT_SERVING first,
+    /// in-flight requests finished, then the workers told to stop (so what those requests
+    /// committed is still handed on) and given what is left of the grace period.
     pub async fn wait(mut self) {
         self.shutdown.cancelled().await;
         info!("draining");
+        let deadline = tokio::time::Instant::now() + self.grace;
         self.server.not_serving().await;
         self.server_stop.cancel();
-        let grace = self.grace;
-        self.server.join(grace).await;
-        let drained = tokio::time::timeout(grace, async {
+        self.server.join_until(deadline).await;
+        self.workers_stop.cancel();
+        let drained = tokio::time::timeout_at(deadline, async {
             while self.workers.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
-            tracing::warn!("workers did not stop within {grace:?}; aborting them");
+            tracing::warn!(grace = ?self.grace, "workers did not stop within the grace period; aborting them");
             self.workers.abort_all();
         }
         info!("stopped");
@@ -148,6 +184,7 @@ impl ServiceHandle {
 
     /// Stops everything at once, as a crash would (tests use this).
     pub fn abort(mut self) {
+        self.workers_stop.cancel();
         self.workers.abort_all();
         self.server.handle.abort();
     }

@@ -1,24 +1,27 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, QueryBuilder, Row};
 use uuid::Uuid;
-use waihu_events::RecordedEvent;
+use waihu_events::Decoded;
 
 use crate::{StoreError, Tx};
 
-/// One event as the store holds it.
+/// One event as the store holds it: every well-formed envelope, including those whose payload
+/// this build cannot read (they are kept for a newer build, and skipped by projections).
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
-    /// Global position: the JetStream stream sequence.
+    /// Global position: the JetStream stream sequence (plus the store's base after a re-base).
     pub position: u64,
-    pub event: RecordedEvent,
+    pub event: Decoded,
     /// The exact bytes that travelled on the bus.
     pub envelope: Vec<u8>,
+    /// When the store wrote it (None before it is stored).
+    pub recorded_at: Option<DateTime<Utc>>,
 }
 
 /// Appends events idempotently (a known event id is skipped) and returns, per input, whether it
 /// was new. Positions must be unique; the caller is the single ordered writer. A different event
 /// at a stored position is an error, never a silent skip.
-pub async fn append(tx: &mut Tx<'_>, batch: &[StoredEvent]) -> Result<Vec<bool>, StoreError> {
+pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>, StoreError> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -36,11 +39,11 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[StoredEvent]) -> Result<Vec<bool>,
     let mut causation = Vec::with_capacity(n);
     let mut envelope: Vec<&[u8]> = Vec::with_capacity(n);
     for e in batch {
-        let m = &e.event.meta;
+        let m = e.event.meta();
         position.push(e.position as i64);
         event_id.push(m.event_id);
-        event_type.push(e.event.type_name());
-        schema_version.push(waihu_events::SCHEMA_VERSION as i32);
+        event_type.push(e.event.event_type());
+        schema_version.push(e.event.schema_version() as i32);
         tenant.push(m.tenant_id.as_str());
         stream_id.push(m.aggregate.stream_id());
         stream_version.push(m.stream_version as i64);
@@ -80,7 +83,10 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[StoredEvent]) -> Result<Vec<bool>,
     let mut seen = std::collections::HashSet::with_capacity(n);
     Ok(batch
         .iter()
-        .map(|e| inserted.contains(&e.event.meta.event_id) && seen.insert(e.event.meta.event_id))
+        .map(|e| {
+            let id = e.event.meta().event_id;
+            inserted.contains(&id) && seen.insert(id)
+        })
         .collect())
 }
 
@@ -102,7 +108,8 @@ pub struct EventQuery {
 
 /// Reads one page of events; call again with `after_position` = the last position returned.
 pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut b = QueryBuilder::new("SELECT position, envelope FROM events WHERE position > ");
+    let mut b =
+        QueryBuilder::new("SELECT position, envelope, recorded_at FROM events WHERE position > ");
     b.push_bind(q.after_position as i64);
     if let Some(to) = q.to_position {
         b.push(" AND position <= ").push_bind(to as i64);
@@ -138,7 +145,8 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         .map(|r| {
             let position: i64 = r.try_get("position")?;
             let envelope: Vec<u8> = r.try_get("envelope")?;
-            let event = RecordedEvent::decode(&envelope).map_err(|e| StoreError::Corrupt {
+            let recorded_at: DateTime<Utc> = r.try_get("recorded_at")?;
+            let event = Decoded::decode(&envelope).map_err(|e| StoreError::Corrupt {
                 position,
                 reason: e.to_string(),
             })?;
@@ -146,6 +154,7 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
                 position: position as u64,
                 event,
                 envelope,
+                recorded_at: Some(recorded_at),
             })
         })
         .collect()

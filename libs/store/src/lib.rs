@@ -30,6 +30,12 @@ pub enum StoreError {
     Corrupt { position: i64, reason: String },
     #[error("bus: {0}")]
     Bus(#[from] waihu_bus::BusError),
+    #[error("a {event_type} event of {size} bytes is over the {max}-byte limit")]
+    EventTooLarge {
+        event_type: String,
+        size: usize,
+        max: usize,
+    },
 }
 
 impl StoreError {
@@ -47,6 +53,33 @@ impl StoreError {
             }),
             StoreError::Database(_) => true,
             StoreError::Bus(_) => true,
+            _ => false,
+        }
+    }
+
+    /// True when the data being written is at fault, not the database: data exceptions (22,
+    /// e.g. a NUL in text or a number out of range), integrity violations (23) and program
+    /// limits (54, e.g. a value too large). Retrying the same data cannot help; leaving it out
+    /// can. A position clash in the event store is not one of these: see
+    /// [`StoreError::is_position_clash`].
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                !self.is_position_clash()
+                    && db
+                        .code()
+                        .is_some_and(|c| ["22", "23", "54"].iter().any(|k| c.starts_with(k)))
+            }
+            _ => false,
+        }
+    }
+
+    /// A different event already holds this store position: the events stream went backwards.
+    pub fn is_position_clash(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                db.code().as_deref() == Some("23505") && db.constraint() == Some("events_pkey")
+            }
             _ => false,
         }
     }
@@ -98,4 +131,36 @@ pub async fn set_checkpoint(tx: &mut Tx<'_>, name: &str, position: u64) -> Resul
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Store counter: events stored whose payload this build cannot read.
+pub const UNKNOWN_EVENTS: &str = "unknown_events";
+/// Store counter: events the store writer dead-lettered.
+pub const DEAD_LETTERED: &str = "dead_lettered";
+
+/// Adds to store counters, in the caller's transaction (zero deltas are skipped).
+pub async fn add_counters(tx: &mut Tx<'_>, deltas: &[(&str, i64)]) -> Result<(), StoreError> {
+    for (key, delta) in deltas.iter().filter(|(_, d)| *d != 0) {
+        sqlx::query(
+            "INSERT INTO store_counters AS c (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = c.value + excluded.value",
+        )
+        .bind(key)
+        .bind(delta)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A store counter's value (0 if never written).
+pub async fn counter<'e, E>(executor: E, key: &str) -> Result<u64, StoreError>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let v: Option<i64> = sqlx::query_scalar("SELECT value FROM store_counters WHERE key = $1")
+        .bind(key)
+        .fetch_optional(executor)
+        .await?;
+    Ok(v.unwrap_or(0).max(0) as u64)
 }

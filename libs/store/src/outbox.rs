@@ -4,12 +4,14 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
+use waihu_bus::DeadLetter;
 use waihu_bus::{Bus, BusError, Expect};
-use waihu_events::RecordedEvent;
+use waihu_events::{RecordedEvent, MAX_EVENT_BYTES};
 
 use crate::{StoreError, Tx};
 
@@ -41,12 +43,21 @@ impl Outbox {
         let mut expects: Vec<Option<i64>> = Vec::with_capacity(events.len());
         let mut envelopes = Vec::with_capacity(events.len());
         for (e, expect) in events {
+            let envelope = e.encode();
+            // Refused here, where the producer can still answer for it, never found by the relay.
+            if envelope.len() > MAX_EVENT_BYTES {
+                return Err(StoreError::EventTooLarge {
+                    event_type: e.type_name().to_string(),
+                    size: envelope.len(),
+                    max: MAX_EVENT_BYTES,
+                });
+            }
             ids.push(e.meta.event_id);
             expects.push(match expect {
                 Expect::Any => None,
                 Expect::LastSubjectSeq(s) => Some(*s as i64),
             });
-            envelopes.push(e.encode());
+            envelopes.push(envelope);
         }
         sqlx::query(
             "INSERT INTO outbox (producer, event_id, expect_last_seq, envelope)
@@ -139,20 +150,31 @@ impl OutboxRelay {
         }
         let mut batch = Vec::with_capacity(rows.len());
         let mut done: Vec<i64> = Vec::with_capacity(rows.len());
+        // Room for the publish headers under the server's limit.
+        let max = self.bus.max_payload().saturating_sub(4096);
         for (id, expect, env) in &rows {
-            match RecordedEvent::decode(env) {
-                Ok(e) => batch.push((
-                    *id,
-                    e,
-                    expect
-                        .map(|s| Expect::LastSubjectSeq(s as u64))
-                        .unwrap_or(Expect::Any),
+            let refused = match RecordedEvent::decode(env) {
+                Ok(_) if env.len() > max => Some(format!(
+                    "{} bytes is over the server's max_payload ({max} bytes with headers)",
+                    env.len()
                 )),
-                Err(err) => {
-                    // Written by this code base, so this is a bug: keep the row out of the way.
-                    error!(producer = %self.producer, id, error = %err, "undecodable outbox row dropped");
-                    done.push(*id);
+                Ok(e) => {
+                    batch.push((
+                        *id,
+                        e,
+                        expect
+                            .map(|s| Expect::LastSubjectSeq(s as u64))
+                            .unwrap_or(Expect::Any),
+                    ));
+                    None
                 }
+                Err(err) => Some(format!("the outbox row is not a valid event: {err}")),
+            };
+            if let Some(reason) = refused {
+                // It can never be published: out of the way, kept as a dead letter, and loud,
+                // so the events behind it on its subject are not held up.
+                self.dead_letter(*id, env, &reason).await?;
+                done.push(*id);
             }
         }
         // Rounds: round k publishes the k-th pending event of every subject at once, so within
@@ -197,6 +219,11 @@ impl OutboxRelay {
                         }
                         done.push(id);
                     }
+                    Err(BusError::Publish { reason, .. }) if is_permanent(&reason) => {
+                        let reason = format!("JetStream refused it for good: {reason}");
+                        self.dead_letter(id, &event.encode(), &reason).await?;
+                        done.push(id);
+                    }
                     Err(e) => {
                         first_error.get_or_insert(e);
                         queues[q].1.clear();
@@ -213,5 +240,29 @@ impl OutboxRelay {
             Some(e) => Err(e.into()),
             None => Ok(rows.len()),
         }
+    }
+}
+
+/// Publish failures that no retry can cure.
+fn is_permanent(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("maximum payload") || r.contains("payload size limit") || r.contains("max_payload")
+}
+
+impl OutboxRelay {
+    async fn dead_letter(&self, id: i64, envelope: &[u8], reason: &str) -> Result<(), StoreError> {
+        error!(producer = %self.producer, id, %reason, "outbox event cannot be published; dead-lettered");
+        let consumer = format!("outbox-{}", self.producer);
+        let letter = DeadLetter {
+            consumer: &consumer,
+            subject: "",
+            stream_seq: 0,
+            deliveries: 0,
+            reason,
+        };
+        self.bus
+            .dead_letter(letter, None, Bytes::copy_from_slice(envelope))
+            .await?;
+        Ok(())
     }
 }

@@ -251,7 +251,13 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
         .map_err(|s| status("import", s))?
         .into_inner();
     print!("imported in {:.2} s: ", t0.elapsed().as_secs_f64());
-    task::print_import(&reply, 3);
+    crate::import::print_import(
+        &crate::import::ImportReport {
+            reply,
+            local: Default::default(),
+        },
+        3,
+    );
 
     tasks
         .start_task(task::with_tenant(

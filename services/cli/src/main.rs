@@ -1,7 +1,10 @@
 //! `waihu`: the operator's and analyst's command line.
 
+mod admin;
 mod demo;
 mod display;
+mod export;
+mod import;
 mod replay;
 mod task;
 
@@ -13,7 +16,10 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "waihu",
     version,
-    about = "waihu outbound call campaigns: run the demo, manage tasks, replay events"
+    about = "waihu outbound call campaigns: run the demo, manage tasks, replay events",
+    long_about = "waihu outbound call campaigns: run the demo, manage tasks, replay events.\n\n\
+                  Speaks gRPC only: the task service (--task-addr) and the record service \
+                  (--record-addr), for the tenant in --tenant."
 )]
 pub struct Cli {
     /// Task service gRPC address.
@@ -49,16 +55,28 @@ enum Command {
     Task(task::TaskCommand),
     /// Read the event store: export events, or rebuild and verify the statistics.
     Replay(replay::ReplayArgs),
+    /// Dead letters: list, show and re-drive messages a consumer gave up on.
+    #[command(subcommand)]
+    Dlq(admin::DlqCommand),
+    /// The event store writer: its position, the stream's, and why it halted; re-base after a
+    /// stream reset.
+    #[command(subcommand)]
+    Store(admin::StoreCommand),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`waihu ... | head`) instead of panicking on a failed print.
+    sigpipe::reset();
     let _telemetry = telemetry();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(a) => demo::run(&cli, a).await,
         Command::Task(c) => task::run(&cli, c).await,
-        Command::Replay(a) => replay::run(a).await,
+        Command::Replay(a) => replay::run(&cli, a).await,
+        Command::Dlq(c) => admin::dlq(&cli, c).await,
+        Command::Store(c) => admin::store(&cli, c).await,
     };
     match result {
         Ok(code) => code,
@@ -80,4 +98,36 @@ pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 /// Turns a gRPC status into a one-line error.
 pub fn status(context: &str, s: tonic::Status) -> CliError {
     format!("{context}: {} ({:?})", s.message(), s.code()).into()
+}
+
+/// A channel to the record service (statistics, records, export, replay and admin).
+pub async fn record_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
+    tonic::transport::Endpoint::from_shared(cli.record_addr.clone())
+        .map_err(|e| format!("--record-addr {:?}: {e}", cli.record_addr))?
+        .connect()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach the record service at {}: {}",
+                cli.record_addr,
+                error_chain(&e)
+            )
+            .into()
+        })
+}
+
+/// An error and its sources on one line ("transport error: tcp connect error: Connection
+/// refused ...").
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

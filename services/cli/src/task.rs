@@ -8,7 +8,11 @@ use waihu_proto::v1::{
     self as pb, stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
 };
 
-use crate::{display, status, Cli, CliError};
+use crate::{
+    display,
+    import::{import_csv, print_import},
+    status, Cli, CliError,
+};
 
 #[derive(Subcommand)]
 pub enum TaskCommand {
@@ -93,19 +97,18 @@ pub fn with_tenant<T>(tenant: &str, msg: T) -> Result<Request<T>, CliError> {
 pub async fn task_client(cli: &Cli) -> Result<TaskServiceClient<Channel>, CliError> {
     TaskServiceClient::connect(cli.task_addr.clone())
         .await
-        .map_err(|e| format!("cannot reach the task service at {}: {e}", cli.task_addr).into())
-}
-
-pub async fn stats_client(cli: &Cli) -> Result<StatsServiceClient<Channel>, CliError> {
-    StatsServiceClient::connect(cli.record_addr.clone())
-        .await
         .map_err(|e| {
             format!(
-                "cannot reach the record service at {}: {e}",
-                cli.record_addr
+                "cannot reach the task service at {}: {}",
+                cli.task_addr,
+                crate::error_chain(&e)
             )
             .into()
         })
+}
+
+pub async fn stats_client(cli: &Cli) -> Result<StatsServiceClient<Channel>, CliError> {
+    Ok(StatsServiceClient::new(crate::record_channel(cli).await?))
 }
 
 fn print_task(t: &pb::Task) {
@@ -118,95 +121,6 @@ fn print_task(t: &pb::Task) {
         t.contacts_total,
         name
     );
-}
-
-/// Streams a CSV file to `AddContacts` in chunks, printing progress on large files.
-pub async fn import_csv(
-    cli: &Cli,
-    task_id: &str,
-    path: &std::path::Path,
-) -> Result<pb::AddContactsResponse, CliError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("{}: no header row: {e}", path.display()))?
-        .clone();
-    let col = |n: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(n))
-    };
-    let phone = col("phone")
-        .ok_or_else(|| format!("{}: the header has no `phone` column", path.display()))?;
-    let (name, ext) = (col("name"), col("external_id"));
-    let mut chunks = Vec::new();
-    let mut chunk = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{} row {}: {e}", path.display(), i + 2))?;
-        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").to_string();
-        let variables = headers
-            .iter()
-            .enumerate()
-            .filter(|(c, _)| Some(*c) != Some(phone) && Some(*c) != name && Some(*c) != ext)
-            .filter_map(|(c, h)| rec.get(c).map(|v| (h.trim().to_string(), v.to_string())))
-            .collect();
-        chunk.push(pb::ContactRow {
-            phone: get(Some(phone)),
-            name: get(name),
-            external_id: get(ext),
-            variables,
-        });
-        if chunk.len() == 2000 {
-            chunks.push(pb::AddContactsRequest {
-                task_id: task_id.to_string(),
-                rows: std::mem::take(&mut chunk),
-            });
-        }
-    }
-    if !chunk.is_empty() {
-        chunks.push(pb::AddContactsRequest {
-            task_id: task_id.to_string(),
-            rows: chunk,
-        });
-    }
-    let total: usize = chunks.iter().map(|c| c.rows.len()).sum();
-    let big = total > 20_000;
-    let mut sent = 0usize;
-    let stream = tokio_stream::iter(chunks.into_iter().inspect(move |c| {
-        sent += c.rows.len();
-        if big {
-            eprint!("\rsending {sent}/{total} rows");
-        }
-    }));
-    let mut client = task_client(cli).await?;
-    let reply = client
-        .add_contacts(with_tenant(&cli.tenant, stream)?)
-        .await
-        .map_err(|s| status("import", s))?
-        .into_inner();
-    if big {
-        eprintln!();
-    }
-    Ok(reply)
-}
-
-pub fn print_import(r: &pb::AddContactsResponse, listed: usize) {
-    println!(
-        "received {}  accepted {}  duplicates {}  rejected {}  (task now has {} contacts)",
-        r.received, r.accepted, r.duplicates, r.rejected_total, r.contacts_total
-    );
-    for row in r.rejected.iter().take(listed) {
-        println!("  row {:>6}  {}", row.row, row.reason);
-    }
-    if r.rejected_total > listed as u64 {
-        println!(
-            "  ... and {} more rejected rows",
-            r.rejected_total - listed as u64
-        );
-    }
 }
 
 pub async fn watch_stats(cli: &Cli, task_id: &str) -> Result<pb::TaskStats, CliError> {

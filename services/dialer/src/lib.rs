@@ -15,7 +15,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
-use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
+use waihu_runtime::{
+    config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
+};
 
 pub use db::Line;
 use db::{Db, DialerError};
@@ -261,33 +263,24 @@ pub async fn start(
     let pool = waihu_store::open(&c.database_url, c.db_max_connections).await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = Db::new(pool);
-    let mut workers = tokio::task::JoinSet::new();
-    let (cfg, stop) = (config.clone(), shutdown.clone());
-    workers.spawn(async move {
-        let url = cfg.common.database_url.clone();
-        waihu_store::while_leader(&url, "waihu-dialer", &stop, |term| {
-            let (cfg, bus, db) = (cfg.clone(), bus.clone(), db.clone());
-            async move {
-                if let Err(e) = lead(cfg, bus, db, term).await {
-                    error!(error = %e, "dialer leadership term failed");
+    let mut workers = Workers::new();
+    let stop = workers.stop_token();
+    let config = config.clone();
+    workers.supervise("dialer", move || {
+        let (cfg, bus, db, stop) = (config.clone(), bus.clone(), db.clone(), stop.clone());
+        async move {
+            let url = cfg.common.database_url.clone();
+            waihu_store::while_leader(&url, "waihu-dialer", &stop, |term| {
+                let (cfg, bus, db) = (cfg.clone(), bus.clone(), db.clone());
+                async move {
+                    if let Err(e) = lead(cfg, bus, db, term).await {
+                        error!(error = %e, "dialer leadership term failed");
+                    }
                 }
-            }
-        })
-        .await
+            })
+            .await;
+            Ok(())
+        }
     });
     waihu_runtime::serve(c, workers, shutdown, |r| r).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_lines;
-
-    #[test]
-    fn lines_parse_and_bad_ones_are_refused() {
-        let l = parse_lines("sim-1:200, sim-2:5").expect("lines");
-        assert_eq!((l[1].id.as_str(), l[1].max_concurrent), ("sim-2", 5));
-        for bad in ["", "sim-1", "sim-1:x", "sim-1:0", "a:1,a:2", ":3"] {
-            assert!(parse_lines(bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{Bus, ConsumerSpec, Runner};
-use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
+use waihu_runtime::{
+    config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
+};
 
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
@@ -70,20 +72,26 @@ pub async fn start(
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
     let bus = Bus::connect(&c.bus()).await?;
-    let spec = ConsumerSpec::new("provider-simulator", "call")
-        .types(&["CallRequested"])
-        .patient();
     let max = config.max_in_flight;
-    let runner = Runner::new(&bus, spec, (max * 2) as i64).await?;
     let handler = Arc::new(adapter::SimulatorAdapter {
-        bus,
+        bus: bus.clone(),
         sim: config.simulator.clone(),
     });
-    let mut workers = tokio::task::JoinSet::new();
-    let (stop, grace) = (shutdown.clone(), c.shutdown_grace);
-    workers.spawn(async move {
-        if let Err(e) = runner.run_concurrent(handler, max, stop, grace).await {
-            tracing::error!(error = %e, "simulator consumer stopped");
+    let mut workers = Workers::new();
+    let (stop, grace) = (workers.stop_token(), c.shutdown_grace);
+    workers.supervise("provider-simulator", move || {
+        let (bus, handler, stop) = (bus.clone(), handler.clone(), stop.clone());
+        async move {
+            let spec = ConsumerSpec::new("provider-simulator", "call")
+                .types(&["CallRequested"])
+                .patient();
+            let runner = Runner::new(&bus, spec, (max * 2) as i64)
+                .await
+                .map_err(|e| e.to_string())?;
+            runner
+                .run_concurrent(handler, max, stop, grace)
+                .await
+                .map_err(|e| e.to_string())
         }
     });
     waihu_runtime::serve(c, workers, shutdown, |r| r).await

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use waihu_events::{hangup, phone::PhoneNumber, timestamp};
+use waihu_events::{from_timestamp, hangup, phone::PhoneNumber, timestamp};
 use waihu_proto::v1::{
     self as pb, record_service_server::RecordService, stats_service_server::StatsService,
 };
@@ -16,6 +16,10 @@ pub enum RecordError {
     Invalid { field: &'static str, reason: String },
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("store: {0}")]
     Store(#[from] waihu_store::StoreError),
 }
@@ -31,6 +35,8 @@ impl From<RecordError> for Status {
         match e {
             RecordError::Invalid { .. } => Status::invalid_argument(e.to_string()),
             RecordError::NotFound(_) => Status::not_found(e.to_string()),
+            RecordError::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
+            RecordError::Unavailable(_) => Status::unavailable(e.to_string()),
             RecordError::Store(inner) => {
                 tracing::error!(error = %inner, "record store failure");
                 if inner.is_transient() {
@@ -43,29 +49,26 @@ impl From<RecordError> for Status {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> RecordError {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> RecordError {
     RecordError::Invalid {
         field,
         reason: reason.into(),
     }
 }
 
-fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, RecordError> {
+pub(crate) fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, RecordError> {
     if s.is_empty() {
         return Err(invalid(field, "is required"));
     }
     Uuid::parse_str(s).map_err(|_| invalid(field, format!("{s:?} is not a UUID")))
 }
 
-fn parse_time(
+pub(crate) fn parse_time(
     field: &'static str,
     t: &Option<prost_types::Timestamp>,
 ) -> Result<Option<DateTime<Utc>>, RecordError> {
     t.as_ref()
-        .map(|t| {
-            DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
-                .ok_or_else(|| invalid(field, "out of range"))
-        })
+        .map(|t| from_timestamp(t).ok_or_else(|| invalid(field, "out of range")))
         .transpose()
 }
 
@@ -148,7 +151,12 @@ impl StatsService for RecordApi {
         let tenant = tenant(req.metadata())?;
         let task_id = parse_uuid("task_id", &req.get_ref().task_id)?;
         self.check_task_tenant(&tenant, task_id).await?;
+        // The counters and the position they are as of, from one snapshot.
         let mut tx = self.pool.begin().await.map_err(RecordError::from)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(RecordError::from)?;
         let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT)
             .await
             .map_err(RecordError::from)?;
@@ -226,6 +234,48 @@ const ROW_COLUMNS: &str = "call_id, task_id, contact_no, started_at, phone, line
 
 #[tonic::async_trait]
 impl RecordService for RecordApi {
+    type ExportEventsStream = crate::export::EventStream;
+    type VerifyReplayStream = crate::export::VerifyStream;
+
+    async fn export_events(
+        &self,
+        req: Request<pb::ExportEventsRequest>,
+    ) -> Result<Response<Self::ExportEventsStream>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let r = req.into_inner();
+        let task_id = if r.task_id.is_empty() {
+            None
+        } else {
+            Some(parse_uuid("task_id", &r.task_id)?)
+        };
+        for t in &r.event_types {
+            if t.is_empty() || t.len() > 100 {
+                return Err(
+                    invalid("event_types", format!("{t:?} is not an event type name")).into(),
+                );
+            }
+        }
+        let q = waihu_store::EventQuery {
+            after_position: r.after_position,
+            to_position: (r.to_position > 0).then_some(r.to_position),
+            task_id,
+            tenant_id: Some(tenant),
+            occurred_from: parse_time("from", &r.from)?,
+            occurred_to: parse_time("to", &r.to)?,
+            event_types: r.event_types,
+            ..Default::default()
+        };
+        let stream = crate::export::export(self.pool.clone(), q, r.limit).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn verify_replay(
+        &self,
+        _req: Request<pb::VerifyReplayRequest>,
+    ) -> Result<Response<Self::VerifyReplayStream>, Status> {
+        Ok(Response::new(crate::export::verify(self.pool.clone())))
+    }
+
     async fn list_call_records(
         &self,
         req: Request<pb::ListCallRecordsRequest>,

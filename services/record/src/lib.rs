@@ -1,17 +1,23 @@
 //! The record service: the append-only event store writer, the call-record and task-statistics
 //! projections, and the gRPC reads over them.
 
+pub mod admin;
+pub mod export;
 pub mod grpc;
 pub mod projection;
 pub mod replay;
+pub mod stream;
 pub mod writer;
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::Bus;
 use waihu_proto::v1::{
-    record_service_server::RecordServiceServer, stats_service_server::StatsServiceServer,
+    admin_service_server::AdminServiceServer, record_service_server::RecordServiceServer,
+    stats_service_server::StatsServiceServer,
 };
-use waihu_runtime::{config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError};
+use waihu_runtime::{
+    config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
+};
 
 #[derive(Debug, Clone)]
 pub struct RecordConfig {
@@ -55,20 +61,34 @@ pub async fn start(
     let pool = waihu_store::open(&c.database_url, c.db_max_connections).await?;
     let bus = Bus::connect(&c.bus()).await?;
 
-    let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(writer::run(
-        pool.clone(),
-        c.database_url.clone(),
+    let mut workers = Workers::new();
+    let writer = writer::Writer {
+        pool: pool.clone(),
+        database_url: c.database_url.clone(),
+        bus: bus.clone(),
+        config: config.writer.clone(),
+        health: workers.health(),
+    };
+    let stop = workers.stop_token();
+    workers.supervise(writer::PART, move || {
+        let (w, stop) = (writer.clone(), stop.clone());
+        async move {
+            w.run(stop).await;
+            Ok(())
+        }
+    });
+    let admin = admin::AdminApi {
+        pool: pool.clone(),
         bus,
-        config.writer.clone(),
-        shutdown.clone(),
-    ));
+        health: workers.health(),
+    };
 
     waihu_runtime::serve(c, workers, shutdown, |r| {
         r.add_service(StatsServiceServer::new(grpc::RecordApi {
             pool: pool.clone(),
         }))
         .add_service(RecordServiceServer::new(grpc::RecordApi { pool }))
+        .add_service(AdminServiceServer::new(admin))
     })
     .await
 }

@@ -40,6 +40,25 @@ impl Tables {
     }
 }
 
+/// Longest ring or talk time a call may report: anything longer is a provider's error, and
+/// counting it would overflow or distort the statistics.
+pub const MAX_CALL_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Why an event cannot be projected, when it cannot: values the statistics cannot hold. Such an
+/// event is dead-lettered by the store writer rather than stored with a wrapped-around number.
+pub fn refusal(e: &RecordedEvent) -> Option<String> {
+    if let Event::CallReleased(r) = &e.event {
+        for (field, v) in [("ring_ms", r.ring_ms), ("talk_ms", r.talk_ms)] {
+            if v > MAX_CALL_MS {
+                return Some(format!(
+                    "CallReleased.{field} = {v} is out of range (at most {MAX_CALL_MS}, 30 days)"
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn uuid(s: &str) -> Option<Uuid> {
     Uuid::parse_str(s).ok()
 }

@@ -2,20 +2,35 @@
 //! its own checkpoint with an ordered consumer (so a crash can never let a later event overtake an
 //! earlier one), and in one transaction appends the batch (idempotent on event id), applies the
 //! projections for the events that were new, and moves the checkpoint.
+//!
+//! No input can stop it. A malformed envelope is dead-lettered at decoding. An event the database
+//! refuses for its data (a NUL in a string, a number out of range) is isolated by splitting the
+//! batch, dead-lettered with the reason, and passed. Other database trouble is retried. An
+//! envelope of a type or schema version this build does not know is stored and counted, and the
+//! projections skip it. A stream that was recreated, lost its tail or expired events the store
+//! never read halts the writer (NOT_SERVING, with the reason) until an operator re-bases it.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 use waihu_bus::{Bus, DeadLetter, OrderedReader, RawEvent};
-use waihu_events::RecordedEvent;
+use waihu_events::{Decoded, RecordedEvent};
+use waihu_runtime::Health;
 use waihu_store::{StoreError, StoredEvent};
 
-use crate::projection::{self, Tables};
+use crate::{
+    projection::{self, Tables},
+    stream::{self, Halt},
+};
 
 pub const CHECKPOINT: &str = "store";
+pub const DLQ_CONSUMER: &str = "store-writer";
 const LEADER_LOCK: &str = "waihu-store-writer";
+/// The health part the writer reports as.
+pub const PART: &str = "store-writer";
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -37,112 +52,269 @@ impl Default for WriterConfig {
     }
 }
 
-/// Runs until `shutdown`. Only one writer per database writes at a time (advisory lock); others
-/// wait as hot standbys. Reading and decoding run in their own task, a few batches ahead of the
-/// database writes.
-pub async fn run(
-    pool: PgPool,
-    database_url: String,
-    bus: Bus,
-    config: WriterConfig,
-    shutdown: CancellationToken,
-) {
-    waihu_store::while_leader(&database_url, LEADER_LOCK, &shutdown, |term| {
-        write_term(pool.clone(), bus.clone(), config.clone(), term)
-    })
-    .await
+/// What the writer needs, shared by its terms.
+#[derive(Clone)]
+pub struct Writer {
+    pub pool: PgPool,
+    pub database_url: String,
+    pub bus: Bus,
+    pub config: WriterConfig,
+    pub health: Health,
 }
 
-/// One leadership term of the writer.
-async fn write_term(pool: PgPool, bus: Bus, config: WriterConfig, shutdown: CancellationToken) {
-    let position = loop {
-        match waihu_store::checkpoint(&pool, CHECKPOINT).await {
-            Ok(p) => break p,
-            Err(e) => {
-                warn!(error = %e, "cannot read checkpoint; retrying");
-                if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
+/// A decoded event with what is needed to dead-letter it: its raw bytes, subject and stream
+/// sequence.
+struct Item {
+    stored: StoredEvent,
+    raw: Bytes,
+    subject: String,
+    seq: u64,
+}
+
+/// A batch read from the stream, decoded, with the store position it ends at and how many of
+/// its events were dead-lettered at decoding.
+struct ReadBatch {
+    events: Vec<Item>,
+    last: u64,
+    dropped: i64,
+}
+
+impl Writer {
+    /// Runs until `shutdown`. Only one writer per database writes at a time (advisory lock);
+    /// others wait as hot standbys.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let url = self.database_url.clone();
+        waihu_store::while_leader(&url, LEADER_LOCK, &shutdown, |term| self.clone().term(term))
+            .await
+    }
+
+    /// One leadership term.
+    async fn term(self, shutdown: CancellationToken) {
+        let Some((position, base)) = self.wait_until_consistent(&shutdown).await else {
+            return;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadBatch>(4);
+        let reader = tokio::spawn(
+            self.clone()
+                .read_ahead(position, base, tx, shutdown.clone()),
+        );
+        while let Some(batch) = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            b = rx.recv() => b,
+        } {
+            if let Err(halt) = self.store(&batch, &shutdown).await {
+                self.health.down(PART, &halt.0);
+                break;
+            }
+        }
+        reader.abort();
+    }
+
+    /// Reads the checkpoint and checks the stream is the one the store follows; while it is not,
+    /// reports why (NOT_SERVING) and checks again every few seconds (an operator's re-base ends
+    /// the wait). None on shutdown.
+    async fn wait_until_consistent(&self, shutdown: &CancellationToken) -> Option<(u64, u64)> {
+        loop {
+            let checked = async {
+                let position = waihu_store::checkpoint(&self.pool, CHECKPOINT).await?;
+                let base = stream::check(&self.pool, &self.bus, position).await?;
+                Ok::<_, stream::CheckError>((position, base))
+            }
+            .await;
+            match checked {
+                Ok(ok) => {
+                    self.health.up(PART);
+                    return Some(ok);
+                }
+                Err(stream::CheckError::Halt(h)) => self.health.down(PART, &h.0),
+                Err(stream::CheckError::Other(e)) => {
+                    warn!(error = %e, "cannot check the events stream yet; retrying")
+                }
+            }
+            if sleep_or_stop(shutdown, Duration::from_secs(3)).await {
+                return None;
+            }
+        }
+    }
+
+    /// Reads the stream in order from `position`, decodes, and hands batches to the writer.
+    /// Before every (re)open the stream is checked again: a stream recreated under a running
+    /// writer is noticed when its ordered consumer breaks.
+    async fn read_ahead(
+        self,
+        mut position: u64,
+        base: u64,
+        out: tokio::sync::mpsc::Sender<ReadBatch>,
+        shutdown: CancellationToken,
+    ) {
+        let mut first = true;
+        while !shutdown.is_cancelled() {
+            if !first {
+                match stream::check(&self.pool, &self.bus, position).await {
+                    Ok(b) if b == base => {}
+                    Ok(_) | Err(stream::CheckError::Halt(_)) => {
+                        // The term ends; the next one waits until the stream is consistent.
+                        warn!("the events stream changed under the store writer; restarting");
+                        return;
+                    }
+                    Err(stream::CheckError::Other(e)) => {
+                        warn!(error = %e, "cannot check the events stream; retrying");
+                        if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            first = false;
+            let mut reader = match OrderedReader::open(&self.bus, position - base).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(error = %e, "cannot open the events stream; retrying");
+                    if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            loop {
+                let c = &self.config;
+                let batch = match reader.next_batch(c.batch, c.linger, c.fill).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        warn!(error = %e, position, "events stream interrupted; reopening");
+                        break;
+                    }
+                };
+                let batch: Vec<RawEvent> = batch
+                    .into_iter()
+                    .filter(|m| m.stream_seq + base > position)
+                    .collect();
+                let Some(last) = batch.last().map(|m| m.stream_seq + base) else {
+                    continue;
+                };
+                let read = batch.len();
+                let events = self.decode(batch, base).await;
+                let dropped = (read - events.len()) as i64;
+                let batch = ReadBatch {
+                    events,
+                    last,
+                    dropped,
+                };
+                if out.send(batch).await.is_err() {
                     return;
+                }
+                position = last;
+            }
+        }
+    }
+
+    /// Decodes a batch; what is not a well-formed envelope is dead-lettered with the reason and
+    /// skipped. Each event keeps its raw bytes and subject in case it must be dead-lettered later.
+    async fn decode(&self, batch: Vec<RawEvent>, base: u64) -> Vec<Item> {
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let decoded = Decoded::decode(&m.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|d| match d.known().and_then(projection::refusal) {
+                    Some(reason) => Err(reason),
+                    None => Ok(d),
+                });
+            match decoded {
+                Ok(event) => out.push(Item {
+                    stored: StoredEvent {
+                        position: m.stream_seq + base,
+                        event,
+                        envelope: m.payload.to_vec(),
+                        recorded_at: None,
+                    },
+                    raw: m.payload,
+                    subject: m.subject,
+                    seq: m.stream_seq,
+                }),
+                Err(e) => {
+                    let reason = format!("not a waihu event: {e}");
+                    self.dead_letter(&m.subject, m.stream_seq, m.payload, &reason)
+                        .await;
                 }
             }
         }
-    };
-    match bus.last_sequence().await {
-        Ok(last) if last < position => error!(
-            last,
-            position,
-            "the events stream ends before the store's checkpoint: it was recreated or purged; \
-             events published there now are below the checkpoint and will not be stored until an \
-             operator resolves it"
-        ),
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "cannot read the events stream's state"),
+        out
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<StoredEvent>, u64)>(4);
-    let reader = tokio::spawn(read_ahead(bus, position, config, tx, shutdown.clone()));
-    while let Some((stored, last)) = tokio::select! {
-        _ = shutdown.cancelled() => None,
-        b = rx.recv() => b,
-    } {
-        // Never move past a batch that is not stored: retry it until it is, or we stop.
-        loop {
-            match write_batch(&pool, &stored, last).await {
-                Ok(()) => break,
-                Err(e) => {
-                    error!(error = %e, last, "store write failed; retrying the batch");
-                    if sleep_or_stop(&shutdown, Duration::from_millis(500)).await {
-                        reader.abort();
-                        return;
+
+    async fn dead_letter(&self, subject: &str, seq: u64, payload: Bytes, reason: &str) {
+        error!(seq, %subject, %reason, "store writer dead-letters an event");
+        let letter = DeadLetter {
+            consumer: DLQ_CONSUMER,
+            subject,
+            stream_seq: seq,
+            deliveries: 1,
+            reason,
+        };
+        // The original stays in JetStream at its sequence, so a dead letter that cannot be
+        // stored loses nothing; the log says where it is.
+        if let Err(e) = self.bus.dead_letter(letter, None, payload).await {
+            error!(seq, error = %e, "dead letter not stored; the event stays in the stream only");
+        }
+    }
+
+    /// Stores a batch: transient failures are retried until they pass (or shutdown), and an
+    /// event the database refuses for its data is isolated by splitting the batch, dead-lettered,
+    /// and counted. Err only when the stream must be looked at by an operator.
+    async fn store(&self, batch: &ReadBatch, shutdown: &CancellationToken) -> Result<(), Halt> {
+        let mut pending: Vec<&[Item]> = vec![&batch.events];
+        let mut dead = batch.dropped;
+        while let Some(part) = pending.pop() {
+            let last = part.last().map_or(batch.last, |e| e.stored.position);
+            // The batch's own last position covers events dropped at decoding after `part`.
+            let last = if pending.is_empty() { batch.last } else { last };
+            loop {
+                match write_batch(&self.pool, part, last, dead).await {
+                    Ok(()) => {
+                        dead = 0;
+                        break;
+                    }
+                    Err(e) if e.is_position_clash() => {
+                        return Err(Halt(format!(
+                            "store position clash at or before {last}: the events stream went \
+                             backwards under the writer ({e}); re-base the store (`waihu store rebase`)"
+                        )))
+                    }
+                    Err(e) if e.is_data_error() && part.len() > 1 => {
+                        // Halves in order: the left half is stored before the right one.
+                        let (l, r) = part.split_at(part.len() / 2);
+                        pending.push(r);
+                        pending.push(l);
+                        break;
+                    }
+                    Err(e) if e.is_data_error() => {
+                        let item = &part[0];
+                        let reason = format!("the event store refused it: {e}");
+                        self.dead_letter(&item.subject, item.seq, item.raw.clone(), &reason)
+                            .await;
+                        // Counted and its position passed with the next write.
+                        dead += 1;
+                        if pending.is_empty() {
+                            if let Err(e) = write_batch(&self.pool, &[], batch.last, dead).await {
+                                warn!(error = %e, "cannot move the checkpoint past a dead letter");
+                                if sleep_or_stop(shutdown, Duration::from_millis(500)).await {
+                                    return Ok(());
+                                }
+                                pending.push(&[]);
+                            }
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        error!(error = %e, last, "store write failed; retrying the batch");
+                        if sleep_or_stop(shutdown, Duration::from_millis(500)).await {
+                            return Ok(());
+                        }
                     }
                 }
             }
         }
-    }
-    reader.abort();
-}
-
-/// Reads the stream in order from `position`, decodes, and hands batches to the writer.
-async fn read_ahead(
-    bus: Bus,
-    mut position: u64,
-    config: WriterConfig,
-    out: tokio::sync::mpsc::Sender<(Vec<StoredEvent>, u64)>,
-    shutdown: CancellationToken,
-) {
-    while !shutdown.is_cancelled() {
-        let mut reader = match OrderedReader::open(&bus, position).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "cannot open the events stream; retrying");
-                if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        loop {
-            let batch = match reader
-                .next_batch(config.batch, config.linger, config.fill)
-                .await
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(error = %e, position, "events stream interrupted; reopening");
-                    break;
-                }
-            };
-            let batch: Vec<RawEvent> = batch
-                .into_iter()
-                .filter(|m| m.stream_seq > position)
-                .collect();
-            let Some(last) = batch.last().map(|m| m.stream_seq) else {
-                continue;
-            };
-            let stored = decode(&bus, batch).await;
-            if out.send((stored, last)).await.is_err() {
-                return;
-            }
-            position = last;
-        }
+        Ok(())
     }
 }
 
@@ -153,47 +325,42 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
     }
 }
 
-/// Decodes a batch; what cannot be decoded is dead-lettered with the reason and skipped.
-async fn decode(bus: &Bus, batch: Vec<RawEvent>) -> Vec<StoredEvent> {
-    let mut out = Vec::with_capacity(batch.len());
-    for m in batch {
-        match RecordedEvent::decode(&m.payload) {
-            Ok(event) => out.push(StoredEvent {
-                position: m.stream_seq,
-                event,
-                envelope: m.payload.to_vec(),
-            }),
-            Err(e) => {
-                let reason = format!("not a waihu event: {e}");
-                error!(seq = m.stream_seq, subject = %m.subject, %reason, "dead-lettering");
-                let letter = DeadLetter {
-                    consumer: "store-writer",
-                    subject: &m.subject,
-                    stream_seq: m.stream_seq,
-                    deliveries: 1,
-                    reason: &reason,
-                };
-                if let Err(e) = bus.dead_letter(letter, None, m.payload).await {
-                    // The original stays in JetStream at its sequence; the log says where.
-                    error!(seq = m.stream_seq, error = %e, "dead letter not stored");
-                }
-            }
-        }
-    }
-    out
-}
-
-async fn write_batch(pool: &PgPool, batch: &[StoredEvent], last: u64) -> Result<(), StoreError> {
+/// Appends events, applies the projections to the new ones, counts what was stored unread and
+/// what was dead-lettered, and moves the checkpoint to `last`, in one transaction.
+async fn write_batch(
+    pool: &PgPool,
+    batch: &[Item],
+    last: u64,
+    dead_lettered: i64,
+) -> Result<(), StoreError> {
+    let stored: Vec<&StoredEvent> = batch.iter().map(|e| &e.stored).collect();
     let mut tx = pool.begin().await?;
-    let new = waihu_store::append(&mut tx, batch).await?;
-    let fresh: Vec<&RecordedEvent> = batch
+    let new = waihu_store::append(&mut tx, &stored).await?;
+    let fresh: Vec<&StoredEvent> = stored
         .iter()
+        .copied()
         .zip(&new)
         .filter(|(_, n)| **n)
-        .map(|(e, _)| &e.event)
+        .map(|(e, _)| e)
         .collect();
-    projection::apply(&mut tx, &Tables::live(), &fresh).await?;
+    let known: Vec<&RecordedEvent> = fresh.iter().filter_map(|e| e.event.known()).collect();
+    let unknown = (fresh.len() - known.len()) as i64;
+    projection::apply(&mut tx, &Tables::live(), &known).await?;
+    waihu_store::add_counters(
+        &mut tx,
+        &[
+            (waihu_store::UNKNOWN_EVENTS, unknown),
+            (waihu_store::DEAD_LETTERED, dead_lettered),
+        ],
+    )
+    .await?;
     waihu_store::set_checkpoint(&mut tx, CHECKPOINT, last).await?;
     tx.commit().await?;
+    if unknown > 0 {
+        info!(
+            unknown,
+            "stored events this build cannot read; projections skip them"
+        );
+    }
     Ok(())
 }

@@ -18,6 +18,32 @@ use crate::{
 
 pub const PRODUCER: &str = "task";
 
+/// Encoded size a `ContactsAdded` event aims to stay under (one contact is at most
+/// [`crate::grpc::MAX_ROW_BYTES`], so an event is never much larger).
+pub const CONTACTS_EVENT_BYTES: usize = 128 * 1024;
+
+/// Splits contacts into runs whose encoded size stays under `max` bytes (a single contact larger
+/// than that gets a run of its own).
+pub fn split_by_size(contacts: Vec<pb::Contact>, max: usize) -> Vec<Vec<pb::Contact>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for c in contacts {
+        // Field tag and length prefix of the repeated field: a few bytes more than the message.
+        let n = c.encoded_len() + 8;
+        if !current.is_empty() && size + n > max {
+            out.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += n;
+        current.push(c);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaskRow {
     pub task_id: Uuid,
@@ -265,20 +291,25 @@ impl Db {
         .bind(&phones)
         .execute(&mut *tx)
         .await?;
-        let version = row.version + 1;
+        // One event per slice of at most CONTACTS_EVENT_BYTES: a wide CRM export must never
+        // make an event the bus refuses.
+        let mut version = row.version;
+        let mut events = Vec::new();
+        for slice in split_by_size(contacts, CONTACTS_EVENT_BYTES) {
+            version += 1;
+            let event = Event::ContactsAdded(pb::ContactsAdded {
+                task_id: task_id.to_string(),
+                contacts: slice,
+            });
+            events.push(task_event(tenant, task_id, version, event));
+        }
         sqlx::query("UPDATE task_tasks SET contacts_total = $2, version = $3, updated_at = now() WHERE task_id = $1")
             .bind(task_id)
             .bind(next_no as i32)
             .bind(version)
             .execute(&mut *tx)
             .await?;
-        let event = Event::ContactsAdded(pb::ContactsAdded {
-            task_id: task_id.to_string(),
-            contacts,
-        });
-        self.outbox
-            .push(&mut tx, &[task_event(tenant, task_id, version, event)])
-            .await?;
+        self.outbox.push(&mut tx, &events).await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(added)
@@ -372,5 +403,46 @@ impl Db {
             self.outbox.wake();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use waihu_events::pb;
+
+    use super::split_by_size;
+
+    #[test]
+    fn contacts_are_split_into_events_under_the_size_limit_in_order() {
+        let wide = |no: u32| pb::Contact {
+            contact_no: no,
+            phone: format!("+86138{no:08}"),
+            variables: (0..12)
+                .map(|k| (format!("备注{k}"), "客户说下周再联系，需要发资料".repeat(4)))
+                .collect(),
+            ..Default::default()
+        };
+        let contacts: Vec<pb::Contact> = (1..=3000).map(wide).collect();
+        let total: usize = contacts.iter().map(|c| c.encoded_len()).sum();
+        assert!(
+            total > 1024 * 1024,
+            "the list is over 1 MiB ({total} bytes)"
+        );
+        let parts = split_by_size(contacts, 128 * 1024);
+        assert!(parts.len() > 8);
+        let mut next = 1;
+        for p in &parts {
+            let event = pb::ContactsAdded {
+                task_id: "t".into(),
+                contacts: p.clone(),
+            };
+            assert!(event.encoded_len() <= 128 * 1024 + 64);
+            for c in p {
+                assert_eq!(c.contact_no, next);
+                next += 1;
+            }
+        }
+        assert_eq!(next, 3001);
     }
 }

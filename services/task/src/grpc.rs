@@ -16,6 +16,16 @@ use crate::{
 /// Rejected rows listed in an `AddContacts` reply at most (all are counted).
 pub const MAX_LISTED_REJECTIONS: usize = 10_000;
 pub const MAX_ROWS_PER_MESSAGE: usize = 10_000;
+/// Rows one `AddContacts` stream may carry (limit `max_rows_per_stream`).
+pub const MAX_ROWS_PER_STREAM: u64 = 2_000_000;
+/// Variables one row may carry (limit `max_variables_per_row`).
+pub const MAX_VARIABLES_PER_ROW: usize = 50;
+/// Bytes of one field value (limit `max_field_bytes`).
+pub const MAX_FIELD_BYTES: usize = 4096;
+/// Encoded bytes of one whole row (limit `max_row_bytes`).
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+/// Characters of a rejected row's phone echoed back.
+const ECHO_CHARS: usize = 64;
 
 pub struct TaskApi {
     pub db: Db,
@@ -80,14 +90,23 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
         check_len("spec.tags", t, 50)?;
     }
     if let Some(ts) = &spec.scheduled_start {
-        if DateTime::<Utc>::from_timestamp(ts.seconds, 0).is_none() || ts.nanos < 0 {
-            return Err(TaskError::invalid("spec.scheduled_start", "out of range"));
+        if waihu_events::from_timestamp(ts).is_none() {
+            return Err(TaskError::invalid(
+                "spec.scheduled_start",
+                "out of range (nanos must be 0..999999999)",
+            ));
         }
     }
     Ok(())
 }
 
 fn validate_row(row: pb::ContactRow) -> Result<NewContact, String> {
+    use prost::Message;
+    if row.phone.len() > MAX_FIELD_BYTES {
+        return Err(format!(
+            "phone: longer than {MAX_FIELD_BYTES} bytes (limit max_field_bytes)"
+        ));
+    }
     let phone = PhoneNumber::parse(&row.phone)?;
     if let Some(p) = text_problem(&row.name, 100) {
         return Err(format!("name: {p}"));
@@ -95,19 +114,31 @@ fn validate_row(row: pb::ContactRow) -> Result<NewContact, String> {
     if let Some(p) = text_problem(&row.external_id, 64) {
         return Err(format!("external_id: {p}"));
     }
-    if row.variables.len() > 50 {
-        return Err("variables: at most 50".into());
+    if row.variables.len() > MAX_VARIABLES_PER_ROW {
+        return Err(format!(
+            "variables: at most {MAX_VARIABLES_PER_ROW} (limit max_variables_per_row)"
+        ));
     }
     for (k, v) in &row.variables {
         if k.is_empty() {
             return Err("variables: a key is empty".into());
         }
         if let Some(p) = text_problem(k, 64) {
-            return Err(format!("variables: key {k:?}: {p}"));
+            return Err(format!("variables: key {:?}: {p}", echo(k)));
+        }
+        if v.len() > MAX_FIELD_BYTES {
+            return Err(format!(
+                "variables: value of {k:?} is longer than {MAX_FIELD_BYTES} bytes (limit max_field_bytes)"
+            ));
         }
         if let Some(p) = text_problem(v, 1024) {
             return Err(format!("variables: value of {k:?}: {p}"));
         }
+    }
+    if row.encoded_len() > MAX_ROW_BYTES {
+        return Err(format!(
+            "the row is larger than {MAX_ROW_BYTES} bytes (limit max_row_bytes)"
+        ));
     }
     Ok(NewContact {
         name: row.name.trim().to_string(),
@@ -115,6 +146,15 @@ fn validate_row(row: pb::ContactRow) -> Result<NewContact, String> {
         external_id: row.external_id,
         variables: row.variables,
     })
+}
+
+/// A bounded copy of what the caller sent, for error messages.
+fn echo(s: &str) -> String {
+    let mut out: String = s.chars().take(ECHO_CHARS).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn parse_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, TaskError> {
@@ -153,7 +193,8 @@ impl TaskService for TaskApi {
         let mut stream = req.into_inner();
         let mut task: Option<Uuid> = None;
         let mut reply = pb::AddContactsResponse::default();
-        let mut seen: HashSet<String> = HashSet::new();
+        // Memory stays bounded by one message: numbers repeated within a message are caught
+        // here, across messages and earlier imports by the database (one number per task).
         while let Some(msg) = stream.message().await? {
             let id = parse_task_id("task_id", &msg.task_id)?;
             match task {
@@ -174,12 +215,24 @@ impl TaskService for TaskApi {
                 )
                 .into());
             }
+            if reply.received + msg.rows.len() as u64 > MAX_ROWS_PER_STREAM {
+                return Err(TaskError::invalid(
+                    "rows",
+                    format!(
+                        "at most {MAX_ROWS_PER_STREAM} rows per AddContacts stream (limit \
+                         max_rows_per_stream); the first {} rows were imported, send the rest \
+                         in another stream",
+                        reply.received
+                    ),
+                )
+                .into());
+            }
+            let mut seen: HashSet<String> = HashSet::with_capacity(msg.rows.len());
             let mut valid = Vec::with_capacity(msg.rows.len());
-            let mut valid_rows = Vec::with_capacity(msg.rows.len());
             for row in msg.rows {
                 reply.received += 1;
                 let n = reply.received;
-                let raw_phone = row.phone.clone();
+                let raw_phone = echo(&row.phone);
                 match validate_row(row) {
                     Err(reason) => {
                         reply.rejected_total += 1;
@@ -192,10 +245,7 @@ impl TaskService for TaskApi {
                         }
                     }
                     Ok(c) if !seen.insert(c.phone.clone()) => reply.duplicates += 1,
-                    Ok(c) => {
-                        valid.push(c);
-                        valid_rows.push(n);
-                    }
+                    Ok(c) => valid.push(c),
                 }
             }
             if valid.is_empty() {

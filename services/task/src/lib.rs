@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
 use waihu_events::Event;
 use waihu_proto::v1::task_service_server::TaskServiceServer;
-use waihu_runtime::{CommonConfig, ConfigError, ServiceHandle, StartError};
+use waihu_runtime::{CommonConfig, ConfigError, ServiceHandle, StartError, Workers};
 
 pub use error::TaskError;
 
@@ -68,16 +68,23 @@ pub async fn start(
     let bus = Bus::connect(&c.bus()).await?;
     let db = db::Db::new(pool.clone());
 
-    let mut workers = tokio::task::JoinSet::new();
-    workers.spawn(db.outbox.relay(pool, bus.clone()).run(shutdown.clone()));
-    let spec = ConsumerSpec::new("task-completion", "contact")
-        .types(&["ContactFinished"])
-        .patient();
-    let runner = Runner::new(&bus, spec, 20_000).await?;
-    let (handler, stop) = (Completion { db: db.clone() }, shutdown.clone());
-    workers.spawn(async move {
-        if let Err(e) = runner.run_batched(handler, stop).await {
-            tracing::error!(error = %e, "completion consumer stopped");
+    let mut workers = Workers::new();
+    let stop = workers.stop_token();
+    workers.spawn(db.outbox.relay(pool, bus.clone()).run(stop.clone()));
+    let completion = db.clone();
+    workers.supervise("task-completion", move || {
+        let (bus, db, stop) = (bus.clone(), completion.clone(), stop.clone());
+        async move {
+            let spec = ConsumerSpec::new("task-completion", "contact")
+                .types(&["ContactFinished"])
+                .patient();
+            let runner = Runner::new(&bus, spec, 20_000)
+                .await
+                .map_err(|e| e.to_string())?;
+            runner
+                .run_batched(Completion { db }, stop)
+                .await
+                .map_err(|e| e.to_string())
         }
     });
 
