@@ -438,7 +438,8 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut pb::Envelope)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut pb::Envelope)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("event_id", Box::new(|e| e.event_id = "\n".into())),
             ("tenant_id", Box::new(|e| e.tenant_id = "a\0b".into())),
             ("traceparent", Box::new(|e| e.traceparent = "x\r\ny".into())),

@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::{error, info, warn};
 
 /// The parts of a service that are down, each with why. Cheap to clone; all clones share state.
@@ -67,7 +67,8 @@ where
     let mut backoff = Duration::from_secs(1);
     while !stop.is_cancelled() {
         let started = tokio::time::Instant::now();
-        let outcome = tokio::spawn(make()).await;
+        // Aborted with the supervisor (a crash, or the end of the grace period), never detached.
+        let outcome = AbortOnDropHandle::new(tokio::spawn(make())).await;
         if stop.is_cancelled() {
             return;
         }
@@ -102,14 +103,15 @@ mod tests {
         let health = Health::new();
         let stop = CancellationToken::new();
         let runs = Arc::new(AtomicU32::new(0));
-        let r = runs.clone();
+        let (r, s) = (runs.clone(), stop.clone());
         let task = tokio::spawn(supervise("w", health.clone(), stop.clone(), move || {
-            let r = r.clone();
+            let (r, s) = (r.clone(), s.clone());
             async move {
                 if r.fetch_add(1, Ordering::SeqCst) == 0 {
                     panic!("poison");
                 }
-                std::future::pending::<Result<(), String>>().await
+                s.cancelled().await;
+                Ok(())
             }
         }));
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -10,7 +10,33 @@ use waihu_bus::Expect;
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_store::{Outbox, StoreError, Tx};
 
-use crate::rules::{after_release, Next};
+use crate::{
+    planner::{capacity, plan_task, DueContact, DueTask, LineSlots},
+    rules::{after_release, Next},
+};
+
+/// Adds `sign` (1 or -1) per occurrence of each line to its in-flight count, in line order so
+/// concurrent rounds and releases lock the rows alike.
+async fn add_in_flight(tx: &mut Tx<'_>, lines: &[String], sign: i32) -> Result<(), DialerError> {
+    let mut per: std::collections::BTreeMap<&str, i32> = std::collections::BTreeMap::new();
+    for l in lines {
+        *per.entry(l.as_str()).or_default() += sign;
+    }
+    if per.is_empty() {
+        return Ok(());
+    }
+    let (ids, deltas): (Vec<&str>, Vec<i32>) = per.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO dialer_lines AS l (line_id, in_flight)
+         SELECT * FROM UNNEST($1::text[], $2::int[])
+         ON CONFLICT (line_id) DO UPDATE SET in_flight = GREATEST(l.in_flight + excluded.in_flight, 0)",
+    )
+    .bind(&ids)
+    .bind(&deltas)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 pub const PRODUCER: &str = "dialer";
 
@@ -68,6 +94,7 @@ struct ActiveContact {
     recall_count: i32,
     recall_interval_s: i32,
     tenant_id: String,
+    line_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -254,7 +281,7 @@ impl Db {
         let calls: Vec<Uuid> = releases.iter().map(|r| r.call).collect();
         let rows: Vec<ActiveContact> = sqlx::query_as(
             "SELECT c.task_id, c.contact_no, c.attempts, c.active_call_id, t.status, t.recall_count,
-                    t.recall_interval_s, t.tenant_id
+                    t.recall_interval_s, t.tenant_id, c.line_id
              FROM dialer_contacts c
              JOIN dialer_tasks t ON t.task_id = c.task_id
              JOIN UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
@@ -271,11 +298,13 @@ impl Db {
         let by_call: HashMap<Uuid, &Release> = releases.iter().map(|r| (r.call, r)).collect();
         let now = Utc::now();
         let (mut u_task, mut u_no, mut u_state, mut u_at) = (vec![], vec![], vec![], vec![]);
+        let mut freed: Vec<String> = Vec::new();
         let mut out = Vec::new();
         for row in rows {
             let Some(r) = by_call.get(&row.active_call_id) else {
                 continue;
             };
+            freed.extend(row.line_id.clone());
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
             let cancelled = row.status == CANCELLED;
@@ -321,6 +350,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        add_in_flight(&mut tx, &freed, -1).await?;
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
         if !out.is_empty() {
@@ -331,83 +361,102 @@ impl Db {
 
     /// One dialing round: fills every line's free slots with due contacts of running tasks,
     /// higher priority first. Returns the number of calls requested.
+    ///
+    /// Its cost is O(lines + running tasks with something due + dials): in-flight counts are
+    /// kept per line, tasks with nothing due are passed over inside one query, and each task's
+    /// due contacts are read from an index in dialing order. The running tasks are share-locked
+    /// for the round, so a pause or cancel committed meanwhile waits for the round and sees its
+    /// calls, and no call of a round goes out after a pause the dialer has applied.
     pub async fn dial_round(&self, lines: &[Line]) -> Result<usize, DialerError> {
         let mut tx = self.pool.begin().await?;
-        let active: HashMap<String, i64> = sqlx::query_as::<_, (Option<String>, i64)>(
-            "SELECT line_id, count(*) FROM dialer_contacts WHERE state = 1 GROUP BY line_id",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(l, n)| (l.unwrap_or_default(), n))
-        .collect();
-        let mut slots: Vec<(String, u32)> = lines
+        let in_flight: HashMap<String, i32> =
+            sqlx::query_as::<_, (String, i32)>("SELECT line_id, in_flight FROM dialer_lines")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let mut slots: Vec<LineSlots> = lines
             .iter()
-            .map(|l| {
-                (
-                    l.id.clone(),
-                    l.max_concurrent
-                        .saturating_sub(active.get(&l.id).copied().unwrap_or(0) as u32),
-                )
+            .map(|l| LineSlots {
+                id: l.id.clone(),
+                free: l
+                    .max_concurrent
+                    .saturating_sub(in_flight.get(&l.id).copied().unwrap_or(0).max(0) as u32),
             })
-            .filter(|(_, free)| *free > 0)
             .collect();
-        let mut free: u32 = slots.iter().map(|s| s.1).sum();
-        if free == 0 {
+        if capacity(&slots, None) == 0 {
             return Ok(0);
         }
-        let tasks: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT task_id, tenant_id FROM dialer_tasks
-             WHERE status = $1 AND (not_before IS NULL OR not_before <= now())
-             ORDER BY priority DESC, random()",
+        let tasks: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT t.task_id, t.tenant_id, t.caller_line FROM dialer_tasks t
+             WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
+               AND EXISTS (SELECT 1 FROM dialer_contacts c
+                           WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
+             ORDER BY t.priority DESC, random()
+             FOR SHARE OF t",
         )
         .bind(RUNNING)
         .fetch_all(&mut *tx)
         .await?;
-        let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
-        let mut out = Vec::new();
-        for (task, tenant) in tasks {
-            if free == 0 {
-                break;
+        let mut dials = Vec::new();
+        for (task_id, tenant_id, caller_line) in tasks {
+            let caller_line = (!caller_line.is_empty()).then_some(caller_line);
+            let cap = capacity(&slots, caller_line.as_deref());
+            if cap == 0 {
+                if capacity(&slots, None) == 0 {
+                    break;
+                }
+                continue;
             }
-            let due: Vec<(i32, String, i32)> = sqlx::query_as(
+            let contacts: Vec<DueContact> = sqlx::query_as::<_, (i32, String, i32)>(
                 "SELECT contact_no, phone, attempts FROM dialer_contacts
                  WHERE task_id = $1 AND state = 0 AND next_at <= now()
                  ORDER BY next_at, contact_no LIMIT $2 FOR UPDATE SKIP LOCKED",
             )
-            .bind(task)
-            .bind(free as i64)
+            .bind(task_id)
+            .bind(cap as i64)
             .fetch_all(&mut *tx)
-            .await?;
-            for (no, phone, attempts) in due {
-                let Some(slot) = slots.iter_mut().find(|s| s.1 > 0) else {
-                    break;
-                };
-                slot.1 -= 1;
-                free -= 1;
-                let call = Uuid::new_v4();
-                let meta = EventMeta::new(&tenant, Aggregate::Call(call), 1)
-                    .with_deterministic_id(&format!("call/{call}/requested"))
-                    .with_task(task);
-                let e = Event::CallRequested(pb::CallRequested {
-                    call_id: call.to_string(),
-                    task_id: task.to_string(),
-                    contact_no: no as u32,
-                    phone,
-                    line_id: slot.0.clone(),
-                    attempt: attempts as u32 + 1,
-                });
-                // A new call's subject must be empty.
-                out.push((RecordedEvent::new(meta, e), Expect::LastSubjectSeq(0)));
-                u_task.push(task);
-                u_no.push(no);
-                u_call.push(call);
-                u_line.push(slot.0.clone());
-            }
+            .await?
+            .into_iter()
+            .map(|(contact_no, phone, attempts)| DueContact {
+                contact_no,
+                phone,
+                attempts,
+            })
+            .collect();
+            let task = DueTask {
+                task_id,
+                tenant_id,
+                caller_line,
+                contacts,
+            };
+            dials.extend(plan_task(&mut slots, &task));
         }
-        let n = u_task.len();
+        let n = dials.len();
         if n == 0 {
             return Ok(0);
+        }
+        let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
+        let mut out = Vec::with_capacity(n);
+        for d in dials {
+            let call = Uuid::new_v4();
+            let meta = EventMeta::new(&d.tenant_id, Aggregate::Call(call), 1)
+                .with_deterministic_id(&format!("call/{call}/requested"))
+                .with_task(d.task_id);
+            let e = Event::CallRequested(pb::CallRequested {
+                call_id: call.to_string(),
+                task_id: d.task_id.to_string(),
+                contact_no: d.contact_no as u32,
+                phone: d.phone,
+                line_id: d.line_id.clone(),
+                attempt: d.attempt,
+            });
+            // A new call's subject must be empty.
+            out.push((RecordedEvent::new(meta, e), Expect::LastSubjectSeq(0)));
+            u_task.push(d.task_id);
+            u_no.push(d.contact_no);
+            u_call.push(call);
+            u_line.push(d.line_id);
         }
         sqlx::query(
             "UPDATE dialer_contacts c SET state = 1, attempts = c.attempts + 1, active_call_id = u.call,
@@ -421,6 +470,7 @@ impl Db {
         .bind(&u_line)
         .execute(&mut *tx)
         .await?;
+        add_in_flight(&mut tx, &u_line, 1).await?;
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
         self.outbox.wake();

@@ -6,6 +6,7 @@
 //! others stand by.
 
 pub mod db;
+pub mod planner;
 pub mod rules;
 mod watchdog;
 

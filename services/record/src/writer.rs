@@ -138,8 +138,6 @@ impl Writer {
     }
 
     /// Reads the stream in order from `position`, decodes, and hands batches to the writer.
-    /// Before every (re)open the stream is checked again: a stream recreated under a running
-    /// writer is noticed when its ordered consumer breaks.
     async fn read_ahead(
         self,
         mut position: u64,
@@ -147,26 +145,7 @@ impl Writer {
         out: tokio::sync::mpsc::Sender<ReadBatch>,
         shutdown: CancellationToken,
     ) {
-        let mut first = true;
         while !shutdown.is_cancelled() {
-            if !first {
-                match stream::check(&self.pool, &self.bus, position).await {
-                    Ok(b) if b == base => {}
-                    Ok(_) | Err(stream::CheckError::Halt(_)) => {
-                        // The term ends; the next one waits until the stream is consistent.
-                        warn!("the events stream changed under the store writer; restarting");
-                        return;
-                    }
-                    Err(stream::CheckError::Other(e)) => {
-                        warn!(error = %e, "cannot check the events stream; retrying");
-                        if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-            }
-            first = false;
             let mut reader = match OrderedReader::open(&self.bus, position - base).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -177,6 +156,7 @@ impl Writer {
                     continue;
                 }
             };
+            let mut last_check = tokio::time::Instant::now();
             loop {
                 let c = &self.config;
                 let batch = match reader.next_batch(c.batch, c.linger, c.fill).await {
@@ -186,6 +166,27 @@ impl Writer {
                         break;
                     }
                 };
+                if batch.is_empty() && last_check.elapsed() < Duration::from_secs(2) {
+                    continue;
+                }
+                last_check = tokio::time::Instant::now();
+                // Every batch, and an idle stream every few seconds, is checked against the stream the store follows before it is
+                // handed on: an ordered consumer silently resumes on a recreated stream, and what
+                // it reads there must not be stored under the old numbering.
+                match stream::check(&self.pool, &self.bus, position).await {
+                    Ok(b) if b == base => {}
+                    Ok(_) | Err(stream::CheckError::Halt(_)) => {
+                        warn!("the events stream changed under the store writer; restarting");
+                        return;
+                    }
+                    Err(stream::CheckError::Other(e)) => {
+                        warn!(error = %e, "cannot check the events stream; reopening");
+                        if sleep_or_stop(&shutdown, Duration::from_secs(1)).await {
+                            return;
+                        }
+                        break;
+                    }
+                }
                 let batch: Vec<RawEvent> = batch
                     .into_iter()
                     .filter(|m| m.stream_seq + base > position)
