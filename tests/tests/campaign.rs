@@ -49,7 +49,7 @@ async fn campaign_of_1200_contacts_ends_with_exactly_the_simulated_statistics() 
     // Every contact was called exactly as often as the rules say: at most recall + 1 times,
     // busy/unanswered numbers again, unallocated numbers once.
     let per_phone: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT phone, count(*) FROM call_records WHERE task_id = $1::uuid GROUP BY phone",
+        "SELECT phone, count(*) FROM record.call_records WHERE task_id = $1::uuid GROUP BY phone",
     )
     .bind(&task_id)
     .fetch_all(&cluster.env.pool)

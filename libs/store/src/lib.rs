@@ -18,7 +18,12 @@ use sqlx::{
 /// A transaction on the store's database.
 pub type Tx<'a> = Transaction<'a, Postgres>;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The store's migrations. `ignore_missing`: migrations that moved to the services' own schemas
+/// (versions 3 to 6 and 8) stay recorded in databases made before, and must not stop them opening.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,17 +100,57 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreErr
         .await?)
 }
 
-/// Connects and brings the schema up to date: what every service does at start-up.
+/// Connects and brings the store's own tables (event store, outbox, checkpoints) up to date.
 pub async fn open(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     let pool = connect(url, max_connections).await?;
     migrate(&pool).await?;
     Ok(pool)
 }
 
-/// Applies all migrations (idempotent; sqlx serialises concurrent callers with a lock).
+/// Applies the store's migrations (idempotent; sqlx serialises concurrent callers with a lock).
+/// Migrations that moved to the services' own schemas are no longer the store's: databases that
+/// ran them before still open.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// What a service does at start-up: brings the store's tables up to date, then its own tables in
+/// its own PostgreSQL schema `schema` (with its own migration history there), and returns a pool
+/// whose connections see `schema` first, then the store's tables in `public`.
+pub async fn open_service(
+    url: &str,
+    max_connections: u32,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<PgPool, StoreError> {
+    if !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') || schema.is_empty() {
+        return Err(StoreError::Migrate(sqlx::migrate::MigrateError::Source(
+            format!("schema name {schema:?} must be lowercase letters and _").into(),
+        )));
+    }
+    let store = connect(url, 1).await?;
+    migrate(&store).await?;
+    // Two services starting at once may race to create it; the second sees it exist.
+    for attempt in 0.. {
+        match sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .execute(&store)
+            .await
+        {
+            Ok(_) => break,
+            Err(_) if attempt < 3 => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    store.close().await;
+    let options = PgConnectOptions::from_str(url)?.options([("search_path", format!("{schema},public"))]);
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    migrator.run(&pool).await?;
+    Ok(pool)
 }
 
 /// The position a checkpoint has reached (0 if never written).

@@ -255,13 +255,18 @@ async fn lead(
     Ok(())
 }
 
+/// The PostgreSQL schema this service owns.
+pub const SCHEMA: &str = "dialer";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 /// Connects, migrates, and dials until `shutdown`.
 pub async fn start(
     config: DialerConfig,
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool = waihu_store::open(&c.database_url, c.db_max_connections).await?;
+    let pool =
+        waihu_store::open_service(&c.database_url, c.db_max_connections, SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = Db::new(pool);
     let mut workers = Workers::new();

@@ -52,13 +52,18 @@ impl RecordConfig {
     }
 }
 
+/// The PostgreSQL schema this service owns.
+pub const SCHEMA: &str = "record";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 /// Connects, migrates, runs the store writer, and serves until `shutdown`.
 pub async fn start(
     config: RecordConfig,
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool = waihu_store::open(&c.database_url, c.db_max_connections).await?;
+    let pool =
+        waihu_store::open_service(&c.database_url, c.db_max_connections, SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
 
     let mut workers = Workers::new();

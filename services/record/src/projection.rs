@@ -31,11 +31,12 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// The live tables, named with their schema so any connection reaches them.
     pub fn live() -> Tables {
         Tables {
-            call_records: "call_records".into(),
-            counters: "task_stat_counters".into(),
-            tasks: "record_tasks".into(),
+            call_records: format!("{}.call_records", crate::SCHEMA),
+            counters: format!("{}.task_stat_counters", crate::SCHEMA),
+            tasks: format!("{}.record_tasks", crate::SCHEMA),
         }
     }
 }

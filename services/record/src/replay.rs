@@ -36,6 +36,7 @@ pub async fn verify(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, StoreError> {
     let mut conn = pool.acquire().await?;
+    let live_tables = projection::Tables::live();
     // The live numbers and the position they are as of, read in one snapshot.
     let (position, live) = {
         let mut tx = conn.begin().await?;
@@ -43,10 +44,12 @@ pub async fn verify(
             .execute(&mut *tx)
             .await?;
         let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT).await?;
-        let rows: Vec<(Uuid, String, i64)> =
-            sqlx::query_as("SELECT task_id, key, value FROM task_stat_counters")
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(&format!(
+            "SELECT task_id, key, value FROM {}",
+            live_tables.counters
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         (
             position,
@@ -63,9 +66,9 @@ pub async fn verify(
         tasks: format!("replay_tasks_{suffix}"),
     };
     for (fresh, like) in [
-        (&tables.call_records, "call_records"),
-        (&tables.counters, "task_stat_counters"),
-        (&tables.tasks, "record_tasks"),
+        (&tables.call_records, &live_tables.call_records),
+        (&tables.counters, &live_tables.counters),
+        (&tables.tasks, &live_tables.tasks),
     ] {
         sqlx::query(&format!(
             "CREATE TEMP TABLE {fresh} (LIKE {like} INCLUDING ALL) ON COMMIT PRESERVE ROWS"

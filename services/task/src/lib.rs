@@ -58,13 +58,18 @@ impl BatchHandler for Completion {
     }
 }
 
+/// The PostgreSQL schema this service owns.
+pub const SCHEMA: &str = "task";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 /// Connects, migrates, and serves until `shutdown`.
 pub async fn start(
     config: TaskConfig,
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool = waihu_store::open(&c.database_url, c.db_max_connections).await?;
+    let pool =
+        waihu_store::open_service(&c.database_url, c.db_max_connections, SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = db::Db::new(pool.clone());
 

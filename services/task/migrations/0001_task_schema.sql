@@ -1,5 +1,9 @@
--- Task service write model.
-CREATE TABLE task_tasks (
+-- The task service's write model, in its own schema. Databases made before the services owned
+-- their schemas had these tables in public: they move here with their rows and indexes.
+ALTER TABLE IF EXISTS public.task_tasks SET SCHEMA task;
+ALTER TABLE IF EXISTS public.task_contacts SET SCHEMA task;
+
+CREATE TABLE IF NOT EXISTS task_tasks (
     task_id            uuid PRIMARY KEY,
     tenant_id          text NOT NULL,
     name               text NOT NULL,
@@ -14,9 +18,9 @@ CREATE TABLE task_tasks (
     updated_at         timestamptz NOT NULL,
     completed_at       timestamptz
 );
-CREATE INDEX task_tasks_newest ON task_tasks (tenant_id, created_at DESC, task_id DESC);
+CREATE INDEX IF NOT EXISTS task_tasks_newest ON task_tasks (tenant_id, created_at DESC, task_id DESC);
 
-CREATE TABLE task_contacts (
+CREATE TABLE IF NOT EXISTS task_contacts (
     task_id           uuid NOT NULL,
     contact_no        int NOT NULL,
     phone             text NOT NULL,
