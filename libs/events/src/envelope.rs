@@ -160,6 +160,22 @@ impl RecordedEvent {
         self.event.type_name()
     }
 
+    /// The checks [`Decoded::decode`] makes of an envelope's strings, for producers: an event
+    /// that fails them would be refused by every reader.
+    pub fn check_header(&self) -> Result<(), DecodeError> {
+        let m = &self.meta;
+        for (field, value) in [
+            ("tenant_id", &m.tenant_id),
+            ("correlation_id", &m.correlation_id),
+            ("causation_id", &m.causation_id),
+            ("traceparent", &self.traceparent),
+            ("tracestate", &self.tracestate),
+        ] {
+            check_field(field, value, MAX_ENVELOPE_FIELD_BYTES)?;
+        }
+        Ok(())
+    }
+
     pub fn to_envelope(&self) -> pb::Envelope {
         pb::Envelope {
             event_id: self.meta.event_id.to_string(),

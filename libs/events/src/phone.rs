@@ -39,7 +39,7 @@ impl PhoneNumber {
         if b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) {
             return Ok(PhoneNumber(format!("+86{digits}")));
         }
-        if b.first() == Some(&b'0') && (10..=12).contains(&b.len()) && b[1] != b'0' {
+        if b.first() == Some(&b'0') && (10..=12).contains(&b.len()) && landline_area(&b[1..]) {
             return Ok(PhoneNumber(format!("+86{}", &digits[1..])));
         }
         Err(format!(
@@ -58,7 +58,7 @@ impl PhoneNumber {
         if let Some(national) = digits.strip_prefix("86") {
             let n = national.as_bytes();
             let mobile = n.len() == 11 && n[0] == b'1' && (b'3'..=b'9').contains(&n[1]);
-            let landline = (9..=11).contains(&n.len()) && n[0] != b'0' && n[0] != b'1';
+            let landline = (9..=11).contains(&n.len()) && landline_area(n);
             if !mobile && !landline {
                 return Err(format!(
                     "phone {raw:?} is not a valid +86 mobile or landline number"
@@ -74,6 +74,16 @@ impl PhoneNumber {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+/// Whether a national number (without the trunk 0) starts with a mainland area code: 2-9, or
+/// Beijing's 10 (the only area code starting with 1).
+fn landline_area(national: &[u8]) -> bool {
+    match national {
+        [b'1', b'0', ..] => true,
+        [d, ..] => (b'2'..=b'9').contains(d),
+        [] => false,
     }
 }
 
@@ -94,6 +104,8 @@ mod tests {
         assert_eq!(ok("+86 138 0000 0001"), "+8613800000001");
         assert_eq!(ok("008613800000001"), "+8613800000001");
         assert_eq!(ok("010-12345678"), "+861012345678");
+        assert_eq!(ok("+86 10 12345678"), "+861012345678");
+        assert_eq!(ok("+861012345678"), "+861012345678");
         assert_eq!(ok("0592-1234567"), "+865921234567");
         assert_eq!(ok("(021) 1234 5678"), "+862112345678");
         assert_eq!(ok("+14155550123"), "+14155550123");
@@ -112,6 +124,7 @@ mod tests {
             "+861280000000",
             "00000000000",
             "13800000001x",
+            "0123456789",
             "+1234",
         ] {
             let e = PhoneNumber::parse(bad)

@@ -695,7 +695,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: Beijing (010) landlines normalise to +8610..., which parse() rejects"]
     fn every_landline_spelling_normalises_to_the_same_e164_and_reparses_to_itself(
         (expected, raw) in landline_spelling(),
     ) {
@@ -718,8 +717,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: accepted 0-prefixed numbers whose national part starts with 1 (e.g. \
-                Beijing 010 landlines) normalise to a +86 form that parse() rejects"]
     fn every_accepted_number_reparses_to_itself(
         raw in prop_oneof![
             mobile_spelling().prop_map(|(_, s)| s),

@@ -35,6 +35,8 @@ pub enum StoreError {
     Corrupt { position: i64, reason: String },
     #[error("bus: {0}")]
     Bus(#[from] waihu_bus::BusError),
+    #[error("an event no reader could accept: {0}")]
+    BadEvent(String),
     #[error("a {event_type} event of {size} bytes is over the {max}-byte limit")]
     EventTooLarge {
         event_type: String,
