@@ -48,7 +48,7 @@ async fn the_same_event_published_twice_is_stored_and_counted_once() {
             call_id: call.to_string(),
             task_id: task.task_id.clone(),
             contact_no: 1,
-            cause: Some(waihu_events::hangup::from_sip(486)),
+            cause: Some(waihu_telephony::hangup::from_sip(486)),
             answered: false,
             ring_ms: 0,
             talk_ms: 0,

@@ -1,10 +1,8 @@
 //! The event model shared by every waihu service: the envelope, typed event payloads,
-//! aggregates and their bus subjects, normalised hangup causes, and trace context.
+//! aggregates and their bus subjects, and trace context.
 
 mod aggregate;
 mod envelope;
-pub mod hangup;
-pub mod phone;
 pub mod trace;
 
 pub use aggregate::{Aggregate, AggregateParseError};

@@ -6,12 +6,12 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use prost::Message;
 use uuid::Uuid;
-use waihu_events::hangup::{self, CauseClass};
-use waihu_events::phone::PhoneNumber;
 use waihu_events::{
     from_timestamp, header_value, pb, timestamp, Aggregate, DecodeError, Decoded, Event, EventMeta,
     RecordedEvent, EVENT_TYPES, MAX_ENVELOPE_FIELD_BYTES, SCHEMA_VERSION,
 };
+use waihu_telephony::hangup;
+use waihu_telephony::phone::PhoneNumber;
 
 /// Default case count (overridable with PROPTEST_CASES); no regression files are written.
 fn config() -> ProptestConfig {
@@ -856,14 +856,5 @@ proptest! {
         prop_assert_eq!(c.q850, q850);
         prop_assert_eq!(c.name.as_str(), hangup::q850_name(q850));
         prop_assert_eq!(c.raw, raw);
-    }
-
-    #[test]
-    fn an_answered_call_classifies_as_answered_and_only_it_does(
-        q850 in any::<u32>(),
-        answered in any::<bool>(),
-    ) {
-        let class = hangup::classify(q850, answered);
-        prop_assert_eq!(class == CauseClass::Answered, answered);
     }
 }

@@ -145,7 +145,8 @@ pub async fn open_service(
         }
     }
     store.close().await;
-    let options = PgConnectOptions::from_str(url)?.options([("search_path", format!("{schema},public"))]);
+    let options =
+        PgConnectOptions::from_str(url)?.options([("search_path", format!("{schema},public"))]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))

@@ -43,7 +43,8 @@ impl Outbox {
         let mut expects: Vec<Option<i64>> = Vec::with_capacity(events.len());
         let mut envelopes = Vec::with_capacity(events.len());
         for (e, expect) in events {
-            e.check_header().map_err(|err| StoreError::BadEvent(err.to_string()))?;
+            e.check_header()
+                .map_err(|err| StoreError::BadEvent(err.to_string()))?;
             let envelope = e.encode();
             // Refused here, where the producer can still answer for it, never found by the relay.
             if envelope.len() > MAX_EVENT_BYTES {

@@ -1,9 +1,34 @@
 //! The recall rules as a pure function: what a released call means for its contact.
 
-use waihu_events::{
-    hangup::{classify, CauseClass},
-    pb::ContactOutcome,
-};
+use waihu_events::pb::ContactOutcome;
+
+/// What a released call means for the contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CauseClass {
+    /// The callee answered: the contact is done.
+    Answered,
+    /// Busy, no answer, temporary failure: worth another attempt after the recall interval.
+    Retry,
+    /// The callee refused the call: not called again.
+    Rejected,
+    /// Unallocated or malformed number: never called again, the number is marked invalid.
+    InvalidNumber,
+    /// A failure that another attempt will not cure (incompatible destination, interworking).
+    Final,
+}
+
+/// Classifies a release for the recall rules.
+pub fn classify(q850: u32, answered: bool) -> CauseClass {
+    if answered {
+        return CauseClass::Answered;
+    }
+    match q850 {
+        1 | 3 | 22 | 28 => CauseClass::InvalidNumber,
+        21 => CauseClass::Rejected,
+        79 | 88 | 127 => CauseClass::Final,
+        _ => CauseClass::Retry,
+    }
+}
 
 /// What happens to a contact after a call to it is released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +61,17 @@ pub fn after_release(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recall_classes_follow_the_rules() {
+        assert_eq!(classify(16, true), CauseClass::Answered);
+        for busy_or_unanswered in [17, 18, 19, 41, 487] {
+            assert_eq!(classify(busy_or_unanswered, false), CauseClass::Retry);
+        }
+        assert_eq!(classify(1, false), CauseClass::InvalidNumber);
+        assert_eq!(classify(28, false), CauseClass::InvalidNumber);
+        assert_eq!(classify(21, false), CauseClass::Rejected);
+    }
 
     #[test]
     fn busy_contact_is_recalled_until_the_recall_count_is_spent() {

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 use waihu_bus::{Bus, BusError, Expect};
-use waihu_events::{hangup, pb, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_telephony::hangup;
 
 use crate::db::{release_of, Db};
 

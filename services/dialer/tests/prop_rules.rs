@@ -2,8 +2,9 @@
 
 use proptest::prelude::*;
 use waihu_dialer::rules::{after_release, Next};
-use waihu_events::hangup::{classify, CauseClass, Q850_NAMES, SIP_TO_Q850};
+use waihu_dialer::rules::{classify, CauseClass};
 use waihu_events::pb::ContactOutcome;
+use waihu_telephony::hangup::{Q850_NAMES, SIP_TO_Q850};
 
 /// Default case count (overridable with PROPTEST_CASES); no regression files are written.
 fn config() -> ProptestConfig {
@@ -90,6 +91,15 @@ fn release() -> BoxedStrategy<(u32, bool)> {
 
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn an_answered_call_classifies_as_answered_and_only_it_does(
+        q850 in any::<u32>(),
+        answered in any::<bool>(),
+    ) {
+        prop_assert_eq!(classify(q850, answered) == CauseClass::Answered, answered);
+    }
+
 
     #[test]
     fn an_answered_call_always_finishes_as_answered(

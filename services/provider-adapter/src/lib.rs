@@ -1,9 +1,10 @@
-//! The provider adapter: turns dial commands into calls on a provider and the provider's signals
-//! into normalised call events. This build has the simulator provider; the SIP trunk and cloud
+//! The provider adapter: hands dial commands to the provider of their line (`providers/`), whose
+//! signals the call ledger turns into normalised call events. This build has the simulator provider; the SIP trunk and cloud
 //! call centres (Aliyun, Tencent, Ronglian) come in later issues.
 
 pub mod adapter;
-pub mod sim;
+
+pub use waihu_provider_sim as sim;
 
 use std::sync::Arc;
 
@@ -73,9 +74,11 @@ pub async fn start(
     let c = &config.common;
     let bus = Bus::connect(&c.bus()).await?;
     let max = config.max_in_flight;
-    let handler = Arc::new(adapter::SimulatorAdapter {
+    let handler = Arc::new(adapter::Dispatcher {
         bus: bus.clone(),
-        sim: config.simulator.clone(),
+        sim: waihu_provider_sim::SimProvider {
+            sim: config.simulator.clone(),
+        },
     });
     let mut workers = Workers::new();
     let (stop, grace) = (workers.stop_token(), c.shutdown_grace);

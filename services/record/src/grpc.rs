@@ -2,11 +2,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use waihu_events::{from_timestamp, hangup, phone::PhoneNumber, timestamp};
+use waihu_events::{from_timestamp, timestamp};
 use waihu_proto::v1::{
     self as pb, record_service_server::RecordService, stats_service_server::StatsService,
 };
 use waihu_runtime::tenant;
+use waihu_telephony::{hangup, phone::PhoneNumber};
 
 use crate::{projection::keys, writer::CHECKPOINT};
 

@@ -3,9 +3,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
-use waihu_events::phone::PhoneNumber;
 use waihu_proto::v1::{self as pb, task_service_server::TaskService};
 use waihu_runtime::tenant;
+use waihu_telephony::phone::PhoneNumber;
 
 use crate::{
     db::{Db, NewContact},

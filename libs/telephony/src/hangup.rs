@@ -1,4 +1,5 @@
-//! Normalised hangup causes: provider codes mapped to Q.850, and what each means for redialing.
+//! Normalised hangup causes: Q.850 values and names, and SIP final responses mapped to them.
+//! What a cause means for redialing is the dialer's recall policy (`waihu_dialer::rules`).
 //!
 //! The tables are data; `tests` checks them row by row against `shared/vectors/`.
 
@@ -108,34 +109,6 @@ pub fn cause(q850: u32, raw: impl Into<String>) -> pb::HangupCause {
     }
 }
 
-/// What a released call means for the contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CauseClass {
-    /// The callee answered: the contact is done.
-    Answered,
-    /// Busy, no answer, temporary failure: worth another attempt after the recall interval.
-    Retry,
-    /// The callee refused the call: not called again.
-    Rejected,
-    /// Unallocated or malformed number: never called again, the number is marked invalid.
-    InvalidNumber,
-    /// A failure that another attempt will not cure (incompatible destination, interworking).
-    Final,
-}
-
-/// Classifies a release for the recall rules.
-pub fn classify(q850: u32, answered: bool) -> CauseClass {
-    if answered {
-        return CauseClass::Answered;
-    }
-    match q850 {
-        1 | 3 | 22 | 28 => CauseClass::InvalidNumber,
-        21 => CauseClass::Rejected,
-        79 | 88 | 127 => CauseClass::Final,
-        _ => CauseClass::Retry,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,14 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn recall_classes_follow_the_rules() {
-        assert_eq!(classify(16, true), CauseClass::Answered);
-        for busy_or_unanswered in [17, 18, 19, 41, 487] {
-            assert_eq!(classify(busy_or_unanswered, false), CauseClass::Retry);
-        }
-        assert_eq!(classify(1, false), CauseClass::InvalidNumber);
-        assert_eq!(classify(28, false), CauseClass::InvalidNumber);
-        assert_eq!(classify(21, false), CauseClass::Rejected);
+    fn sip_codes_carry_their_raw_code() {
         assert_eq!(from_sip(486).q850, 17);
         assert_eq!(from_sip(486).raw, "sip:486");
     }

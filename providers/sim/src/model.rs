@@ -1,9 +1,10 @@
-//! The simulator provider's model: every call's outcome and timings are a pure function of
+//! The simulator model: every call's outcome and timings are a pure function of
 //! (seed, phone, attempt), so a campaign's result can be computed independently and compared.
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use waihu_events::{hangup, pb};
+use waihu_events::pb;
+use waihu_telephony::hangup;
 
 /// How a simulated call ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,216 @@
+//! The call ledger: one per call being placed. Every event is published with
+//! `Nats-Expected-Last-Subject-Sequence` = the call subject's previous sequence, so exactly one
+//! writer moves a call on, and with an id derived from (call, stage), so nothing is announced
+//! twice. After a crash the ledger resumes from the subject's last message.
+
+use uuid::Uuid;
+use waihu_bus::{Bus, BusError, Delivery, Expect, HandlerError};
+use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
+
+use crate::Signal;
+
+/// How far a call has got, in lifecycle order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Requested,
+    Dialing,
+    Ringing,
+    Answered,
+    Released,
+}
+
+impl Stage {
+    const ALL: [Stage; 4] = [
+        Stage::Dialing,
+        Stage::Ringing,
+        Stage::Answered,
+        Stage::Released,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Requested => "requested",
+            Stage::Dialing => "dialing",
+            Stage::Ringing => "ringing",
+            Stage::Answered => "answered",
+            Stage::Released => "released",
+        }
+    }
+}
+
+/// The ledger of one call.
+pub struct CallLedger {
+    bus: Bus,
+    request: RecordedEvent,
+    call_id: Uuid,
+    subject: String,
+    /// Sequence of the subject's last message, and that message's stream version.
+    seq: u64,
+    version: u64,
+    reached: Stage,
+}
+
+fn transient(e: BusError) -> HandlerError {
+    HandlerError::Transient(e.to_string())
+}
+
+/// The deterministic id of a call's event at `stage`.
+pub fn event_id(call_id: Uuid, stage: Stage) -> Uuid {
+    EventMeta::new("", Aggregate::Call(call_id), 0)
+        .with_deterministic_id(&format!("call/{call_id}/{}", stage.name()))
+        .event_id
+}
+
+impl CallLedger {
+    /// Opens the ledger of the call a `CallRequested` delivery asks for; on a redelivery, finds
+    /// how far an earlier attempt got.
+    pub async fn open(bus: &Bus, d: &Delivery) -> Result<CallLedger, HandlerError> {
+        let Event::CallRequested(req) = &d.event.event else {
+            return Err(HandlerError::Permanent(format!(
+                "a {} is not a call request",
+                d.event.type_name()
+            )));
+        };
+        let call_id = Uuid::parse_str(&req.call_id).map_err(|_| {
+            HandlerError::Permanent(format!("call_id {:?} is not a UUID", req.call_id))
+        })?;
+        let mut ledger = CallLedger {
+            bus: bus.clone(),
+            subject: bus.subject(&d.event.meta.aggregate),
+            request: d.event.clone(),
+            call_id,
+            seq: d.stream_seq,
+            version: d.event.meta.stream_version,
+            reached: Stage::Requested,
+        };
+        if d.delivered > 1 {
+            ledger.resume().await?;
+        }
+        Ok(ledger)
+    }
+
+    /// How far the call has got.
+    pub fn reached(&self) -> Stage {
+        self.reached
+    }
+
+    pub fn call_id(&self) -> Uuid {
+        self.call_id
+    }
+
+    /// Finds where the call got to from the subject's last message.
+    async fn resume(&mut self) -> Result<(), HandlerError> {
+        let Some((seq, last)) = self
+            .bus
+            .last_event_on_subject(&self.subject)
+            .await
+            .map_err(transient)?
+        else {
+            return Err(HandlerError::Permanent(format!(
+                "{} is empty, yet a command was delivered from it",
+                self.subject
+            )));
+        };
+        self.seq = seq;
+        let Ok(last) = last else {
+            // Something unreadable ended up on the subject: nothing of ours can follow it.
+            self.reached = Stage::Released;
+            return Ok(());
+        };
+        self.version = last.meta.stream_version;
+        self.reached = if last.meta.event_id == self.request.meta.event_id {
+            Stage::Requested
+        } else {
+            Stage::ALL
+                .into_iter()
+                .find(|s| event_id(self.call_id, *s) == last.meta.event_id)
+                // Not one of ours: the call was ended by something else (the watchdog).
+                .unwrap_or(Stage::Released)
+        };
+        Ok(())
+    }
+
+    fn event(&self, signal: Signal) -> Event {
+        let r = match &self.request.event {
+            Event::CallRequested(r) => r.clone(),
+            _ => pb::CallRequested::default(),
+        };
+        let (call_id, task_id, contact_no) = (r.call_id, r.task_id, r.contact_no);
+        match signal {
+            Signal::Dialing { provider_call_id } => Event::CallDialing(pb::CallDialing {
+                call_id,
+                task_id,
+                contact_no,
+                provider_call_id,
+            }),
+            Signal::Ringing => Event::CallRinging(pb::CallRinging {
+                call_id,
+                task_id,
+                contact_no,
+            }),
+            Signal::Answered => Event::CallAnswered(pb::CallAnswered {
+                call_id,
+                task_id,
+                contact_no,
+            }),
+            Signal::Released {
+                cause,
+                answered,
+                ring_ms,
+                talk_ms,
+            } => Event::CallReleased(pb::CallReleased {
+                call_id,
+                task_id,
+                contact_no,
+                cause: Some(cause),
+                answered,
+                ring_ms,
+                talk_ms,
+            }),
+        }
+    }
+
+    /// Records what the provider said. A signal for a stage the call has already passed (late,
+    /// repeated or out of order) changes nothing; otherwise its event is published next.
+    pub async fn record(&mut self, signal: Signal) -> Result<(), HandlerError> {
+        let stage = signal.stage();
+        loop {
+            if stage <= self.reached {
+                return Ok(());
+            }
+            let meta = EventMeta::new(
+                self.request.meta.tenant_id.clone(),
+                Aggregate::Call(self.call_id),
+                self.version + 1,
+            )
+            .with_deterministic_id(&format!("call/{}/{}", self.call_id, stage.name()))
+            .caused_by(&self.request)
+            .with_task(self.request.meta.task_id.unwrap_or_default());
+            let event = RecordedEvent::new(meta, self.event(signal.clone()));
+            match self
+                .bus
+                .publish(&event, Expect::LastSubjectSeq(self.seq))
+                .await
+            {
+                Ok(o) => {
+                    self.seq = o.sequence();
+                    self.version += 1;
+                    self.reached = stage;
+                    return Ok(());
+                }
+                Err(BusError::WrongLastSequence { .. }) => {
+                    // Someone else moved this call on (a redelivery racing us): find out where.
+                    let before = (self.seq, self.reached);
+                    self.resume().await?;
+                    if (self.seq, self.reached) == before {
+                        return Err(HandlerError::Transient(format!(
+                            "{} moved by another writer",
+                            self.subject
+                        )));
+                    }
+                }
+                Err(e) => return Err(transient(e)),
+            }
+        }
+    }
+}

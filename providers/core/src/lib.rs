@@ -1,0 +1,54 @@
+//! What every provider is behind: the [`Provider`] trait, the [`Signal`]s a provider reports
+//! about a call, and the [`CallLedger`] that turns those signals, in any order and any number of
+//! times, into the call's events exactly once each, in lifecycle order.
+
+mod ledger;
+
+use std::future::Future;
+
+pub use ledger::{CallLedger, Stage};
+use waihu_bus::HandlerError;
+use waihu_events::pb;
+
+/// What a provider learnt about a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// The provider accepted the call and is setting it up.
+    Dialing {
+        provider_call_id: String,
+    },
+    Ringing,
+    Answered,
+    /// The call ended, with the normalised cause (Q.850 plus the provider's raw code).
+    Released {
+        cause: pb::HangupCause,
+        answered: bool,
+        ring_ms: u64,
+        talk_ms: u64,
+    },
+}
+
+impl Signal {
+    pub fn stage(&self) -> Stage {
+        match self {
+            Signal::Dialing { .. } => Stage::Dialing,
+            Signal::Ringing => Stage::Ringing,
+            Signal::Answered => Stage::Answered,
+            Signal::Released { .. } => Stage::Released,
+        }
+    }
+}
+
+/// A way to reach phones: places a call and reports what happens to it through the ledger.
+pub trait Provider: Send + Sync + 'static {
+    /// The provider type lines name (`sim`, `sip`, `aliyun`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// Places (or, after a redelivery, goes on with) the call `req`, reporting through `ledger`
+    /// until the call is released. `ledger.reached()` says how far an earlier attempt got.
+    fn place(
+        &self,
+        req: &pb::CallRequested,
+        ledger: &mut CallLedger,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
