@@ -19,7 +19,7 @@ help:
 	@echo "  make bench      run the waihu-bench load benchmark (scripts/bench.sh)"
 	@echo "  make fmt        format the code (cargo fmt --all)"
 	@echo "  make fmt-check  check formatting (cargo fmt --all -- --check)"
-	@echo "  make lint       clippy on all targets with warnings as errors"
+	@echo "  make lint       clippy on all targets with warnings as errors; unused deps (cargo machete)"
 	@echo "  make ci         fmt-check + lint + test"
 	@echo "  make clean      cargo clean"
 
@@ -46,6 +46,8 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@if command -v cargo-machete >/dev/null 2>&1; then $(CARGO) machete; \
+	 else echo "lint: cargo-machete not installed (cargo install cargo-machete): unused dependencies not checked"; fi
 
 ci: fmt-check lint test
 

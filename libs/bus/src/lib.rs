@@ -69,6 +69,10 @@ pub struct BusConfig {
     /// Events older than this are dropped from JetStream (0 = kept); the PostgreSQL store keeps
     /// them for good, so this only bounds how far a stopped store writer may fall behind.
     pub max_age: Duration,
+    /// Bytes the events stream keeps at most, oldest dropped first (0 = no limit); like
+    /// `max_age`, it bounds how far a stopped store writer may fall behind (the writer halts,
+    /// saying so, if events expire before it read them).
+    pub max_bytes: i64,
 }
 
 impl BusConfig {
@@ -78,6 +82,7 @@ impl BusConfig {
             prefix: prefix.into(),
             replicas: 1,
             max_age: Duration::ZERO,
+            max_bytes: 0,
         }
     }
 }
@@ -138,6 +143,11 @@ impl Bus {
             retention: stream::RetentionPolicy::Limits,
             duplicate_window: Duration::from_secs(120),
             max_age: config.max_age,
+            max_bytes: if config.max_bytes > 0 {
+                config.max_bytes
+            } else {
+                -1
+            },
             num_replicas: config.replicas,
             description: Some("waihu call-lifecycle events, one subject per aggregate".into()),
             ..Default::default()

@@ -18,8 +18,23 @@ where
     T: FromStr,
     T::Err: fmt::Display,
 {
+    lookup_or(|name| std::env::var(name).ok(), var, fallbacks, default)
+}
+
+/// [`env_or`] over any source of variables (tests pass a map instead of the process
+/// environment, which they must not change).
+pub fn lookup_or<T>(
+    lookup: impl Fn(&str) -> Option<String>,
+    var: &str,
+    fallbacks: &[&str],
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
     for name in std::iter::once(var).chain(fallbacks.iter().copied()) {
-        if let Ok(value) = std::env::var(name) {
+        if let Some(value) = lookup(name) {
             return value.trim().parse().map_err(|e: T::Err| ConfigError {
                 var: name.to_string(),
                 value: if name.contains("URL") {
@@ -59,6 +74,10 @@ pub struct CommonConfig {
     pub prefix: String,
     /// `WAIHU_NATS__REPLICAS`: JetStream stream replicas (3 on a cluster).
     pub replicas: usize,
+    /// `WAIHU_NATS__MAX_AGE_SECONDS`: how long the events stream keeps events (0 = for good).
+    pub stream_max_age: Duration,
+    /// `WAIHU_NATS__MAX_BYTES`: how many bytes the events stream keeps (0 = no limit).
+    pub stream_max_bytes: i64,
     /// `WAIHU_GRPC_ADDR`.
     pub grpc_addr: SocketAddr,
     /// `WAIHU_DATABASE__MAX_CONNECTIONS`.
@@ -74,6 +93,8 @@ impl fmt::Debug for CommonConfig {
             .field("database_url", &redact(&self.database_url))
             .field("prefix", &self.prefix)
             .field("replicas", &self.replicas)
+            .field("stream_max_age", &self.stream_max_age)
+            .field("stream_max_bytes", &self.stream_max_bytes)
             .field("grpc_addr", &self.grpc_addr)
             .field("db_max_connections", &self.db_max_connections)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -100,6 +121,8 @@ impl CommonConfig {
             )?,
             prefix: env_or("WAIHU_PREFIX", &[], "waihu".to_string())?,
             replicas: env_or("WAIHU_NATS__REPLICAS", &[], 1)?,
+            stream_max_age: Duration::from_secs(env_or("WAIHU_NATS__MAX_AGE_SECONDS", &[], 0)?),
+            stream_max_bytes: env_or("WAIHU_NATS__MAX_BYTES", &[], 0)?,
             grpc_addr: env_or(
                 "WAIHU_GRPC_ADDR",
                 &[],
@@ -117,6 +140,8 @@ impl CommonConfig {
             database_url: database_url.into(),
             prefix: prefix.into(),
             replicas: 1,
+            stream_max_age: Duration::ZERO,
+            stream_max_bytes: 0,
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_max_connections: 8,
             shutdown_grace: Duration::from_secs(5),
@@ -129,7 +154,8 @@ impl CommonConfig {
             url: self.nats_url.clone(),
             prefix: self.prefix.clone(),
             replicas: self.replicas,
-            max_age: Duration::ZERO,
+            max_age: self.stream_max_age,
+            max_bytes: self.stream_max_bytes,
         }
     }
 }
@@ -148,12 +174,29 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_name_the_variable() {
-        std::env::set_var("WAIHU_TEST_CFG_PORT", "seventy");
-        let e = env_or::<u16>("WAIHU_TEST_CFG_PORT", &[], 1).expect_err("fails");
-        assert_eq!(e.var, "WAIHU_TEST_CFG_PORT");
+    fn bad_values_name_the_variable_and_aliases_apply_in_order() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let e = lookup_or::<u16>(vars(&[("WAIHU_X", "seventy")]), "WAIHU_X", &[], 1)
+            .expect_err("fails");
+        assert_eq!(e.var, "WAIHU_X");
         assert!(e.to_string().contains("seventy"));
-        std::env::remove_var("WAIHU_TEST_CFG_PORT");
-        assert_eq!(env_or::<u16>("WAIHU_TEST_CFG_PORT", &[], 7).ok(), Some(7));
+        assert_eq!(lookup_or::<u16>(vars(&[]), "WAIHU_X", &[], 7).ok(), Some(7));
+        let both = vars(&[("NATS_URL", "nats://b"), ("WAIHU_NATS_URL", "nats://a")]);
+        assert_eq!(
+            lookup_or(both, "WAIHU_NATS_URL", &["NATS_URL"], String::new()).ok(),
+            Some("nats://a".to_string())
+        );
+        let alias = vars(&[("DATABASE_URL", "postgres://u:pw@h/db")]);
+        let e = lookup_or::<u16>(alias, "WAIHU_DATABASE_URL", &["DATABASE_URL"], 0)
+            .expect_err("not a number");
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(!e.to_string().contains("pw"), "secrets are redacted: {e}");
     }
 }

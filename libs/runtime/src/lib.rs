@@ -2,12 +2,14 @@
 //! environment variables, tracing with optional OTLP export, SIGTERM handling, and a gRPC server
 //! with health reporting that drains on shutdown.
 
+pub mod api;
 pub mod config;
 mod health;
 mod serve;
 pub mod telemetry;
 mod tenant;
 
+pub use api::{page_token, ApiError};
 pub use config::{CommonConfig, ConfigError};
 pub use health::{supervise, Health};
 pub use serve::{bind, health, shutdown_on_signal, GrpcServer, ServiceHandle};

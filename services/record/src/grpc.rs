@@ -11,50 +11,11 @@ use waihu_telephony::{hangup, phone::PhoneNumber};
 
 use crate::{projection::keys, writer::CHECKPOINT};
 
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    #[error("{field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("store: {0}")]
-    Store(#[from] waihu_store::StoreError),
-}
-
-impl From<sqlx::Error> for RecordError {
-    fn from(e: sqlx::Error) -> Self {
-        RecordError::Store(e.into())
-    }
-}
-
-impl From<RecordError> for Status {
-    fn from(e: RecordError) -> Status {
-        match e {
-            RecordError::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            RecordError::NotFound(_) => Status::not_found(e.to_string()),
-            RecordError::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
-            RecordError::Unavailable(_) => Status::unavailable(e.to_string()),
-            RecordError::Store(inner) => {
-                tracing::error!(error = %inner, "record store failure");
-                if inner.is_transient() {
-                    Status::unavailable("storage is unavailable; retry")
-                } else {
-                    Status::internal("internal storage error")
-                }
-            }
-        }
-    }
-}
+/// The record service's errors: the shared API error.
+pub type RecordError = waihu_runtime::ApiError;
 
 pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> RecordError {
-    RecordError::Invalid {
-        field,
-        reason: reason.into(),
-    }
+    RecordError::invalid(field, reason)
 }
 
 pub(crate) fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, RecordError> {
@@ -304,18 +265,7 @@ impl RecordService for RecordApi {
             n if n > 1000 => return Err(invalid("page_size", "at most 1000").into()),
             n => n,
         };
-        let after = if r.page_token.is_empty() {
-            None
-        } else {
-            let bad = || invalid("page_token", "not a token this service issued");
-            let (m, id) = r.page_token.split_once('_').ok_or_else(bad)?;
-            let at = m
-                .parse()
-                .ok()
-                .and_then(DateTime::from_timestamp_micros)
-                .ok_or_else(bad)?;
-            Some((at, Uuid::parse_str(id).map_err(|_| bad())?))
-        };
+        let after = waihu_runtime::page_token::decode(&r.page_token)?;
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT {ROW_COLUMNS} FROM call_records
              WHERE tenant_id = $1
@@ -340,7 +290,7 @@ impl RecordService for RecordApi {
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];
         let next_page_token = match (more, rows.last()) {
-            (true, Some(l)) => format!("{}_{}", l.started_at.timestamp_micros(), l.call_id),
+            (true, Some(l)) => waihu_runtime::page_token::encode(l.started_at, l.call_id),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListCallRecordsResponse {

@@ -1,5 +1,4 @@
 use tonic::Status;
-use tracing::error;
 
 use crate::domain::Rejection;
 
@@ -32,18 +31,18 @@ impl From<sqlx::Error> for TaskError {
 
 impl From<TaskError> for Status {
     fn from(e: TaskError) -> Status {
+        waihu_runtime::ApiError::from(e).into()
+    }
+}
+
+impl From<TaskError> for waihu_runtime::ApiError {
+    fn from(e: TaskError) -> Self {
+        use waihu_runtime::ApiError;
         match e {
-            TaskError::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            TaskError::NotFound(_) => Status::not_found(e.to_string()),
-            TaskError::Rejected(r) => Status::failed_precondition(r.to_string()),
-            TaskError::Store(inner) => {
-                error!(error = %inner, "task store failure");
-                if inner.is_transient() {
-                    Status::unavailable("storage is unavailable; retry")
-                } else {
-                    Status::internal("internal storage error")
-                }
-            }
+            TaskError::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            TaskError::NotFound(id) => ApiError::NotFound(format!("task {id}")),
+            TaskError::Rejected(r) => ApiError::FailedPrecondition(r.to_string()),
+            TaskError::Store(inner) => ApiError::Store(inner),
         }
     }
 }

@@ -1,6 +1,5 @@
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 use waihu_proto::v1::{self as pb, task_service_server::TaskService};
@@ -155,17 +154,6 @@ fn echo(s: &str) -> String {
         out.push('…');
     }
     out
-}
-
-fn parse_page_token(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, TaskError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || TaskError::invalid("page_token", "not a token this service issued");
-    let (micros, id) = token.split_once('_').ok_or_else(bad)?;
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-    Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
 }
 
 #[tonic::async_trait]
@@ -326,7 +314,7 @@ impl TaskService for TaskApi {
             n => n,
         };
         check_len("name_contains", &r.name_contains, 100)?;
-        let after = parse_page_token(&r.page_token)?;
+        let after = waihu_runtime::page_token::decode(&r.page_token)?;
         let rows = self
             .db
             .list(&tenant, status, r.name_contains.trim(), after, size + 1)
@@ -334,9 +322,7 @@ impl TaskService for TaskApi {
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];
         let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => {
-                format!("{}_{}", last.created_at.timestamp_micros(), last.task_id)
-            }
+            (true, Some(last)) => waihu_runtime::page_token::encode(last.created_at, last.task_id),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListTasksResponse {
