@@ -56,6 +56,11 @@ impl RecordConfig {
 pub const SCHEMA: &str = "record";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// A pool on the record service's schema, migrated (tests and tools).
+pub async fn open_pool(url: &str, max_connections: u32) -> Result<sqlx::PgPool, StartError> {
+    Ok(waihu_store::open_service(url, max_connections, SCHEMA, &MIGRATOR).await?)
+}
+
 /// Connects, migrates, runs the store writer, and serves until `shutdown`.
 pub async fn start(
     config: RecordConfig,

@@ -335,8 +335,20 @@ async fn write_batch(
     dead_lettered: i64,
 ) -> Result<(), StoreError> {
     let stored: Vec<&StoredEvent> = batch.iter().map(|e| &e.stored).collect();
+    write_events(pool, &stored, last, dead_lettered).await
+}
+
+/// The store writer's transaction: appends `stored` (idempotent on event id), applies the
+/// projections to the events that were new, counts what was stored unread and what was
+/// dead-lettered, and moves the checkpoint to `last`.
+pub async fn write_events(
+    pool: &PgPool,
+    stored: &[&StoredEvent],
+    last: u64,
+    dead_lettered: i64,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    let new = waihu_store::append(&mut tx, &stored).await?;
+    let new = waihu_store::append(&mut tx, stored).await?;
     let fresh: Vec<&StoredEvent> = stored
         .iter()
         .copied()
