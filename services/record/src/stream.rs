@@ -52,6 +52,15 @@ pub async fn followed(pool: &PgPool, stream: &str) -> Result<Option<Followed>, s
 /// Checks that the events stream is the one the store follows and still holds everything after
 /// `position`; returns the base. The first check of a store records the stream it follows.
 pub async fn check(pool: &PgPool, bus: &Bus, position: u64) -> Result<u64, CheckError> {
+    Ok(check_followed(pool, bus, position).await?.base)
+}
+
+/// [`check`], returning what the store follows, for [`check_against`] to reuse.
+pub async fn check_followed(
+    pool: &PgPool,
+    bus: &Bus,
+    position: u64,
+) -> Result<Followed, CheckError> {
     let state = bus
         .events_stream_state()
         .await
@@ -73,6 +82,26 @@ pub async fn check(pool: &PgPool, bus: &Bus, position: u64) -> Result<u64, Check
             })?
         }
     };
+    judge(name, &state, f, position)?;
+    Ok(f)
+}
+
+/// The check of a running writer: the stream against what the store follows, known from the
+/// term's start (only a halted writer's store can be re-based), so no database read.
+pub async fn check_against(bus: &Bus, f: Followed, position: u64) -> Result<(), CheckError> {
+    let state = bus
+        .events_stream_state()
+        .await
+        .map_err(|e| CheckError::Other(e.to_string()))?;
+    judge(bus.events_stream(), &state, f, position)
+}
+
+fn judge(
+    name: &str,
+    state: &waihu_bus::StreamState,
+    f: Followed,
+    position: u64,
+) -> Result<(), CheckError> {
     let halt = |s: String| Err(CheckError::Halt(Halt(s)));
     // PostgreSQL keeps microseconds; the server reports nanoseconds.
     if f.created.timestamp_micros() != state.created.timestamp_micros() {
@@ -102,7 +131,7 @@ pub async fn check(pool: &PgPool, bus: &Bus, position: u64) -> Result<u64, Check
             state.first_sequence
         ));
     }
-    Ok(f.base)
+    Ok(())
 }
 
 /// Makes the store follow the events stream as it is now: every event it holds is read again

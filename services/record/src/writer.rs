@@ -90,14 +90,15 @@ impl Writer {
 
     /// One leadership term.
     async fn term(self, shutdown: CancellationToken) {
-        let Some((position, base)) = self.wait_until_consistent(&shutdown).await else {
+        let Some((position, followed)) = self.wait_until_consistent(&shutdown).await else {
             return;
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadBatch>(4);
-        let reader = tokio::spawn(
-            self.clone()
-                .read_ahead(position, base, tx, shutdown.clone()),
-        );
+        let reader =
+            tokio::spawn(
+                self.clone()
+                    .read_ahead(position, followed, tx, shutdown.clone()),
+            );
         while let Some(batch) = tokio::select! {
             _ = shutdown.cancelled() => None,
             b = rx.recv() => b,
@@ -113,12 +114,15 @@ impl Writer {
     /// Reads the checkpoint and checks the stream is the one the store follows; while it is not,
     /// reports why (NOT_SERVING) and checks again every few seconds (an operator's re-base ends
     /// the wait). None on shutdown.
-    async fn wait_until_consistent(&self, shutdown: &CancellationToken) -> Option<(u64, u64)> {
+    async fn wait_until_consistent(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<(u64, stream::Followed)> {
         loop {
             let checked = async {
                 let position = waihu_store::checkpoint(&self.pool, CHECKPOINT).await?;
-                let base = stream::check(&self.pool, &self.bus, position).await?;
-                Ok::<_, stream::CheckError>((position, base))
+                let followed = stream::check_followed(&self.pool, &self.bus, position).await?;
+                Ok::<_, stream::CheckError>((position, followed))
             }
             .await;
             match checked {
@@ -141,10 +145,11 @@ impl Writer {
     async fn read_ahead(
         self,
         mut position: u64,
-        base: u64,
+        followed: stream::Followed,
         out: tokio::sync::mpsc::Sender<ReadBatch>,
         shutdown: CancellationToken,
     ) {
+        let base = followed.base;
         while !shutdown.is_cancelled() {
             let mut reader = match OrderedReader::open(&self.bus, position - base).await {
                 Ok(r) => r,
@@ -173,9 +178,9 @@ impl Writer {
                 // Every batch, and an idle stream every few seconds, is checked against the stream the store follows before it is
                 // handed on: an ordered consumer silently resumes on a recreated stream, and what
                 // it reads there must not be stored under the old numbering.
-                match stream::check(&self.pool, &self.bus, position).await {
-                    Ok(b) if b == base => {}
-                    Ok(_) | Err(stream::CheckError::Halt(_)) => {
+                match stream::check_against(&self.bus, followed, position).await {
+                    Ok(()) => {}
+                    Err(stream::CheckError::Halt(_)) => {
                         warn!("the events stream changed under the store writer; restarting");
                         return;
                     }
