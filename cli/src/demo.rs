@@ -32,6 +32,9 @@ pub struct DemoArgs {
     /// Concurrent calls on the simulator line.
     #[arg(long, default_value_t = 300)]
     concurrency: u32,
+    /// Skip the closing `replay --verify` (rebuild the statistics from the store and compare).
+    #[arg(long)]
+    no_verify: bool,
     /// Dialer gRPC address (health only).
     #[arg(
         long,
@@ -205,7 +208,14 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
     );
     println!("services:");
     let started = ensure_services(cli, a).await?;
-    let result = campaign(cli, a).await;
+    // The replay check runs while the services (the record service serves it) are still up.
+    let result = match campaign(cli, a).await {
+        Ok(code) if code == ExitCode::SUCCESS && !a.no_verify => {
+            println!("waihu replay --verify:");
+            crate::replay::verify(cli).await
+        }
+        other => other,
+    };
     if !started.0.is_empty() {
         println!("stopping the services this demo started");
         started.stop().await;

@@ -117,7 +117,7 @@ pub async fn run(cli: &Cli, a: &ReplayArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(cli: &Cli) -> Result<ExitCode, CliError> {
+pub(crate) async fn verify(cli: &Cli) -> Result<ExitCode, CliError> {
     let started = std::time::Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut stream = record_client(cli)

@@ -2,6 +2,13 @@
 //! and PostgreSQL ceilings, measured in the same run. Prints `bench <name> <value> <unit>` lines.
 //!
 //! `WAIHU_BENCH_SCALE` (default 1.0) scales every workload, e.g. 0.1 for a quick look.
+//! `--only base` runs the ceilings and the in-process pipeline figures; `--only 1m` runs the
+//! million-contact campaign against the release service binaries as separate processes.
+
+#[path = "bench/million.rs"]
+mod million;
+#[path = "bench/procs.rs"]
+mod procs;
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +16,17 @@ use tokio_util::sync::CancellationToken;
 use waihu_bus::Expect;
 use waihu_dialer::Line;
 use waihu_e2e::*;
-use waihu_events::{hangup, pb, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_telephony::hangup;
 use waihu_testkit::TestEnv;
+
+const USAGE: &str = "usage: waihu-bench [--only base|1m]
+
+  --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts
+  --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
+                (needs the release binaries: cargo build --release --bins)
+
+WAIHU_BENCH_SCALE (default 1.0) scales every workload; 0.01 gives a quick look.";
 
 fn scale() -> f64 {
     std::env::var("WAIHU_BENCH_SCALE")
@@ -25,10 +41,46 @@ fn n(base: usize) -> usize {
 }
 
 fn report(name: &str, value: f64, unit: &str, note: &str) {
-    println!("bench {name} {value:.0} {unit}");
+    report_with(name, value, 0, unit, note);
+}
+
+/// Prints `bench <name> <value> <unit>` with `decimals` digits after the point.
+fn report_with(name: &str, value: f64, decimals: usize, unit: &str, note: &str) {
+    println!("bench {name} {value:.decimals$} {unit}");
     if !note.is_empty() {
         eprintln!("      {note}");
     }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Only {
+    All,
+    Base,
+    Million,
+}
+
+fn parse_args() -> Result<Only, String> {
+    let mut args = std::env::args().skip(1);
+    let mut only = Only::All;
+    while let Some(a) = args.next() {
+        let value = match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--only" => args.next().ok_or("--only needs a value: base or 1m")?,
+            _ => match a.strip_prefix("--only=") {
+                Some(v) => v.to_string(),
+                None => return Err(format!("unknown argument {a:?}")),
+            },
+        };
+        only = match value.as_str() {
+            "base" => Only::Base,
+            "1m" => Only::Million,
+            other => return Err(format!("--only {other:?}: expected base or 1m")),
+        };
+    }
+    Ok(only)
 }
 
 async fn raw_jetstream(env: &TestEnv) -> f64 {
@@ -232,12 +284,12 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
     (import_rate, big, attempts_rate, stats.calls_placed)
 }
 
-#[tokio::main]
-async fn main() {
-    eprintln!(
-        "waihu bench (scale {}): raw ceilings first, then the pipeline, in one run",
-        scale()
-    );
+/// The figures of the base section the million-contact section is compared with.
+struct Base {
+    call_attempts: f64,
+}
+
+async fn base() -> Base {
     let env = TestEnv::new().await;
     let js = raw_jetstream(&env).await;
     report(
@@ -260,6 +312,13 @@ async fn main() {
         "events/s",
         &format!("{events} call events: JetStream -> event store + call records + task statistics (target 30000)"),
     );
+    report_with(
+        "store_ingest_share",
+        ingest / pg * 100.0,
+        1,
+        "%",
+        "store_ingest events/s as a share of raw_postgres_batched_insert rows/s, same run",
+    );
     env.cleanup().await;
     let (import_rate, contacts, attempts, calls) = import_and_dial().await;
     report(
@@ -271,4 +330,43 @@ async fn main() {
         ),
     );
     report("call_attempts", attempts, "attempts/s", &format!("{calls} attempts: dialer -> simulator (no waiting) -> release -> recall/finish (target 500)"));
+    Base {
+        call_attempts: attempts,
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let only = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("waihu-bench: {e}\n\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    eprintln!(
+        "waihu bench (scale {}): {}",
+        scale(),
+        match only {
+            Only::All => "raw ceilings first, then the pipeline, then the 1M campaign, in one run",
+            Only::Base => "raw ceilings first, then the pipeline, in one run",
+            Only::Million => "the 1M campaign only",
+        }
+    );
+    let base = if only != Only::Million {
+        Some(base().await)
+    } else {
+        None
+    };
+    if only != Only::Base {
+        let scale = scale();
+        match million::run(scale).await {
+            Ok(m) => m.report(base.as_ref().map(|b| b.call_attempts)),
+            Err(e) => {
+                eprintln!("waihu-bench: the million-contact campaign failed: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    std::process::ExitCode::SUCCESS
 }

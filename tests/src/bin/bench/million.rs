@@ -1,0 +1,422 @@
+//! The million-contact campaign: 100 tasks of 10,000 contacts on 20 lines, the four services as
+//! separate processes from the release binaries, in a database and NATS prefix of its own.
+//!
+//! Figures: the import rate of the whole list, call attempts per second over a steady-state
+//! window (not the whole campaign), the stats lag (event occurred -> projected) over that window,
+//! and each service's resident memory.
+
+use std::{
+    panic::AssertUnwindSafe,
+    time::{Duration, Instant},
+};
+
+use futures::FutureExt;
+use tonic::transport::Channel;
+use waihu_bus::{Bus, BusConfig};
+use waihu_e2e::{phones, spec, StatsServiceClient, TaskServiceClient};
+use waihu_events::pb;
+use waihu_testkit::{nats_url, server_url, with_database};
+
+use crate::{
+    procs::{Peak, Sampler, Services},
+    report, report_with,
+};
+
+const TASKS: usize = 100;
+const CONTACTS_PER_TASK: usize = 10_000;
+const LINES: usize = 20;
+const LINE_CONCURRENCY: usize = 100;
+/// The services in start order (the store writer first: it is the one that migrates most).
+const SERVICES: [&str; 4] = ["record", "task", "dialer", "provider-adapter"];
+
+pub struct Million {
+    contacts: usize,
+    import_rate: f64,
+    attempts_rate: f64,
+    window: Duration,
+    window_calls: u64,
+    how: &'static str,
+    lag: Option<(f64, f64, i64)>,
+    memory: Vec<(&'static str, Peak, f64)>,
+}
+
+impl Million {
+    /// Prints the section's `bench` lines; `call_attempts` is the base section's figure, if run.
+    pub fn report(&self, call_attempts: Option<f64>) {
+        report(
+            "contact_import_1m",
+            self.import_rate,
+            "contacts/s",
+            &format!(
+                "{} contacts into {TASKS} tasks through AddContacts, one task after another",
+                self.contacts
+            ),
+        );
+        report(
+            "call_attempts_1m",
+            self.attempts_rate,
+            "attempts/s",
+            &format!(
+                "{} attempts in {:.1} s {}, {} contacts loaded, {LINES} lines x {LINE_CONCURRENCY}",
+                self.window_calls,
+                self.window.as_secs_f64(),
+                self.how,
+                self.contacts
+            ),
+        );
+        match call_attempts {
+            Some(base) if base > 0.0 => report_with(
+                "call_attempts_1m_vs_20k",
+                self.attempts_rate / base * 100.0,
+                1,
+                "%",
+                "call_attempts_1m / call_attempts (target 85)",
+            ),
+            _ => eprintln!("      call_attempts_1m_vs_20k needs the base section too (no --only)"),
+        }
+        match self.lag {
+            Some((p50, p99, events)) => {
+                let note = format!(
+                    "{events} events recorded in the window: occurred_at (producer) -> recorded_at (store writer's transaction)"
+                );
+                report_with("stats_lag_p50", p50, 1, "ms", &note);
+                report_with("stats_lag_p99", p99, 1, "ms", "");
+            }
+            None => eprintln!("      stats_lag: no events recorded in the window"),
+        }
+        for (name, peak, _) in &self.memory {
+            report(&format!("rss_peak_{name}"), peak.mib(), "MiB", "");
+        }
+        for (name, _, end) in &self.memory {
+            report(&format!("rss_end_{name}"), *end, "MiB", "");
+        }
+        eprintln!("      rss: peak = max VmHWM/VmRSS sampled every second; end = VmRSS at the window's end");
+    }
+}
+
+/// Runs the campaign in a fresh database and prefix, and removes both (and stops the services)
+/// whatever happens, Ctrl-C and panics included.
+pub async fn run(scale: f64) -> Result<Million, String> {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let database = format!("waihu_b_{id}");
+    let prefix = format!("b{id}");
+    let dir = std::env::temp_dir().join(format!("waihu-bench-{id}"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let admin_url = with_database(&server_url(), "postgres");
+    let admin = waihu_store::connect(&admin_url, 1)
+        .await
+        .map_err(|e| format!("PostgreSQL unreachable (DATABASE_URL): {e}"))?;
+    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+        .execute(&admin)
+        .await
+        .map_err(|e| format!("cannot create database {database}: {e}"))?;
+    eprintln!(
+        "waihu bench 1m: database {database}, prefix {prefix}, service logs in {}",
+        dir.display()
+    );
+
+    let mut services = Services::new(dir.clone());
+    let database_url = with_database(&server_url(), &database);
+    let body =
+        AssertUnwindSafe(campaign(&mut services, &database_url, &prefix, scale)).catch_unwind();
+    let outcome = tokio::select! {
+        r = body => r.unwrap_or_else(|panic| Err(format!("panicked: {}", panic_text(&*panic)))),
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+    };
+
+    // Cleanup, in every case.
+    services.stop().await;
+    let complaints = services.complaints(5);
+    let _ = sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+    ))
+    .execute(&admin)
+    .await
+    .map_err(|e| eprintln!("      could not drop database {database}: {e}"));
+    admin.close().await;
+    match Bus::connect(&BusConfig::local(nats_url(), &prefix)).await {
+        Ok(bus) => {
+            let _ = bus.delete_streams().await;
+        }
+        Err(e) => eprintln!("      could not delete the streams of prefix {prefix}: {e}"),
+    }
+
+    for (name, count, lines) in &complaints {
+        eprintln!("      {name}: {count} WARN/ERROR log lines, the first:");
+        for l in lines {
+            eprintln!("        {l}");
+        }
+    }
+    if outcome.is_err() || !complaints.is_empty() {
+        eprintln!("      service logs kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+async fn campaign(
+    services: &mut Services,
+    database_url: &str,
+    prefix: &str,
+    scale: f64,
+) -> Result<Million, String> {
+    let lines = (1..=LINES)
+        .map(|i| format!("sim-{i}:{LINE_CONCURRENCY}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let env = [
+        ("WAIHU_NATS_URL", nats_url()),
+        ("WAIHU_DATABASE_URL", database_url.to_string()),
+        ("WAIHU_PREFIX", prefix.to_string()),
+        ("WAIHU_SIMULATOR__TIME_SCALE", "0".to_string()),
+        ("WAIHU_DIALER__LINES", lines),
+        ("WAIHU_PROVIDER__MAX_IN_FLIGHT", "5000".to_string()),
+        ("RUST_LOG", "warn".to_string()),
+    ];
+    for name in SERVICES {
+        services.start(name, &env).await?;
+    }
+    let sampler = Sampler::start(services);
+
+    let mut tasks = TaskServiceClient::connect(services.addr("task")?)
+        .await
+        .map_err(|e| format!("task service unreachable: {e}"))?;
+    let stats = StatsServiceClient::connect(services.addr("record")?)
+        .await
+        .map_err(|e| format!("record service unreachable: {e}"))?;
+
+    // The list: distinct numbers across the whole campaign, so within every task too.
+    let per_task = ((CONTACTS_PER_TASK as f64 * scale) as usize).max(1);
+    let contacts = per_task * TASKS;
+    let list = phones(contacts, 7);
+    let mut ids = Vec::with_capacity(TASKS);
+    let mut importing = Duration::ZERO;
+    for (i, chunk) in list.chunks(per_task).enumerate() {
+        let task = tasks
+            .create_task(pb::CreateTaskRequest {
+                spec: Some(spec(&format!("bench-1m-{i}"), 1, 0)),
+            })
+            .await
+            .map_err(|e| format!("CreateTask: {e}"))?
+            .into_inner();
+        let t = Instant::now();
+        let reply = import(&mut tasks, &task.task_id, chunk).await?;
+        importing += t.elapsed();
+        if reply.accepted as usize != chunk.len() {
+            return Err(format!(
+                "task {i}: {} of {} contacts accepted ({} duplicates, {} rejected, e.g. {:?})",
+                reply.accepted,
+                chunk.len(),
+                reply.duplicates,
+                reply.rejected_total,
+                reply.rejected.first()
+            ));
+        }
+        ids.push(task.task_id);
+        services.check_alive()?;
+    }
+    let import_rate = contacts as f64 / importing.as_secs_f64();
+    eprintln!(
+        "      imported {contacts} contacts in {:.1} s; starting {TASKS} tasks",
+        importing.as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let started_wall = chrono::Utc::now();
+    for id in &ids {
+        tasks
+            .start_task(pb::TaskRef {
+                task_id: id.clone(),
+            })
+            .await
+            .map_err(|e| format!("StartTask: {e}"))?;
+    }
+
+    // Steady state: skip the ramp-up, then count calls placed over the window. A small campaign
+    // may finish inside the window; then the window ends where the last call was counted.
+    let skip = Duration::from_secs_f64((10.0 * scale).clamp(2.0, 10.0));
+    let window = Duration::from_secs_f64((60.0 * scale).max(20.0));
+    let stall_limit = Duration::from_secs(60);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut first: Option<Sample> = None;
+    let mut last_change = Sample {
+        at: started,
+        wall: started_wall,
+        placed: 0,
+    };
+    let (end, how) = loop {
+        tick.tick().await;
+        services.check_alive()?;
+        let (at, wall) = (Instant::now(), chrono::Utc::now());
+        let t = totals(&stats, &ids).await?;
+        let now = Sample {
+            at,
+            wall,
+            placed: t.placed,
+        };
+        if now.placed != last_change.placed {
+            last_change = now.clone();
+        } else if now.at - last_change.at > stall_limit {
+            return Err(format!(
+                "stalled: calls_placed stuck at {} for {} s ({} of {contacts} contacts finished)",
+                now.placed,
+                stall_limit.as_secs(),
+                t.finished
+            ));
+        }
+        if first.is_none() && now.at - started >= skip {
+            first = Some(now.clone());
+        }
+        let done = t.finished >= contacts as u64 && t.released == t.placed;
+        if let Some(f) = &first {
+            if now.at - f.at >= window {
+                break (now, "in the steady-state window");
+            }
+            if done && last_change.at > f.at {
+                break (
+                    last_change,
+                    "in the window, cut short by the campaign's end",
+                );
+            }
+        }
+        if done {
+            // Finished before (or right as) the window opened: the whole campaign's rate.
+            first = Some(Sample {
+                at: started,
+                wall: started_wall,
+                placed: 0,
+            });
+            break (
+                last_change,
+                "over the whole campaign (it ended before the window)",
+            );
+        }
+    };
+    let first = first.ok_or("no window")?;
+    let memory = sampler.finish();
+    let secs = (end.at - first.at).as_secs_f64().max(1e-3);
+    let window_calls = end.placed - first.placed;
+    let lag = stats_lag(database_url, first.wall, end.wall).await?;
+    Ok(Million {
+        contacts,
+        import_rate,
+        attempts_rate: window_calls as f64 / secs,
+        window: end.at - first.at,
+        window_calls,
+        how,
+        lag,
+        memory,
+    })
+}
+
+#[derive(Clone)]
+struct Sample {
+    at: Instant,
+    wall: chrono::DateTime<chrono::Utc>,
+    placed: u64,
+}
+
+struct Totals {
+    placed: u64,
+    released: u64,
+    finished: u64,
+}
+
+/// The campaign's totals: the statistics of every task, summed.
+async fn totals(stats: &StatsServiceClient<Channel>, ids: &[String]) -> Result<Totals, String> {
+    let all = futures::future::try_join_all(ids.iter().map(|id| {
+        let mut c = stats.clone();
+        let task_id = id.clone();
+        async move {
+            c.get_task_stats(pb::GetTaskStatsRequest { task_id })
+                .await
+                .map(|r| r.into_inner())
+        }
+    }))
+    .await
+    .map_err(|e| format!("GetTaskStats: {e}"))?;
+    Ok(all.iter().fold(
+        Totals {
+            placed: 0,
+            released: 0,
+            finished: 0,
+        },
+        |t, s| Totals {
+            placed: t.placed + s.calls_placed,
+            released: t.released + s.calls_released,
+            finished: t.finished + s.contacts_finished,
+        },
+    ))
+}
+
+/// Imports `phones` in chunks of 2,000 rows through AddContacts, like `waihu_e2e::import`.
+async fn import(
+    client: &mut TaskServiceClient<Channel>,
+    task_id: &str,
+    phones: &[String],
+) -> Result<pb::AddContactsResponse, String> {
+    let msgs: Vec<pb::AddContactsRequest> = phones
+        .chunks(2000)
+        .map(|c| pb::AddContactsRequest {
+            task_id: task_id.to_string(),
+            rows: c
+                .iter()
+                .map(|p| pb::ContactRow {
+                    phone: p.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        })
+        .collect();
+    client
+        .add_contacts(tokio_stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|e| format!("AddContacts: {e}"))
+}
+
+/// p50 and p99 of occurred_at -> recorded_at (ms) of the events recorded in [from, to), with
+/// their count; None when there were none.
+async fn stats_lag(
+    database_url: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(f64, f64, i64)>, String> {
+    let pool = waihu_store::connect(database_url, 1)
+        .await
+        .map_err(|e| format!("bench database: {e}"))?;
+    // The event store's table, wherever its schema is (public today, maybe `store` later).
+    let schema: Option<String> = sqlx::query_scalar(
+        "SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'events'
+         ORDER BY (table_schema = 'store') DESC, (table_schema = 'public') DESC LIMIT 1",
+    )
+    .fetch_optional(&pool)
+    .await
+    .map_err(|e| format!("looking for the events table: {e}"))?;
+    let schema = schema.ok_or("no events table in the bench database")?;
+    let row: (Option<Vec<f64>>, i64) = sqlx::query_as(&format!(
+        "SELECT percentile_cont(ARRAY[0.5, 0.99]::float8[]) WITHIN GROUP
+                (ORDER BY (extract(epoch FROM recorded_at - occurred_at) * 1000)::float8),
+                count(*)
+         FROM \"{schema}\".events WHERE recorded_at >= $1 AND recorded_at < $2"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_one(&pool)
+    .await
+    .map_err(|e| format!("stats lag query: {e}"))?;
+    pool.close().await;
+    Ok(match row {
+        (Some(p), n) if p.len() == 2 && n > 0 => Some((p[0], p[1], n)),
+        _ => None,
+    })
+}
