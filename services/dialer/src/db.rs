@@ -364,9 +364,9 @@ impl Db {
     ///
     /// Its cost is O(lines + running tasks with something due + dials): in-flight counts are
     /// kept per line, tasks with nothing due are passed over inside one query, and each task's
-    /// due contacts are read from an index in dialing order. The running tasks are share-locked
-    /// for the round, so a pause or cancel committed meanwhile waits for the round and sees its
-    /// calls, and no call of a round goes out after a pause the dialer has applied.
+    /// due contacts are read from an index in dialing order. The tasks a round dials for are
+    /// share-locked before it commits and must still be running, so no call of a round goes out
+    /// after a pause or cancel the dialer has applied.
     pub async fn dial_round(&self, lines: &[Line]) -> Result<usize, DialerError> {
         let mut tx = self.pool.begin().await?;
         let in_flight: HashMap<String, i32> =
@@ -392,8 +392,7 @@ impl Db {
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
                AND EXISTS (SELECT 1 FROM dialer_contacts c
                            WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
-             ORDER BY t.priority DESC, random()
-             FOR SHARE OF t",
+             ORDER BY t.priority DESC, random()",
         )
         .bind(RUNNING)
         .fetch_all(&mut *tx)
@@ -432,6 +431,26 @@ impl Db {
             };
             dials.extend(plan_task(&mut slots, &task));
         }
+        if dials.is_empty() {
+            return Ok(0);
+        }
+        // Only the tasks this round dials for are share-locked, and only those still running
+        // keep their calls: a pause or cancel committed meanwhile drops them (their contacts stay
+        // pending), and one committed later waits for this round.
+        let mut dialed: Vec<Uuid> = dials.iter().map(|d| d.task_id).collect();
+        dialed.sort();
+        dialed.dedup();
+        let running: std::collections::HashSet<Uuid> = sqlx::query_scalar(
+            "SELECT task_id FROM dialer_tasks WHERE task_id = ANY($1) AND status = $2
+             ORDER BY task_id FOR SHARE",
+        )
+        .bind(&dialed)
+        .bind(RUNNING)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        dials.retain(|d| running.contains(&d.task_id));
         let n = dials.len();
         if n == 0 {
             return Ok(0);
