@@ -131,7 +131,7 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
                     .await
                     .ok()?
                     .into_inner();
-                (s.unknown_events == 9 && s.dead_lettered == 12).then_some(s)
+                (s.position == sent && s.unknown_events == 9 && s.dead_lettered == 12).then_some(s)
             }
         },
     )

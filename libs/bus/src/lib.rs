@@ -230,15 +230,13 @@ impl Bus {
     /// last sequence below what a reader has seen, means the stream was recreated or lost its
     /// tail.
     pub async fn events_stream_state(&self) -> Result<StreamState, BusError> {
-        let mut s = self
+        // One request: fetching the stream returns its current info.
+        let s = self
             .js
             .get_stream(&self.events_stream)
             .await
             .map_err(|e| BusError::Stream(e.to_string()))?;
-        let info = s
-            .info()
-            .await
-            .map_err(|e| BusError::Stream(e.to_string()))?;
+        let info = s.cached_info();
         Ok(StreamState {
             created: info.created,
             last_sequence: info.state.last_sequence,
@@ -248,15 +246,6 @@ impl Bus {
 
     /// The last sequence of the events stream (0 when empty).
     pub async fn last_sequence(&self) -> Result<u64, BusError> {
-        let mut s = self
-            .js
-            .get_stream(&self.events_stream)
-            .await
-            .map_err(|e| BusError::Stream(e.to_string()))?;
-        let info = s
-            .info()
-            .await
-            .map_err(|e| BusError::Stream(e.to_string()))?;
-        Ok(info.state.last_sequence)
+        Ok(self.events_stream_state().await?.last_sequence)
     }
 }
