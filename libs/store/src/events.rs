@@ -12,8 +12,8 @@ pub struct StoredEvent {
     /// Global position: the JetStream stream sequence (plus the store's base after a re-base).
     pub position: u64,
     pub event: Decoded,
-    /// The exact bytes that travelled on the bus.
-    pub envelope: Vec<u8>,
+    /// The exact bytes that travelled on the bus (shared, not copied, from the message read).
+    pub envelope: bytes::Bytes,
     /// When the store wrote it (None before it is stored).
     pub recorded_at: Option<DateTime<Utc>>,
 }
@@ -51,7 +51,7 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>
         occurred.push(m.occurred_at);
         correlation.push(m.correlation_id.as_str());
         causation.push(m.causation_id.as_str());
-        envelope.push(e.envelope.as_slice());
+        envelope.push(e.envelope.as_ref());
     }
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (position, event_id, event_type, schema_version, tenant_id, stream_id,
@@ -153,7 +153,7 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
             Ok(StoredEvent {
                 position: position as u64,
                 event,
-                envelope,
+                envelope: envelope.into(),
                 recorded_at: Some(recorded_at),
             })
         })

@@ -43,7 +43,7 @@ pub async fn export(pool: PgPool, mut q: EventQuery, limit: u64) -> Result<Event
                 return;
             };
             for e in page {
-                let envelope = match pb::Envelope::decode(e.envelope.as_slice()) {
+                let envelope = match pb::Envelope::decode(e.envelope.as_ref()) {
                     Ok(env) => env,
                     Err(err) => {
                         let reason = format!("stored envelope at {} is corrupt: {err}", e.position);

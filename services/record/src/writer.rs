@@ -62,11 +62,10 @@ pub struct Writer {
     pub health: Health,
 }
 
-/// A decoded event with what is needed to dead-letter it: its raw bytes, subject and stream
-/// sequence.
+/// A decoded event with what is needed to dead-letter it: its subject and stream sequence (its
+/// bytes are the stored envelope).
 struct Item {
     stored: StoredEvent,
-    raw: Bytes,
     subject: String,
     seq: u64,
 }
@@ -231,10 +230,9 @@ impl Writer {
                     stored: StoredEvent {
                         position: m.stream_seq + base,
                         event,
-                        envelope: m.payload.to_vec(),
+                        envelope: m.payload,
                         recorded_at: None,
                     },
-                    raw: m.payload,
                     subject: m.subject,
                     seq: m.stream_seq,
                 }),
@@ -296,7 +294,7 @@ impl Writer {
                     Err(e) if e.is_data_error() => {
                         let item = &part[0];
                         let reason = format!("the event store refused it: {e}");
-                        self.dead_letter(&item.subject, item.seq, item.raw.clone(), &reason)
+                        self.dead_letter(&item.subject, item.seq, item.stored.envelope.clone(), &reason)
                             .await;
                         // Counted and its position passed with the next write.
                         dead += 1;

@@ -101,7 +101,7 @@ async fn write(pool: &PgPool, events: &[RecordedEvent], batch: usize) {
         .iter()
         .map(|e| StoredEvent {
             position: POSITION.fetch_add(1, Ordering::SeqCst) + 1,
-            envelope: e.encode(),
+            envelope: e.encode().into(),
             event: Decoded::Known(e.clone()),
             recorded_at: None,
         })
