@@ -8,9 +8,6 @@ use std::{
 
 use clap::Args;
 use tokio::process::{Child, Command};
-use tonic_health::pb::{
-    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
-};
 use waihu_proto::v1 as pb;
 
 use crate::{display, status, task, Cli, CliError};
@@ -52,22 +49,6 @@ pub struct DemoArgs {
     /// Where the services this demo starts write their logs.
     #[arg(long, default_value = ".demo/logs")]
     log_dir: PathBuf,
-}
-
-async fn healthy(addr: &str) -> bool {
-    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(addr.to_string()) else {
-        return false;
-    };
-    let Ok(Ok(channel)) =
-        tokio::time::timeout(Duration::from_millis(500), endpoint.connect()).await
-    else {
-        return false;
-    };
-    let mut c = HealthClient::new(channel);
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), c.check(HealthCheckRequest { service: String::new() })).await,
-        Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32
-    )
 }
 
 fn port_of(addr: &str) -> Result<u16, CliError> {
@@ -116,7 +97,7 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
     let mut started = Started(Vec::new());
     std::fs::create_dir_all(&a.log_dir)?;
     for (name, addr) in services {
-        if healthy(addr).await {
+        if waihu_runtime::is_serving(addr).await {
             println!("  {name:<24} already running at {addr}");
             continue;
         }
@@ -145,7 +126,7 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
         started.0.push((name, child));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if healthy(addr).await {
+            if waihu_runtime::is_serving(addr).await {
                 println!("  {name:<24} started at {addr} (log: {})", log.display());
                 break;
             }

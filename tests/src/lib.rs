@@ -227,6 +227,15 @@ pub async fn import(
     task_id: &str,
     phones: &[String],
 ) -> pb::AddContactsResponse {
+    try_import(client, task_id, phones).await.expect("import")
+}
+
+/// Imports `phones` in chunks of 2,000 rows through AddContacts.
+pub async fn try_import(
+    client: &mut TaskServiceClient<Channel>,
+    task_id: &str,
+    phones: &[String],
+) -> Result<pb::AddContactsResponse, tonic::Status> {
     let msgs: Vec<pb::AddContactsRequest> = phones
         .chunks(2000)
         .map(|c| pb::AddContactsRequest {
@@ -243,8 +252,7 @@ pub async fn import(
     client
         .add_contacts(tokio_stream::iter(msgs))
         .await
-        .expect("import")
-        .into_inner()
+        .map(tonic::Response::into_inner)
 }
 
 /// Waits until the task reaches `status`.

@@ -12,7 +12,7 @@ mod tenant;
 pub use api::{page_token, ApiError};
 pub use config::{CommonConfig, ConfigError};
 pub use health::{supervise, Health};
-pub use serve::{bind, health, shutdown_on_signal, GrpcServer, ServiceHandle};
+pub use serve::{bind, health, is_serving, shutdown_on_signal, GrpcServer, ServiceHandle};
 pub use tenant::tenant;
 
 /// Error from assembling a service at start-up.

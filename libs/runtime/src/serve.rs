@@ -88,6 +88,29 @@ impl GrpcServer {
     }
 }
 
+/// Whether the service at `addr` answers `grpc.health.v1.Health/Check` (service "") with
+/// SERVING within half a second: what the CLI and the benchmark wait on before using a service.
+pub async fn is_serving(addr: &str) -> bool {
+    use tonic_health::pb::{
+        health_check_response::ServingStatus as S, health_client::HealthClient, HealthCheckRequest,
+    };
+    let wait = Duration::from_millis(500);
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(addr.to_string()) else {
+        return false;
+    };
+    let Ok(Ok(channel)) = tokio::time::timeout(wait, endpoint.connect()).await else {
+        return false;
+    };
+    let mut client = HealthClient::new(channel);
+    let check = client.check(HealthCheckRequest {
+        service: String::new(),
+    });
+    matches!(
+        tokio::time::timeout(wait, check).await,
+        Ok(Ok(r)) if r.get_ref().status == S::Serving as i32
+    )
+}
+
 /// The health service and its reporter, for building a router.
 pub fn health() -> (
     HealthReporter,

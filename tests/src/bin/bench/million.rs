@@ -358,29 +358,14 @@ async fn totals(stats: &StatsServiceClient<Channel>, ids: &[String]) -> Result<T
     ))
 }
 
-/// Imports `phones` in chunks of 2,000 rows through AddContacts, like `waihu_e2e::import`.
+/// Imports `phones` through AddContacts (`waihu_e2e::try_import`).
 async fn import(
     client: &mut TaskServiceClient<Channel>,
     task_id: &str,
     phones: &[String],
 ) -> Result<pb::AddContactsResponse, String> {
-    let msgs: Vec<pb::AddContactsRequest> = phones
-        .chunks(2000)
-        .map(|c| pb::AddContactsRequest {
-            task_id: task_id.to_string(),
-            rows: c
-                .iter()
-                .map(|p| pb::ContactRow {
-                    phone: p.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-        })
-        .collect();
-    client
-        .add_contacts(tokio_stream::iter(msgs))
+    waihu_e2e::try_import(client, task_id, phones)
         .await
-        .map(|r| r.into_inner())
         .map_err(|e| format!("AddContacts: {e}"))
 }
 

@@ -10,9 +10,6 @@ use std::{
 };
 
 use tokio::process::{Child, Command};
-use tonic_health::pb::{
-    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
-};
 
 /// Where the release service binaries are: `$CARGO_TARGET_DIR/release`, else the workspace's
 /// `target/release`.
@@ -40,29 +37,6 @@ pub fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free port: {e}"))
-}
-
-/// `grpc.health.v1.Health/Check` with service "" answers SERVING.
-async fn healthy(addr: &str) -> bool {
-    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(addr.to_string()) else {
-        return false;
-    };
-    let Ok(Ok(channel)) =
-        tokio::time::timeout(Duration::from_millis(500), endpoint.connect()).await
-    else {
-        return false;
-    };
-    let mut c = HealthClient::new(channel);
-    matches!(
-        tokio::time::timeout(
-            Duration::from_millis(500),
-            c.check(HealthCheckRequest {
-                service: String::new()
-            })
-        )
-        .await,
-        Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32
-    )
 }
 
 pub struct Service {
@@ -138,7 +112,7 @@ impl Services {
         });
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if healthy(&addr).await {
+            if waihu_runtime::is_serving(&addr).await {
                 return Ok(());
             }
             self.check_alive()?;
