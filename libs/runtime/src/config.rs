@@ -1,52 +1,77 @@
-//! Typed configuration. Every setting has a local default, is overridden by a `WAIHU_*`
-//! environment variable (`__` separates nesting, e.g. `WAIHU_SIMULATOR__SEED`), and a bad value
-//! fails start-up naming the variable. Secrets are never printed.
+//! The one configuration loader. Every setting has a default; an optional TOML file (named by
+//! `WAIHU_CONFIG`) overrides the defaults, and `WAIHU_*` environment variables override the
+//! file, `__` separating nesting levels (`WAIHU_SIMULATOR__SEED` is `[simulator] seed` in the
+//! file; `WAIHU_NATS_URL` is the top-level `nats_url`). `NATS_URL` and `DATABASE_URL` are read as
+//! aliases of `WAIHU_NATS_URL` and `WAIHU_DATABASE_URL` (the `WAIHU_` names win). Values are
+//! typed by the setting they end up in, a bad one fails start-up naming the variable and the
+//! file key, and secrets are wrapped in [`Secret`] so that no `Debug` of a configuration can
+//! print them.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{collections::HashMap, fmt, net::SocketAddr, str::FromStr, time::Duration};
 
+use serde::{de::DeserializeOwned, Deserialize, Deserializer};
+
+/// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("environment variable {var}={value:?} is invalid: {reason}")]
+#[error("configuration {setting}: {reason}")]
 pub struct ConfigError {
-    pub var: String,
-    pub value: String,
+    /// The setting, as its environment variable and file key (`WAIHU_NATS__MAX_BYTES`
+    /// (`nats.max_bytes`)), or the file that could not be read.
+    pub setting: String,
     pub reason: String,
 }
 
-/// Reads `var` (or the first of `fallbacks` that is set), parsing it, or returns `default`.
-pub fn env_or<T>(var: &str, fallbacks: &[&str], default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: fmt::Display,
-{
-    lookup_or(|name| std::env::var(name).ok(), var, fallbacks, default)
-}
-
-/// [`env_or`] over any source of variables (tests pass a map instead of the process
-/// environment, which they must not change).
-pub fn lookup_or<T>(
-    lookup: impl Fn(&str) -> Option<String>,
-    var: &str,
-    fallbacks: &[&str],
-    default: T,
-) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: fmt::Display,
-{
-    for name in std::iter::once(var).chain(fallbacks.iter().copied()) {
-        if let Some(value) = lookup(name) {
-            return value.trim().parse().map_err(|e: T::Err| ConfigError {
-                var: name.to_string(),
-                value: if name.contains("URL") {
-                    redact(&value)
-                } else {
-                    value.clone()
-                },
-                reason: e.to_string(),
-            });
+impl ConfigError {
+    /// An invalid value of the setting at `key` (a dotted file key such as `simulator.mix`).
+    pub fn invalid(key: &str, reason: impl fmt::Display) -> Self {
+        ConfigError {
+            setting: describe_key(key),
+            reason: reason.to_string(),
         }
     }
-    Ok(default)
+}
+
+/// `nats.max_bytes` → ``WAIHU_NATS__MAX_BYTES (`nats.max_bytes`)``.
+fn describe_key(key: &str) -> String {
+    let var = key
+        .split('.')
+        .map(|part| part.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join("__");
+    format!("WAIHU_{var} (`{key}`)")
+}
+
+/// A value that must never be printed (a URL with a password, a key). `Debug` shows a URL with
+/// its password replaced by `***`, anything else as `***`; the value itself is only reachable
+/// through [`Secret::expose`].
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.contains("://") {
+            write!(f, "{:?}", redact(&self.0))
+        } else {
+            f.write_str("\"***\"")
+        }
+    }
 }
 
 /// Hides the password of a URL like `postgres://user:secret@host/db`.
@@ -63,81 +88,259 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Settings every service shares.
-#[derive(Clone)]
-pub struct CommonConfig {
-    /// `WAIHU_NATS_URL` or `NATS_URL`.
-    pub nats_url: String,
-    /// `WAIHU_DATABASE_URL` or `DATABASE_URL`.
-    pub database_url: String,
-    /// `WAIHU_PREFIX`: namespace of subjects and streams.
-    pub prefix: String,
-    /// `WAIHU_NATS__REPLICAS`: JetStream stream replicas (3 on a cluster).
-    pub replicas: usize,
-    /// `WAIHU_NATS__MAX_AGE_SECONDS`: how long the events stream keeps events (0 = for good).
-    pub stream_max_age: Duration,
-    /// `WAIHU_NATS__MAX_BYTES`: how many bytes the events stream keeps (0 = no limit).
-    pub stream_max_bytes: i64,
-    /// `WAIHU_GRPC_ADDR`.
-    pub grpc_addr: SocketAddr,
-    /// `WAIHU_DATABASE__MAX_CONNECTIONS`.
-    pub db_max_connections: u32,
-    /// `WAIHU_SHUTDOWN_GRACE_SECONDS`: how long in-flight work may take after SIGTERM.
-    pub shutdown_grace: Duration,
+/// For `#[serde(deserialize_with = "waihu_runtime::config::from_str")]`: a setting written as
+/// text and parsed by its type's `FromStr` (ranges, mixes, lists).
+pub fn from_str<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    text.trim().parse().map_err(serde::de::Error::custom)
 }
 
-impl fmt::Debug for CommonConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CommonConfig")
-            .field("nats_url", &redact(&self.nats_url))
-            .field("database_url", &redact(&self.database_url))
-            .field("prefix", &self.prefix)
-            .field("replicas", &self.replicas)
-            .field("stream_max_age", &self.stream_max_age)
-            .field("stream_max_bytes", &self.stream_max_bytes)
-            .field("grpc_addr", &self.grpc_addr)
-            .field("db_max_connections", &self.db_max_connections)
-            .field("shutdown_grace", &self.shutdown_grace)
-            .finish()
+/// The layered sources: defaults (each section's `Default`), then the file, then the aliases,
+/// then the `WAIHU_` variables.
+pub struct Layers(config::Config);
+
+impl Layers {
+    /// The process environment and the file `WAIHU_CONFIG` names (if it does).
+    pub fn from_process() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
     }
+
+    /// Any set of variables (tests pass their own instead of changing the process environment);
+    /// `WAIHU_CONFIG` among them names the file, which must then exist.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let mut builder = config::Config::builder();
+        if let Some(path) = vars.get("WAIHU_CONFIG").filter(|p| !p.trim().is_empty()) {
+            let text = std::fs::read_to_string(path.trim()).map_err(|e| ConfigError {
+                setting: format!("file {path:?} (WAIHU_CONFIG)"),
+                reason: e.to_string(),
+            })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+            // Checked now so that a syntax error names the file.
+            config::Config::builder()
+                .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+                .build()
+                .map_err(|e| ConfigError {
+                    setting: format!("file {path:?} (WAIHU_CONFIG)"),
+                    reason: e.to_string(),
+                })?;
+        }
+        let aliases: HashMap<String, String> =
+            [("NATS_URL", "nats_url"), ("DATABASE_URL", "database_url")]
+                .into_iter()
+                .filter_map(|(var, key)| vars.get(var).map(|v| (key.to_string(), v.clone())))
+                .collect();
+        let own: HashMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("WAIHU_") && k.as_str() != "WAIHU_CONFIG")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder
+            .add_source(config::Environment::default().source(Some(aliases)))
+            .add_source(
+                config::Environment::with_prefix("WAIHU")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(own)),
+            );
+        builder.build().map(Layers).map_err(convert)
+    }
+
+    /// The top-level settings as `T` (keys of nested sections are ignored).
+    pub fn root<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize(self.0.clone()).map_err(|e| located("", e))
+    }
+
+    /// The section `key` (such as `simulator`) as `T`; its `Default` when nothing sets it.
+    pub fn section<T: DeserializeOwned + Default>(&self, key: &str) -> Result<T, ConfigError> {
+        match self.0.get::<config::Value>(key) {
+            Ok(v) => serde_path_to_error::deserialize(v).map_err(|e| located(key, e)),
+            Err(config::ConfigError::NotFound(_)) => Ok(T::default()),
+            Err(e) => Err(convert(e)),
+        }
+    }
+}
+
+/// Names the setting a deserialisation error is about: the section plus the path inside it.
+fn located(section: &str, e: serde_path_to_error::Error<config::ConfigError>) -> ConfigError {
+    let path = e.path().to_string();
+    let key = match (section.is_empty(), path.as_str()) {
+        (true, _) => path.clone(),
+        (false, "" | ".") => section.to_string(),
+        (false, p) => format!("{section}.{p}"),
+    };
+    let mut out = convert(e.into_inner());
+    if !key.is_empty() && key != "." {
+        out.setting = describe_key(&key);
+    }
+    out
+}
+
+fn convert(e: config::ConfigError) -> ConfigError {
+    let key = match &e {
+        config::ConfigError::Type { key: Some(k), .. } => Some(k.clone()),
+        config::ConfigError::At { key: Some(k), .. } => Some(k.clone()),
+        _ => None,
+    };
+    let reason = e.to_string();
+    match key {
+        Some(key) => ConfigError {
+            setting: describe_key(&key),
+            reason,
+        },
+        None => ConfigError {
+            setting: "settings".into(),
+            reason,
+        },
+    }
+}
+
+/// Settings every service shares, as they are written: top-level keys plus the `nats` and
+/// `database` sections.
+#[derive(Deserialize)]
+#[serde(default)]
+struct CommonFile {
+    nats_url: Secret,
+    database_url: Secret,
+    prefix: String,
+    grpc_addr: Option<SocketAddr>,
+    shutdown_grace_seconds: u64,
+    nats: NatsSection,
+    database: DatabaseSection,
+}
+
+impl Default for CommonFile {
+    fn default() -> Self {
+        CommonFile {
+            nats_url: Secret::from(DEFAULT_NATS_URL),
+            database_url: Secret::from(DEFAULT_DATABASE_URL),
+            prefix: "waihu".into(),
+            grpc_addr: None,
+            shutdown_grace_seconds: 20,
+            nats: NatsSection::default(),
+            database: DatabaseSection::default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct NatsSection {
+    replicas: usize,
+    max_age_seconds: u64,
+    max_bytes: i64,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        NatsSection {
+            replicas: 1,
+            max_age_seconds: 0,
+            max_bytes: 0,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct DatabaseSection {
+    max_connections: u32,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection { max_connections: 8 }
+    }
+}
+
+/// Settings every service shares.
+#[derive(Clone, Debug)]
+pub struct CommonConfig {
+    /// `nats_url` (`WAIHU_NATS_URL` or `NATS_URL`).
+    pub nats_url: Secret,
+    /// `database_url` (`WAIHU_DATABASE_URL` or `DATABASE_URL`).
+    pub database_url: Secret,
+    /// `prefix`: namespace of subjects and streams.
+    pub prefix: String,
+    /// `nats.replicas`: JetStream stream replicas (3 on a cluster).
+    pub replicas: usize,
+    /// `nats.max_age_seconds`: how long the events stream keeps events (0 = for good).
+    pub stream_max_age: Duration,
+    /// `nats.max_bytes`: how many bytes the events stream keeps (0 = no limit).
+    pub stream_max_bytes: i64,
+    /// `grpc_addr`.
+    pub grpc_addr: SocketAddr,
+    /// `database.max_connections`.
+    pub db_max_connections: u32,
+    /// `shutdown_grace_seconds`: how long in-flight work may take after SIGTERM.
+    pub shutdown_grace: Duration,
 }
 
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/waihu";
 
 impl CommonConfig {
-    /// Reads the shared settings; `default_port` is the service's own gRPC port.
+    /// Reads the shared settings from the process environment (and `WAIHU_CONFIG`);
+    /// `default_port` is the service's own gRPC port.
     pub fn from_env(default_port: u16) -> Result<Self, ConfigError> {
+        Self::from_layers(&Layers::from_process()?, default_port)
+    }
+
+    pub fn from_layers(layers: &Layers, default_port: u16) -> Result<Self, ConfigError> {
+        let f: CommonFile = layers.root()?;
+        if f.prefix.is_empty()
+            || !f
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError::invalid(
+                "prefix",
+                format!("{:?}: use letters, digits, '_' or '-'", f.prefix),
+            ));
+        }
+        if f.nats.replicas == 0 || f.nats.replicas > 5 {
+            return Err(ConfigError::invalid("nats.replicas", "must be 1 to 5"));
+        }
+        if f.nats.max_bytes < 0 {
+            return Err(ConfigError::invalid(
+                "nats.max_bytes",
+                "must be 0 (no limit) or more",
+            ));
+        }
+        if f.database.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
         Ok(CommonConfig {
-            nats_url: env_or(
-                "WAIHU_NATS_URL",
-                &["NATS_URL"],
-                DEFAULT_NATS_URL.to_string(),
-            )?,
-            database_url: env_or(
-                "WAIHU_DATABASE_URL",
-                &["DATABASE_URL"],
-                DEFAULT_DATABASE_URL.to_string(),
-            )?,
-            prefix: env_or("WAIHU_PREFIX", &[], "waihu".to_string())?,
-            replicas: env_or("WAIHU_NATS__REPLICAS", &[], 1)?,
-            stream_max_age: Duration::from_secs(env_or("WAIHU_NATS__MAX_AGE_SECONDS", &[], 0)?),
-            stream_max_bytes: env_or("WAIHU_NATS__MAX_BYTES", &[], 0)?,
-            grpc_addr: env_or(
-                "WAIHU_GRPC_ADDR",
-                &[],
-                SocketAddr::from(([0, 0, 0, 0], default_port)),
-            )?,
-            db_max_connections: env_or("WAIHU_DATABASE__MAX_CONNECTIONS", &[], 8)?,
-            shutdown_grace: Duration::from_secs(env_or("WAIHU_SHUTDOWN_GRACE_SECONDS", &[], 20)?),
+            nats_url: f.nats_url,
+            database_url: f.database_url,
+            prefix: f.prefix,
+            replicas: f.nats.replicas,
+            stream_max_age: Duration::from_secs(f.nats.max_age_seconds),
+            stream_max_bytes: f.nats.max_bytes,
+            grpc_addr: f
+                .grpc_addr
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port))),
+            db_max_connections: f.database.max_connections,
+            shutdown_grace: Duration::from_secs(f.shutdown_grace_seconds),
         })
     }
 
     /// Settings for a service inside a test or benchmark: given infrastructure, port 0.
     pub fn for_test(nats_url: &str, database_url: &str, prefix: &str) -> Self {
         CommonConfig {
-            nats_url: nats_url.into(),
-            database_url: database_url.into(),
+            nats_url: Secret::from(nats_url),
+            database_url: Secret::from(database_url),
             prefix: prefix.into(),
             replicas: 1,
             stream_max_age: Duration::ZERO,
@@ -151,7 +354,7 @@ impl CommonConfig {
     /// The bus settings these values describe.
     pub fn bus(&self) -> waihu_bus::BusConfig {
         waihu_bus::BusConfig {
-            url: self.nats_url.clone(),
+            url: self.nats_url.expose().to_string(),
             prefix: self.prefix.clone(),
             replicas: self.replicas,
             max_age: self.stream_max_age,
@@ -164,39 +367,172 @@ impl CommonConfig {
 mod tests {
     use super::*;
 
+    fn layers(pairs: &[(&str, &str)]) -> Result<Layers, ConfigError> {
+        Layers::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
     #[test]
-    fn passwords_are_redacted() {
+    fn passwords_are_redacted_and_secrets_never_printed() {
         assert_eq!(
             redact("postgres://u:secret@h:5432/db"),
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        let c = CommonConfig::from_layers(
+            &layers(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).expect("layers"),
+            1,
+        )
+        .expect("config");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://u:***@h/db"), "{shown}");
+        assert_eq!(format!("{:?}", Secret::from("k3y")), "\"***\"");
+        assert_eq!(c.database_url.expose(), "postgres://u:hunter2@h/db");
     }
 
     #[test]
-    fn bad_values_name_the_variable_and_aliases_apply_in_order() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let e = lookup_or::<u16>(vars(&[("WAIHU_X", "seventy")]), "WAIHU_X", &[], 1)
-            .expect_err("fails");
-        assert_eq!(e.var, "WAIHU_X");
-        assert!(e.to_string().contains("seventy"));
-        assert_eq!(lookup_or::<u16>(vars(&[]), "WAIHU_X", &[], 7).ok(), Some(7));
-        let both = vars(&[("NATS_URL", "nats://b"), ("WAIHU_NATS_URL", "nats://a")]);
+    fn defaults_then_file_then_aliases_then_waihu_variables() {
+        let c = CommonConfig::from_layers(&layers(&[]).expect("layers"), 50051).expect("config");
+        assert_eq!(c.nats_url.expose(), DEFAULT_NATS_URL);
+        assert_eq!(c.grpc_addr, SocketAddr::from(([0, 0, 0, 0], 50051)));
+        assert_eq!(c.replicas, 1);
+
+        let dir = std::env::temp_dir().join(format!("waihu-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("waihu.toml");
+        std::fs::write(
+            &file,
+            "prefix = \"fromfile\"\nnats_url = \"nats://file:4222\"\n\
+             shutdown_grace_seconds = 7\n[nats]\nreplicas = 3\nmax_bytes = 1000\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().to_string();
+        let c = CommonConfig::from_layers(
+            &layers(&[
+                ("WAIHU_CONFIG", &path),
+                ("NATS_URL", "nats://alias:4222"),
+                ("WAIHU_NATS__MAX_BYTES", "5"),
+                ("WAIHU_PREFIX", "123"),
+                ("WAIHU_GRPC_ADDR", "127.0.0.1:9"),
+            ])
+            .expect("layers"),
+            1,
+        )
+        .expect("config");
         assert_eq!(
-            lookup_or(both, "WAIHU_NATS_URL", &["NATS_URL"], String::new()).ok(),
-            Some("nats://a".to_string())
+            c.prefix, "123",
+            "a number-like value stays text for a text setting"
         );
-        let alias = vars(&[("DATABASE_URL", "postgres://u:pw@h/db")]);
-        let e = lookup_or::<u16>(alias, "WAIHU_DATABASE_URL", &["DATABASE_URL"], 0)
-            .expect_err("not a number");
-        assert_eq!(e.var, "DATABASE_URL");
-        assert!(!e.to_string().contains("pw"), "secrets are redacted: {e}");
+        assert_eq!(
+            c.nats_url.expose(),
+            "nats://alias:4222",
+            "the alias beats the file"
+        );
+        assert_eq!(c.replicas, 3, "the file beats the default");
+        assert_eq!(c.stream_max_bytes, 5, "the variable beats the file");
+        assert_eq!(c.shutdown_grace, Duration::from_secs(7));
+        assert_eq!(c.grpc_addr, SocketAddr::from(([127, 0, 0, 1], 9)));
+        let both = layers(&[
+            ("NATS_URL", "nats://alias:1"),
+            ("WAIHU_NATS_URL", "nats://own:1"),
+        ])
+        .expect("layers");
+        assert_eq!(
+            CommonConfig::from_layers(&both, 1)
+                .expect("config")
+                .nats_url
+                .expose(),
+            "nats://own:1"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_key() {
+        let e = CommonConfig::from_layers(
+            &layers(&[("WAIHU_NATS__MAX_BYTES", "lots")]).expect("layers"),
+            1,
+        )
+        .expect_err("not a number");
+        assert!(e.setting.contains("WAIHU_NATS__MAX_BYTES"), "{e}");
+        assert!(e.setting.contains("nats.max_bytes"), "{e}");
+        assert!(e.to_string().contains("lots"), "{e}");
+        let e =
+            CommonConfig::from_layers(&layers(&[("WAIHU_GRPC_ADDR", "here")]).expect("layers"), 1)
+                .expect_err("not an address");
+        assert!(e.setting.contains("WAIHU_GRPC_ADDR"), "{e}");
+        let e = CommonConfig::from_layers(
+            &layers(&[("WAIHU_NATS__REPLICAS", "0")]).expect("layers"),
+            1,
+        )
+        .expect_err("zero replicas");
+        assert!(e.to_string().contains("1 to 5"), "{e}");
+        let e = layers(&[("WAIHU_CONFIG", "/nonexistent/waihu.toml")])
+            .err()
+            .expect("missing file");
+        assert!(e.setting.contains("/nonexistent/waihu.toml"), "{e}");
+        let dir = std::env::temp_dir().join(format!("waihu-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "[nats\nreplicas = ").expect("write");
+        let e = layers(&[("WAIHU_CONFIG", &file.to_string_lossy())])
+            .err()
+            .expect("bad toml");
+        assert!(e.setting.contains("bad.toml"), "{e}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(default)]
+    struct Section {
+        ticks: u32,
+        #[serde(deserialize_with = "from_str")]
+        span: Span,
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Span(u32, u32);
+
+    impl FromStr for Span {
+        type Err = String;
+        fn from_str(s: &str) -> Result<Self, String> {
+            let (a, b) = s.split_once('-').ok_or("want a-b")?;
+            Ok(Span(
+                a.parse().map_err(|_| "a")?,
+                b.parse().map_err(|_| "b")?,
+            ))
+        }
+    }
+
+    impl Default for Section {
+        fn default() -> Self {
+            Section {
+                ticks: 1,
+                span: Span(1, 2),
+            }
+        }
+    }
+
+    #[test]
+    fn sections_default_when_unset_and_parse_text_settings() {
+        let l = layers(&[]).expect("layers");
+        assert_eq!(
+            l.section::<Section>("sim").expect("section"),
+            Section::default()
+        );
+        let l = layers(&[("WAIHU_SIM__SPAN", "3-4")]).expect("layers");
+        assert_eq!(
+            l.section::<Section>("sim").expect("section"),
+            Section {
+                ticks: 1,
+                span: Span(3, 4)
+            }
+        );
+        let e = layers(&[("WAIHU_SIM__SPAN", "34")])
+            .expect("layers")
+            .section::<Section>("sim")
+            .expect_err("bad span");
+        assert!(e.setting.contains("WAIHU_SIM__SPAN"), "{e}");
+        assert!(e.reason.contains("want a-b"), "{e}");
     }
 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
 use waihu_runtime::{
-    config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
+    config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
 };
 
 pub use db::Line;
@@ -73,28 +73,54 @@ impl std::str::FromStr for Lines {
     }
 }
 
+/// The `[dialer]` settings as written.
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct DialerSection {
+    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
+    lines: Lines,
+    tick_ms: u64,
+    call_timeout_seconds: u64,
+}
+
+impl Default for DialerSection {
+    fn default() -> Self {
+        DialerSection {
+            lines: Lines(vec![Line {
+                id: "sim-1".into(),
+                max_concurrent: 200,
+            }]),
+            tick_ms: 100,
+            call_timeout_seconds: 7200,
+        }
+    }
+}
+
 impl DialerConfig {
     pub const DEFAULT_PORT: u16 = 50052;
 
-    /// `WAIHU_DIALER__LINES` (default `sim-1:200`), `WAIHU_DIALER__TICK_MS` (default 100).
+    /// `[dialer] lines` (`WAIHU_DIALER__LINES`, default `sim-1:200`), `tick_ms` (100),
+    /// `call_timeout_seconds` (7200), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_layers(&Layers::from_process()?)
+    }
+
+    pub fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
+        let d: DialerSection = layers.section("dialer")?;
+        if d.tick_ms == 0 {
+            return Err(ConfigError::invalid("dialer.tick_ms", "must be at least 1"));
+        }
+        if d.call_timeout_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "dialer.call_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
         Ok(DialerConfig {
-            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
-            lines: env_or(
-                "WAIHU_DIALER__LINES",
-                &[],
-                Lines(vec![Line {
-                    id: "sim-1".into(),
-                    max_concurrent: 200,
-                }]),
-            )?
-            .0,
-            tick: Duration::from_millis(env_or("WAIHU_DIALER__TICK_MS", &[], 100)?),
-            call_timeout: Duration::from_secs(env_or(
-                "WAIHU_DIALER__CALL_TIMEOUT_SECONDS",
-                &[],
-                7200,
-            )?),
+            common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
+            lines: d.lines.0,
+            tick: Duration::from_millis(d.tick_ms),
+            call_timeout: Duration::from_secs(d.call_timeout_seconds),
         })
     }
 
@@ -265,8 +291,13 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool =
-        waihu_store::open_service(&c.database_url, c.db_max_connections, SCHEMA, &MIGRATOR).await?;
+    let pool = waihu_store::open_service(
+        c.database_url.expose(),
+        c.db_max_connections,
+        SCHEMA,
+        &MIGRATOR,
+    )
+    .await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = Db::new(pool);
     let mut workers = Workers::new();
@@ -275,7 +306,7 @@ pub async fn start(
     workers.supervise("dialer", move || {
         let (cfg, bus, db, stop) = (config.clone(), bus.clone(), db.clone(), stop.clone());
         async move {
-            let url = cfg.common.database_url.clone();
+            let url = cfg.common.database_url.expose().to_string();
             waihu_store::while_leader(&url, "waihu-dialer", &stop, |term| {
                 let (cfg, bus, db) = (cfg.clone(), bus.clone(), db.clone());
                 async move {
@@ -289,4 +320,28 @@ pub async fn start(
         }
     });
     waihu_runtime::serve(c, workers, shutdown, |r| r).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_come_from_the_loader_and_a_bad_list_names_its_variable() {
+        let layers = |pairs: &[(&str, &str)]| {
+            Layers::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .expect("layers")
+        };
+        let c = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__LINES", "a:2, b:3")]))
+            .expect("config");
+        assert_eq!(c.lines.len(), 2);
+        assert_eq!(c.lines[1].max_concurrent, 3);
+        assert_eq!(c.tick, Duration::from_millis(100));
+        let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__LINES", "a:0")]))
+            .expect_err("zero capacity");
+        assert!(e.setting.contains("WAIHU_DIALER__LINES"), "{e}");
+        let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__TICK_MS", "soon")]))
+            .expect_err("not a number");
+        assert!(e.setting.contains("WAIHU_DIALER__TICK_MS"), "{e}");
+    }
 }

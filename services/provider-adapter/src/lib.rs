@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{Bus, ConsumerSpec, Runner};
 use waihu_runtime::{
-    config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
+    config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
 };
 
 #[derive(Debug, Clone)]
@@ -22,37 +22,89 @@ pub struct ProviderConfig {
     pub max_in_flight: usize,
 }
 
+/// The `[simulator]` settings as written.
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct SimulatorSection {
+    seed: u64,
+    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
+    mix: sim::Mix,
+    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
+    ring_ms: sim::MsRange,
+    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
+    talk_ms: sim::MsRange,
+    no_answer_timeout_ms: u64,
+    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
+    setup_ms: sim::MsRange,
+    time_scale: f64,
+}
+
+impl Default for SimulatorSection {
+    fn default() -> Self {
+        let d = sim::Simulator::default();
+        SimulatorSection {
+            seed: d.seed,
+            mix: d.mix,
+            ring_ms: d.ring_ms,
+            talk_ms: d.talk_ms,
+            no_answer_timeout_ms: d.no_answer_timeout_ms,
+            setup_ms: d.setup_ms,
+            time_scale: d.time_scale,
+        }
+    }
+}
+
+/// The `[provider]` settings as written.
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct ProviderSection {
+    max_in_flight: usize,
+}
+
+impl Default for ProviderSection {
+    fn default() -> Self {
+        ProviderSection {
+            max_in_flight: 5000,
+        }
+    }
+}
+
 impl ProviderConfig {
     pub const DEFAULT_PORT: u16 = 50053;
 
-    /// `WAIHU_SIMULATOR__{SEED,MIX,RING_MS,TALK_MS,NO_ANSWER_TIMEOUT_MS,SETUP_MS,TIME_SCALE}`,
-    /// `WAIHU_PROVIDER__MAX_IN_FLIGHT`.
+    /// `[simulator] seed, mix, ring_ms, talk_ms, no_answer_timeout_ms, setup_ms, time_scale`
+    /// (`WAIHU_SIMULATOR__SEED`, ...), `[provider] max_in_flight`, and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let d = sim::Simulator::default();
-        let time_scale: f64 = env_or("WAIHU_SIMULATOR__TIME_SCALE", &[], d.time_scale)?;
-        if !(time_scale.is_finite() && time_scale >= 0.0) {
-            return Err(ConfigError {
-                var: "WAIHU_SIMULATOR__TIME_SCALE".into(),
-                value: time_scale.to_string(),
-                reason: "must be 0 (no waiting) or a positive speed-up".into(),
-            });
+        Self::from_layers(&Layers::from_process()?)
+    }
+
+    pub fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
+        let s: SimulatorSection = layers.section("simulator")?;
+        if !(s.time_scale.is_finite() && s.time_scale >= 0.0) {
+            return Err(ConfigError::invalid(
+                "simulator.time_scale",
+                "must be 0 (no waiting) or a positive speed-up",
+            ));
+        }
+        let p: ProviderSection = layers.section("provider")?;
+        if p.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                "provider.max_in_flight",
+                "must be at least 1",
+            ));
         }
         Ok(ProviderConfig {
-            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
+            common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
             simulator: sim::Simulator {
-                seed: env_or("WAIHU_SIMULATOR__SEED", &[], d.seed)?,
-                mix: env_or("WAIHU_SIMULATOR__MIX", &[], d.mix)?,
-                ring_ms: env_or("WAIHU_SIMULATOR__RING_MS", &[], d.ring_ms)?,
-                talk_ms: env_or("WAIHU_SIMULATOR__TALK_MS", &[], d.talk_ms)?,
-                no_answer_timeout_ms: env_or(
-                    "WAIHU_SIMULATOR__NO_ANSWER_TIMEOUT_MS",
-                    &[],
-                    d.no_answer_timeout_ms,
-                )?,
-                setup_ms: env_or("WAIHU_SIMULATOR__SETUP_MS", &[], d.setup_ms)?,
-                time_scale,
+                seed: s.seed,
+                mix: s.mix,
+                ring_ms: s.ring_ms,
+                talk_ms: s.talk_ms,
+                no_answer_timeout_ms: s.no_answer_timeout_ms,
+                setup_ms: s.setup_ms,
+                time_scale: s.time_scale,
             },
-            max_in_flight: env_or("WAIHU_PROVIDER__MAX_IN_FLIGHT", &[], 5000)?,
+            max_in_flight: p.max_in_flight,
         })
     }
 
@@ -98,4 +150,36 @@ pub async fn start(
         }
     });
     waihu_runtime::serve(c, workers, shutdown, |r| r).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(pairs: &[(&str, &str)]) -> Layers {
+        Layers::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .expect("layers")
+    }
+
+    #[test]
+    fn simulator_settings_come_from_the_loader_and_bad_ones_name_their_variable() {
+        let c = ProviderConfig::from_layers(&layers(&[
+            ("WAIHU_SIMULATOR__SEED", "7"),
+            ("WAIHU_SIMULATOR__MIX", "answered=1"),
+            ("WAIHU_SIMULATOR__RING_MS", "10-20"),
+            ("WAIHU_SIMULATOR__TIME_SCALE", "0"),
+        ]))
+        .expect("config");
+        assert_eq!(c.simulator.seed, 7);
+        assert_eq!(c.simulator.ring_ms, sim::MsRange(10, 20));
+        assert_eq!(c.simulator.time_scale, 0.0);
+        assert_eq!(c.max_in_flight, 5000);
+        assert_eq!(c.common.grpc_addr.port(), ProviderConfig::DEFAULT_PORT);
+        let e = ProviderConfig::from_layers(&layers(&[("WAIHU_SIMULATOR__MIX", "answered")]))
+            .expect_err("bad mix");
+        assert!(e.setting.contains("WAIHU_SIMULATOR__MIX"), "{e}");
+        let e = ProviderConfig::from_layers(&layers(&[("WAIHU_SIMULATOR__TIME_SCALE", "-1")]))
+            .expect_err("negative scale");
+        assert!(e.setting.contains("WAIHU_SIMULATOR__TIME_SCALE"), "{e}");
+    }
 }

@@ -16,7 +16,7 @@ use waihu_proto::v1::{
     stats_service_server::StatsServiceServer,
 };
 use waihu_runtime::{
-    config::env_or, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
+    config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
 };
 
 #[derive(Debug, Clone)]
@@ -25,21 +25,45 @@ pub struct RecordConfig {
     pub writer: writer::WriterConfig,
 }
 
+/// The `[record]` settings as written.
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct RecordSection {
+    batch: usize,
+    fill_ms: u64,
+}
+
+impl Default for RecordSection {
+    fn default() -> Self {
+        let d = writer::WriterConfig::default();
+        RecordSection {
+            batch: d.batch,
+            fill_ms: d.fill.as_millis() as u64,
+        }
+    }
+}
+
 impl RecordConfig {
     pub const DEFAULT_PORT: u16 = 50054;
 
+    /// `[record] batch` (`WAIHU_RECORD__BATCH`, 2000) and `fill_ms` (20), and the common
+    /// settings.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_layers(&Layers::from_process()?)
+    }
+
+    pub fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
+        let r: RecordSection = layers.section("record")?;
+        if r.batch == 0 || r.batch > 50_000 {
+            return Err(ConfigError::invalid("record.batch", "must be 1 to 50000"));
+        }
         let d = writer::WriterConfig::default();
         Ok(RecordConfig {
-            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
+            common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
             writer: writer::WriterConfig {
-                batch: env_or("WAIHU_RECORD__BATCH", &[], d.batch)?,
+                batch: r.batch,
                 linger: d.linger,
-                fill: std::time::Duration::from_millis(env_or(
-                    "WAIHU_RECORD__FILL_MS",
-                    &[],
-                    d.fill.as_millis() as u64,
-                )?),
+                fill: std::time::Duration::from_millis(r.fill_ms),
             },
         })
     }
@@ -67,14 +91,19 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool =
-        waihu_store::open_service(&c.database_url, c.db_max_connections, SCHEMA, &MIGRATOR).await?;
+    let pool = waihu_store::open_service(
+        c.database_url.expose(),
+        c.db_max_connections,
+        SCHEMA,
+        &MIGRATOR,
+    )
+    .await?;
     let bus = Bus::connect(&c.bus()).await?;
 
     let mut workers = Workers::new();
     let writer = writer::Writer {
         pool: pool.clone(),
-        database_url: c.database_url.clone(),
+        database_url: c.database_url.expose().to_string(),
         bus: bus.clone(),
         config: config.writer.clone(),
         health: workers.health(),

@@ -26,8 +26,12 @@ impl TaskConfig {
     pub const DEFAULT_PORT: u16 = 50051;
 
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_layers(&waihu_runtime::config::Layers::from_process()?)
+    }
+
+    pub fn from_layers(layers: &waihu_runtime::config::Layers) -> Result<Self, ConfigError> {
         Ok(TaskConfig {
-            common: CommonConfig::from_env(Self::DEFAULT_PORT)?,
+            common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
         })
     }
 }
@@ -68,8 +72,13 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool =
-        waihu_store::open_service(&c.database_url, c.db_max_connections, SCHEMA, &MIGRATOR).await?;
+    let pool = waihu_store::open_service(
+        c.database_url.expose(),
+        c.db_max_connections,
+        SCHEMA,
+        &MIGRATOR,
+    )
+    .await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = db::Db::new(pool.clone());
 
