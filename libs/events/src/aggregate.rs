@@ -15,6 +15,13 @@ pub enum Aggregate {
 pub struct AggregateParseError(pub String);
 
 impl Aggregate {
+    /// The id the aggregate is named by (a contact's task).
+    pub fn id(&self) -> Uuid {
+        match self {
+            Aggregate::Task(id) | Aggregate::Call(id) | Aggregate::Contact(id, _) => *id,
+        }
+    }
+
     /// `task-<uuid>`, `call-<uuid>` or `contact-<task uuid>-<no>`.
     pub fn stream_id(&self) -> String {
         match self {

@@ -458,7 +458,7 @@ impl Db {
         let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
         let mut out = Vec::with_capacity(n);
         for d in dials {
-            let call = Uuid::new_v4();
+            let call = Uuid::now_v7();
             let meta = EventMeta::new(&d.tenant_id, Aggregate::Call(call), 1)
                 .with_deterministic_id(&format!("call/{call}/requested"))
                 .with_task(d.task_id);

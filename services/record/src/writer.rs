@@ -350,8 +350,10 @@ pub async fn write_events(
     last: u64,
     dead_lettered: i64,
 ) -> Result<(), StoreError> {
+    let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let new = waihu_store::append(&mut tx, stored).await?;
+    let t1 = t0.elapsed();
     let fresh: Vec<&StoredEvent> = stored
         .iter()
         .copied()
@@ -362,6 +364,7 @@ pub async fn write_events(
     let known: Vec<&RecordedEvent> = fresh.iter().filter_map(|e| e.event.known()).collect();
     let unknown = (fresh.len() - known.len()) as i64;
     projection::apply(&mut tx, &Tables::live(), &known).await?;
+    let t2 = t0.elapsed();
     waihu_store::add_counters(
         &mut tx,
         &[
@@ -371,7 +374,16 @@ pub async fn write_events(
     )
     .await?;
     waihu_store::set_checkpoint(&mut tx, CHECKPOINT, last).await?;
+    let t3 = t0.elapsed();
     tx.commit().await?;
+    tracing::debug!(
+        events = stored.len(),
+        append_us = t1.as_micros() as u64,
+        projections_us = (t2 - t1).as_micros() as u64,
+        counters_us = (t3 - t2).as_micros() as u64,
+        total_us = t0.elapsed().as_micros() as u64,
+        "store batch written"
+    );
     if unknown > 0 {
         info!(
             unknown,

@@ -131,7 +131,7 @@ impl Db {
     }
 
     pub async fn create(&self, tenant: &str, spec: pb::TaskSpec) -> Result<TaskRow, TaskError> {
-        let task_id = Uuid::new_v4();
+        let task_id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         let row: TaskRow = sqlx::query_as(&format!(
             "INSERT INTO task_tasks (task_id, tenant_id, name, spec, status, version, created_at, updated_at)

@@ -20,9 +20,10 @@ use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_telephony::hangup;
 use waihu_testkit::TestEnv;
 
-const USAGE: &str = "usage: waihu-bench [--only base|1m]
+const USAGE: &str = "usage: waihu-bench [--only base|ingest|1m]
 
   --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts
+  --only ingest raw PostgreSQL ceiling and store ingest only
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
                 (needs the release binaries: cargo build --release --bins)
 
@@ -56,6 +57,7 @@ fn report_with(name: &str, value: f64, decimals: usize, unit: &str, note: &str) 
 enum Only {
     All,
     Base,
+    Ingest,
     Million,
 }
 
@@ -68,7 +70,9 @@ fn parse_args() -> Result<Only, String> {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
-            "--only" => args.next().ok_or("--only needs a value: base or 1m")?,
+            "--only" => args
+                .next()
+                .ok_or("--only needs a value: base, ingest or 1m")?,
             _ => match a.strip_prefix("--only=") {
                 Some(v) => v.to_string(),
                 None => return Err(format!("unknown argument {a:?}")),
@@ -76,8 +80,9 @@ fn parse_args() -> Result<Only, String> {
         };
         only = match value.as_str() {
             "base" => Only::Base,
+            "ingest" => Only::Ingest,
             "1m" => Only::Million,
-            other => return Err(format!("--only {other:?}: expected base or 1m")),
+            other => return Err(format!("--only {other:?}: expected base, ingest or 1m")),
         };
     }
     Ok(only)
@@ -144,9 +149,14 @@ async fn raw_postgres(env: &TestEnv) -> f64 {
 
 /// A call's five lifecycle events, as the dialer and the simulator produce them.
 fn call_events(task: uuid::Uuid, no: u32) -> Vec<(RecordedEvent, Expect)> {
-    let call = uuid::Uuid::new_v4();
+    // Ids as the dialer makes them (time-ordered).
+    let call = uuid::Uuid::now_v7();
     let (c, t) = (call.to_string(), task.to_string());
-    let meta = |v: u64| EventMeta::new("bench", Aggregate::Call(call), v).with_task(task);
+    let meta = |v: u64| {
+        EventMeta::new("bench", Aggregate::Call(call), v)
+            .with_deterministic_id(&format!("call/{call}/{v}"))
+            .with_task(task)
+    };
     let evs = [
         Event::CallRequested(pb::CallRequested {
             call_id: c.clone(),
@@ -190,7 +200,7 @@ fn call_events(task: uuid::Uuid, no: u32) -> Vec<(RecordedEvent, Expect)> {
 
 async fn store_ingest(env: &TestEnv) -> (f64, usize) {
     let calls = n(40_000);
-    let tasks: Vec<uuid::Uuid> = (0..20).map(|_| uuid::Uuid::new_v4()).collect();
+    let tasks: Vec<uuid::Uuid> = (0..20).map(|_| uuid::Uuid::now_v7()).collect();
     let mut events = Vec::with_capacity(calls * 5);
     for i in 0..calls {
         events.extend(call_events(tasks[i % tasks.len()], i as u32 + 1));
@@ -289,23 +299,16 @@ struct Base {
     call_attempts: f64,
 }
 
-async fn base() -> Base {
-    let env = TestEnv::new().await;
-    let js = raw_jetstream(&env).await;
-    report(
-        "raw_jetstream_acked_publish",
-        js,
-        "msg/s",
-        "300-byte messages, acks awaited in windows of 1000",
-    );
-    let pg = raw_postgres(&env).await;
+/// The PostgreSQL ceiling and the store writer's ingest rate, and the one as a share of the other.
+async fn ingest_share(env: &TestEnv) {
+    let pg = raw_postgres(env).await;
     report(
         "raw_postgres_batched_insert",
         pg,
         "rows/s",
         "300-byte rows, 500 rows per INSERT, one connection",
     );
-    let (ingest, events) = store_ingest(&env).await;
+    let (ingest, events) = store_ingest(env).await;
     report(
         "store_ingest",
         ingest,
@@ -319,6 +322,18 @@ async fn base() -> Base {
         "%",
         "store_ingest events/s as a share of raw_postgres_batched_insert rows/s, same run",
     );
+}
+
+async fn base() -> Base {
+    let env = TestEnv::new().await;
+    let js = raw_jetstream(&env).await;
+    report(
+        "raw_jetstream_acked_publish",
+        js,
+        "msg/s",
+        "300-byte messages, acks awaited in windows of 1000",
+    );
+    ingest_share(&env).await;
     env.cleanup().await;
     let (import_rate, contacts, attempts, calls) = import_and_dial().await;
     report(
@@ -350,15 +365,22 @@ async fn main() -> std::process::ExitCode {
         match only {
             Only::All => "raw ceilings first, then the pipeline, then the 1M campaign, in one run",
             Only::Base => "raw ceilings first, then the pipeline, in one run",
+            Only::Ingest => "the PostgreSQL ceiling and store ingest, in one run",
             Only::Million => "the 1M campaign only",
         }
     );
+    if only == Only::Ingest {
+        let env = TestEnv::new().await;
+        ingest_share(&env).await;
+        env.cleanup().await;
+        return std::process::ExitCode::SUCCESS;
+    }
     let base = if only != Only::Million {
         Some(base().await)
     } else {
         None
     };
-    if only != Only::Base {
+    if only == Only::All {
         let scale = scale();
         match million::run(scale).await {
             Ok(m) => m.report(base.as_ref().map(|b| b.call_attempts)),
