@@ -1,6 +1,7 @@
 //! `waihu`: the operator's and analyst's command line.
 
 mod admin;
+mod auth;
 mod demo;
 mod display;
 mod export;
@@ -41,6 +42,9 @@ pub struct Cli {
     /// Tenant the requests act for.
     #[arg(long, global = true, env = "WAIHU_TENANT", default_value = "default")]
     tenant: String,
+    /// Bearer token sent with every request (default: one minted with the local key).
+    #[arg(long, global = true, env = "WAIHU_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +66,9 @@ enum Command {
     /// stream reset.
     #[command(subcommand)]
     Store(admin::StoreCommand),
+    /// Tokens for development and tests.
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
 }
 
 #[tokio::main]
@@ -71,12 +78,16 @@ async fn main() -> ExitCode {
     sigpipe::reset();
     let _telemetry = telemetry();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Auth(_)) {
+        auth::token(&cli);
+    }
     let result = match &cli.command {
         Command::Demo(a) => demo::run(&cli, a).await,
         Command::Task(c) => task::run(&cli, c).await,
         Command::Replay(a) => replay::run(&cli, a).await,
         Command::Dlq(c) => admin::dlq(&cli, c).await,
         Command::Store(c) => admin::store(&cli, c).await,
+        Command::Auth(c) => auth::run(&cli, c),
     };
     match result {
         Ok(code) => code,

@@ -91,6 +91,12 @@ pub fn with_tenant<T>(tenant: &str, msg: T) -> Result<Request<T>, CliError> {
         .parse()
         .map_err(|_| format!("tenant {tenant:?} is not valid ASCII"))?;
     r.metadata_mut().insert("x-tenant-id", v);
+    if let Some(token) = crate::auth::current() {
+        let v: MetadataValue<_> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "the token is not valid ASCII".to_string())?;
+        r.metadata_mut().insert("authorization", v);
+    }
     Ok(r)
 }
 

@@ -317,6 +317,11 @@ async fn waihu(addr: &str, args: &[&str]) -> Result<Output, Error> {
     ])
     .args(args)
     .env_remove("RUST_LOG")
+    .env_remove("WAIHU_TOKEN")
+    .env(
+        "WAIHU_AUTH__HS256_KEY",
+        waihu_runtime::CommonConfig::TEST_KEY,
+    )
     .kill_on_drop(true);
     Ok(tokio::time::timeout(Duration::from_secs(60), cmd.output()).await??)
 }
@@ -423,6 +428,10 @@ async fn closed_stdout_ends_quietly() -> Result<(), Error> {
     let addr = serve(fake(50_000)).await?;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_waihu"))
         .args(["--record-addr", &addr, "replay"])
+        .env(
+            "WAIHU_AUTH__HS256_KEY",
+            waihu_runtime::CommonConfig::TEST_KEY,
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

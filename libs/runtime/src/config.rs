@@ -281,6 +281,8 @@ pub struct CommonConfig {
     pub db_max_connections: u32,
     /// `shutdown_grace_seconds`: how long in-flight work may take after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `[auth]`: how callers are authenticated.
+    pub auth: waihu_auth::AuthConfig,
 }
 
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -333,10 +335,16 @@ impl CommonConfig {
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port))),
             db_max_connections: f.database.max_connections,
             shutdown_grace: Duration::from_secs(f.shutdown_grace_seconds),
+            auth: layers.section("auth")?,
         })
     }
 
-    /// Settings for a service inside a test or benchmark: given infrastructure, port 0.
+    /// The HS256 key services started by [`CommonConfig::for_test`] verify tokens with.
+    pub const TEST_KEY: &'static str = "waihu-test-key-0123456789abcdef0123456789";
+
+    /// Settings for a service inside a test or benchmark: given infrastructure, port 0, tokens
+    /// signed with [`CommonConfig::TEST_KEY`], and dev mode on (a request without a token acts
+    /// as its `x-tenant-id`); tests of authentication turn dev mode off.
     pub fn for_test(nats_url: &str, database_url: &str, prefix: &str) -> Self {
         CommonConfig {
             nats_url: Secret::from(nats_url),
@@ -348,6 +356,10 @@ impl CommonConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_max_connections: 8,
             shutdown_grace: Duration::from_secs(5),
+            auth: waihu_auth::AuthConfig {
+                dev_mode: true,
+                ..waihu_auth::AuthConfig::with_hs256(Self::TEST_KEY)
+            },
         }
     }
 

@@ -12,7 +12,7 @@ mod tenant;
 pub use api::{page_token, ApiError};
 pub use config::{CommonConfig, ConfigError};
 pub use health::{supervise, Health};
-pub use serve::{bind, health, is_serving, shutdown_on_signal, GrpcServer, ServiceHandle};
+pub use serve::{bind, health, is_serving, shutdown_on_signal, GrpcServer, Routes, ServiceHandle};
 pub use tenant::tenant;
 
 /// Error from assembling a service at start-up.
@@ -112,8 +112,25 @@ pub async fn serve(
     config: &CommonConfig,
     workers: Workers,
     shutdown: tokio_util::sync::CancellationToken,
-    routes: impl FnOnce(tonic::transport::server::Router) -> tonic::transport::server::Router,
+    routes: impl FnOnce(Routes) -> Routes,
 ) -> Result<ServiceHandle, StartError> {
+    let keys = waihu_auth::Keys::load(&config.auth)?;
+    if keys.development {
+        tracing::warn!(
+            source = %keys.source,
+            "AUTHENTICATION USES THE LOCAL DEVELOPMENT KEY: configure auth.hs256_key_file or \
+             auth.jwks_file (WAIHU_AUTH__HS256_KEY_FILE, WAIHU_AUTH__JWKS_FILE) in production"
+        );
+    } else {
+        tracing::info!(source = %keys.source, "tokens are verified with");
+    }
+    if config.auth.dev_mode {
+        tracing::warn!(
+            "DEV MODE: requests without a token act as x-tenant-id with every permission \
+             (auth.dev_mode / WAIHU_AUTH__DEV_MODE); never in production"
+        );
+    }
+    let auth = waihu_auth::AuthLayer::new(keys, config.auth.dev_mode);
     let (reporter, health) = health();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(waihu_proto::FILE_DESCRIPTOR_SET)
@@ -125,6 +142,7 @@ pub async fn serve(
         .build_v1alpha()?;
     let router = routes(
         tonic::transport::Server::builder()
+            .layer(auth)
             .add_service(health)
             .add_service(reflection)
             .add_service(reflection_v1alpha),

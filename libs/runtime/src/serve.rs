@@ -3,6 +3,10 @@ use std::{net::SocketAddr, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Router;
+
+/// A gRPC router behind the authentication layer (what every waihu server serves).
+pub type Routes =
+    Router<tower::layer::util::Stack<waihu_auth::AuthLayer, tower::layer::util::Identity>>;
 use tonic_health::{server::HealthReporter, ServingStatus};
 use tracing::info;
 
@@ -55,7 +59,7 @@ impl GrpcServer {
     /// Serves `router` (which must include the health service of `health`) on `listener` until
     /// `stop` is cancelled.
     pub async fn start(
-        router: Router,
+        router: Routes,
         listener: TcpListener,
         health: HealthReporter,
         stop: CancellationToken,
@@ -135,7 +139,7 @@ impl ServiceHandle {
     /// Serves `router` and runs `workers`; everything stops when `shutdown` is cancelled. Health
     /// follows the workers' [`Health`]: NOT_SERVING while a required part is down.
     pub async fn start(
-        router: Router,
+        router: Routes,
         listener: TcpListener,
         reporter: HealthReporter,
         workers: Workers,

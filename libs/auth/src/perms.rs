@@ -1,0 +1,173 @@
+//! Permissions (seed 002's `lead:call:*` plus deployment-wide `admin:*` ones) and the table of
+//! what each RPC needs. An RPC missing from the table is refused (fail closed), and a test
+//! enumerates every service method by reflection against this table.
+
+pub const CALL_CREATE: &str = "lead:call:create";
+pub const CALL_VIEW: &str = "lead:call:view";
+pub const CALL_LIST: &str = "lead:call:list";
+pub const CALL_EDIT: &str = "lead:call:edit";
+pub const CALL_CONTROL: &str = "lead:call:control";
+pub const CALL_CANCEL: &str = "lead:call:cancel";
+pub const RECORD_LIST: &str = "lead:call:record:list";
+pub const RECORD_VIEW: &str = "lead:call:record:view";
+pub const RECORD_DOWNLOAD: &str = "lead:call:record:download";
+/// Export the tenant's event stream and verify replay.
+pub const ADMIN_REPLAY: &str = "admin:replay";
+/// Read dead letters (deployment-wide: they hold any tenant's payloads).
+pub const ADMIN_DLQ_VIEW: &str = "admin:dlq:view";
+pub const ADMIN_DLQ_REPLAY: &str = "admin:dlq:replay";
+pub const ADMIN_STORE_VIEW: &str = "admin:store:view";
+pub const ADMIN_STORE_REBASE: &str = "admin:store:rebase";
+pub const ADMIN_LINES: &str = "admin:lines";
+pub const ADMIN_DEVICES: &str = "admin:devices";
+pub const ADMIN_DNC: &str = "admin:dnc";
+pub const ADMIN_TENANTS: &str = "admin:tenants";
+
+/// Every permission there is (what `waihu auth token --all` grants).
+pub const ALL_PERMISSIONS: &[&str] = &[
+    CALL_CREATE,
+    CALL_VIEW,
+    CALL_LIST,
+    CALL_EDIT,
+    CALL_CONTROL,
+    CALL_CANCEL,
+    RECORD_LIST,
+    RECORD_VIEW,
+    RECORD_DOWNLOAD,
+    ADMIN_REPLAY,
+    ADMIN_DLQ_VIEW,
+    ADMIN_DLQ_REPLAY,
+    ADMIN_STORE_VIEW,
+    ADMIN_STORE_REBASE,
+    ADMIN_LINES,
+    ADMIN_DEVICES,
+    ADMIN_DNC,
+    ADMIN_TENANTS,
+];
+
+/// What a method needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Health and reflection: no token.
+    Public,
+    /// A valid token holding at least one of these permissions.
+    AnyOf(&'static [&'static str]),
+}
+
+/// The one table: gRPC method path → requirement.
+pub const TABLE: &[(&str, Requirement)] = &[
+    (
+        "/waihu.v1.TaskService/CreateTask",
+        Requirement::AnyOf(&[CALL_CREATE]),
+    ),
+    (
+        "/waihu.v1.TaskService/AddContacts",
+        Requirement::AnyOf(&[CALL_CREATE, CALL_EDIT]),
+    ),
+    (
+        "/waihu.v1.TaskService/StartTask",
+        Requirement::AnyOf(&[CALL_CONTROL]),
+    ),
+    (
+        "/waihu.v1.TaskService/PauseTask",
+        Requirement::AnyOf(&[CALL_CONTROL]),
+    ),
+    (
+        "/waihu.v1.TaskService/ResumeTask",
+        Requirement::AnyOf(&[CALL_CONTROL]),
+    ),
+    (
+        "/waihu.v1.TaskService/CancelTask",
+        Requirement::AnyOf(&[CALL_CANCEL]),
+    ),
+    (
+        "/waihu.v1.TaskService/GetTask",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.TaskService/ListTasks",
+        Requirement::AnyOf(&[CALL_VIEW, CALL_LIST]),
+    ),
+    (
+        "/waihu.v1.StatsService/GetTaskStats",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.RecordService/ListCallRecords",
+        Requirement::AnyOf(&[CALL_VIEW, RECORD_LIST]),
+    ),
+    (
+        "/waihu.v1.RecordService/GetCallRecord",
+        Requirement::AnyOf(&[RECORD_VIEW]),
+    ),
+    (
+        "/waihu.v1.RecordService/ExportEvents",
+        Requirement::AnyOf(&[ADMIN_REPLAY]),
+    ),
+    (
+        "/waihu.v1.RecordService/VerifyReplay",
+        Requirement::AnyOf(&[ADMIN_REPLAY]),
+    ),
+    (
+        "/waihu.v1.AdminService/ListDeadLetters",
+        Requirement::AnyOf(&[ADMIN_DLQ_VIEW]),
+    ),
+    (
+        "/waihu.v1.AdminService/GetDeadLetter",
+        Requirement::AnyOf(&[ADMIN_DLQ_VIEW]),
+    ),
+    (
+        "/waihu.v1.AdminService/ReplayDeadLetter",
+        Requirement::AnyOf(&[ADMIN_DLQ_REPLAY]),
+    ),
+    (
+        "/waihu.v1.AdminService/GetStoreStatus",
+        Requirement::AnyOf(&[ADMIN_STORE_VIEW]),
+    ),
+    (
+        "/waihu.v1.AdminService/RebaseStore",
+        Requirement::AnyOf(&[ADMIN_STORE_REBASE]),
+    ),
+];
+
+/// Services that need no token at all, by gRPC service name.
+pub const PUBLIC_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// What the method at `path` (`/package.Service/Method`) needs; None when nothing says (the
+/// request is refused).
+pub fn requirement(path: &str) -> Option<Requirement> {
+    if let Some((service, _)) = path.trim_start_matches('/').split_once('/') {
+        if PUBLIC_SERVICES.contains(&service) {
+            return Some(Requirement::Public);
+        }
+    }
+    TABLE.iter().find(|(p, _)| *p == path).map(|(_, r)| *r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_permission_in_the_table_is_known_and_paths_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (path, r) in TABLE {
+            assert!(seen.insert(path), "{path} listed twice");
+            if let Requirement::AnyOf(ps) = r {
+                assert!(!ps.is_empty(), "{path}");
+                for p in *ps {
+                    assert!(ALL_PERMISSIONS.contains(p), "{path}: unknown {p}");
+                }
+            }
+        }
+        assert_eq!(
+            requirement("/grpc.health.v1.Health/Check"),
+            Some(Requirement::Public)
+        );
+        assert_eq!(requirement("/waihu.v1.TaskService/Nope"), None);
+    }
+}

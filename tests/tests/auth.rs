@@ -1,0 +1,169 @@
+//! Every RPC of every service refuses a missing token, a forged one, an expired one and one
+//! without the permission the RPC needs; the permission table lists exactly the methods that
+//! exist (enumerated from the compiled descriptors), so a new RPC cannot ship without a rule.
+
+use std::collections::BTreeSet;
+
+use tokio_util::sync::CancellationToken;
+use tonic::{transport::Channel, Code};
+use waihu_auth::{
+    perms::TABLE, requirement, AuthConfig, Claims, Keys, Requirement, ALL_PERMISSIONS,
+};
+use waihu_runtime::CommonConfig;
+use waihu_testkit::TestEnv;
+
+/// Every method of every waihu service, as `/package.Service/Method`.
+fn methods() -> Vec<String> {
+    let mut out = Vec::new();
+    for s in waihu_proto::descriptor_pool().services() {
+        for m in s.methods() {
+            out.push(format!("/{}/{}", s.full_name(), m.name()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_permission_table_lists_exactly_the_methods_that_exist() {
+    let existing: BTreeSet<String> = methods().into_iter().collect();
+    let listed: BTreeSet<String> = TABLE.iter().map(|(p, _)| p.to_string()).collect();
+    let missing: Vec<_> = existing.difference(&listed).collect();
+    let stale: Vec<_> = listed.difference(&existing).collect();
+    assert!(
+        missing.is_empty(),
+        "RPCs without a permission rule: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "rules for RPCs that do not exist: {stale:?}"
+    );
+}
+
+/// Calls `path` with an empty message and `token`, returning the status code (Ok for success).
+async fn call(channel: &Channel, path: &str, token: Option<&str>) -> Code {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    if grpc.ready().await.is_err() {
+        return Code::Unavailable;
+    }
+    let mut req = tonic::Request::new(());
+    req.metadata_mut()
+        .insert("x-tenant-id", "acme".parse().expect("ascii"));
+    if let Some(t) = token {
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("ascii"),
+        );
+    }
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = path.parse().expect("path");
+    match grpc.unary(req, path, codec).await {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.auth.dev_mode = false;
+    let stop = CancellationToken::new();
+    let task = waihu_task::start(
+        waihu_task::TaskConfig {
+            common: config.clone(),
+        },
+        stop.clone(),
+    )
+    .await
+    .expect("task service");
+    let record = waihu_record::start(
+        waihu_record::RecordConfig::new(config.clone()),
+        stop.clone(),
+    )
+    .await
+    .expect("record service");
+    let connect = |addr: std::net::SocketAddr| async move {
+        Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    };
+    let (task_ch, record_ch) = (connect(task.addr).await, connect(record.addr).await);
+
+    let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
+    let forger = Keys::load(&AuthConfig::with_hs256(
+        "someone-else-0123456789abcdef0123456789",
+    ))
+    .expect("keys");
+    let mut expired = Claims::new("acme", "ann", ALL_PERMISSIONS, 0);
+    expired.exp -= 3600;
+    let expired = keys.mint(&expired).expect("mint");
+    let forged = forger
+        .mint(&Claims::new("acme", "ann", ALL_PERMISSIONS, 600))
+        .expect("mint");
+
+    let mut checked = 0;
+    for path in methods() {
+        let channel = if path.contains("TaskService") {
+            &task_ch
+        } else {
+            &record_ch
+        };
+        let Some(Requirement::AnyOf(needed)) = requirement(&path) else {
+            panic!("{path} has no rule");
+        };
+        let without: Vec<&str> = ALL_PERMISSIONS
+            .iter()
+            .copied()
+            .filter(|p| !needed.contains(p))
+            .collect();
+        let lacking = keys
+            .mint(&Claims::new("acme", "ann", &without, 600))
+            .expect("mint");
+        let allowed = keys
+            .mint(&Claims::new("acme", "ann", &needed[..1], 600))
+            .expect("mint");
+        assert_eq!(
+            call(channel, &path, None).await,
+            Code::Unauthenticated,
+            "{path}: no token"
+        );
+        assert_eq!(
+            call(channel, &path, Some(&forged)).await,
+            Code::Unauthenticated,
+            "{path}: forged"
+        );
+        assert_eq!(
+            call(channel, &path, Some(&expired)).await,
+            Code::Unauthenticated,
+            "{path}: expired"
+        );
+        assert_eq!(
+            call(channel, &path, Some("not-a-jwt")).await,
+            Code::Unauthenticated,
+            "{path}: garbage"
+        );
+        assert_eq!(
+            call(channel, &path, Some(&lacking)).await,
+            Code::PermissionDenied,
+            "{path}: every permission but {needed:?}"
+        );
+        let got = call(channel, &path, Some(&allowed)).await;
+        assert!(
+            !matches!(
+                got,
+                Code::Unauthenticated | Code::PermissionDenied | Code::Unimplemented
+            ),
+            "{path}: with {needed:?} the request reaches the service, got {got:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= TABLE.len(), "checked {checked} methods");
+    // Health and reflection stay open for probes and tools.
+    assert!(waihu_runtime::is_serving(&format!("http://{}", task.addr)).await);
+    stop.cancel();
+    task.wait().await;
+    record.wait().await;
+    env.cleanup().await;
+}
