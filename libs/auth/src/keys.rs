@@ -485,6 +485,58 @@ mod tests {
     }
 
     #[test]
+    fn es256_tokens_verify_with_the_jwks_key_of_their_kid() {
+        use base64::Engine;
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pair = |_: u8| {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .expect("generate");
+            let kp =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .expect("pair");
+            let public = kp.public_key().as_ref().to_vec();
+            (pkcs8.as_ref().to_vec(), public)
+        };
+        let (signer, public) = pair(1);
+        let (stranger, _) = pair(2);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+            "x": b64(&public[1..33]), "y": b64(&public[33..65]),
+        }]});
+        let dir = temp_dir("es256");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("jwks.json");
+        std::fs::write(&f, jwks.to_string()).expect("write");
+        let keys = Keys::load(&AuthConfig {
+            jwks_file: Some(f),
+            ..Default::default()
+        })
+        .expect("keys");
+        assert!(!keys.development, "a JWKS replaces the development key");
+        let sign = |der: &[u8], kid: &str| {
+            let mut h = Header::new(Algorithm::ES256);
+            h.kid = Some(kid.into());
+            encode(
+                &h,
+                &Claims::new("acme", "ann", &["lead:call:view"], 60),
+                &EncodingKey::from_ec_der(der),
+            )
+            .expect("sign")
+        };
+        let p = keys.verify(&sign(&signer, "k1")).expect("valid ES256");
+        assert_eq!(p.tenant, "acme");
+        assert!(keys.verify(&sign(&stranger, "k1")).is_err(), "another key");
+        assert!(keys.verify(&sign(&signer, "k2")).is_err(), "unknown kid");
+        assert!(
+            keys.mint(&Claims::new("a", "b", &[], 1)).is_err(),
+            "no private key"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
     fn short_keys_and_bad_jwks_are_refused() {
         assert!(Keys::load(&AuthConfig::with_hs256("short")).is_err());
         let dir = temp_dir("jwks");
