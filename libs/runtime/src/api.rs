@@ -31,6 +31,14 @@ impl ApiError {
     }
 }
 
+/// A required UUID field: INVALID_ARGUMENT naming `field` when empty or malformed.
+pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
+    if s.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    Uuid::parse_str(s).map_err(|_| ApiError::invalid(field, format!("{s:?} is not a UUID")))
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Store(e.into())

@@ -9,8 +9,7 @@ pub fn tenant(metadata: &MetadataMap) -> Result<String, Status> {
     let t = v
         .to_str()
         .map_err(|_| Status::invalid_argument("x-tenant-id: not ASCII"))?;
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if t.is_empty() || t.len() > 64 || !t.chars().all(allowed) {
+    if !waihu_auth::keys::valid_tenant(t) {
         return Err(Status::invalid_argument(
             "x-tenant-id: 1-64 characters of A-Z a-z 0-9 - _",
         ));

@@ -18,12 +18,7 @@ pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> RecordE
     RecordError::invalid(field, reason)
 }
 
-pub(crate) fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, RecordError> {
-    if s.is_empty() {
-        return Err(invalid(field, "is required"));
-    }
-    Uuid::parse_str(s).map_err(|_| invalid(field, format!("{s:?} is not a UUID")))
-}
+pub(crate) use waihu_runtime::parse_uuid;
 
 pub(crate) fn parse_time(
     field: &'static str,

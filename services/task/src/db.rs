@@ -164,7 +164,7 @@ impl Db {
         .bind(tenant)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or_else(|| TaskError::NotFound(task_id.to_string()))
+        .ok_or_else(|| crate::error::task_not_found(task_id))
     }
 
     async fn lock(tx: &mut Tx<'_>, tenant: &str, task_id: Uuid) -> Result<TaskRow, TaskError> {
@@ -175,10 +175,10 @@ impl Db {
         .bind(tenant)
         .fetch_optional(&mut **tx)
         .await?
-        .ok_or_else(|| TaskError::NotFound(task_id.to_string()))
+        .ok_or_else(|| crate::error::task_not_found(task_id))
     }
 
-    /// Applies a lifecycle command; FAILED_PRECONDITION (via [`TaskError::Rejected`]) if illegal.
+    /// Applies a lifecycle command; FAILED_PRECONDITION (from the domain's `Rejection`) if illegal.
     pub async fn transition(
         &self,
         tenant: &str,

@@ -31,10 +31,7 @@ pub struct TaskApi {
 }
 
 pub fn parse_task_id(field: &str, s: &str) -> Result<Uuid, TaskError> {
-    if s.is_empty() {
-        return Err(TaskError::invalid(field, "is required"));
-    }
-    Uuid::parse_str(s).map_err(|_| TaskError::invalid(field, format!("{s:?} is not a UUID")))
+    waihu_runtime::parse_uuid(field, s)
 }
 
 /// Checks a text field: at most `max` characters and no control characters (line breaks and
