@@ -122,15 +122,15 @@ impl Layers {
                 setting: format!("file {path:?} (WAIHU_CONFIG)"),
                 reason: e.to_string(),
             })?;
-            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
-            // Checked now so that a syntax error names the file.
-            config::Config::builder()
+            // Parsed once, here, so that a syntax error names the file.
+            let file = config::Config::builder()
                 .add_source(config::File::from_str(&text, config::FileFormat::Toml))
                 .build()
                 .map_err(|e| ConfigError {
                     setting: format!("file {path:?} (WAIHU_CONFIG)"),
                     reason: e.to_string(),
                 })?;
+            builder = builder.add_source(file);
         }
         let aliases: HashMap<String, String> =
             [("NATS_URL", "nats_url"), ("DATABASE_URL", "database_url")]
@@ -361,6 +361,22 @@ impl CommonConfig {
                 ..waihu_auth::AuthConfig::with_hs256(Self::TEST_KEY)
             },
         }
+    }
+
+    /// The service's database pool: the store's tables and the service's own `schema`
+    /// migrated, `database.max_connections` connections.
+    pub async fn open_database(
+        &self,
+        schema: &str,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> Result<sqlx::PgPool, waihu_store::StoreError> {
+        waihu_store::open_service(
+            self.database_url.expose(),
+            self.db_max_connections,
+            schema,
+            migrator,
+        )
+        .await
     }
 
     /// The bus settings these values describe.

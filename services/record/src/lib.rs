@@ -91,13 +91,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
-    let pool = waihu_store::open_service(
-        c.database_url.expose(),
-        c.db_max_connections,
-        SCHEMA,
-        &MIGRATOR,
-    )
-    .await?;
+    let pool = c.open_database(SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
 
     let mut workers = Workers::new();
