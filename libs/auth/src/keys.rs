@@ -337,8 +337,10 @@ fn parse_jwks(text: &str) -> Result<Vec<(Option<String>, Algorithm, DecodingKey)
 }
 
 fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    // Surrounding white space (a trailing newline) is not part of the key; the bytes are kept
+    // as they are, so a binary key works too.
     std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec())
+        .map(|b| b.trim_ascii().to_vec())
         .map_err(|e| KeyError::File {
             path: path.display().to_string(),
             reason: e.to_string(),
