@@ -145,6 +145,29 @@ impl Cluster {
             .expect("record service reachable")
     }
 
+    /// Waits until the record service's store status satisfies `done` (`what` names the wait).
+    pub async fn wait_store_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&pb::StoreStatus) -> bool,
+    ) -> pb::StoreStatus {
+        let admin = self.admin().await;
+        waihu_testkit::eventually(timeout, what, || {
+            let mut a = admin.clone();
+            let done = &done;
+            async move {
+                let s = a
+                    .get_store_status(pb::GetStoreStatusRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                done(&s).then_some(s)
+            }
+        })
+        .await
+    }
+
     pub fn task_addr(&self) -> &str {
         &self.task_addr
     }
@@ -253,6 +276,26 @@ pub async fn try_import(
         .add_contacts(tokio_stream::iter(msgs))
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// Starts the task.
+pub async fn start(client: &mut TaskServiceClient<Channel>, task_id: &str) {
+    client
+        .start_task(pb::TaskRef {
+            task_id: task_id.to_string(),
+        })
+        .await
+        .expect("start");
+}
+
+/// Starts the task and waits until it has completed.
+pub async fn run_to_completion(
+    client: &mut TaskServiceClient<Channel>,
+    task_id: &str,
+    timeout: Duration,
+) -> pb::Task {
+    start(client, task_id).await;
+    wait_status(client, task_id, pb::TaskStatus::Completed, timeout).await
 }
 
 /// Waits until the task reaches `status`.

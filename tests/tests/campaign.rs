@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use waihu_dialer::Line;
 use waihu_e2e::*;
-use waihu_events::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_of_1200_contacts_ends_with_exactly_the_simulated_statistics() {
@@ -21,20 +20,7 @@ async fn campaign_of_1200_contacts_ends_with_exactly_the_simulated_statistics() 
     let recall = 2;
     let phones = phones(1200, 1);
     let task_id = create_with_contacts(&mut tasks, spec("e2e", recall, 0), &phones).await;
-    tasks
-        .start_task(pb::TaskRef {
-            task_id: task_id.clone(),
-        })
-        .await
-        .expect("start");
-
-    let done = wait_status(
-        &mut tasks,
-        &task_id,
-        pb::TaskStatus::Completed,
-        Duration::from_secs(120),
-    )
-    .await;
+    let done = run_to_completion(&mut tasks, &task_id, Duration::from_secs(120)).await;
     assert_eq!((done.contacts_total, done.contacts_finished), (1200, 1200));
     let stats = wait_stats_settled(&cluster, &task_id, 1200, Duration::from_secs(60)).await;
     let want = expected(&sim, &e164(&phones), recall);

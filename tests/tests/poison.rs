@@ -119,23 +119,14 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
     }
     // Per subject: 4 refused by the store writer (newline id, NUL, overflow, garbage), 3 kept
     // unread (unknown type, version 2, near 1 MiB of an unknown type).
+    let status = cluster
+        .wait_store_status(
+            "the store writer to pass every poison envelope",
+            Duration::from_secs(30),
+            |s| s.position == sent && s.unknown_events == 9 && s.dead_lettered == 12,
+        )
+        .await;
     let mut admin = cluster.admin().await;
-    let status = waihu_testkit::eventually(
-        Duration::from_secs(30),
-        "the store writer to pass every poison envelope",
-        || {
-            let mut a = admin.clone();
-            async move {
-                let s = a
-                    .get_store_status(pb::GetStoreStatusRequest {})
-                    .await
-                    .ok()?
-                    .into_inner();
-                (s.position == sent && s.unknown_events == 9 && s.dead_lettered == 12).then_some(s)
-            }
-        },
-    )
-    .await;
     assert!(status.halted.is_empty(), "halted: {}", status.halted);
     assert_eq!(
         status.position, sent,
@@ -174,19 +165,7 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
     let phones = phones(300, 3);
     let mut tasks = cluster.tasks().await;
     let task_id = create_with_contacts(&mut tasks, spec("after-poison", 2, 0), &phones).await;
-    tasks
-        .start_task(pb::TaskRef {
-            task_id: task_id.clone(),
-        })
-        .await
-        .expect("start");
-    wait_status(
-        &mut tasks,
-        &task_id,
-        pb::TaskStatus::Completed,
-        Duration::from_secs(120),
-    )
-    .await;
+    run_to_completion(&mut tasks, &task_id, Duration::from_secs(120)).await;
     let x = expected(&cluster.sim, &e164(&phones), 2);
     let stats = wait_stats_settled(&cluster, &task_id, x.contacts, Duration::from_secs(60)).await;
     assert_stats_match(&stats, &x);

@@ -117,12 +117,7 @@ async fn killing_the_record_service_mid_campaign_leaves_the_statistics_exact() {
     let mut tasks = cluster.tasks().await;
     let phones = phones(1000, 2);
     let task_id = create_with_contacts(&mut tasks, spec("crash", 1, 0), &phones).await;
-    tasks
-        .start_task(pb::TaskRef {
-            task_id: task_id.clone(),
-        })
-        .await
-        .expect("start");
+    start(&mut tasks, &task_id).await;
 
     let seen = wait_stats(
         &cluster,
@@ -300,19 +295,7 @@ async fn calls_no_provider_ever_releases_are_timed_out_and_the_task_still_comple
     .await;
     let mut tasks = cluster.tasks().await;
     let task_id = create_with_contacts(&mut tasks, spec("lost", 1, 0), &phones(5, 7)).await;
-    tasks
-        .start_task(pb::TaskRef {
-            task_id: task_id.clone(),
-        })
-        .await
-        .expect("start");
-    wait_status(
-        &mut tasks,
-        &task_id,
-        pb::TaskStatus::Completed,
-        Duration::from_secs(60),
-    )
-    .await;
+    run_to_completion(&mut tasks, &task_id, Duration::from_secs(60)).await;
     let st = wait_stats_settled(&cluster, &task_id, 5, Duration::from_secs(30)).await;
     // Each contact: first call lost, recalled once, lost again, then unreached.
     assert_eq!(st.calls_placed, 10);

@@ -65,19 +65,7 @@ async fn a_3000_row_export_with_12_wide_chinese_columns_dials_to_completion() {
         .expect("import")
         .into_inner();
     assert_eq!(reply.accepted, 3000, "{:?}", reply.rejected.first());
-    tasks
-        .start_task(pb::TaskRef {
-            task_id: task.task_id.clone(),
-        })
-        .await
-        .expect("start");
-    wait_status(
-        &mut tasks,
-        &task.task_id,
-        pb::TaskStatus::Completed,
-        Duration::from_secs(180),
-    )
-    .await;
+    run_to_completion(&mut tasks, &task.task_id, Duration::from_secs(180)).await;
     let x = expected(&cluster.sim, &e164(&phones), 1);
     let stats = wait_stats_settled(&cluster, &task.task_id, 3000, Duration::from_secs(60)).await;
     assert_stats_match(&stats, &x);
@@ -139,19 +127,12 @@ async fn a_stream_recreated_under_the_writer_halts_it_until_an_operator_rebases(
             .await
             .expect("publish");
     }
+    let status = cluster
+        .wait_store_status("the writer to halt", Duration::from_secs(30), |s| {
+            !s.halted.is_empty()
+        })
+        .await;
     let mut admin = cluster.admin().await;
-    let status = waihu_testkit::eventually(Duration::from_secs(30), "the writer to halt", || {
-        let mut a = admin.clone();
-        async move {
-            let s = a
-                .get_store_status(pb::GetStoreStatusRequest {})
-                .await
-                .ok()?
-                .into_inner();
-            (!s.halted.is_empty()).then_some(s)
-        }
-    })
-    .await;
     assert!(status.halted.contains("recreated"), "{}", status.halted);
     waihu_testkit::eventually(
         Duration::from_secs(20),

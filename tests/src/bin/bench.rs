@@ -268,19 +268,7 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
     let task_id =
         create_with_contacts(&mut tasks, spec("dial-bench", 1, 0), &phones(contacts, 6)).await;
     let t = Instant::now();
-    tasks
-        .start_task(pb::TaskRef {
-            task_id: task_id.clone(),
-        })
-        .await
-        .expect("start");
-    wait_status(
-        &mut tasks,
-        &task_id,
-        pb::TaskStatus::Completed,
-        Duration::from_secs(900),
-    )
-    .await;
+    run_to_completion(&mut tasks, &task_id, Duration::from_secs(900)).await;
     let secs = t.elapsed().as_secs_f64();
     let stats = wait_stats_settled(
         &cluster,
