@@ -39,6 +39,14 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::invalid(field, format!("{s:?} is not a UUID")))
 }
 
+/// An optional UUID filter: None when empty, INVALID_ARGUMENT naming `field` when malformed.
+pub fn parse_optional_uuid(field: &str, s: &str) -> Result<Option<Uuid>, ApiError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    parse_uuid(field, s).map(Some)
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Store(e.into())

@@ -9,7 +9,7 @@ mod serve;
 pub mod telemetry;
 mod tenant;
 
-pub use api::{page_token, parse_uuid, ApiError};
+pub use api::{page_token, parse_optional_uuid, parse_uuid, ApiError};
 pub use config::{CommonConfig, ConfigError};
 pub use health::{supervise, Health};
 pub use serve::{bind, health, is_serving, shutdown_on_signal, GrpcServer, Routes, ServiceHandle};

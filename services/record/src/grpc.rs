@@ -200,11 +200,7 @@ impl RecordService for RecordApi {
     ) -> Result<Response<Self::ExportEventsStream>, Status> {
         let tenant = tenant(req.metadata())?;
         let r = req.into_inner();
-        let task_id = if r.task_id.is_empty() {
-            None
-        } else {
-            Some(parse_uuid("task_id", &r.task_id)?)
-        };
+        let task_id = waihu_runtime::parse_optional_uuid("task_id", &r.task_id)?;
         for t in &r.event_types {
             if t.is_empty() || t.len() > 100 {
                 return Err(
@@ -239,11 +235,7 @@ impl RecordService for RecordApi {
     ) -> Result<Response<pb::ListCallRecordsResponse>, Status> {
         let tenant = tenant(req.metadata())?;
         let r = req.into_inner();
-        let task = if r.task_id.is_empty() {
-            None
-        } else {
-            Some(parse_uuid("task_id", &r.task_id)?)
-        };
+        let task = waihu_runtime::parse_optional_uuid("task_id", &r.task_id)?;
         let phone = if r.phone.is_empty() {
             None
         } else {
