@@ -1,12 +1,16 @@
 //! Test support: every test gets its own PostgreSQL database and its own NATS prefix (so its own
 //! streams and consumers), against the real servers, and leaves nothing behind.
 
+mod fixtures;
+
 use std::time::Duration;
 
 use sqlx::PgPool;
 use uuid::Uuid;
 use waihu_bus::{Bus, BusConfig};
 use waihu_runtime::CommonConfig;
+
+pub use fixtures::call_lifecycle;
 
 /// NATS URL of the server under test (`NATS_URL`, default local).
 pub fn nats_url() -> String {

@@ -32,51 +32,17 @@ fn campaign(task: Uuid, outcomes: &[(u8, bool, u16, u16)]) -> Vec<RecordedEvent>
         let no = i as u32 + 1;
         let calls = 1 + (*calls as u32) % 3;
         for attempt in 1..=calls {
-            let call = Uuid::new_v4();
-            let c = call.to_string();
             let answered = attempt == calls && *answered;
-            let meta = |v| EventMeta::new("acme", Aggregate::Call(call), v).with_task(task);
-            let mut evs = vec![
-                Event::CallRequested(pb::CallRequested {
-                    call_id: c.clone(),
-                    task_id: t.clone(),
-                    contact_no: no,
-                    phone: format!("+86138{no:08}"),
-                    line_id: "sim-1".into(),
-                    attempt,
-                }),
-                Event::CallDialing(pb::CallDialing {
-                    call_id: c.clone(),
-                    task_id: t.clone(),
-                    contact_no: no,
-                    provider_call_id: c.clone(),
-                }),
-                Event::CallRinging(pb::CallRinging {
-                    call_id: c.clone(),
-                    task_id: t.clone(),
-                    contact_no: no,
-                }),
-            ];
-            if answered {
-                evs.push(Event::CallAnswered(pb::CallAnswered {
-                    call_id: c.clone(),
-                    task_id: t.clone(),
-                    contact_no: no,
-                }));
-            }
-            let sip = if answered { 200 } else { 486 };
-            evs.push(Event::CallReleased(pb::CallReleased {
-                call_id: c.clone(),
-                task_id: t.clone(),
-                contact_no: no,
-                cause: Some(waihu_telephony::hangup::from_sip(sip)),
+            out.extend(waihu_testkit::call_lifecycle(
+                "acme",
+                task,
+                Uuid::new_v4(),
+                no,
+                attempt,
                 answered,
-                ring_ms: *ring as u64,
-                talk_ms: if answered { *talk as u64 } else { 0 },
-            }));
-            for (v, e) in evs.into_iter().enumerate() {
-                out.push(RecordedEvent::new(meta(v as u64 + 1), e));
-            }
+                *ring as u64,
+                if answered { *talk as u64 } else { 0 },
+            ));
         }
         out.push(RecordedEvent::new(
             EventMeta::new("acme", Aggregate::Contact(task, no), 1).with_task(task),

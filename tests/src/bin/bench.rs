@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 use waihu_bus::Expect;
 use waihu_dialer::Line;
 use waihu_e2e::*;
-use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
-use waihu_telephony::hangup;
+use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;
 
 const USAGE: &str = "usage: waihu-bench [--only base|ingest|1m]
@@ -147,55 +146,22 @@ async fn raw_postgres(env: &TestEnv) -> f64 {
     id as f64 / t.elapsed().as_secs_f64()
 }
 
-/// A call's five lifecycle events, as the dialer and the simulator produce them.
+/// A call's five lifecycle events, as the dialer and the simulator produce them (time-ordered
+/// ids, as the dialer makes them).
 fn call_events(task: uuid::Uuid, no: u32) -> Vec<(RecordedEvent, Expect)> {
-    // Ids as the dialer makes them (time-ordered).
-    let call = uuid::Uuid::now_v7();
-    let (c, t) = (call.to_string(), task.to_string());
-    let meta = |v: u64| {
-        EventMeta::new("bench", Aggregate::Call(call), v)
-            .with_deterministic_id(&format!("call/{call}/{v}"))
-            .with_task(task)
-    };
-    let evs = [
-        Event::CallRequested(pb::CallRequested {
-            call_id: c.clone(),
-            task_id: t.clone(),
-            contact_no: no,
-            phone: format!("+86138{no:08}"),
-            line_id: "sim-1".into(),
-            attempt: 1,
-        }),
-        Event::CallDialing(pb::CallDialing {
-            call_id: c.clone(),
-            task_id: t.clone(),
-            contact_no: no,
-            provider_call_id: c.clone(),
-        }),
-        Event::CallRinging(pb::CallRinging {
-            call_id: c.clone(),
-            task_id: t.clone(),
-            contact_no: no,
-        }),
-        Event::CallAnswered(pb::CallAnswered {
-            call_id: c.clone(),
-            task_id: t.clone(),
-            contact_no: no,
-        }),
-        Event::CallReleased(pb::CallReleased {
-            call_id: c,
-            task_id: t,
-            contact_no: no,
-            cause: Some(hangup::from_sip(200)),
-            answered: true,
-            ring_ms: 5000,
-            talk_ms: 60_000,
-        }),
-    ];
-    evs.into_iter()
-        .enumerate()
-        .map(|(i, e)| (RecordedEvent::new(meta(i as u64 + 1), e), Expect::Any))
-        .collect()
+    waihu_testkit::call_lifecycle(
+        "bench",
+        task,
+        uuid::Uuid::now_v7(),
+        no,
+        1,
+        true,
+        5000,
+        60_000,
+    )
+    .into_iter()
+    .map(|e| (e, Expect::Any))
+    .collect()
 }
 
 async fn store_ingest(env: &TestEnv) -> (f64, usize) {
