@@ -140,17 +140,21 @@ pub fn status_text(s: &pb::StoreStatus) -> String {
     }
     out.push_str(&format!(
         "stored position   {}\n\
+         projected to      {}\n\
          stream last seq   {}\n\
          base              {}\n\
          stream created    {}\n\
          unknown events    {}\n\
-         dead-lettered     {}",
+         dead-lettered     {}\n\
+         not projected     {}",
         s.position,
+        s.projected_position,
         s.stream_last_sequence,
         s.base,
         time(&s.stream_created),
         s.unknown_events,
-        s.dead_lettered
+        s.dead_lettered,
+        s.projection_refused
     ));
     out
 }

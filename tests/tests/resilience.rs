@@ -77,9 +77,9 @@ async fn the_same_event_published_twice_is_stored_and_counted_once() {
     let pool = &cluster.env.pool;
     waihu_testkit::eventually(
         Duration::from_secs(20),
-        "the store writer to pass the copy",
+        "the store writer and the projections to pass the copy",
         || async move {
-            let p = waihu_store::checkpoint(pool, waihu_record::writer::CHECKPOINT)
+            let p = waihu_store::checkpoint(pool, waihu_record::projection::CHECKPOINT)
                 .await
                 .ok()?;
             (p >= copy_seq).then_some(())

@@ -81,6 +81,17 @@ impl StoreError {
         }
     }
 
+    /// The event store already holds an event with this id.
+    pub fn is_known_event_id(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                db.code().as_deref() == Some("23505")
+                    && db.constraint() == Some("events_event_id_key")
+            }
+            _ => false,
+        }
+    }
+
     /// A different event already holds this store position: the events stream went backwards.
     pub fn is_position_clash(&self) -> bool {
         match self {
@@ -181,10 +192,42 @@ pub async fn set_checkpoint(tx: &mut Tx<'_>, name: &str, position: u64) -> Resul
     Ok(())
 }
 
+/// Moves a checkpoint from `from` to `to`, in the caller's transaction, only if it is still at
+/// `from` (an absent checkpoint counts as 0). False when another writer moved it: the caller
+/// must roll back, so work guarded by a checkpoint is never applied twice. Call it first in the
+/// transaction: it locks the row, so a concurrent writer waits and then sees it moved.
+pub async fn advance_checkpoint(
+    tx: &mut Tx<'_>,
+    name: &str,
+    from: u64,
+    to: u64,
+) -> Result<bool, StoreError> {
+    let done = if from == 0 {
+        sqlx::query(
+            "INSERT INTO checkpoints (name, position, updated_at) VALUES ($1, $3, now())
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()
+             WHERE checkpoints.position = $2",
+        )
+    } else {
+        sqlx::query(
+            "UPDATE checkpoints SET position = $3, updated_at = now()
+             WHERE name = $1 AND position = $2",
+        )
+    }
+    .bind(name)
+    .bind(from as i64)
+    .bind(to as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Store counter: events stored whose payload this build cannot read.
 pub const UNKNOWN_EVENTS: &str = "unknown_events";
 /// Store counter: events the store writer dead-lettered.
 pub const DEAD_LETTERED: &str = "dead_lettered";
+/// Store counter: stored events the projections refused (the database would not hold a value).
+pub const PROJECTION_REFUSED: &str = "projection_refused";
 
 /// Adds to store counters, in the caller's transaction (zero deltas are skipped).
 pub async fn add_counters(tx: &mut Tx<'_>, deltas: &[(&str, i64)]) -> Result<(), StoreError> {

@@ -241,6 +241,10 @@ impl AdminApi {
             halted,
             unknown_events: waihu_store::counter(&self.pool, waihu_store::UNKNOWN_EVENTS).await?,
             dead_lettered: waihu_store::counter(&self.pool, waihu_store::DEAD_LETTERED).await?,
+            projected_position: waihu_store::checkpoint(&self.pool, crate::projection::CHECKPOINT)
+                .await?,
+            projection_refused: waihu_store::counter(&self.pool, waihu_store::PROJECTION_REFUSED)
+                .await?,
         })
     }
 }

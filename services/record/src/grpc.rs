@@ -9,7 +9,7 @@ use waihu_proto::v1::{
 use waihu_runtime::tenant;
 use waihu_telephony::{hangup, phone::PhoneNumber};
 
-use crate::{projection::keys, writer::CHECKPOINT};
+use crate::projection::{keys, CHECKPOINT};
 
 /// The record service's errors: the shared API error.
 pub type RecordError = waihu_runtime::ApiError;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod export;
 pub mod grpc;
 pub mod projection;
+pub mod projector;
 pub mod replay;
 pub mod stream;
 pub mod writer;

@@ -45,19 +45,73 @@ impl Tables {
 /// counting it would overflow or distort the statistics.
 pub const MAX_CALL_MS: u64 = 30 * 24 * 3600 * 1000;
 
-/// Why an event cannot be projected, when it cannot: values the statistics cannot hold. Such an
-/// event is dead-lettered by the store writer rather than stored with a wrapped-around number.
+/// Why an event cannot be projected, when it cannot: values the statistics cannot hold, or text
+/// PostgreSQL cannot store (a NUL character). Such an event is dead-lettered by the store writer
+/// rather than stored with a wrapped-around number or left to stall the projections.
 pub fn refusal(e: &RecordedEvent) -> Option<String> {
-    if let Event::CallReleased(r) = &e.event {
-        for (field, v) in [("ring_ms", r.ring_ms), ("talk_ms", r.talk_ms)] {
-            if v > MAX_CALL_MS {
-                return Some(format!(
-                    "CallReleased.{field} = {v} is out of range (at most {MAX_CALL_MS}, 30 days)"
-                ));
+    let mut text: Vec<(&str, &str)> = Vec::new();
+    match &e.event {
+        Event::CallReleased(r) => {
+            for (field, v) in [("ring_ms", r.ring_ms), ("talk_ms", r.talk_ms)] {
+                if v > MAX_CALL_MS {
+                    return Some(format!(
+                        "CallReleased.{field} = {v} is out of range (at most {MAX_CALL_MS}, 30 days)"
+                    ));
+                }
+            }
+            if let Some(c) = &r.cause {
+                text.push(("CallReleased.cause.name", c.name.as_str()));
+                text.push(("CallReleased.cause.raw", c.raw.as_str()));
             }
         }
+        Event::CallRequested(r) => {
+            text.push(("CallRequested.phone", r.phone.as_str()));
+            text.push(("CallRequested.line_id", r.line_id.as_str()));
+        }
+        Event::TaskCreated(t) => {
+            if let Some(spec) = &t.spec {
+                text.push(("TaskCreated.spec.name", spec.name.as_str()));
+            }
+        }
+        _ => {}
     }
-    None
+    text.push(("tenant_id", e.meta.tenant_id.as_str()));
+    text.into_iter()
+        .find(|(_, v)| v.contains('\0'))
+        .map(|(field, _)| {
+            format!("{field} holds a NUL character (0x00), which the database cannot store")
+        })
+}
+
+/// The checkpoint of the live projections: the store position they are exact as of.
+pub const CHECKPOINT: &str = "projections";
+
+/// Applies stored events (positions in `(after, last]`) to the live projections, counts
+/// `refused` events they skip, and moves their checkpoint from `after` to `last`, in one
+/// transaction. False, with nothing changed, when the checkpoint is no longer at `after`
+/// (another projector moved it).
+pub async fn commit(
+    pool: &sqlx::PgPool,
+    after: u64,
+    last: u64,
+    events: &[&RecordedEvent],
+    refused: i64,
+) -> Result<bool, StoreError> {
+    let t0 = std::time::Instant::now();
+    let mut tx = pool.begin().await?;
+    if !waihu_store::advance_checkpoint(&mut tx, CHECKPOINT, after, last).await? {
+        return Ok(false);
+    }
+    apply(&mut tx, &Tables::live(), events).await?;
+    waihu_store::add_counters(&mut tx, &[(waihu_store::PROJECTION_REFUSED, refused)]).await?;
+    tx.commit().await?;
+    tracing::debug!(
+        events = events.len(),
+        last,
+        total_us = t0.elapsed().as_micros() as u64,
+        "projections applied"
+    );
+    Ok(true)
 }
 
 fn uuid(s: &str) -> Option<Uuid> {

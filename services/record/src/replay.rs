@@ -1,5 +1,6 @@
 //! Rebuilds the statistics from the store, from position 0, into fresh tables with the same
-//! projection code, and compares them with the live projection as of the same position.
+//! projection code, and compares them with the live projection as of the same position (the
+//! projections' checkpoint).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use sqlx::{Acquire, PgPool};
 use uuid::Uuid;
 use waihu_store::{EventQuery, StoreError};
 
-use crate::{projection, writer::CHECKPOINT};
+use crate::projection::{self, CHECKPOINT};
 
 #[derive(Debug, Default)]
 pub struct VerifyReport {

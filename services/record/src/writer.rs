@@ -1,7 +1,8 @@
 //! The store writer: the one ordered writer of the event store. It reads the events stream from
 //! its own checkpoint with an ordered consumer (so a crash can never let a later event overtake an
-//! earlier one), and in one transaction appends the batch (idempotent on event id), applies the
-//! projections for the events that were new, and moves the checkpoint.
+//! earlier one), and in one transaction appends the batch (idempotent on event id) and moves the
+//! checkpoint. It then hands the batch to the projector ([`crate::projector`]), which applies
+//! the events that were new to the projections on its own connection, in parallel.
 //!
 //! No input can stop it. A malformed envelope is dead-lettered at decoding. An event the database
 //! refuses for its data (a NUL in a string, a number out of range) is isolated by splitting the
@@ -10,7 +11,7 @@
 //! projections skip it. A stream that was recreated, lost its tail or expired events the store
 //! never read halts the writer (NOT_SERVING, with the reason) until an operator re-bases it.
 
-use std::time::Duration;
+use std::{ops::Range, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use sqlx::PgPool;
@@ -22,7 +23,8 @@ use waihu_runtime::Health;
 use waihu_store::{StoreError, StoredEvent};
 
 use crate::{
-    projection::{self, Tables},
+    projection,
+    projector::{self, Handoff, Projector},
     stream::{self, Halt},
 };
 
@@ -70,13 +72,25 @@ struct Item {
     seq: u64,
 }
 
-/// A batch read from the stream, decoded, with the store position it ends at and how many of
-/// its events were dead-lettered at decoding.
-struct ReadBatch {
+/// A batch read from the stream, decoded, with the store positions it follows and ends at and
+/// how many of its events were dead-lettered at decoding.
+pub struct ReadBatch {
     events: Vec<Item>,
+    after: u64,
     last: u64,
     dropped: i64,
 }
+
+impl projector::Events for ReadBatch {
+    fn event(&self, i: usize) -> (u64, Option<&RecordedEvent>) {
+        let s = &self.events[i].stored;
+        (s.position, s.event.known())
+    }
+}
+
+/// Hand-overs waiting for the projector; when it is this far behind, the writer drops them and
+/// the projector reads what it missed back from the store.
+const HANDOFF_QUEUE: usize = 8;
 
 impl Writer {
     /// Runs until `shutdown`. Only one writer per database writes at a time (advisory lock);
@@ -98,16 +112,26 @@ impl Writer {
                 self.clone()
                     .read_ahead(position, followed, tx, shutdown.clone()),
             );
+        let (handoff, handed) = tokio::sync::mpsc::channel(HANDOFF_QUEUE);
+        let projections = shutdown.child_token();
+        let projector = tokio::spawn(
+            Projector {
+                pool: self.pool.clone(),
+            }
+            .run(handed, projections.clone()),
+        );
         while let Some(batch) = tokio::select! {
             _ = shutdown.cancelled() => None,
             b = rx.recv() => b,
         } {
-            if let Err(halt) = self.store(&batch, &shutdown).await {
+            if let Err(halt) = self.store(Arc::new(batch), &handoff, &shutdown).await {
                 self.health.down(PART, &halt.0);
                 break;
             }
         }
         reader.abort();
+        projections.cancel();
+        let _ = projector.await;
     }
 
     /// Reads the checkpoint and checks the stream is the one the store follows; while it is not,
@@ -203,6 +227,7 @@ impl Writer {
                 let dropped = (read - events.len()) as i64;
                 let batch = ReadBatch {
                     events,
+                    after: position,
                     last,
                     dropped,
                 };
@@ -264,18 +289,40 @@ impl Writer {
 
     /// Stores a batch: transient failures are retried until they pass (or shutdown), and an
     /// event the database refuses for its data is isolated by splitting the batch, dead-lettered,
-    /// and counted. Err only when the stream must be looked at by an operator.
-    async fn store(&self, batch: &ReadBatch, shutdown: &CancellationToken) -> Result<(), Halt> {
-        let mut pending: Vec<&[Item]> = vec![&batch.events];
+    /// and counted. Each committed write is handed to the projector. Err only when the stream
+    /// must be looked at by an operator.
+    async fn store(
+        &self,
+        batch: Arc<ReadBatch>,
+        handoff: &tokio::sync::mpsc::Sender<Handoff<ReadBatch>>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Halt> {
+        let mut pending: Vec<Range<usize>> = Vec::with_capacity(4);
+        pending.push(0..batch.events.len());
         let mut dead = batch.dropped;
+        let mut after = batch.after;
         while let Some(part) = pending.pop() {
-            let last = part.last().map_or(batch.last, |e| e.stored.position);
+            let items = &batch.events[part.clone()];
             // The batch's own last position covers events dropped at decoding after `part`.
-            let last = if pending.is_empty() { batch.last } else { last };
+            let last = match items.last() {
+                Some(e) if !pending.is_empty() => e.stored.position,
+                _ => batch.last,
+            };
             loop {
-                match write_batch(&self.pool, part, last, dead).await {
-                    Ok(()) => {
+                match write_batch(&self.pool, items, last, dead).await {
+                    Ok(fresh) => {
                         dead = 0;
+                        let h = Handoff {
+                            batch: batch.clone(),
+                            range: part.clone(),
+                            fresh,
+                            after,
+                            last,
+                        };
+                        if handoff.try_send(h).is_err() {
+                            tracing::debug!(last, "projector busy; it will read this batch back from the store");
+                        }
+                        after = last;
                         break;
                     }
                     Err(e) if e.is_position_clash() => {
@@ -286,26 +333,20 @@ impl Writer {
                     }
                     Err(e) if e.is_data_error() && part.len() > 1 => {
                         // Halves in order: the left half is stored before the right one.
-                        let (l, r) = part.split_at(part.len() / 2);
-                        pending.push(r);
-                        pending.push(l);
+                        let mid = part.start + part.len() / 2;
+                        pending.push(mid..part.end);
+                        pending.push(part.start..mid);
                         break;
                     }
                     Err(e) if e.is_data_error() => {
-                        let item = &part[0];
+                        let item = &items[0];
                         let reason = format!("the event store refused it: {e}");
                         self.dead_letter(&item.subject, item.seq, item.stored.envelope.clone(), &reason)
                             .await;
                         // Counted and its position passed with the next write.
                         dead += 1;
                         if pending.is_empty() {
-                            if let Err(e) = write_batch(&self.pool, &[], batch.last, dead).await {
-                                warn!(error = %e, "cannot move the checkpoint past a dead letter");
-                                if sleep_or_stop(shutdown, Duration::from_millis(500)).await {
-                                    return Ok(());
-                                }
-                                pending.push(&[]);
-                            }
+                            pending.push(part.end..part.end);
                         }
                         break;
                     }
@@ -329,42 +370,36 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
     }
 }
 
-/// Appends events, applies the projections to the new ones, counts what was stored unread and
-/// what was dead-lettered, and moves the checkpoint to `last`, in one transaction.
+/// Appends a batch's events, counts what was stored unread and what was dead-lettered, and
+/// moves the checkpoint to `last`, in one transaction. Returns, per event, whether it was new.
 async fn write_batch(
     pool: &PgPool,
     batch: &[Item],
     last: u64,
     dead_lettered: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<bool>, StoreError> {
     let stored: Vec<&StoredEvent> = batch.iter().map(|e| &e.stored).collect();
     write_events(pool, &stored, last, dead_lettered).await
 }
 
-/// The store writer's transaction: appends `stored` (idempotent on event id), applies the
-/// projections to the events that were new, counts what was stored unread and what was
-/// dead-lettered, and moves the checkpoint to `last`.
+/// The store writer's transaction: appends `stored` (idempotent on event id), counts what was
+/// stored unread and what was dead-lettered, and moves the checkpoint to `last`. Returns, per
+/// event, whether it was new to the store (only those are projected).
 pub async fn write_events(
     pool: &PgPool,
     stored: &[&StoredEvent],
     last: u64,
     dead_lettered: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<bool>, StoreError> {
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let new = waihu_store::append(&mut tx, stored).await?;
     let t1 = t0.elapsed();
-    let fresh: Vec<&StoredEvent> = stored
+    let unknown = stored
         .iter()
-        .copied()
         .zip(&new)
-        .filter(|(_, n)| **n)
-        .map(|(e, _)| e)
-        .collect();
-    let known: Vec<&RecordedEvent> = fresh.iter().filter_map(|e| e.event.known()).collect();
-    let unknown = (fresh.len() - known.len()) as i64;
-    projection::apply(&mut tx, &Tables::live(), &known).await?;
-    let t2 = t0.elapsed();
+        .filter(|(e, n)| **n && e.event.known().is_none())
+        .count() as i64;
     waihu_store::add_counters(
         &mut tx,
         &[
@@ -374,13 +409,10 @@ pub async fn write_events(
     )
     .await?;
     waihu_store::set_checkpoint(&mut tx, CHECKPOINT, last).await?;
-    let t3 = t0.elapsed();
     tx.commit().await?;
     tracing::debug!(
         events = stored.len(),
         append_us = t1.as_micros() as u64,
-        projections_us = (t2 - t1).as_micros() as u64,
-        counters_us = (t3 - t2).as_micros() as u64,
         total_us = t0.elapsed().as_micros() as u64,
         "store batch written"
     );
@@ -390,5 +422,5 @@ pub async fn write_events(
             "stored events this build cannot read; projections skip them"
         );
     }
-    Ok(())
+    Ok(new)
 }

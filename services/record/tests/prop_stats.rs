@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use sqlx::PgPool;
 use uuid::Uuid;
 use waihu_events::{pb, Aggregate, Decoded, Event, EventMeta, RecordedEvent};
+use waihu_record::projection;
 use waihu_store::StoredEvent;
 
 /// A small campaign: one task, its contacts, and for each contact 1-3 calls with every
@@ -75,9 +76,22 @@ async fn write(pool: &PgPool, events: &[RecordedEvent], batch: usize) {
     for chunk in stored.chunks(batch.max(1)) {
         let refs: Vec<&StoredEvent> = chunk.iter().collect();
         let last = chunk.last().map_or(0, |e| e.position);
-        waihu_record::writer::write_events(pool, &refs, last, 0)
+        let fresh = waihu_record::writer::write_events(pool, &refs, last, 0)
             .await
             .expect("written");
+        // Then the projector's transaction, with the events that were new to the store.
+        let new: Vec<&RecordedEvent> = chunk
+            .iter()
+            .zip(fresh)
+            .filter(|(_, f)| *f)
+            .filter_map(|(e, _)| e.event.known())
+            .collect();
+        let at = waihu_store::checkpoint(pool, projection::CHECKPOINT)
+            .await
+            .expect("checkpoint");
+        assert!(projection::commit(pool, at, last, &new, 0)
+            .await
+            .expect("projected"));
     }
 }
 

@@ -182,8 +182,9 @@ async fn store_ingest(env: &TestEnv) -> (f64, usize) {
     let handle = waihu_record::start(waihu_record::RecordConfig::new(env.config()), stop.clone())
         .await
         .expect("record");
+    // Stored and projected: the call records and statistics are part of ingest.
     loop {
-        if waihu_store::checkpoint(&env.pool, waihu_record::writer::CHECKPOINT)
+        if waihu_store::checkpoint(&env.pool, waihu_record::projection::CHECKPOINT)
             .await
             .expect("checkpoint")
             >= last

@@ -1,0 +1,154 @@
+//! The projector follows the store on its own connection: it catches up from the store on
+//! start, applies what the writer hands over, reads back what a dropped hand-over missed, and
+//! never applies the same events twice.
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use waihu_events::{Decoded, RecordedEvent};
+use waihu_record::{
+    projection::{self, keys},
+    projector::{Events, Handoff, Projector},
+    writer,
+};
+use waihu_store::StoredEvent;
+
+struct Batch(Vec<(u64, RecordedEvent)>);
+
+impl Events for Batch {
+    fn event(&self, i: usize) -> (u64, Option<&RecordedEvent>) {
+        (self.0[i].0, Some(&self.0[i].1))
+    }
+}
+
+/// `calls` answered calls of `task`, five events each, at positions from `first`.
+fn calls(task: Uuid, first: u64, calls: u32) -> Vec<(u64, RecordedEvent)> {
+    (0..calls)
+        .flat_map(|i| {
+            waihu_testkit::call_lifecycle("acme", task, Uuid::now_v7(), i + 1, 1, true, 10, 20)
+        })
+        .enumerate()
+        .map(|(i, e)| (first + i as u64, e))
+        .collect()
+}
+
+/// Appends to the store (and moves its checkpoint) without projecting.
+async fn store(pool: &PgPool, events: &[(u64, RecordedEvent)]) {
+    let stored: Vec<StoredEvent> = events
+        .iter()
+        .map(|(p, e)| StoredEvent {
+            position: *p,
+            envelope: e.encode().into(),
+            event: Decoded::Known(e.clone()),
+            recorded_at: None,
+        })
+        .collect();
+    let refs: Vec<&StoredEvent> = stored.iter().collect();
+    let last = events.last().map(|(p, _)| *p).expect("events");
+    let fresh = writer::write_events(pool, &refs, last, 0)
+        .await
+        .expect("stored");
+    assert!(fresh.iter().all(|f| *f));
+}
+
+async fn placed(pool: &PgPool, task: Uuid) -> i64 {
+    counter(pool, task, keys::CALLS_PLACED).await
+}
+
+async fn counter(pool: &PgPool, task: Uuid, key: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(value), 0)::bigint FROM task_stat_counters WHERE task_id = $1 AND key = $2",
+    )
+    .bind(task)
+    .bind(key)
+    .fetch_one(pool)
+    .await
+    .expect("counter")
+}
+
+async fn projected(pool: &PgPool) -> u64 {
+    waihu_store::checkpoint(pool, projection::CHECKPOINT)
+        .await
+        .expect("checkpoint")
+}
+
+async fn wait_projected(pool: &PgPool, position: u64) {
+    waihu_testkit::eventually(Duration::from_secs(20), "the projections", || async move {
+        (projected(pool).await >= position).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
+    let env = waihu_testkit::TestEnv::new().await;
+    let pool = waihu_record::open_pool(&env.database_url, 4)
+        .await
+        .expect("record schema");
+    let task = Uuid::now_v7();
+
+    // Stored before any projector ran: it catches up from the store on start.
+    let first = calls(task, 1, 3);
+    store(&pool, &first).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let stop = CancellationToken::new();
+    let projector = tokio::spawn(Projector { pool: pool.clone() }.run(rx, stop.clone()));
+    wait_projected(&pool, 15).await;
+    assert_eq!(placed(&pool, task).await, 3);
+
+    // A hand-over of the next write.
+    let second = calls(task, 16, 1);
+    store(&pool, &second).await;
+    let n = second.len();
+    tx.send(Handoff {
+        batch: Arc::new(Batch(second)),
+        range: 0..n,
+        fresh: vec![true; n],
+        after: 15,
+        last: 20,
+    })
+    .await
+    .expect("sent");
+    wait_projected(&pool, 20).await;
+    assert_eq!(placed(&pool, task).await, 4);
+
+    // A write whose hand-over was dropped (21..=30), then one handed over (31..=35): the gap
+    // is read back from the store first. An event the store already had (fresh = false) and a
+    // hand-over already covered are skipped.
+    store(&pool, &calls(task, 21, 2)).await;
+    let third = calls(task, 31, 1);
+    store(&pool, &third).await;
+    let mut fresh = vec![true; third.len()];
+    fresh[0] = false;
+    let batch = Arc::new(Batch(third));
+    for after in [30, 30] {
+        tx.send(Handoff {
+            batch: batch.clone(),
+            range: 0..fresh.len(),
+            fresh: fresh.clone(),
+            after,
+            last: 35,
+        })
+        .await
+        .expect("sent");
+    }
+    wait_projected(&pool, 35).await;
+    // 3 + 1 + 2, and the third write's CallRequested was marked not new; its release counts
+    // once although it was handed over twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(placed(&pool, task).await, 6);
+    assert_eq!(counter(&pool, task, keys::CALLS_RELEASED).await, 7);
+
+    // A projector whose idea of the checkpoint is stale changes nothing.
+    assert!(!projection::commit(&pool, 20, 40, &[], 0)
+        .await
+        .expect("commit"));
+    assert_eq!(projected(&pool).await, 35);
+
+    stop.cancel();
+    projector.await.expect("projector stopped");
+    pool.close().await;
+    env.cleanup().await;
+}
