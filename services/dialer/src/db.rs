@@ -47,6 +47,7 @@ const CANCELLED: i16 = pb::TaskStatus::Cancelled as i16;
 
 // Contact states (dialer_contacts.state): 0 pending, 1 active (a call is out), 2 finished.
 const C_PENDING: i16 = 0;
+const C_ACTIVE: i16 = 1;
 const C_FINISHED: i16 = 2;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,7 @@ pub struct Release {
 struct ActiveContact {
     task_id: Uuid,
     contact_no: i32,
+    contact_state: i16,
     attempts: i32,
     active_call_id: Uuid,
     status: i16,
@@ -279,14 +281,17 @@ impl Db {
         let tasks: Vec<Uuid> = releases.iter().map(|r| r.task).collect();
         let nos: Vec<i32> = releases.iter().map(|r| r.contact_no).collect();
         let calls: Vec<Uuid> = releases.iter().map(|r| r.call).collect();
+        // Found by primary key alone. The contact must still be active (state 1), which its
+        // active call id implies and the loop below checks: written into the query, that
+        // condition lets the planner AND in a partial index over every call in flight, for each
+        // release (a cost that grows with the calls out, measured at 30-60 ms a batch).
         let rows: Vec<ActiveContact> = sqlx::query_as(
-            "SELECT c.task_id, c.contact_no, c.attempts, c.active_call_id, t.status, t.recall_count,
-                    t.recall_interval_s, t.tenant_id, c.line_id
-             FROM dialer_contacts c
+            "SELECT c.task_id, c.contact_no, c.state AS contact_state, c.attempts, c.active_call_id,
+                    t.status, t.recall_count, t.recall_interval_s, t.tenant_id, c.line_id
+             FROM UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
+             JOIN dialer_contacts c ON c.task_id = u.t AND c.contact_no = u.n
              JOIN dialer_tasks t ON t.task_id = c.task_id
-             JOIN UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
-               ON c.task_id = u.t AND c.contact_no = u.n AND c.active_call_id = u.call
-             WHERE c.state = 1
+             WHERE c.active_call_id = u.call
              ORDER BY c.task_id, c.contact_no
              FOR UPDATE OF c FOR SHARE OF t",
         )
@@ -304,6 +309,9 @@ impl Db {
             let Some(r) = by_call.get(&row.active_call_id) else {
                 continue;
             };
+            if row.contact_state != C_ACTIVE {
+                continue;
+            }
             freed.extend(row.line_id.clone());
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());

@@ -335,7 +335,7 @@ async fn main() -> std::process::ExitCode {
     } else {
         None
     };
-    if only == Only::All {
+    if matches!(only, Only::All | Only::Million) {
         let scale = scale();
         match million::run(scale).await {
             Ok(m) => m.report(base.as_ref().map(|b| b.call_attempts)),
