@@ -10,7 +10,7 @@ use waihu_proto::v1::{self as pb, admin_service_client::AdminServiceClient};
 use crate::{
     export::{self, json::EnvelopeJson},
     status,
-    task::with_tenant,
+    task::as_operator,
     Cli, CliError,
 };
 
@@ -176,8 +176,8 @@ pub async fn dlq(cli: &Cli, cmd: &DlqCommand) -> Result<ExitCode, CliError> {
                     (limit - shown).min(1000)
                 };
                 let page = c
-                    .list_dead_letters(with_tenant(
-                        &cli.tenant,
+                    .list_dead_letters(as_operator(
+                        cli,
                         pb::ListDeadLettersRequest {
                             consumer: consumer.clone().unwrap_or_default(),
                             after_sequence: after,
@@ -204,8 +204,8 @@ pub async fn dlq(cli: &Cli, cmd: &DlqCommand) -> Result<ExitCode, CliError> {
         }
         DlqCommand::Show { sequence } => {
             let d = c
-                .get_dead_letter(with_tenant(
-                    &cli.tenant,
+                .get_dead_letter(as_operator(
+                    cli,
                     pb::GetDeadLetterRequest {
                         sequence: *sequence,
                     },
@@ -219,10 +219,7 @@ pub async fn dlq(cli: &Cli, cmd: &DlqCommand) -> Result<ExitCode, CliError> {
             let mut failed = 0;
             for &sequence in sequences {
                 match c
-                    .replay_dead_letter(with_tenant(
-                        &cli.tenant,
-                        pb::ReplayDeadLetterRequest { sequence },
-                    )?)
+                    .replay_dead_letter(as_operator(cli, pb::ReplayDeadLetterRequest { sequence })?)
                     .await
                 {
                     Ok(r) => {
@@ -250,14 +247,11 @@ pub async fn store(cli: &Cli, cmd: &StoreCommand) -> Result<ExitCode, CliError> 
     let mut c = client(cli).await?;
     let s = match cmd {
         StoreCommand::Status => c
-            .get_store_status(with_tenant(&cli.tenant, pb::GetStoreStatusRequest {})?)
+            .get_store_status(as_operator(cli, pb::GetStoreStatusRequest {})?)
             .await
             .map_err(|s| status("store status", s))?,
         StoreCommand::Rebase { force } => c
-            .rebase_store(with_tenant(
-                &cli.tenant,
-                pb::RebaseStoreRequest { force: *force },
-            )?)
+            .rebase_store(as_operator(cli, pb::RebaseStoreRequest { force: *force })?)
             .await
             .map_err(|s| status("store rebase", s))?,
     }

@@ -34,12 +34,38 @@ pub struct TokenArgs {
 }
 
 static TOKEN: OnceLock<Option<String>> = OnceLock::new();
+static OPERATOR_TOKEN: OnceLock<Option<(String, String)>> = OnceLock::new();
+
+fn local_config() -> Result<AuthConfig, CliError> {
+    Ok(Layers::from_process()
+        .and_then(|l| l.section("auth"))
+        .map_err(|e| e.to_string())?)
+}
 
 fn local_keys() -> Result<Keys, CliError> {
-    let config: AuthConfig = Layers::from_process()
-        .and_then(|l| l.section("auth"))
-        .map_err(|e| e.to_string())?;
-    Ok(Keys::load(&config).map_err(|e| e.to_string())?)
+    Ok(Keys::load(&local_config()?).map_err(|e| e.to_string())?)
+}
+
+/// The token and tenant deployment-wide requests (dead letters, the store, replay
+/// verification) carry: `--token` / `WAIHU_TOKEN` when given (it must be an operator's), else
+/// one minted with the local keys for the operator tenant (`auth.operator_tenant`).
+pub fn operator(cli: &Cli) -> Option<(&'static str, &'static str)> {
+    OPERATOR_TOKEN
+        .get_or_init(|| {
+            let config = local_config().ok()?;
+            let tenant = config.operator_tenant.clone();
+            if let Some(t) = cli.token.clone().filter(|t| !t.trim().is_empty()) {
+                return Some((t.trim().to_string(), tenant));
+            }
+            let keys = Keys::load(&config).ok()?;
+            let user = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let t = keys
+                .mint(&Claims::new(&tenant, &user, ALL_PERMISSIONS, 3600))
+                .ok()?;
+            Some((t, tenant))
+        })
+        .as_ref()
+        .map(|(t, tenant)| (t.as_str(), tenant.as_str()))
 }
 
 /// The token decided for this run, if [`token`] was called.

@@ -7,7 +7,11 @@ use clap::Args;
 use tonic::transport::Channel;
 use waihu_proto::v1::{self as pb, record_service_client::RecordServiceClient};
 
-use crate::{export, status, task::with_tenant, Cli, CliError};
+use crate::{
+    export, status,
+    task::{as_operator, with_tenant},
+    Cli, CliError,
+};
 
 #[derive(Args)]
 pub struct ReplayArgs {
@@ -122,7 +126,7 @@ pub(crate) async fn verify(cli: &Cli) -> Result<ExitCode, CliError> {
     let tty = std::io::stderr().is_terminal();
     let mut stream = record_client(cli)
         .await?
-        .verify_replay(with_tenant(&cli.tenant, pb::VerifyReplayRequest {})?)
+        .verify_replay(as_operator(cli, pb::VerifyReplayRequest {})?)
         .await
         .map_err(|s| status("replay --verify", s))?
         .into_inner();

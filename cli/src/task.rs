@@ -86,12 +86,24 @@ pub enum TaskCommand {
 }
 
 pub fn with_tenant<T>(tenant: &str, msg: T) -> Result<Request<T>, CliError> {
+    request(tenant, crate::auth::current(), msg)
+}
+
+/// A deployment-wide request: it carries the operator's token ([`crate::auth::operator`]).
+pub fn as_operator<T>(cli: &Cli, msg: T) -> Result<Request<T>, CliError> {
+    match crate::auth::operator(cli) {
+        Some((token, tenant)) => request(tenant, Some(token), msg),
+        None => request(&cli.tenant, crate::auth::current(), msg),
+    }
+}
+
+fn request<T>(tenant: &str, token: Option<&str>, msg: T) -> Result<Request<T>, CliError> {
     let mut r = Request::new(msg);
     let v: MetadataValue<_> = tenant
         .parse()
         .map_err(|_| format!("tenant {tenant:?} is not valid ASCII"))?;
     r.metadata_mut().insert("x-tenant-id", v);
-    if let Some(token) = crate::auth::current() {
+    if let Some(token) = token {
         let v: MetadataValue<_> = format!("Bearer {token}")
             .parse()
             .map_err(|_| "the token is not valid ASCII".to_string())?;

@@ -28,6 +28,18 @@ impl Running {
     }
 }
 
+type OperatorFn = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+/// A channel whose requests act as the operator tenant (development mode, no token).
+pub type OperatorChannel = tonic::service::interceptor::InterceptedService<Channel, OperatorFn>;
+
+fn as_operator(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let tenant = waihu_auth::keys::DEFAULT_OPERATOR_TENANT
+        .parse()
+        .expect("ascii tenant");
+    r.metadata_mut().insert("x-tenant-id", tenant);
+    Ok(r)
+}
+
 /// The four services of one isolated deployment.
 pub struct Cluster {
     pub env: TestEnv,
@@ -139,10 +151,14 @@ impl Cluster {
             .expect("record service reachable")
     }
 
-    pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::connect(self.record_addr.clone())
+    /// An `AdminService` client acting as the operator tenant (development mode, no token).
+    pub async fn admin(&self) -> AdminServiceClient<OperatorChannel> {
+        let channel = Channel::from_shared(self.record_addr.clone())
+            .expect("address")
+            .connect()
             .await
-            .expect("record service reachable")
+            .expect("record service reachable");
+        AdminServiceClient::with_interceptor(channel, as_operator as OperatorFn)
     }
 
     /// Waits until the record service's store status satisfies `done` (`what` names the wait).
@@ -443,6 +459,14 @@ pub fn e164(phones: &[String]) -> Vec<String> {
 }
 
 /// A fast simulator: real ring/talk distributions, time compressed so calls take milliseconds.
+/// One simulator line, `sim-1`, carrying `max_concurrent` calls.
+pub fn one_line(max_concurrent: u32) -> Vec<Line> {
+    vec![Line {
+        id: "sim-1".into(),
+        max_concurrent,
+    }]
+}
+
 pub fn fast_sim(seed: u64) -> Simulator {
     Simulator {
         seed,

@@ -6,16 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
-use waihu_dialer::Line;
 use waihu_e2e::*;
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent, HEADER_EVENT_TYPE};
-
-fn lines() -> Vec<Line> {
-    vec![Line {
-        id: "sim-1".into(),
-        max_concurrent: 200,
-    }]
-}
 
 /// A well-formed `CallReleased` envelope for a call nobody placed.
 fn released(task: uuid::Uuid, call: uuid::Uuid, cause_name: &str, ring_ms: u64) -> pb::Envelope {
@@ -82,7 +74,7 @@ fn poisons(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_exact() {
-    let cluster = Cluster::start(fast_sim(7), lines()).await;
+    let cluster = Cluster::start(fast_sim(7), one_line(200)).await;
     let bus = &cluster.env.bus;
     let task = uuid::Uuid::new_v4();
     let call = uuid::Uuid::new_v4();

@@ -5,16 +5,8 @@
 use std::{collections::HashMap, time::Duration};
 
 use futures::StreamExt;
-use waihu_dialer::Line;
 use waihu_e2e::*;
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
-
-fn lines() -> Vec<Line> {
-    vec![Line {
-        id: "sim-1".into(),
-        max_concurrent: 300,
-    }]
-}
 
 /// 12 columns of Chinese notes, as a CRM export carries them (about 700 bytes a row).
 fn wide_row(phone: &str, i: usize) -> pb::ContactRow {
@@ -35,7 +27,7 @@ fn wide_row(phone: &str, i: usize) -> pb::ContactRow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_3000_row_export_with_12_wide_chinese_columns_dials_to_completion() {
-    let cluster = Cluster::start(fast_sim(11), lines()).await;
+    let cluster = Cluster::start(fast_sim(11), one_line(300)).await;
     let mut tasks = cluster.tasks().await;
     let task = tasks
         .create_task(pb::CreateTaskRequest {
@@ -99,7 +91,7 @@ async fn stored(pool: &sqlx::PgPool) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_recreated_under_the_writer_halts_it_until_an_operator_rebases() {
-    let mut cluster = Cluster::start(fast_sim(1), lines()).await;
+    let mut cluster = Cluster::start(fast_sim(1), one_line(300)).await;
     // Only the record service matters here; the others would republish nothing anyway.
     let bus = cluster.env.bus.clone();
     let pool = cluster.env.pool.clone();
@@ -196,7 +188,7 @@ async fn every_service_lists_its_services_by_reflection_and_export_is_tenant_sco
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
         ServerReflectionRequest,
     };
-    let cluster = Cluster::start(fast_sim(2), lines()).await;
+    let cluster = Cluster::start(fast_sim(2), one_line(300)).await;
     let channel = tonic::transport::Channel::from_shared(cluster.task_addr().to_string())
         .expect("address")
         .connect()

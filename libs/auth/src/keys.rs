@@ -34,7 +34,13 @@ pub struct AuthConfig {
     /// Where the local development key lives (default `$XDG_DATA_HOME/waihu` or
     /// `~/.local/share/waihu`).
     pub data_dir: Option<PathBuf>,
+    /// The tenant of the platform's operators: only its tokens may call deployment-wide methods
+    /// (dead letters, the store, replay verification), which see every tenant's data.
+    pub operator_tenant: String,
 }
+
+/// The operator tenant unless configured otherwise.
+pub const DEFAULT_OPERATOR_TENANT: &str = "platform";
 
 impl Default for AuthConfig {
     fn default() -> Self {
@@ -47,6 +53,7 @@ impl Default for AuthConfig {
             audience: None,
             leeway_seconds: 60,
             data_dir: None,
+            operator_tenant: DEFAULT_OPERATOR_TENANT.to_string(),
         }
     }
 }
@@ -62,6 +69,7 @@ impl fmt::Debug for AuthConfig {
             .field("audience", &self.audience)
             .field("leeway_seconds", &self.leeway_seconds)
             .field("data_dir", &self.data_dir)
+            .field("operator_tenant", &self.operator_tenant)
             .finish()
     }
 }

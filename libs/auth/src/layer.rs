@@ -29,12 +29,18 @@ pub struct AuthLayer {
 struct Gate {
     keys: Keys,
     dev_mode: bool,
+    operator_tenant: String,
 }
 
 impl AuthLayer {
-    pub fn new(keys: Keys, dev_mode: bool) -> Self {
+    /// `operator_tenant` is the tenant whose tokens may call deployment-wide methods.
+    pub fn new(keys: Keys, dev_mode: bool, operator_tenant: &str) -> Self {
         AuthLayer {
-            inner: Arc::new(Gate { keys, dev_mode }),
+            inner: Arc::new(Gate {
+                keys,
+                dev_mode,
+                operator_tenant: operator_tenant.to_string(),
+            }),
         }
     }
 
@@ -55,9 +61,10 @@ impl Gate {
         path: &str,
         headers: &http::HeaderMap,
     ) -> Result<Option<Principal>, Status> {
-        let wanted = match requirement(path) {
+        let (wanted, operator) = match requirement(path) {
             Some(Requirement::Public) => return Ok(None),
-            Some(Requirement::AnyOf(p)) => p,
+            Some(Requirement::AnyOf(p)) => (p, false),
+            Some(Requirement::Operator(p)) => (p, true),
             None => {
                 return Err(Status::permission_denied(format!(
                     "{path}: no permission is declared for this method"
@@ -100,6 +107,12 @@ impl Gate {
             return Err(Status::permission_denied(format!(
                 "{path} needs permission {}",
                 wanted.join(" or ")
+            )));
+        }
+        if operator && principal.tenant != self.operator_tenant {
+            return Err(Status::permission_denied(format!(
+                "{path} is deployment-wide: only a token of the operator tenant ({}) may call it",
+                self.operator_tenant
             )));
         }
         Ok(Some(principal))
@@ -192,7 +205,7 @@ mod tests {
 
     fn gate(dev_mode: bool) -> (AuthLayer, Keys) {
         let keys = || Keys::load(&AuthConfig::with_hs256(KEY)).expect("keys");
-        (AuthLayer::new(keys(), dev_mode), keys())
+        (AuthLayer::new(keys(), dev_mode, "platform"), keys())
     }
 
     fn headers(pairs: &[(&'static str, String)]) -> http::HeaderMap {
@@ -235,6 +248,34 @@ mod tests {
             code(&h, CREATE).expect_err("scheme").0,
             tonic::Code::Unauthenticated
         );
+    }
+
+    #[test]
+    fn deployment_wide_methods_take_only_operator_tokens() {
+        let (layer, keys) = gate(false);
+        let bearer = |tenant: &str| {
+            let tok = keys
+                .mint(&Claims::new(tenant, "ann", ALL_PERMISSIONS, 60))
+                .expect("mint");
+            headers(&[("authorization", format!("Bearer {tok}"))])
+        };
+        let path = "/waihu.v1.AdminService/ListDeadLetters";
+        let refused = layer
+            .authorize(path, &bearer("acme"))
+            .expect_err("a tenant token");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            refused.message().contains("operator tenant (platform)"),
+            "{}",
+            refused.message()
+        );
+        let p = layer
+            .authorize(path, &bearer("platform"))
+            .expect("the operator")
+            .expect("principal");
+        assert_eq!(p.tenant, "platform");
+        // Tenant-scoped methods are open to the operator's tokens like any tenant's.
+        assert!(layer.authorize(CREATE, &bearer("platform")).is_ok());
     }
 
     #[test]

@@ -50,8 +50,22 @@ pub const ALL_PERMISSIONS: &[&str] = &[
 pub enum Requirement {
     /// Health and reflection: no token.
     Public,
-    /// A valid token holding at least one of these permissions.
+    /// A valid token holding at least one of these permissions; the request acts within the
+    /// token's tenant.
     AnyOf(&'static [&'static str]),
+    /// Deployment-wide (it reads or changes every tenant's data): a valid token of the operator
+    /// tenant (`auth.operator_tenant`) holding at least one of these permissions.
+    Operator(&'static [&'static str]),
+}
+
+impl Requirement {
+    /// The permissions a token needs (one of them); None for a public method.
+    pub fn permissions(&self) -> Option<&'static [&'static str]> {
+        match self {
+            Requirement::Public => None,
+            Requirement::AnyOf(p) | Requirement::Operator(p) => Some(p),
+        }
+    }
 }
 
 /// The one table: gRPC method path → requirement.
@@ -106,27 +120,27 @@ pub const TABLE: &[(&str, Requirement)] = &[
     ),
     (
         "/waihu.v1.RecordService/VerifyReplay",
-        Requirement::AnyOf(&[ADMIN_REPLAY]),
+        Requirement::Operator(&[ADMIN_REPLAY]),
     ),
     (
         "/waihu.v1.AdminService/ListDeadLetters",
-        Requirement::AnyOf(&[ADMIN_DLQ_VIEW]),
+        Requirement::Operator(&[ADMIN_DLQ_VIEW]),
     ),
     (
         "/waihu.v1.AdminService/GetDeadLetter",
-        Requirement::AnyOf(&[ADMIN_DLQ_VIEW]),
+        Requirement::Operator(&[ADMIN_DLQ_VIEW]),
     ),
     (
         "/waihu.v1.AdminService/ReplayDeadLetter",
-        Requirement::AnyOf(&[ADMIN_DLQ_REPLAY]),
+        Requirement::Operator(&[ADMIN_DLQ_REPLAY]),
     ),
     (
         "/waihu.v1.AdminService/GetStoreStatus",
-        Requirement::AnyOf(&[ADMIN_STORE_VIEW]),
+        Requirement::Operator(&[ADMIN_STORE_VIEW]),
     ),
     (
         "/waihu.v1.AdminService/RebaseStore",
-        Requirement::AnyOf(&[ADMIN_STORE_REBASE]),
+        Requirement::Operator(&[ADMIN_STORE_REBASE]),
     ),
 ];
 
@@ -157,9 +171,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for (path, r) in TABLE {
             assert!(seen.insert(path), "{path} listed twice");
-            if let Requirement::AnyOf(ps) = r {
+            if let Some(ps) = r.permissions() {
                 assert!(!ps.is_empty(), "{path}");
-                for p in *ps {
+                for p in ps {
                     assert!(ALL_PERMISSIONS.contains(p), "{path}: unknown {p}");
                 }
             }

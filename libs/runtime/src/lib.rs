@@ -130,7 +130,7 @@ pub async fn serve(
              (auth.dev_mode / WAIHU_AUTH__DEV_MODE); never in production"
         );
     }
-    let auth = waihu_auth::AuthLayer::new(keys, config.auth.dev_mode);
+    let auth = waihu_auth::AuthLayer::new(keys, config.auth.dev_mode, &config.auth.operator_tenant);
     let (reporter, health) = health();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(waihu_proto::FILE_DESCRIPTOR_SET)
