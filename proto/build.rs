@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "waihu/v1/task.proto",
         "waihu/v1/record.proto",
         "waihu/v1/admin.proto",
+        "waihu/v1/tenant.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

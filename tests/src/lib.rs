@@ -14,6 +14,7 @@ use waihu_testkit::TestEnv;
 pub use waihu_proto::v1::{
     admin_service_client::AdminServiceClient, record_service_client::RecordServiceClient,
     stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
+    tenant_service_client::TenantServiceClient,
 };
 
 struct Running {
@@ -38,6 +39,16 @@ fn as_operator(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::S
         .expect("ascii tenant");
     r.metadata_mut().insert("x-tenant-id", tenant);
     Ok(r)
+}
+
+/// A channel to `addr` whose requests act as the operator tenant.
+async fn operator_channel(addr: &str) -> OperatorChannel {
+    let channel = Channel::from_shared(addr.to_string())
+        .expect("address")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{addr} reachable: {e}"));
+    tonic::service::interceptor::InterceptedService::new(channel, as_operator as OperatorFn)
 }
 
 /// The four services of one isolated deployment.
@@ -153,12 +164,12 @@ impl Cluster {
 
     /// An `AdminService` client acting as the operator tenant (development mode, no token).
     pub async fn admin(&self) -> AdminServiceClient<OperatorChannel> {
-        let channel = Channel::from_shared(self.record_addr.clone())
-            .expect("address")
-            .connect()
-            .await
-            .expect("record service reachable");
-        AdminServiceClient::with_interceptor(channel, as_operator as OperatorFn)
+        AdminServiceClient::new(operator_channel(&self.record_addr).await)
+    }
+
+    /// A `TenantService` client acting as the operator tenant (development mode, no token).
+    pub async fn tenant_admin(&self) -> TenantServiceClient<OperatorChannel> {
+        TenantServiceClient::new(operator_channel(&self.task_addr).await)
     }
 
     /// Waits until the record service's store status satisfies `done` (`what` names the wait).

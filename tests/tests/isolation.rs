@@ -236,6 +236,34 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 .map(|_| ()),
             OPERATOR_ONLY,
         ),
+        "/waihu.v1.TenantService/GetEntitlements" => expect_code(
+            tenants_of(cluster)
+                .await
+                .get_entitlements(as_b(
+                    token,
+                    pb::GetEntitlementsRequest {
+                        tenant_id: A.into(),
+                    },
+                ))
+                .await,
+            OPERATOR_ONLY,
+        ),
+        "/waihu.v1.TenantService/SetEntitlements" => expect_code(
+            tenants_of(cluster)
+                .await
+                .set_entitlements(as_b(
+                    token,
+                    pb::SetEntitlementsRequest {
+                        entitlements: Some(pb::Entitlements {
+                            tenant_id: B.into(),
+                            bot_enabled: true,
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await,
+            OPERATOR_ONLY,
+        ),
         "/waihu.v1.AdminService/ListDeadLetters" => expect_code(
             admin
                 .list_dead_letters(as_b(token, pb::ListDeadLettersRequest::default()))
@@ -269,6 +297,13 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
         _ => return None,
     };
     Some(verdict)
+}
+
+/// A plain `TenantService` client (B's requests carry B's own token).
+async fn tenants_of(cluster: &Cluster) -> TenantServiceClient<tonic::transport::Channel> {
+    TenantServiceClient::connect(cluster.task_addr().to_string())
+        .await
+        .expect("task service reachable")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +360,7 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         failures.is_empty(),
         "tenant B reached tenant A: {failures:#?}"
     );
-    assert!(checked >= 18, "checked {checked} RPCs");
+    assert!(checked >= 20, "checked {checked} RPCs");
 
     // A is untouched: its task is still complete, its statistics whole.
     let t = tasks

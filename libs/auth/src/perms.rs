@@ -123,6 +123,14 @@ pub const TABLE: &[(&str, Requirement)] = &[
         Requirement::Operator(&[ADMIN_REPLAY]),
     ),
     (
+        "/waihu.v1.TenantService/GetEntitlements",
+        Requirement::Operator(&[ADMIN_TENANTS]),
+    ),
+    (
+        "/waihu.v1.TenantService/SetEntitlements",
+        Requirement::Operator(&[ADMIN_TENANTS]),
+    ),
+    (
         "/waihu.v1.AdminService/ListDeadLetters",
         Requirement::Operator(&[ADMIN_DLQ_VIEW]),
     ),

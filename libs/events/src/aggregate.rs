@@ -8,17 +8,30 @@ pub enum Aggregate {
     Call(Uuid),
     /// A contact of a task, by its 1-based number within the task.
     Contact(Uuid, u32),
+    /// A tenant, by the v5 UUID of its id ([`Aggregate::tenant`]); its events carry the id.
+    Tenant(Uuid),
 }
+
+/// Namespace of tenants' aggregate ids.
+const TENANT_NAMESPACE: Uuid = Uuid::from_u128(0x7a3e_51c0_2b8d_4f19_a6e2_94d1_0c5b_3e77);
 
 #[derive(Debug, thiserror::Error)]
 #[error("not an aggregate stream id: {0:?}")]
 pub struct AggregateParseError(pub String);
 
 impl Aggregate {
+    /// The aggregate of the tenant `tenant_id`.
+    pub fn tenant(tenant_id: &str) -> Aggregate {
+        Aggregate::Tenant(Uuid::new_v5(&TENANT_NAMESPACE, tenant_id.as_bytes()))
+    }
+
     /// The id the aggregate is named by (a contact's task).
     pub fn id(&self) -> Uuid {
         match self {
-            Aggregate::Task(id) | Aggregate::Call(id) | Aggregate::Contact(id, _) => *id,
+            Aggregate::Task(id)
+            | Aggregate::Call(id)
+            | Aggregate::Contact(id, _)
+            | Aggregate::Tenant(id) => *id,
         }
     }
 
@@ -28,6 +41,7 @@ impl Aggregate {
             Aggregate::Task(id) => format!("task-{id}"),
             Aggregate::Call(id) => format!("call-{id}"),
             Aggregate::Contact(task, no) => format!("contact-{task}-{no}"),
+            Aggregate::Tenant(id) => format!("tenant-{id}"),
         }
     }
 
@@ -37,6 +51,7 @@ impl Aggregate {
             Aggregate::Task(id) => format!("task.{id}"),
             Aggregate::Call(id) => format!("call.{id}"),
             Aggregate::Contact(task, no) => format!("contact.{task}.{no}"),
+            Aggregate::Tenant(id) => format!("tenant.{id}"),
         }
     }
 
@@ -50,6 +65,11 @@ impl Aggregate {
         if let Some(rest) = s.strip_prefix("call-") {
             return Uuid::parse_str(rest)
                 .map(Aggregate::Call)
+                .map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("tenant-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Tenant)
                 .map_err(|_| err());
         }
         if let Some(rest) = s.strip_prefix("contact-") {
@@ -75,6 +95,7 @@ mod tests {
             Aggregate::Task(t),
             Aggregate::Call(t),
             Aggregate::Contact(t, 42),
+            Aggregate::tenant("acme"),
         ] {
             assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
         }

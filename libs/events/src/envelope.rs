@@ -24,6 +24,7 @@ pub enum Event {
     CallAnswered(pb::CallAnswered),
     CallReleased(pb::CallReleased),
     ContactFinished(pb::ContactFinished),
+    TenantEntitlementsSet(pb::TenantEntitlementsSet),
 }
 
 macro_rules! event_kinds {
@@ -68,6 +69,7 @@ event_kinds!(
     CallAnswered,
     CallReleased,
     ContactFinished,
+    TenantEntitlementsSet,
 );
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -18,6 +18,12 @@ pub enum ApiError {
     FailedPrecondition(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The caller may not do this (an entitlement it lacks), naming what.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A quota is used up, naming it.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -60,6 +66,8 @@ impl From<ApiError> for Status {
             ApiError::NotFound(_) => Status::not_found(e.to_string()),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::Unavailable(m) => Status::unavailable(m),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Store(StoreError::EventTooLarge { .. } | StoreError::BadEvent(_)) => {
                 tracing::error!(error = %e, "refused to write an event");
                 Status::internal("the change could not be recorded")

@@ -11,9 +11,100 @@ use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_store::{Outbox, StoreError, Tx};
 
 use crate::{
-    planner::{capacity, plan_task, DueContact, DueTask, LineSlots},
+    planner::{
+        capacity, plan_task, tenant_allowance, DueContact, DueTask, LineSlots, TenantLimits,
+    },
     rules::{after_release, Next},
 };
+
+/// The time zone of a tenant's day when its entitlements name none.
+const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+
+/// Adds `sign` (1 or -1) per call to each tenant's calls out; a dial (`sign` 1) also counts
+/// towards the tenant's calls today (its local day). Tenants in name order, so concurrent
+/// rounds and releases lock the rows alike (after the lines').
+async fn add_tenant_usage(tx: &mut Tx<'_>, tenants: &[&str], sign: i32) -> Result<(), DialerError> {
+    let mut per: std::collections::BTreeMap<&str, i32> = std::collections::BTreeMap::new();
+    for t in tenants {
+        *per.entry(t).or_default() += 1;
+    }
+    if per.is_empty() {
+        return Ok(());
+    }
+    let (ids, counts): (Vec<&str>, Vec<i32>) = per.into_iter().unzip();
+    if sign > 0 {
+        sqlx::query(
+            "INSERT INTO dialer_tenant_usage AS u (tenant_id, in_flight, day, day_calls)
+             SELECT x.tenant, x.n, (now() AT TIME ZONE coalesce(t.time_zone, $3))::date, x.n
+             FROM UNNEST($1::text[], $2::int[]) AS x(tenant, n)
+             LEFT JOIN dialer_tenants t ON t.tenant_id = x.tenant
+             ORDER BY x.tenant
+             ON CONFLICT (tenant_id) DO UPDATE SET
+                 in_flight = u.in_flight + excluded.in_flight,
+                 day_calls = CASE WHEN u.day = excluded.day THEN u.day_calls + excluded.day_calls
+                                  ELSE excluded.day_calls END,
+                 day = excluded.day",
+        )
+        .bind(&ids)
+        .bind(&counts)
+        .bind(DEFAULT_TIME_ZONE)
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        sqlx::query(
+            "UPDATE dialer_tenant_usage u SET in_flight = GREATEST(u.in_flight - x.n, 0)
+             FROM UNNEST($1::text[], $2::int[]) AS x(tenant, n) WHERE u.tenant_id = x.tenant",
+        )
+        .bind(&ids)
+        .bind(&counts)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// What each of `tenants` may still place now (absent = no limit).
+async fn tenant_allowances(
+    tx: &mut Tx<'_>,
+    tenants: &[&str],
+) -> Result<HashMap<String, u32>, DialerError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        tenant_id: String,
+        bot_enabled: bool,
+        bot_expire_at: Option<DateTime<Utc>>,
+        max_concurrent_calls: i32,
+        daily_calls: i32,
+        in_flight: i32,
+        today_calls: i32,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT t.tenant_id, t.bot_enabled, t.bot_expire_at, t.max_concurrent_calls, t.daily_calls,
+                coalesce(u.in_flight, 0) AS in_flight,
+                CASE WHEN u.day = (now() AT TIME ZONE t.time_zone)::date THEN u.day_calls ELSE 0 END
+                    AS today_calls
+         FROM dialer_tenants t LEFT JOIN dialer_tenant_usage u USING (tenant_id)
+         WHERE t.tenant_id = ANY($1)",
+    )
+    .bind(tenants)
+    .fetch_all(&mut **tx)
+    .await?;
+    let now = Utc::now();
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let limits = TenantLimits {
+                bot_enabled: r.bot_enabled,
+                bot_expire_at: r.bot_expire_at,
+                max_concurrent_calls: r.max_concurrent_calls.max(0) as u32,
+                daily_calls: r.daily_calls.max(0) as u32,
+                in_flight: r.in_flight.max(0) as u32,
+                today_calls: r.today_calls.max(0) as u32,
+            };
+            tenant_allowance(&limits, now).map(|a| (r.tenant_id, a))
+        })
+        .collect())
+}
 
 /// Adds `sign` (1 or -1) per occurrence of each line to its in-flight count, in line order so
 /// concurrent rounds and releases lock the rows alike.
@@ -211,6 +302,52 @@ impl Db {
         Ok(())
     }
 
+    /// Applies tenants' entitlements; a redelivered or older version changes nothing.
+    pub async fn apply_tenant_events(&self, events: &[&RecordedEvent]) -> Result<(), DialerError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            let Event::TenantEntitlementsSet(set) = &e.event else {
+                continue;
+            };
+            let Some(x) = &set.entitlements else {
+                return Err(DialerError::Bad(
+                    "TenantEntitlementsSet without entitlements".into(),
+                ));
+            };
+            let expire = x
+                .bot_expire_at
+                .as_ref()
+                .and_then(waihu_events::from_timestamp);
+            let zone = if x.time_zone.is_empty() {
+                DEFAULT_TIME_ZONE
+            } else {
+                x.time_zone.as_str()
+            };
+            sqlx::query(
+                "INSERT INTO dialer_tenants AS t (tenant_id, bot_enabled, bot_expire_at,
+                     max_concurrent_calls, daily_calls, time_zone, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (tenant_id) DO UPDATE SET bot_enabled = excluded.bot_enabled,
+                     bot_expire_at = excluded.bot_expire_at,
+                     max_concurrent_calls = excluded.max_concurrent_calls,
+                     daily_calls = excluded.daily_calls, time_zone = excluded.time_zone,
+                     version = excluded.version
+                 WHERE t.version < excluded.version",
+            )
+            .bind(&e.meta.tenant_id)
+            .bind(x.bot_enabled)
+            .bind(expire)
+            .bind(x.max_concurrent_calls.min(i32::MAX as u32) as i32)
+            .bind(x.daily_calls.min(i32::MAX as u32) as i32)
+            .bind(zone)
+            .bind(e.meta.stream_version as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn add_contacts(
         &self,
         tx: &mut Tx<'_>,
@@ -304,8 +441,9 @@ impl Db {
         let now = Utc::now();
         let (mut u_task, mut u_no, mut u_state, mut u_at) = (vec![], vec![], vec![], vec![]);
         let mut freed: Vec<String> = Vec::new();
+        let mut freed_by: Vec<&str> = Vec::new();
         let mut out = Vec::new();
-        for row in rows {
+        for row in &rows {
             let Some(r) = by_call.get(&row.active_call_id) else {
                 continue;
             };
@@ -313,6 +451,7 @@ impl Db {
                 continue;
             }
             freed.extend(row.line_id.clone());
+            freed_by.push(&row.tenant_id);
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
             let cancelled = row.status == CANCELLED;
@@ -359,6 +498,7 @@ impl Db {
             .await?;
         }
         add_in_flight(&mut tx, &freed, -1).await?;
+        add_tenant_usage(&mut tx, &freed_by, -1).await?;
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
         if !out.is_empty() {
@@ -405,10 +545,17 @@ impl Db {
         .bind(RUNNING)
         .fetch_all(&mut *tx)
         .await?;
+        let mut tenants: Vec<&str> = tasks.iter().map(|(_, t, _)| t.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let mut allowance = tenant_allowances(&mut tx, &tenants).await?;
         let mut dials = Vec::new();
         for (task_id, tenant_id, caller_line) in tasks {
             let caller_line = (!caller_line.is_empty()).then_some(caller_line);
-            let cap = capacity(&slots, caller_line.as_deref());
+            let mut cap = capacity(&slots, caller_line.as_deref());
+            if let Some(left) = allowance.get(&tenant_id) {
+                cap = cap.min(*left);
+            }
             if cap == 0 {
                 if capacity(&slots, None) == 0 {
                     break;
@@ -437,7 +584,11 @@ impl Db {
                 caller_line,
                 contacts,
             };
-            dials.extend(plan_task(&mut slots, &task));
+            let planned = plan_task(&mut slots, &task);
+            if let Some(left) = allowance.get_mut(&task.tenant_id) {
+                *left = left.saturating_sub(planned.len() as u32);
+            }
+            dials.extend(planned);
         }
         if dials.is_empty() {
             return Ok(0);
@@ -464,6 +615,8 @@ impl Db {
             return Ok(0);
         }
         let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
+        let tenants_of: Vec<String> = dials.iter().map(|d| d.tenant_id.clone()).collect();
+        let u_tenant: Vec<&str> = tenants_of.iter().map(String::as_str).collect();
         let mut out = Vec::with_capacity(n);
         for d in dials {
             let call = Uuid::now_v7();
@@ -498,6 +651,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         add_in_flight(&mut tx, &u_line, 1).await?;
+        add_tenant_usage(&mut tx, &u_tenant, 1).await?;
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
         self.outbox.wake();

@@ -142,18 +142,28 @@ fn handler_error(e: DialerError) -> HandlerError {
     }
 }
 
-struct TaskEvents {
-    db: Db,
-    wake: Arc<Notify>,
+/// Which state a consumer of events keeps for the dialer.
+#[derive(Clone, Copy)]
+enum Follows {
+    Tasks,
+    Tenants,
 }
 
-impl BatchHandler for TaskEvents {
+/// Applies task or tenant events to the dialer's state, then wakes the dial loop.
+struct Follower {
+    db: Db,
+    wake: Arc<Notify>,
+    follows: Follows,
+}
+
+impl BatchHandler for Follower {
     async fn handle(&self, batch: &[Delivery]) -> Result<(), HandlerError> {
         let events: Vec<_> = batch.iter().map(|d| &d.event).collect();
-        self.db
-            .apply_task_events(&events)
-            .await
-            .map_err(handler_error)?;
+        match self.follows {
+            Follows::Tasks => self.db.apply_task_events(&events).await,
+            Follows::Tenants => self.db.apply_tenant_events(&events).await,
+        }
+        .map_err(handler_error)?;
         self.wake.notify_one();
         Ok(())
     }
@@ -230,16 +240,36 @@ async fn lead(
         20_000,
     )
     .await?;
+    let tenants = Runner::new(
+        &bus,
+        ConsumerSpec::new("dialer-tenants", "tenant").patient(),
+        1_000,
+    )
+    .await?;
     let mut set = tokio::task::JoinSet::new();
+    let (h, s) = (
+        Follower {
+            db: db.clone(),
+            wake: wake.clone(),
+            follows: Follows::Tenants,
+        },
+        shutdown.clone(),
+    );
+    set.spawn(async move {
+        if let Err(e) = tenants.run_batched(h, s).await {
+            error!(error = %e, "tenant-event consumer stopped");
+        }
+    });
     set.spawn(
         db.outbox
             .relay(db.pool.clone(), bus.clone())
             .run(shutdown.clone()),
     );
     let (h, s) = (
-        TaskEvents {
+        Follower {
             db: db.clone(),
             wake: wake.clone(),
+            follows: Follows::Tasks,
         },
         shutdown.clone(),
     );

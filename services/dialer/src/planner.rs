@@ -6,6 +6,7 @@
 //! caller line (`caller_line`) dials only on that line; other tasks spread over the line with
 //! the most free slots first, so load stays even across trunks.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// A line and how many more calls it may carry now.
@@ -77,6 +78,37 @@ pub fn plan_task(lines: &mut [LineSlots], task: &DueTask) -> Vec<Dial> {
         });
     }
     out
+}
+
+/// A tenant's entitlements as the dialer knows them, with its usage now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantLimits {
+    pub bot_enabled: bool,
+    pub bot_expire_at: Option<DateTime<Utc>>,
+    /// 0 = no limit.
+    pub max_concurrent_calls: u32,
+    /// 0 = no limit.
+    pub daily_calls: u32,
+    /// Calls out now.
+    pub in_flight: u32,
+    /// Calls placed today (the tenant's local day).
+    pub today_calls: u32,
+}
+
+/// How many more calls the tenant may place at `now`: 0 when its automatic dialing is off or
+/// expired, else what its concurrency and daily limits leave; None = no limit.
+pub fn tenant_allowance(t: &TenantLimits, now: DateTime<Utc>) -> Option<u32> {
+    if !t.bot_enabled || t.bot_expire_at.is_some_and(|at| at <= now) {
+        return Some(0);
+    }
+    let left = |limit: u32, used: u32| (limit > 0).then(|| limit.saturating_sub(used));
+    match (
+        left(t.max_concurrent_calls, t.in_flight),
+        left(t.daily_calls, t.today_calls),
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Plans a whole round: tasks in serving order, each taking what it can.
@@ -197,5 +229,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn limits(enabled: bool, max: u32, daily: u32, out: u32, today: u32) -> TenantLimits {
+        TenantLimits {
+            bot_enabled: enabled,
+            bot_expire_at: None,
+            max_concurrent_calls: max,
+            daily_calls: daily,
+            in_flight: out,
+            today_calls: today,
+        }
+    }
+
+    #[test]
+    fn given_tenant_limits_then_the_allowance_is_what_the_tightest_leaves() {
+        let now = chrono::Utc::now();
+        assert_eq!(tenant_allowance(&limits(true, 0, 0, 50, 900), now), None);
+        assert_eq!(tenant_allowance(&limits(true, 10, 0, 4, 900), now), Some(6));
+        assert_eq!(
+            tenant_allowance(&limits(true, 10, 1000, 4, 998), now),
+            Some(2)
+        );
+        assert_eq!(
+            tenant_allowance(&limits(true, 0, 1000, 4, 1200), now),
+            Some(0)
+        );
+        assert_eq!(tenant_allowance(&limits(true, 3, 0, 5, 0), now), Some(0));
+        assert_eq!(tenant_allowance(&limits(false, 0, 0, 0, 0), now), Some(0));
+        let mut expired = limits(true, 0, 0, 0, 0);
+        expired.bot_expire_at = Some(now - chrono::Duration::seconds(1));
+        assert_eq!(tenant_allowance(&expired, now), Some(0));
+        expired.bot_expire_at = Some(now + chrono::Duration::seconds(60));
+        assert_eq!(tenant_allowance(&expired, now), None);
     }
 }

@@ -133,6 +133,7 @@ impl Db {
     pub async fn create(&self, tenant: &str, spec: pb::TaskSpec) -> Result<TaskRow, TaskError> {
         let task_id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
+        crate::tenants::check_create(&mut tx, tenant).await?;
         let row: TaskRow = sqlx::query_as(&format!(
             "INSERT INTO task_tasks (task_id, tenant_id, name, spec, status, version, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 1, now(), now()) RETURNING {COLUMNS}"
@@ -187,6 +188,9 @@ impl Db {
     ) -> Result<TaskRow, TaskError> {
         let mut tx = self.pool.begin().await?;
         let row = Self::lock(&mut tx, tenant, task_id).await?;
+        if matches!(command, Command::Start | Command::Resume) {
+            crate::tenants::check_dialing(&mut tx, tenant).await?;
+        }
         let mut state = row.state();
         let mut version = row.version;
         let mut events = Vec::new();

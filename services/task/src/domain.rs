@@ -65,6 +65,10 @@ pub struct TaskState {
 pub enum Command {
     Start,
     Pause,
+    /// A pause by the platform (an entitlement closed), with the reason.
+    Suspend {
+        reason: String,
+    },
     Resume,
     Cancel {
         reason: String,
@@ -77,7 +81,7 @@ impl Command {
     pub fn verb(&self) -> &'static str {
         match self {
             Command::Start => "started",
-            Command::Pause => "paused",
+            Command::Pause | Command::Suspend { .. } => "paused",
             Command::Resume => "resumed",
             Command::Cancel { .. } => "cancelled",
             Command::Complete => "completed",
@@ -110,9 +114,20 @@ pub fn decide(
         (Pending, Command::Start) => {
             Ok((Running, Event::TaskStarted(pb::TaskStarted { task_id: id })))
         }
-        (Running, Command::Pause) => {
-            Ok((Paused, Event::TaskPaused(pb::TaskPaused { task_id: id })))
-        }
+        (Running, Command::Pause) => Ok((
+            Paused,
+            Event::TaskPaused(pb::TaskPaused {
+                task_id: id,
+                reason: String::new(),
+            }),
+        )),
+        (Running, Command::Suspend { reason }) => Ok((
+            Paused,
+            Event::TaskPaused(pb::TaskPaused {
+                task_id: id,
+                reason: reason.clone(),
+            }),
+        )),
         (Paused, Command::Resume) => {
             Ok((Running, Event::TaskResumed(pb::TaskResumed { task_id: id })))
         }

@@ -8,11 +8,18 @@ pub mod db;
 pub mod domain;
 mod error;
 pub mod grpc;
+pub mod tenants;
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
 use waihu_events::Event;
-use waihu_proto::v1::task_service_server::TaskServiceServer;
+use waihu_proto::v1::{
+    task_service_server::TaskServiceServer, tenant_service_server::TenantServiceServer,
+};
+
+/// How often running tasks of tenants whose automatic dialing closed are looked for (and
+/// paused).
+const ENTITLEMENT_WATCH: std::time::Duration = std::time::Duration::from_secs(5);
 use waihu_runtime::{CommonConfig, ConfigError, ServiceHandle, StartError, Workers};
 
 pub use error::TaskError;
@@ -96,8 +103,16 @@ pub async fn start(
         }
     });
 
+    let watched = db.clone();
+    let stop = workers.stop_token();
+    workers.supervise("entitlement-watch", move || {
+        let (db, stop) = (watched.clone(), stop.clone());
+        tenants::watch(db, ENTITLEMENT_WATCH, stop)
+    });
+
     waihu_runtime::serve(c, workers, shutdown, |r| {
-        r.add_service(TaskServiceServer::new(grpc::TaskApi { db }))
+        r.add_service(TaskServiceServer::new(grpc::TaskApi { db: db.clone() }))
+            .add_service(TenantServiceServer::new(tenants::TenantApi { db }))
     })
     .await
 }
