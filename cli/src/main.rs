@@ -8,6 +8,7 @@ mod export;
 mod import;
 mod replay;
 mod task;
+mod tenant;
 
 use std::process::ExitCode;
 
@@ -66,6 +67,9 @@ enum Command {
     /// stream reset.
     #[command(subcommand)]
     Store(admin::StoreCommand),
+    /// Tenants' entitlements (operators): automatic dialing, expiry, task and call limits.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
     /// Tokens for development and tests.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -87,6 +91,7 @@ async fn main() -> ExitCode {
         Command::Replay(a) => replay::run(&cli, a).await,
         Command::Dlq(c) => admin::dlq(&cli, c).await,
         Command::Store(c) => admin::store(&cli, c).await,
+        Command::Tenant(c) => tenant::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),
     };
     match result {

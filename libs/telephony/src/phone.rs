@@ -77,6 +77,26 @@ impl PhoneNumber {
     }
 }
 
+/// A number as logs may show it: the first three and last four digits of the national part,
+/// the middle masked (`13912345678` → `139****5678`, `+8613912345678` → `+86139****5678`).
+/// Shorter numbers keep only their last two digits. Logs never hold a whole number.
+pub fn mask(number: &str) -> String {
+    let (prefix, national) = match number.strip_prefix("+86") {
+        Some(rest) => ("+86", rest),
+        None => ("", number),
+    };
+    let chars: Vec<char> = national.chars().collect();
+    let n = chars.len();
+    let (head, tail) = if n >= 9 { (3, 4) } else { (0, 2.min(n)) };
+    let stars = n - head - tail;
+    let mut out = String::with_capacity(prefix.len() + n);
+    out.push_str(prefix);
+    out.extend(&chars[..head]);
+    out.extend(std::iter::repeat_n('*', stars.max(1)));
+    out.extend(&chars[n - tail..]);
+    out
+}
+
 /// Whether a national number (without the trunk 0) starts with a mainland area code: 2-9, or
 /// Beijing's 10 (the only area code starting with 1).
 fn landline_area(national: &[u8]) -> bool {
@@ -132,5 +152,15 @@ mod tests {
                 .unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert!(!e.is_empty());
         }
+    }
+
+    #[test]
+    fn masked_numbers_keep_only_their_ends() {
+        assert_eq!(super::mask("13912345678"), "139****5678");
+        assert_eq!(super::mask("+8613912345678"), "+86139****5678");
+        assert_eq!(super::mask("02161234567"), "021****4567");
+        assert_eq!(super::mask("12345"), "***45");
+        assert_eq!(super::mask(""), "*");
+        assert_eq!(super::mask("号码号码号码号码号码号"), "号码号****码号码号");
     }
 }

@@ -16,6 +16,13 @@ impl MessageHandler for Dispatcher {
         let waihu_events::Event::CallRequested(req) = &d.event.event else {
             return Ok(());
         };
+        tracing::debug!(
+            call_id = %req.call_id,
+            phone = %waihu_telephony::phone::mask(&req.phone),
+            line = %req.line_id,
+            attempt = req.attempt,
+            "placing a call"
+        );
         let mut ledger = CallLedger::open(&self.bus, &d).await?;
         self.sim.place(req, &mut ledger).await
     }
