@@ -132,7 +132,8 @@ pub async fn stats_client(cli: &Cli) -> Result<StatsServiceClient<Channel>, CliE
 fn print_task(t: &pb::Task) {
     let name = t.spec.as_ref().map(|s| s.name.as_str()).unwrap_or("");
     println!(
-        "{}  {:<10} {:>7}/{:<7} {}",
+        "{:>6}  {}  {:<10} {:>7}/{:<7} {}",
+        t.number,
         t.task_id,
         display::status_name(t.status),
         t.contacts_finished,

@@ -20,6 +20,7 @@ const B: &str = "beta";
 /// What tenant B may see of A's: the ids it must never get back.
 struct Secrets {
     task_id: String,
+    task_number: u64,
     call_id: String,
 }
 
@@ -125,7 +126,14 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
             HIDDEN,
         ),
         "/waihu.v1.TaskService/GetTask" => {
-            expect_code(tasks.get_task(as_b(token, task())).await, HIDDEN)
+            // By UUID and by number alike.
+            let by_number = pb::TaskRef {
+                task_id: a.task_number.to_string(),
+            };
+            expect_code(tasks.get_task(as_b(token, task())).await, HIDDEN).and(expect_code(
+                tasks.get_task(as_b(token, by_number)).await,
+                HIDDEN,
+            ))
         }
         "/waihu.v1.TaskService/ListTasks" => {
             match tasks
@@ -330,7 +338,20 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         .expect("a call")
         .call_id
         .clone();
-    let a = Secrets { task_id, call_id };
+    let task_number = tasks
+        .get_task(pb::TaskRef {
+            task_id: task_id.clone(),
+        })
+        .await
+        .expect("A's task")
+        .into_inner()
+        .number;
+    assert!(task_number > 0);
+    let a = Secrets {
+        task_id,
+        task_number,
+        call_id,
+    };
 
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
     let token = keys

@@ -56,10 +56,11 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub task_no: i64,
 }
 
 const COLUMNS: &str = "task_id, tenant_id, spec, status, contacts_total, contacts_finished, \
-                       version, created_at, updated_at, completed_at";
+                       version, created_at, updated_at, completed_at, task_no";
 
 impl TaskRow {
     pub fn status(&self) -> Status {
@@ -85,6 +86,7 @@ impl TaskRow {
             created_at: Some(timestamp(self.created_at)),
             updated_at: Some(timestamp(self.updated_at)),
             completed_at: self.completed_at.map(timestamp),
+            number: self.task_no.max(0) as u64,
         }
     }
 }
@@ -155,6 +157,27 @@ impl Db {
         tx.commit().await?;
         self.outbox.wake();
         Ok(row)
+    }
+
+    /// The task a request names: by UUID, or by number (decimal digits) within the tenant.
+    pub async fn resolve(&self, tenant: &str, field: &str, s: &str) -> Result<Uuid, TaskError> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return waihu_runtime::parse_uuid(field, s).map_err(|_| {
+                TaskError::invalid(
+                    field,
+                    format!("{s:?} is neither a task UUID nor a task number"),
+                )
+            });
+        }
+        let number: i64 = s
+            .parse()
+            .map_err(|_| TaskError::invalid(field, format!("task number {s} is out of range")))?;
+        sqlx::query_scalar("SELECT task_id FROM task_tasks WHERE task_no = $1 AND tenant_id = $2")
+            .bind(number)
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(format!("task {number}")))
     }
 
     pub async fn get(&self, tenant: &str, task_id: Uuid) -> Result<TaskRow, TaskError> {

@@ -30,10 +30,6 @@ pub struct TaskApi {
     pub db: Db,
 }
 
-pub fn parse_task_id(field: &str, s: &str) -> Result<Uuid, TaskError> {
-    waihu_runtime::parse_uuid(field, s)
-}
-
 /// Checks a text field: at most `max` characters and no control characters (line breaks and
 /// tabs are allowed; NUL and the rest cannot be stored or shown safely).
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), TaskError> {
@@ -181,7 +177,11 @@ impl TaskService for TaskApi {
         // Memory stays bounded by one message: numbers repeated within a message are caught
         // here, across messages and earlier imports by the database (one number per task).
         while let Some(msg) = stream.message().await? {
-            let id = parse_task_id("task_id", &msg.task_id)?;
+            let id = match task {
+                // Resolved once: later messages must name the same task the same way or by UUID.
+                Some(t) if msg.task_id == t.to_string() => t,
+                _ => self.db.resolve(&tenant, "task_id", &msg.task_id).await?,
+            };
             match task {
                 None => task = Some(id),
                 Some(t) if t != id => {
@@ -284,7 +284,10 @@ impl TaskService for TaskApi {
 
     async fn get_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
         let tenant = tenant(req.metadata())?;
-        let id = parse_task_id("task_id", &req.get_ref().task_id)?;
+        let id = self
+            .db
+            .resolve(&tenant, "task_id", &req.get_ref().task_id)
+            .await?;
         Ok(Response::new(self.db.get(&tenant, id).await?.to_pb()))
     }
 
@@ -337,7 +340,7 @@ impl TaskApi {
         command: Command,
     ) -> Result<Response<pb::Task>, Status> {
         let tenant = tenant(metadata)?;
-        let id = parse_task_id("task_id", task_id)?;
+        let id = self.db.resolve(&tenant, "task_id", task_id).await?;
         let verb = command.verb();
         let row = self.db.transition(&tenant, id, command).await?;
         tracing::info!(task_id = %id, status = row.status().name(), "task {verb}");
