@@ -330,6 +330,7 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                             name_contains: name.clone(),
                             page_size: 200,
                             page_token: token,
+                            ..Default::default()
                         },
                     )?)
                     .await

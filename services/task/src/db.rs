@@ -91,6 +91,24 @@ impl TaskRow {
     }
 }
 
+/// Which tasks a listing shows.
+#[derive(Debug, Default)]
+pub struct TaskFilter {
+    pub status: Option<Status>,
+    pub name_contains: String,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub oldest_first: bool,
+}
+
+/// Where a listing page starts: after the (created_at, task_id) of the previous page's last
+/// task, or at a 1-based page number.
+#[derive(Debug)]
+pub enum Page {
+    After(Option<(DateTime<Utc>, Uuid)>),
+    Number(u32),
+}
+
 /// A validated contact row ready to store.
 #[derive(Debug, Clone)]
 pub struct NewContact {
@@ -343,36 +361,69 @@ impl Db {
     }
 
     /// Tasks newest first; `after` is the (created_at, task_id) of the previous page's last task.
+    /// One page of the tenant's tasks matching `filter`, newest first (or oldest first), and,
+    /// when paging by number, how many match in all.
     pub async fn list(
         &self,
         tenant: &str,
-        status: Option<Status>,
-        name_contains: &str,
-        after: Option<(DateTime<Utc>, Uuid)>,
+        filter: &TaskFilter,
+        page: &Page,
         limit: u32,
-    ) -> Result<Vec<TaskRow>, TaskError> {
+    ) -> Result<(Vec<TaskRow>, Option<u64>), TaskError> {
         let pattern = format!(
             "%{}%",
-            name_contains
+            filter
+                .name_contains
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM task_tasks
-             WHERE tenant_id = $1 AND ($2::smallint IS NULL OR status = $2)
-               AND name ILIKE $3
-               AND ($4::timestamptz IS NULL OR (created_at, task_id) < ($4, $5))
-             ORDER BY created_at DESC, task_id DESC LIMIT $6"
-        ))
-        .bind(tenant)
-        .bind(status.map(Status::code))
-        .bind(pattern)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1).unwrap_or_default())
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?)
+        let where_ = |b: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>| {
+            b.push(" FROM task_tasks WHERE tenant_id = ")
+                .push_bind(tenant.to_string())
+                .push(" AND name ILIKE ")
+                .push_bind(pattern.clone());
+            if let Some(s) = filter.status {
+                b.push(" AND status = ").push_bind(s.code());
+            }
+            if let Some(f) = filter.created_from {
+                b.push(" AND created_at >= ").push_bind(f);
+            }
+            if let Some(t) = filter.created_to {
+                b.push(" AND created_at < ").push_bind(t);
+            }
+        };
+        let (cmp, dir) = if filter.oldest_first {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        let mut b = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS}"));
+        where_(&mut b);
+        if let Page::After(Some((at, id))) = page {
+            b.push(format!(" AND (created_at, task_id) {cmp} ("))
+                .push_bind(*at)
+                .push(", ")
+                .push_bind(*id)
+                .push(")");
+        }
+        b.push(format!(" ORDER BY created_at {dir}, task_id {dir} LIMIT "))
+            .push_bind(limit as i64);
+        if let Page::Number(n) = page {
+            b.push(" OFFSET ")
+                .push_bind((*n as i64 - 1).max(0) * (limit as i64 - 1));
+        }
+        let rows: Vec<TaskRow> = b.build_query_as().fetch_all(&self.pool).await?;
+        let total = match page {
+            Page::Number(_) => {
+                let mut c = sqlx::QueryBuilder::new("SELECT count(*)");
+                where_(&mut c);
+                let n: i64 = c.build_query_scalar().fetch_one(&self.pool).await?;
+                Some(n.max(0) as u64)
+            }
+            Page::After(_) => None,
+        };
+        Ok((rows, total))
     }
 
     /// Marks contacts finished (idempotently) and completes tasks whose last contact finished.

@@ -378,3 +378,95 @@ async fn tasks_list_newest_first_by_page_and_tenants_see_only_their_own() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn tasks_list_by_page_number_with_a_total_time_range_and_order_and_by_number() {
+    let mut app = spawn_app().await;
+    let c = &mut app.client;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(create(c, &format!("numbered {i}")).await);
+    }
+    // Numbers follow creation order, and name a task wherever its UUID does.
+    assert!(made.windows(2).all(|w| w[0].number < w[1].number));
+    let by_number = c
+        .get_task(pb::TaskRef {
+            task_id: made[2].number.to_string(),
+        })
+        .await
+        .expect("by number")
+        .into_inner();
+    assert_eq!(by_number.task_id, made[2].task_id);
+    let missing = c
+        .get_task(pb::TaskRef {
+            task_id: "999999999".into(),
+        })
+        .await
+        .expect_err("no such number");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let names = |r: &pb::ListTasksResponse| -> Vec<String> {
+        r.tasks
+            .iter()
+            .map(|t| t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default())
+            .collect()
+    };
+    let page = |n: u32, oldest_first: bool| pb::ListTasksRequest {
+        name_contains: "numbered".into(),
+        page_size: 2,
+        page_number: n,
+        oldest_first,
+        ..Default::default()
+    };
+    let second = c
+        .list_tasks(page(2, false))
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert_eq!(names(&second), ["numbered 2", "numbered 1"]);
+    assert_eq!(second.total, 5);
+    assert!(second.next_page_token.is_empty());
+    let third = c
+        .list_tasks(page(3, false))
+        .await
+        .expect("page 3")
+        .into_inner();
+    assert_eq!(names(&third), ["numbered 0"]);
+    let first_oldest = c
+        .list_tasks(page(1, true))
+        .await
+        .expect("oldest")
+        .into_inner();
+    assert_eq!(names(&first_oldest), ["numbered 0", "numbered 1"]);
+    let beyond = c
+        .list_tasks(page(9, false))
+        .await
+        .expect("beyond")
+        .into_inner();
+    assert!(beyond.tasks.is_empty());
+    assert_eq!(beyond.total, 5);
+
+    // Created from the third task on.
+    let from = c
+        .list_tasks(pb::ListTasksRequest {
+            name_contains: "numbered".into(),
+            created_from: made[2].created_at,
+            page_number: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("from")
+        .into_inner();
+    assert_eq!(from.total, 3);
+
+    let both = c
+        .list_tasks(pb::ListTasksRequest {
+            page_number: 1,
+            page_token: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("both ways");
+    assert_eq!(both.code(), Code::InvalidArgument);
+    assert!(both.message().contains("page_number"), "{}", both.message());
+}
