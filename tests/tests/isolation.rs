@@ -22,6 +22,7 @@ struct Secrets {
     task_id: String,
     task_number: u64,
     call_id: String,
+    call_number: u64,
 }
 
 /// How B's call of one RPC must end.
@@ -185,17 +186,17 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 _ => Ok(()),
             }
         }
-        "/waihu.v1.RecordService/GetCallRecord" => expect_code(
-            records
-                .get_call_record(as_b(
-                    token,
-                    pb::GetCallRecordRequest {
-                        call_id: a.call_id.clone(),
-                    },
-                ))
-                .await,
-            HIDDEN,
-        ),
+        "/waihu.v1.RecordService/GetCallRecord" => {
+            let mut verdict = Ok(());
+            // By UUID and by number alike.
+            for call_id in [a.call_id.clone(), a.call_number.to_string()] {
+                let r = records
+                    .get_call_record(as_b(token, pb::GetCallRecordRequest { call_id }))
+                    .await;
+                verdict = verdict.and(expect_code(r, HIDDEN));
+            }
+            verdict
+        }
         "/waihu.v1.RecordService/ExportEvents" => {
             let mut leaked = Vec::new();
             for task_id in [a.task_id.clone(), String::new()] {
@@ -323,9 +324,8 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
     let task_id = create_with_contacts(&mut tasks, spec("a's task", 0, 0), &phones).await;
     run_to_completion(&mut tasks, &task_id, Duration::from_secs(60)).await;
     wait_stats_settled(&cluster, &task_id, 20, Duration::from_secs(60)).await;
-    let call_id = cluster
-        .records()
-        .await
+    let mut records = cluster.records().await;
+    let a_records = records
         .list_call_records(pb::ListCallRecordsRequest {
             task_id: task_id.clone(),
             ..Default::default()
@@ -333,11 +333,21 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         .await
         .expect("A's records")
         .into_inner()
-        .records
-        .first()
-        .expect("a call")
-        .call_id
-        .clone();
+        .records;
+    // Every call has a number of its own, and A reaches a call by it.
+    let numbers: BTreeSet<u64> = a_records.iter().map(|r| r.number).collect();
+    assert_eq!(numbers.len(), a_records.len());
+    assert!(!numbers.contains(&0));
+    let call = a_records.first().expect("a call");
+    let (call_id, call_number) = (call.call_id.clone(), call.number);
+    let by_number = records
+        .get_call_record(pb::GetCallRecordRequest {
+            call_id: call_number.to_string(),
+        })
+        .await
+        .expect("A's call by number")
+        .into_inner();
+    assert_eq!(by_number.call_id, call_id);
     let task_number = tasks
         .get_task(pb::TaskRef {
             task_id: task_id.clone(),
@@ -351,6 +361,7 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         task_id,
         task_number,
         call_id,
+        call_number,
     };
 
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");

@@ -147,6 +147,7 @@ struct Row {
     cause_q850: Option<i32>,
     cause_name: Option<String>,
     cause_raw: Option<String>,
+    record_no: Option<i64>,
 }
 
 impl Row {
@@ -182,12 +183,14 @@ impl Row {
                 raw: self.cause_raw.clone().unwrap_or_default(),
             }),
             state: state.into(),
+            number: self.record_no.unwrap_or(0).max(0) as u64,
         }
     }
 }
 
 const ROW_COLUMNS: &str = "call_id, task_id, contact_no, started_at, phone, line_id, attempt, requested_at, \
-    dialing_at, ringing_at, answered_at, released_at, ring_ms, talk_ms, cause_q850, cause_name, cause_raw";
+    dialing_at, ringing_at, answered_at, released_at, ring_ms, talk_ms, cause_q850, cause_name, cause_raw, \
+    record_no";
 
 #[tonic::async_trait]
 impl RecordService for RecordApi {
@@ -291,16 +294,34 @@ impl RecordService for RecordApi {
         req: Request<pb::GetCallRecordRequest>,
     ) -> Result<Response<pb::CallRecord>, Status> {
         let tenant = tenant(req.metadata())?;
-        let id = parse_uuid("call_id", &req.get_ref().call_id)?;
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {ROW_COLUMNS} FROM call_records WHERE call_id = $1 AND tenant_id = $2"
-        ))
-        .bind(id)
-        .bind(&tenant)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(RecordError::from)?;
+        let given = &req.get_ref().call_id;
+        // By number (decimal digits) or by UUID.
+        let by_number = !given.is_empty() && given.bytes().all(|b| b.is_ascii_digit());
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM call_records WHERE {} = $1 AND tenant_id = $2",
+            if by_number { "record_no" } else { "call_id" }
+        );
+        let query = sqlx::query_as(&sql);
+        let query = if by_number {
+            let n: i64 = given
+                .parse()
+                .map_err(|_| invalid("call_id", format!("call number {given} is out of range")))?;
+            query.bind(n)
+        } else {
+            let id = parse_uuid("call_id", given).map_err(|_| {
+                invalid(
+                    "call_id",
+                    format!("{given:?} is neither a call UUID nor a call number"),
+                )
+            })?;
+            query.bind(id)
+        };
+        let row: Option<Row> = query
+            .bind(&tenant)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(RecordError::from)?;
         row.map(|r| Response::new(r.to_pb()))
-            .ok_or_else(|| RecordError::NotFound(format!("call {id}")).into())
+            .ok_or_else(|| RecordError::NotFound(format!("call {given}")).into())
     }
 }

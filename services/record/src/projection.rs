@@ -86,7 +86,7 @@ pub fn refusal(e: &RecordedEvent) -> Option<String> {
 /// The checkpoint of the live projections: the store position they are exact as of.
 pub const CHECKPOINT: &str = "projections";
 
-/// Applies stored events (positions in `(after, last]`) to the live projections, counts
+/// Applies stored events (with their positions, in `(after, last]`) to the live projections, counts
 /// `refused` events they skip, and moves their checkpoint from `after` to `last`, in one
 /// transaction. False, with nothing changed, when the checkpoint is no longer at `after`
 /// (another projector moved it).
@@ -94,7 +94,7 @@ pub async fn commit(
     pool: &sqlx::PgPool,
     after: u64,
     last: u64,
-    events: &[&RecordedEvent],
+    events: &[(u64, &RecordedEvent)],
     refused: i64,
 ) -> Result<bool, StoreError> {
     let t0 = std::time::Instant::now();
@@ -156,6 +156,8 @@ pub struct CallRow {
     pub task_id: Uuid,
     pub tenant_id: String,
     pub contact_no: i32,
+    /// The store position of the call's `CallRequested`: its number (seed 002's recordId).
+    pub record_no: Option<i64>,
     pub started_at: Option<DateTime<Utc>>,
     pub phone: Option<String>,
     pub line_id: Option<String>,
@@ -179,8 +181,8 @@ fn first<T>(slot: &mut Option<T>, v: T) {
     }
 }
 
-/// Folds one call event into the rows being built for a batch.
-pub fn fold_call(e: &RecordedEvent, rows: &mut HashMap<Uuid, CallRow>) {
+/// Folds one call event, stored at `position`, into the rows being built for a batch.
+pub fn fold_call(position: u64, e: &RecordedEvent, rows: &mut HashMap<Uuid, CallRow>) {
     let (call, task, contact_no) = match &e.event {
         Event::CallRequested(r) => (&r.call_id, &r.task_id, r.contact_no),
         Event::CallDialing(r) => (&r.call_id, &r.task_id, r.contact_no),
@@ -203,6 +205,8 @@ pub fn fold_call(e: &RecordedEvent, rows: &mut HashMap<Uuid, CallRow>) {
     row.started_at = Some(row.started_at.map_or(at, |s| s.min(at)));
     match &e.event {
         Event::CallRequested(r) => {
+            // The call's number: where its request is stored (stable across rebuilds).
+            first(&mut row.record_no, position as i64);
             first(&mut row.requested_at, at);
             first(&mut row.phone, r.phone.clone());
             first(&mut row.line_id, r.line_id.clone());
@@ -230,14 +234,14 @@ pub fn fold_call(e: &RecordedEvent, rows: &mut HashMap<Uuid, CallRow>) {
 pub async fn apply(
     tx: &mut Tx<'_>,
     tables: &Tables,
-    events: &[&RecordedEvent],
+    events: &[(u64, &RecordedEvent)],
 ) -> Result<(), StoreError> {
     let mut deltas = Vec::new();
     let mut calls: HashMap<Uuid, CallRow> = HashMap::new();
     let mut tasks: Vec<(Uuid, String, String)> = Vec::new();
-    for e in events {
+    for (position, e) in events {
         counter_deltas(e, &mut deltas);
-        fold_call(e, &mut calls);
+        fold_call(*position, e, &mut calls);
         if let (Event::TaskCreated(t), Some(task)) = (&e.event, e.meta.task_id) {
             let name = t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
             tasks.push((task, e.meta.tenant_id.clone(), name));
@@ -315,12 +319,13 @@ async fn apply_calls(
     sqlx::query(&format!(
         "INSERT INTO {} AS t (call_id, task_id, tenant_id, contact_no, started_at, phone, line_id,
              attempt, requested_at, dialing_at, ringing_at, answered_at, released_at, ring_ms,
-             talk_ms, answered, cause_q850, cause_name, cause_raw)
+             talk_ms, answered, cause_q850, cause_name, cause_raw, record_no)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::timestamptz[],
              $6::text[], $7::text[], $8::int[], $9::timestamptz[], $10::timestamptz[],
              $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::bigint[],
-             $15::bigint[], $16::bool[], $17::int[], $18::text[], $19::text[])
+             $15::bigint[], $16::bool[], $17::int[], $18::text[], $19::text[], $20::bigint[])
          ON CONFLICT (call_id) DO UPDATE SET
+             record_no = COALESCE(t.record_no, excluded.record_no),
              started_at = LEAST(t.started_at, excluded.started_at),
              phone = COALESCE(t.phone, excluded.phone),
              line_id = COALESCE(t.line_id, excluded.line_id),
@@ -361,6 +366,7 @@ async fn apply_calls(
     .bind(col!(cause_q850))
     .bind(col!(cause_name))
     .bind(col!(cause_raw))
+    .bind(col!(record_no))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -148,8 +148,7 @@ impl Projector {
         last: u64,
         events: &[(u64, &RecordedEvent)],
     ) -> Result<(), StoreError> {
-        let only: Vec<&RecordedEvent> = events.iter().map(|(_, e)| *e).collect();
-        let moved = match projection::commit(&self.pool, at, last, &only, 0).await {
+        let moved = match projection::commit(&self.pool, at, last, events, 0).await {
             Err(e) if e.is_data_error() => {
                 warn!(error = %e, events = events.len(), "projections refused a batch; isolating the event");
                 self.isolate(at, last, events).await?
@@ -183,7 +182,7 @@ impl Projector {
             } else {
                 *position
             };
-            let moved = match projection::commit(&self.pool, at, to, &[*e], 0).await {
+            let moved = match projection::commit(&self.pool, at, to, &[(*position, *e)], 0).await {
                 Err(err) if err.is_data_error() => {
                     error!(event_id = %e.meta.event_id, position, error = %err,
                         "projections skip an event the database refuses");

@@ -97,7 +97,10 @@ pub async fn verify(
         let Some(last) = page.last().map(|e| e.position) else {
             break;
         };
-        let events: Vec<_> = page.iter().filter_map(|e| e.event.known()).collect();
+        let events: Vec<_> = page
+            .iter()
+            .filter_map(|e| Some((e.position, e.event.known()?)))
+            .collect();
         report.events_skipped += (page.len() - events.len()) as u64;
         let mut tx = conn.begin().await?;
         projection::apply(&mut tx, &tables, &events).await?;

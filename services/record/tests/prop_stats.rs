@@ -80,11 +80,11 @@ async fn write(pool: &PgPool, events: &[RecordedEvent], batch: usize) {
             .await
             .expect("written");
         // Then the projector's transaction, with the events that were new to the store.
-        let new: Vec<&RecordedEvent> = chunk
+        let new: Vec<(u64, &RecordedEvent)> = chunk
             .iter()
             .zip(fresh)
             .filter(|(_, f)| *f)
-            .filter_map(|(e, _)| e.event.known())
+            .filter_map(|(e, _)| Some((e.position, e.event.known()?)))
             .collect();
         let at = waihu_store::checkpoint(pool, projection::CHECKPOINT)
             .await
