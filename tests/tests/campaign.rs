@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use waihu_dialer::Line;
 use waihu_e2e::*;
+use waihu_events::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_of_1200_contacts_ends_with_exactly_the_simulated_statistics() {
@@ -64,6 +65,35 @@ async fn campaign_of_1200_contacts_ends_with_exactly_the_simulated_statistics() 
         first_busy.into_iter().all(|p| actual[p.as_str()] >= 2),
         "busy numbers are recalled"
     );
+
+    // Paging by number: pages of 500 cover every call once, oldest first, with the total.
+    let mut records = cluster.records().await;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last_start = None;
+    for page_number in 1.. {
+        let page = records
+            .list_call_records(pb::ListCallRecordsRequest {
+                task_id: task_id.clone(),
+                page_size: 500,
+                page_number,
+                oldest_first: true,
+                ..Default::default()
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        assert_eq!(page.total, stats.calls_placed);
+        if page.records.is_empty() {
+            break;
+        }
+        for r in &page.records {
+            assert!(seen.insert(r.number), "call {} listed twice", r.number);
+            let start = r.requested_at.as_ref().map(|t| (t.seconds, t.nanos));
+            assert!(start >= last_start, "oldest first");
+            last_start = start;
+        }
+    }
+    assert_eq!(seen.len() as u64, stats.calls_placed);
 
     let report = waihu_record::replay::verify(&cluster.env.pool, |_, _| {})
         .await

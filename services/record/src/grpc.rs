@@ -255,37 +255,82 @@ impl RecordService for RecordApi {
             n if n > 1000 => return Err(invalid("page_size", "at most 1000").into()),
             n => n,
         };
-        let after = waihu_runtime::page_token::decode(&r.page_token)?;
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {ROW_COLUMNS} FROM call_records
-             WHERE tenant_id = $1
-               AND ($2::uuid IS NULL OR task_id = $2)
-               AND ($3::text IS NULL OR phone = $3)
-               AND ($4::timestamptz IS NULL OR started_at >= $4)
-               AND ($5::timestamptz IS NULL OR started_at < $5)
-               AND ($6::timestamptz IS NULL OR (started_at, call_id) < ($6, $7))
-             ORDER BY started_at DESC, call_id DESC LIMIT $8"
-        ))
-        .bind(&tenant)
-        .bind(task)
-        .bind(phone)
-        .bind(from)
-        .bind(to)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1).unwrap_or_default())
-        .bind(size as i64 + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(RecordError::from)?;
+        let (after, number) = match (r.page_number, r.page_token.is_empty()) {
+            (0, _) => (waihu_runtime::page_token::decode(&r.page_token)?, None),
+            (_, false) => {
+                return Err(
+                    invalid("page_number", "cannot be used together with page_token").into(),
+                )
+            }
+            (n, true) if n > 1_000_000 => {
+                return Err(invalid("page_number", "at most 1000000").into())
+            }
+            (n, true) => (None, Some(n)),
+        };
+        let filters = |b: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>| {
+            b.push(" FROM call_records WHERE tenant_id = ")
+                .push_bind(tenant.clone());
+            if let Some(t) = task {
+                b.push(" AND task_id = ").push_bind(t);
+            }
+            if let Some(p) = &phone {
+                b.push(" AND phone = ").push_bind(p.clone());
+            }
+            if let Some(f) = from {
+                b.push(" AND started_at >= ").push_bind(f);
+            }
+            if let Some(t) = to {
+                b.push(" AND started_at < ").push_bind(t);
+            }
+        };
+        let (cmp, dir) = if r.oldest_first {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        let mut b = sqlx::QueryBuilder::new(format!("SELECT {ROW_COLUMNS}"));
+        filters(&mut b);
+        if let Some((at, id)) = after {
+            b.push(format!(" AND (started_at, call_id) {cmp} ("))
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        // One more than the page, to know whether another follows.
+        b.push(format!(" ORDER BY started_at {dir}, call_id {dir} LIMIT "))
+            .push_bind(size as i64 + 1);
+        if let Some(n) = number {
+            b.push(" OFFSET ").push_bind((n as i64 - 1) * size as i64);
+        }
+        let rows: Vec<Row> = b
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(RecordError::from)?;
+        let total = match number {
+            Some(_) => {
+                let mut c = sqlx::QueryBuilder::new("SELECT count(*)");
+                filters(&mut c);
+                let n: i64 = c
+                    .build_query_scalar()
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(RecordError::from)?;
+                n.max(0) as u64
+            }
+            None => 0,
+        };
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(l)) => waihu_runtime::page_token::encode(l.started_at, l.call_id),
+        let next_page_token = match (more, rows.last(), number) {
+            (true, Some(l), None) => waihu_runtime::page_token::encode(l.started_at, l.call_id),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListCallRecordsResponse {
             records: rows.iter().map(Row::to_pb).collect(),
             next_page_token,
+            total,
         }))
     }
 
