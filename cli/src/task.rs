@@ -244,6 +244,7 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                     .map(String::from)
                     .collect(),
                 source: source.clone(),
+                ..Default::default()
             };
             let t = task_client(cli)
                 .await?

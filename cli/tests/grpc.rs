@@ -279,6 +279,12 @@ impl pb::task_service_server::TaskService for Fake {
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+    async fn list_contacts(
+        &self,
+        _: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 /// Serves `fake` on a free loopback port; returns its address.

@@ -136,6 +136,22 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 HIDDEN,
             ))
         }
+        "/waihu.v1.TaskService/ListContacts" => {
+            let mut verdict = Ok(());
+            for task_id in [a.task_id.clone(), a.task_number.to_string()] {
+                let r = tasks
+                    .list_contacts(as_b(
+                        token,
+                        pb::ListContactsRequest {
+                            task_id,
+                            ..Default::default()
+                        },
+                    ))
+                    .await;
+                verdict = verdict.and(expect_code(r, HIDDEN));
+            }
+            verdict
+        }
         "/waihu.v1.TaskService/ListTasks" => {
             match tasks
                 .list_tasks(as_b(token, pb::ListTasksRequest::default()))
@@ -392,7 +408,7 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         failures.is_empty(),
         "tenant B reached tenant A: {failures:#?}"
     );
-    assert!(checked >= 20, "checked {checked} RPCs");
+    assert!(checked >= 21, "checked {checked} RPCs");
 
     // A is untouched: its task is still complete, its statistics whole.
     let t = tasks

@@ -103,6 +103,10 @@ pub const TABLE: &[(&str, Requirement)] = &[
         Requirement::AnyOf(&[CALL_VIEW, CALL_LIST]),
     ),
     (
+        "/waihu.v1.TaskService/ListContacts",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
         "/waihu.v1.StatsService/GetTaskStats",
         Requirement::AnyOf(&[CALL_VIEW]),
     ),

@@ -182,6 +182,7 @@ fn task_spec() -> impl Strategy<Value = pb::TaskSpec> {
         text(),
         prop::collection::vec(text(), 0..4),
         text(),
+        (text(), text(), prop::collection::vec(any::<u64>(), 0..4)),
     )
         .prop_map(
             |(
@@ -191,6 +192,7 @@ fn task_spec() -> impl Strategy<Value = pb::TaskSpec> {
                 caller_line,
                 tags,
                 source,
+                (call_script, caller_id, device_ids),
             )| pb::TaskSpec {
                 name,
                 description,
@@ -203,6 +205,9 @@ fn task_spec() -> impl Strategy<Value = pb::TaskSpec> {
                 caller_line,
                 tags,
                 source,
+                call_script,
+                caller_id,
+                device_ids,
             },
         )
 }

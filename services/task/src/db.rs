@@ -426,6 +426,26 @@ impl Db {
         Ok((rows, total))
     }
 
+    /// A page of a task's contacts after `after` (contact number): (number, phone, outcome).
+    pub async fn contacts(
+        &self,
+        tenant: &str,
+        task_id: Uuid,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<(i32, String, Option<i16>)>, TaskError> {
+        self.get(tenant, task_id).await?;
+        Ok(sqlx::query_as(
+            "SELECT contact_no, phone, finished_outcome FROM task_contacts
+             WHERE task_id = $1 AND contact_no > $2 ORDER BY contact_no LIMIT $3",
+        )
+        .bind(task_id)
+        .bind(after.min(i32::MAX as u32) as i32)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Marks contacts finished (idempotently) and completes tasks whose last contact finished.
     pub async fn contacts_finished(&self, items: &[(Uuid, u32, i16)]) -> Result<(), TaskError> {
         let mut tx = self.pool.begin().await?;

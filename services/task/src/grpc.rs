@@ -57,6 +57,11 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
     check_len("spec.script_id", &spec.script_id, 100)?;
     check_len("spec.caller_line", &spec.caller_line, 100)?;
     check_len("spec.source", &spec.source, 100)?;
+    check_len("spec.call_script", &spec.call_script, 20_000)?;
+    check_len("spec.caller_id", &spec.caller_id, 32)?;
+    if spec.device_ids.len() > 100 {
+        return Err(TaskError::invalid("spec.device_ids", "at most 100"));
+    }
     if spec.priority > 2 {
         return Err(TaskError::invalid(
             "spec.priority",
@@ -289,6 +294,42 @@ impl TaskService for TaskApi {
             .resolve(&tenant, "task_id", &req.get_ref().task_id)
             .await?;
         Ok(Response::new(self.db.get(&tenant, id).await?.to_pb()))
+    }
+
+    async fn list_contacts(
+        &self,
+        req: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsResponse>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let r = req.into_inner();
+        let id = self.db.resolve(&tenant, "task_id", &r.task_id).await?;
+        let size = match r.page_size {
+            0 => 100,
+            n if n > 1000 => return Err(TaskError::invalid("page_size", "at most 1000").into()),
+            n => n,
+        };
+        let rows = self
+            .db
+            .contacts(&tenant, id, r.after_contact_no, size + 1)
+            .await?;
+        let more = rows.len() > size as usize;
+        let contacts: Vec<pb::ListedContact> = rows
+            .into_iter()
+            .take(size as usize)
+            .map(|(no, phone, outcome)| pb::ListedContact {
+                contact_no: no.max(0) as u32,
+                phone,
+                outcome: outcome.map_or(0, i32::from),
+            })
+            .collect();
+        let next_after_contact_no = match (more, contacts.last()) {
+            (true, Some(last)) => last.contact_no,
+            _ => 0,
+        };
+        Ok(Response::new(pb::ListContactsResponse {
+            contacts,
+            next_after_contact_no,
+        }))
     }
 
     async fn list_tasks(

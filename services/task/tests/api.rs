@@ -470,3 +470,49 @@ async fn tasks_list_by_page_number_with_a_total_time_range_and_order_and_by_numb
     assert_eq!(both.code(), Code::InvalidArgument);
     assert!(both.message().contains("page_number"), "{}", both.message());
 }
+
+#[tokio::test]
+async fn contacts_list_in_number_order_a_page_at_a_time() {
+    let mut app = spawn_app().await;
+    let c = &mut app.client;
+    let task = create(c, "listed").await;
+    let phones: Vec<String> = (0..7).map(|i| format!("1390000000{i}")).collect();
+    let refs: Vec<&str> = phones.iter().map(String::as_str).collect();
+    add(c, &task.task_id, vec![rows(&refs)])
+        .await
+        .expect("added");
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = c
+            .list_contacts(pb::ListContactsRequest {
+                task_id: task.number.to_string(),
+                page_size: 3,
+                after_contact_no: after,
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        all.extend(
+            page.contacts
+                .iter()
+                .map(|c| (c.contact_no, c.phone.clone())),
+        );
+        if page.next_after_contact_no == 0 {
+            break;
+        }
+        after = page.next_after_contact_no;
+    }
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[0], (1, "+8613900000000".to_string()));
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+    let big = c
+        .list_contacts(pb::ListContactsRequest {
+            task_id: task.task_id.clone(),
+            page_size: 5000,
+            ..Default::default()
+        })
+        .await
+        .expect_err("page too big");
+    assert_eq!(big.code(), Code::InvalidArgument);
+}
