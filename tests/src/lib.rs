@@ -199,6 +199,10 @@ impl Cluster {
         &self.task_addr
     }
 
+    pub fn record_addr(&self) -> &str {
+        &self.record_addr
+    }
+
     /// Each running service's parts that are down, with why (empty maps when all serve).
     pub fn problems(&self) -> Vec<(&'static str, BTreeMap<String, String>)> {
         [

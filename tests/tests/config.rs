@@ -15,6 +15,16 @@ fn the_example_file_holds_every_default() {
     assert_eq!(
         format!(
             "{:?}",
+            waihu_gateway::GatewayConfig::from_layers(&with).expect("gateway")
+        ),
+        format!(
+            "{:?}",
+            waihu_gateway::GatewayConfig::from_layers(&without).expect("gateway")
+        )
+    );
+    assert_eq!(
+        format!(
+            "{:?}",
             waihu_task::TaskConfig::from_layers(&with).expect("task")
         ),
         format!(

@@ -1,0 +1,177 @@
+//! The HTTP/JSON gateway: the seeds' REST APIs in front of the gRPC services, for the CRMs and
+//! front ends that already call them. Requests carry the same bearer token as gRPC calls (it is
+//! passed on as it is, so the services' own authentication and permission table decide); in
+//! development mode `x-tenant-id` is passed on too.
+//!
+//! Built: seed 002's `/api/v1/lead-generation/call-tasks...` and `/call-records...` routes.
+//! Not built yet (they answer 404 like any unknown path): seed 000's `/api/caller/...` and seed
+//! 003's `/api/v1/calls/...`, the OpenAPI document.
+
+mod lead;
+mod reply;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use waihu_runtime::{config::Layers, ConfigError};
+
+pub use reply::Reply;
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Where it listens (`WAIHU_HTTP_ADDR`, default `0.0.0.0:8080`).
+    pub http_addr: SocketAddr,
+    /// The task service (`[gateway] task_addr`, default `http://127.0.0.1:50051`).
+    pub task_addr: String,
+    /// The record service (`[gateway] record_addr`, default `http://127.0.0.1:50054`).
+    pub record_addr: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct Root {
+    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
+    http_addr: SocketAddr,
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct Section {
+    task_addr: String,
+    record_addr: String,
+}
+
+impl Default for Section {
+    fn default() -> Self {
+        Section {
+            task_addr: "http://127.0.0.1:50051".into(),
+            record_addr: "http://127.0.0.1:50054".into(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_layers(&Layers::from_process()?)
+    }
+
+    pub fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
+        let root: Root = layers.root()?;
+        let s: Section = layers.section("gateway")?;
+        for (key, v) in [
+            ("gateway.task_addr", &s.task_addr),
+            ("gateway.record_addr", &s.record_addr),
+        ] {
+            if tonic::transport::Endpoint::from_shared(v.clone()).is_err() {
+                return Err(ConfigError::invalid(key, format!("{v:?} is not a URL")));
+            }
+        }
+        Ok(GatewayConfig {
+            http_addr: root.http_addr,
+            task_addr: s.task_addr,
+            record_addr: s.record_addr,
+        })
+    }
+}
+
+/// The clients the routes call, connected lazily (a service that is down gives 503, not a
+/// gateway that will not start).
+#[derive(Clone)]
+pub struct Backends {
+    pub task: tonic::transport::Channel,
+    pub record: tonic::transport::Channel,
+}
+
+impl Backends {
+    pub fn new(config: &GatewayConfig) -> Result<Self, tonic::transport::Error> {
+        let lazy = |addr: &str| {
+            tonic::transport::Endpoint::from_shared(addr.to_string()).map(|e| {
+                e.connect_timeout(std::time::Duration::from_secs(3))
+                    .connect_lazy()
+            })
+        };
+        Ok(Backends {
+            task: lazy(&config.task_addr)?,
+            record: lazy(&config.record_addr)?,
+        })
+    }
+}
+
+/// Every route.
+pub fn router(backends: Backends) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(lead::routes())
+        .fallback(|| async { Reply::error(axum::http::StatusCode::NOT_FOUND, "no such route") })
+        .with_state(backends)
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    pub addr: SocketAddr,
+    join: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl GatewayHandle {
+    /// Waits until the server has stopped (after `shutdown` and the requests in flight).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.join.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Binds and serves until `shutdown`.
+pub async fn start(
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<GatewayHandle, waihu_runtime::StartError> {
+    let backends = Backends::new(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.http_addr))?;
+    let addr = listener.local_addr()?;
+    let app = router(backends);
+    let join = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    });
+    Ok(GatewayHandle { addr, join })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_loader_and_a_bad_address_names_its_variable() {
+        let layers = |pairs: &[(&str, &str)]| {
+            Layers::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .expect("layers")
+        };
+        let c = GatewayConfig::from_layers(&layers(&[])).expect("defaults");
+        assert_eq!(c.http_addr.port(), 8080);
+        let c = GatewayConfig::from_layers(&layers(&[
+            ("WAIHU_HTTP_ADDR", "127.0.0.1:9090"),
+            ("WAIHU_GATEWAY__TASK_ADDR", "http://10.0.0.5:50051"),
+        ]))
+        .expect("set");
+        assert_eq!(c.http_addr.port(), 9090);
+        assert_eq!(c.task_addr, "http://10.0.0.5:50051");
+        let e = GatewayConfig::from_layers(&layers(&[("WAIHU_HTTP_ADDR", "anywhere")]))
+            .expect_err("bad address");
+        assert!(e.to_string().contains("WAIHU_HTTP_ADDR"), "{e}");
+        let e = GatewayConfig::from_layers(&layers(&[("WAIHU_GATEWAY__RECORD_ADDR", "not a url")]))
+            .expect_err("bad url");
+        assert!(e.to_string().contains("gateway.record_addr"), "{e}");
+    }
+}

@@ -1,0 +1,395 @@
+//! The HTTP gateway answers seed 002's routes with the seed's shapes: every response's JSON
+//! field set is compared with the seed's examples, status codes with the seed's list (201, 400,
+//! 401, 403, 404, 409, 422, 501), through a real HTTP client against the gateway in front of
+//! the running services.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use waihu_auth::{AuthConfig, Claims, Keys};
+use waihu_e2e::*;
+use waihu_runtime::CommonConfig;
+
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<bytes::Bytes>>;
+
+struct Api {
+    http: Http,
+    base: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = b
+            .body(Full::new(bytes::Bytes::from(
+                body.unwrap_or("").to_string(),
+            )))
+            .expect("request");
+        let resp = self.http.request(req).await.expect("gateway reachable");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {bytes:?}"));
+        // Every answer is in the seed's envelope, its code the HTTP status.
+        assert_eq!(
+            keys(&v),
+            set(&["code", "message", "data"]),
+            "{method} {path}: {v}"
+        );
+        assert_eq!(v["code"], json!(status), "{method} {path}: {v}");
+        (status, v)
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+// The seed's examples (002 §2.1-2.8), field for field.
+const CREATED: &[&str] = &["taskId", "name", "status", "createTime"];
+const LISTED_TASK: &[&str] = &[
+    "taskId",
+    "name",
+    "description",
+    "status",
+    "scheduledTime",
+    "createTime",
+    "completedTime",
+    "totalCalls",
+    "successfulCalls",
+    "intendedCustomers",
+];
+const DETAIL_EXTRA: &[&str] = &[
+    "phoneNumbers",
+    "callScript",
+    "callerId",
+    "deviceIds",
+    "callRecords",
+];
+const DETAIL_RECORD: &[&str] = &[
+    "recordId",
+    "phoneNumber",
+    "startTime",
+    "duration",
+    "analysisStatus",
+];
+const RECORD: &[&str] = &[
+    "recordId",
+    "taskId",
+    "phoneNumber",
+    "startTime",
+    "endTime",
+    "duration",
+    "recordingUrl",
+    "analysisStatus",
+    "analysisResult",
+];
+const PAGE: &[&str] = &["records", "total", "size", "current", "pages"];
+const STATUS: &[&str] = &["taskId", "status"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
+    let cluster = Cluster::start(fast_sim(17), one_line(20)).await;
+    let stop = CancellationToken::new();
+    let gateway = waihu_gateway::start(
+        waihu_gateway::GatewayConfig {
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            task_addr: cluster.task_addr().to_string(),
+            record_addr: cluster.record_addr().to_string(),
+        },
+        stop.clone(),
+    )
+    .await
+    .expect("gateway");
+    let api = Api {
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        base: format!("http://{}/api/v1/lead-generation", gateway.addr),
+    };
+    let keys_of = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
+    let token = keys_of
+        .mint(&Claims::new(
+            "default",
+            "crm",
+            waihu_auth::ALL_PERMISSIONS,
+            600,
+        ))
+        .expect("mint");
+
+    // 2.1 create: 201, and the task dials its numbers.
+    let phones = ["13800000001", "13800000002", "13900000003", "02161234567"];
+    let body = json!({
+        "name": "新产品推广外呼任务",
+        "description": "针对潜在客户进行新产品推广",
+        "phoneNumbers": phones,
+        "callScript": "您好，这里是存客宝，...",
+        "callerId": "0592-1234567",
+        "deviceIds": [1, 2],
+        "tags": ["高意向", "新客"],
+        "source": "电话外呼"
+    })
+    .to_string();
+    let (code, v) = api
+        .call("POST", "/call-tasks", Some(&body), Some(&token))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(keys(&v["data"]), set(CREATED), "{v}");
+    let task = v["data"]["taskId"].as_u64().expect("numeric taskId");
+
+    let detail = waihu_testkit::eventually(Duration::from_secs(60), "the task to complete", || {
+        let api = &api;
+        let token = &token;
+        async move {
+            let (_, v) = api
+                .call("GET", &format!("/call-tasks/{task}"), None, Some(token))
+                .await;
+            (v["data"]["status"] == "COMPLETED" && v["data"]["totalCalls"].as_u64() >= Some(4))
+                .then_some(v)
+        }
+    })
+    .await;
+    // 2.3 detail.
+    let d = &detail["data"];
+    let want: BTreeSet<String> = set(LISTED_TASK)
+        .union(&set(DETAIL_EXTRA))
+        .cloned()
+        .collect();
+    assert_eq!(keys(d), want, "{detail}");
+    assert_eq!(d["phoneNumbers"], json!(phones));
+    assert_eq!(d["callScript"], "您好，这里是存客宝，...");
+    assert_eq!(d["deviceIds"], json!([1, 2]));
+    let calls = d["callRecords"].as_array().expect("callRecords");
+    assert!(!calls.is_empty());
+    assert!(
+        calls.iter().all(|c| keys(c) == set(DETAIL_RECORD)),
+        "{detail}"
+    );
+
+    // 2.2 list.
+    let (code, v) = api
+        .call(
+            "GET",
+            "/call-tasks?page=1&size=10&name=推广&sort=createTime&order=desc",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(keys(&v["data"]), set(PAGE));
+    assert_eq!(v["data"]["total"], 1);
+    assert_eq!(keys(&v["data"]["records"][0]), set(LISTED_TASK), "{v}");
+
+    // 2.4 / 2.5 call records.
+    let (code, v) = api
+        .call(
+            "GET",
+            &format!("/call-records?taskId={task}&page=1&size=2"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(keys(&v["data"]), set(PAGE));
+    assert_eq!(v["data"]["total"], d["totalCalls"]);
+    let first = &v["data"]["records"][0];
+    assert_eq!(keys(first), set(RECORD), "{v}");
+    assert_eq!(first["taskId"], json!(task));
+    let record = first["recordId"].as_u64().expect("numeric recordId");
+    let (code, v) = api
+        .call(
+            "GET",
+            &format!("/call-records/{record}"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(keys(&v["data"]), set(RECORD));
+    // 2.6: recordings are not built.
+    let (code, _) = api
+        .call(
+            "GET",
+            &format!("/call-records/{record}/recording"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 501);
+
+    // 2.7 / 2.8 on a finished task: 409.
+    let start = json!({"action": "START"}).to_string();
+    let (code, _) = api
+        .call(
+            "PUT",
+            &format!("/call-tasks/{task}/status"),
+            Some(&start),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 409);
+    let (code, _) = api
+        .call(
+            "PUT",
+            &format!("/call-tasks/{task}/cancel"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 409);
+
+    // A scheduled task: stop, start, cancel.
+    let later = json!({
+        "name": "later",
+        "phoneNumbers": ["13700000001"],
+        "callScript": "hi",
+        "scheduledTime": "2099-01-01T00:00:00Z"
+    })
+    .to_string();
+    let (code, v) = api
+        .call("POST", "/call-tasks", Some(&later), Some(&token))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["data"]["status"], "SCHEDULED");
+    let later = v["data"]["taskId"].as_u64().expect("taskId");
+    let stop_it = json!({"action": "STOP"}).to_string();
+    let (code, v) = api
+        .call(
+            "PUT",
+            &format!("/call-tasks/{later}/status"),
+            Some(&stop_it),
+            Some(&token),
+        )
+        .await;
+    assert_eq!((code, keys(&v["data"])), (200, set(STATUS)), "{v}");
+    assert_eq!(v["data"]["status"], "STOPPED");
+    let (code, v) = api
+        .call(
+            "PUT",
+            &format!("/call-tasks/{later}/status"),
+            Some(&start),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["status"], "SCHEDULED");
+    let (code, v) = api
+        .call(
+            "PUT",
+            &format!("/call-tasks/{later}/cancel"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (code, v["data"]["status"].clone()),
+        (200, json!("CANCELLED")),
+        "{v}"
+    );
+
+    // Refusals.
+    let (code, _) = api
+        .call("POST", "/call-tasks", Some("{not json"), Some(&token))
+        .await;
+    assert_eq!(code, 400);
+    let (code, v) = api
+        .call(
+            "POST",
+            "/call-tasks",
+            Some(r#"{"phoneNumbers":["13800000001"],"callScript":"x"}"#),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 422);
+    assert!(v["message"].as_str().unwrap_or("").contains("name"), "{v}");
+    let (code, v) = api
+        .call(
+            "POST",
+            "/call-tasks",
+            Some(r#"{"name":"n","phoneNumbers":["13800000001","12"],"callScript":"x"}"#),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 422);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("phoneNumbers[1]"),
+        "{v}"
+    );
+    let (code, _) = api
+        .call(
+            "PUT",
+            &format!("/call-tasks/{task}/status"),
+            Some(r#"{"action":"JUMP"}"#),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 422);
+    let (code, _) = api
+        .call("GET", "/call-tasks/999999999", None, Some(&token))
+        .await;
+    assert_eq!(code, 404);
+    let (code, _) = api
+        .call("GET", "/call-tasks?status=NOPE", None, Some(&token))
+        .await;
+    assert_eq!(code, 400);
+    let forged = format!("{token}x");
+    let (code, _) = api.call("GET", "/call-tasks", None, Some(&forged)).await;
+    assert_eq!(code, 401);
+    let viewer = keys_of
+        .mint(&Claims::new("default", "crm", &["lead:call:view"], 600))
+        .expect("mint");
+    let (code, _) = api
+        .call("POST", "/call-tasks", Some(&body), Some(&viewer))
+        .await;
+    assert_eq!(code, 403);
+    // Another tenant sees none of it.
+    let other = keys_of
+        .mint(&Claims::new(
+            "beta",
+            "crm",
+            waihu_auth::ALL_PERMISSIONS,
+            600,
+        ))
+        .expect("mint");
+    let (code, _) = api
+        .call("GET", &format!("/call-tasks/{task}"), None, Some(&other))
+        .await;
+    assert_eq!(code, 404);
+    let (code, _) = api
+        .call(
+            "GET",
+            &format!("/call-records/{record}"),
+            None,
+            Some(&other),
+        )
+        .await;
+    assert_eq!(code, 404);
+    let (_, v) = api.call("GET", "/call-tasks", None, Some(&other)).await;
+    assert_eq!(v["data"]["total"], 0);
+
+    stop.cancel();
+    gateway.wait().await.expect("gateway stopped");
+    cluster.shutdown().await;
+}
