@@ -489,3 +489,80 @@ pub fn fast_sim(seed: u64) -> Simulator {
         ..Simulator::default()
     }
 }
+
+/// A real HTTP client for the gateway: every answer must be in the seeds' envelope
+/// `{code, message, data}` with `code` the HTTP status.
+pub struct HttpApi {
+    http: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    base: String,
+}
+
+impl HttpApi {
+    pub fn new(base: String) -> HttpApi {
+        HttpApi {
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http(),
+            base,
+        }
+    }
+
+    /// `method` `path` (below the base) with a JSON `body` and a bearer `token`: the status and
+    /// the JSON answer.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        use http_body_util::BodyExt;
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = b
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.unwrap_or("").to_string(),
+            )))
+            .expect("request");
+        let resp = self.http.request(req).await.expect("gateway reachable");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {bytes:?}"));
+        let fields: BTreeMap<String, ()> = v
+            .as_object()
+            .map(|m| m.keys().map(|k| (k.clone(), ())).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            fields.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["code", "data", "message"],
+            "{method} {path}: {v}"
+        );
+        assert_eq!(v["code"], serde_json::json!(status), "{method} {path}: {v}");
+        (status, v)
+    }
+}
+
+/// The gateway in front of `cluster`'s services, on a free port; stop it with `stop`.
+pub async fn start_gateway(
+    cluster: &Cluster,
+    stop: CancellationToken,
+) -> waihu_gateway::GatewayHandle {
+    waihu_gateway::start(
+        waihu_gateway::GatewayConfig {
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            task_addr: cluster.task_addr().to_string(),
+            record_addr: cluster.record_addr().to_string(),
+        },
+        stop,
+    )
+    .await
+    .expect("gateway")
+}

@@ -5,56 +5,11 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use waihu_auth::{AuthConfig, Claims, Keys};
 use waihu_e2e::*;
 use waihu_runtime::CommonConfig;
-
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<bytes::Bytes>>;
-
-struct Api {
-    http: Http,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        token: Option<&str>,
-    ) -> (u16, Value) {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        let req = b
-            .body(Full::new(bytes::Bytes::from(
-                body.unwrap_or("").to_string(),
-            )))
-            .expect("request");
-        let resp = self.http.request(req).await.expect("gateway reachable");
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        let v: Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {bytes:?}"));
-        // Every answer is in the seed's envelope, its code the HTTP status.
-        assert_eq!(
-            keys(&v),
-            set(&["code", "message", "data"]),
-            "{method} {path}: {v}"
-        );
-        assert_eq!(v["code"], json!(status), "{method} {path}: {v}");
-        (status, v)
-    }
-}
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object()
@@ -112,20 +67,8 @@ const STATUS: &[&str] = &["taskId", "status"];
 async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
     let cluster = Cluster::start(fast_sim(17), one_line(20)).await;
     let stop = CancellationToken::new();
-    let gateway = waihu_gateway::start(
-        waihu_gateway::GatewayConfig {
-            http_addr: "127.0.0.1:0".parse().expect("addr"),
-            task_addr: cluster.task_addr().to_string(),
-            record_addr: cluster.record_addr().to_string(),
-        },
-        stop.clone(),
-    )
-    .await
-    .expect("gateway");
-    let api = Api {
-        http: Client::builder(TokioExecutor::new()).build_http(),
-        base: format!("http://{}/api/v1/lead-generation", gateway.addr),
-    };
+    let gateway = start_gateway(&cluster, stop.clone()).await;
+    let api = HttpApi::new(format!("http://{}/api/v1/lead-generation", gateway.addr));
     let keys_of = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
     let token = keys_of
         .mint(&Claims::new(

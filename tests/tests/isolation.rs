@@ -331,6 +331,114 @@ async fn tenants_of(cluster: &Cluster) -> TenantServiceClient<tonic::transport::
         .expect("task service reachable")
 }
 
+/// Calls the HTTP route `method` `path` as B against A's resources and judges the answer; None
+/// for a route the table does not list.
+async fn probe_route(
+    api: &HttpApi,
+    token: &str,
+    a: &Secrets,
+    method: &str,
+    path: &str,
+) -> Option<Verdict> {
+    // Hidden by the service, not missed by the router.
+    let hidden = |(code, v): (u16, serde_json::Value)| -> Verdict {
+        if (code == 404 || code == 403) && v["message"] != "no such route" {
+            Ok(())
+        } else {
+            Err(format!("HTTP {code}: {v}"))
+        }
+    };
+    let (t, r) = (a.task_number, a.call_number);
+    let base = waihu_gateway::lead::BASE;
+    let verdict = match (method, path.strip_prefix(base)?) {
+        ("POST", "/call-tasks") => {
+            let body = serde_json::json!({
+                "name": "b's", "phoneNumbers": ["13600000001"], "callScript": "hi",
+                "scheduledTime": "2099-01-01T00:00:00Z"
+            })
+            .to_string();
+            let (code, v) = api
+                .call("POST", "/call-tasks", Some(&body), Some(token))
+                .await;
+            match (code, v["data"]["taskId"].as_u64()) {
+                (201, Some(n)) if n != t => Ok(()),
+                _ => Err(format!("HTTP {code}: {v}")),
+            }
+        }
+        ("GET", "/call-tasks") => {
+            let (code, v) = api
+                .call("GET", "/call-tasks?size=500", None, Some(token))
+                .await;
+            let leaked = v["data"]["records"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|x| x["taskId"] == t));
+            if code != 200 || leaked {
+                Err(format!("HTTP {code}: {v}"))
+            } else {
+                Ok(())
+            }
+        }
+        ("GET", "/call-tasks/{taskId}") => hidden(
+            api.call("GET", &format!("/call-tasks/{t}"), None, Some(token))
+                .await,
+        ),
+        ("PUT", "/call-tasks/{taskId}/status") => {
+            let body = r#"{"action":"START"}"#;
+            hidden(
+                api.call(
+                    "PUT",
+                    &format!("/call-tasks/{t}/status"),
+                    Some(body),
+                    Some(token),
+                )
+                .await,
+            )
+        }
+        ("PUT", "/call-tasks/{taskId}/cancel") => hidden(
+            api.call("PUT", &format!("/call-tasks/{t}/cancel"), None, Some(token))
+                .await,
+        ),
+        ("GET", "/call-records") => {
+            let (code, v) = api
+                .call(
+                    "GET",
+                    &format!("/call-records?taskId={t}"),
+                    None,
+                    Some(token),
+                )
+                .await;
+            let (code_all, all) = api
+                .call("GET", "/call-records?size=500", None, Some(token))
+                .await;
+            let leaked = all["data"]["records"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|x| x["recordId"] == r));
+            if code != 200 || v["data"]["total"] != 0 || code_all != 200 || leaked {
+                Err(format!(
+                    "by task: HTTP {code} {v}; all: HTTP {code_all} {all}"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        ("GET", "/call-records/{recordId}") => hidden(
+            api.call("GET", &format!("/call-records/{r}"), None, Some(token))
+                .await,
+        ),
+        ("GET", "/call-records/{recordId}/recording") => hidden(
+            api.call(
+                "GET",
+                &format!("/call-records/{r}/recording"),
+                None,
+                Some(token),
+            )
+            .await,
+        ),
+        _ => return None,
+    };
+    Some(verdict)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
     let cluster = Cluster::start(fast_sim(11), one_line(50)).await;
@@ -400,14 +508,36 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
             }
         }
     }
+    // Every HTTP route of the gateway, likewise.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let gateway = start_gateway(&cluster, stop.clone()).await;
+    let api = HttpApi::new(format!(
+        "http://{}{}",
+        gateway.addr,
+        waihu_gateway::lead::BASE
+    ));
+    let mut routes = 0;
+    for (method, path) in waihu_gateway::routes() {
+        match probe_route(&api, &token, &a, method, &path).await {
+            None => {
+                unlisted.insert(format!("{method} {path}"));
+            }
+            Some(Err(e)) => failures.push(format!("{method} {path}: {e}")),
+            Some(Ok(())) => routes += 1,
+        }
+    }
+    stop.cancel();
+    gateway.wait().await.expect("gateway stopped");
     assert!(
         unlisted.is_empty(),
-        "RPCs the isolation table does not list (add them to `probe`): {unlisted:?}"
+        "RPCs or routes the isolation table does not list (add them to `probe` or \
+         `probe_route`): {unlisted:?}"
     );
     assert!(
         failures.is_empty(),
         "tenant B reached tenant A: {failures:#?}"
     );
+    assert!(routes >= 8, "checked {routes} routes");
     assert!(checked >= 21, "checked {checked} RPCs");
 
     // A is untouched: its task is still complete, its statistics whole.

@@ -7,7 +7,7 @@
 //! Not built yet (they answer 404 like any unknown path): seed 000's `/api/caller/...` and seed
 //! 003's `/api/v1/calls/...`, the OpenAPI document.
 
-mod lead;
+pub mod lead;
 mod reply;
 
 use std::net::SocketAddr;
@@ -17,6 +17,14 @@ use tokio_util::sync::CancellationToken;
 use waihu_runtime::{config::Layers, ConfigError};
 
 pub use reply::Reply;
+
+/// Every HTTP route the gateway serves, as (method, full path).
+pub fn routes() -> Vec<(&'static str, String)> {
+    lead::ROUTES
+        .iter()
+        .map(|(m, p)| (*m, format!("{}{p}", lead::BASE)))
+        .collect()
+}
 
 /// The gateway's settings.
 #[derive(Debug, Clone)]
