@@ -49,6 +49,10 @@ pub struct DemoArgs {
     /// Where the services this demo starts write their logs.
     #[arg(long, default_value = ".demo/logs")]
     log_dir: PathBuf,
+    /// Where the HTTP gateway (the seeds' REST APIs) listens; the demo starts it unless
+    /// something already listens there.
+    #[arg(long, env = "WAIHU_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: String,
 }
 
 fn port_of(addr: &str) -> Result<u16, CliError> {
@@ -141,7 +145,58 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    start_gateway(cli, a, &dir, &mut started).await;
     Ok(started)
+}
+
+/// Starts the HTTP gateway beside the services, unless something listens at `--http-addr`
+/// already. The campaign does not need it: a gateway that cannot start is reported, not fatal.
+async fn start_gateway(cli: &Cli, a: &DemoArgs, dir: &std::path::Path, started: &mut Started) {
+    let name = "waihu-gateway";
+    let listening = || async { tokio::net::TcpStream::connect(&a.http_addr).await.is_ok() };
+    if listening().await {
+        println!("  {name:<24} something already listens at {}", a.http_addr);
+        return;
+    }
+    let bin = dir.join(name);
+    let log = a.log_dir.join(format!("{name}.log"));
+    let spawned = std::fs::File::create(&log).and_then(|out| {
+        Command::new(&bin)
+            .env("WAIHU_HTTP_ADDR", &a.http_addr)
+            .env("WAIHU_GATEWAY__TASK_ADDR", &cli.task_addr)
+            .env("WAIHU_GATEWAY__RECORD_ADDR", &cli.record_addr)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+    });
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            println!(
+                "  {name:<24} not started ({}: {e}); the demo goes on without it",
+                bin.display()
+            );
+            return;
+        }
+    };
+    started.0.push((name, child));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if listening().await {
+            println!(
+                "  {name:<24} started at http://{}/api/v1/lead-generation/call-tasks (log: {})",
+                a.http_addr,
+                log.display()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "  {name:<24} did not start listening; see {} (the demo goes on)",
+        log.display()
+    );
 }
 
 /// A generated contact list: mostly valid mobiles, with every 97th row malformed and every
