@@ -3,9 +3,9 @@
 //! passed on as it is, so the services' own authentication and permission table decide); in
 //! development mode `x-tenant-id` is passed on too.
 //!
-//! Built: seed 002's `/api/v1/lead-generation/call-tasks...` and `/call-records...` routes.
-//! Not built yet (they answer 404 like any unknown path): seed 000's `/api/caller/...` and seed
-//! 003's `/api/v1/calls/...`, the OpenAPI document.
+//! Built: seed 002's `/api/v1/lead-generation/call-tasks...` and `/call-records...` routes, and
+//! their OpenAPI 3.1 document at `/openapi.json`. Not built yet (they answer 404 like any unknown
+//! path): seed 000's `/api/caller/...` and seed 003's `/api/v1/calls/...`.
 
 pub mod lead;
 mod reply;
@@ -115,10 +115,22 @@ impl Backends {
     }
 }
 
+/// The OpenAPI 3.1 document of the routes, as committed (`services/gateway/openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// Every route.
 pub fn router(backends: Backends) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/openapi.json",
+            axum::routing::get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OPENAPI,
+                )
+            }),
+        )
         .merge(lead::routes())
         .fallback(|| async { Reply::error(axum::http::StatusCode::NOT_FOUND, "no such route") })
         .with_state(backends)
@@ -159,6 +171,31 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_served() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in ops.as_object().expect("operations") {
+                documented.insert((method.to_uppercase(), path.clone()));
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(responses.contains_key("401"), "{method} {path}: 401");
+                for r in responses.values() {
+                    assert!(
+                        r["content"]["application/json"]["schema"].is_object(),
+                        "{method} {path}: every response is JSON"
+                    );
+                }
+            }
+        }
+        let served: std::collections::BTreeSet<(String, String)> = routes()
+            .into_iter()
+            .map(|(m, p)| (m.to_string(), p))
+            .collect();
+        assert_eq!(documented, served);
+    }
 
     #[test]
     fn settings_come_from_the_loader_and_a_bad_address_names_its_variable() {
