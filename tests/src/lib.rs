@@ -550,16 +550,20 @@ impl HttpApi {
     }
 }
 
-/// The gateway in front of `cluster`'s services, on a free port; stop it with `stop`.
+/// The gateway in front of `cluster`'s services, on a free port, taking tokens only (no
+/// development mode); stop it with `stop`.
 pub async fn start_gateway(
     cluster: &Cluster,
     stop: CancellationToken,
 ) -> waihu_gateway::GatewayHandle {
+    let mut auth = cluster.env.config().auth;
+    auth.dev_mode = false;
     waihu_gateway::start(
         waihu_gateway::GatewayConfig {
             http_addr: "127.0.0.1:0".parse().expect("addr"),
             task_addr: cluster.task_addr().to_string(),
             record_addr: cluster.record_addr().to_string(),
+            auth,
         },
         stop,
     )

@@ -249,7 +249,14 @@ async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
         "{v}"
     );
 
-    // Refusals.
+    // Refusals. The token is checked before the request is read: no token, or one without the
+    // route's permission, is refused whatever the body.
+    let (code, _) = api
+        .call("POST", "/call-tasks", Some("{not json"), None)
+        .await;
+    assert_eq!(code, 401);
+    let (code, v) = api.call("GET", "/call-tasks?status=NOPE", None, None).await;
+    assert_eq!(code, 401, "{v}");
     let (code, _) = api
         .call("POST", "/call-tasks", Some("{not json"), Some(&token))
         .await;
@@ -303,10 +310,17 @@ async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
     let viewer = keys_of
         .mint(&Claims::new("default", "crm", &["lead:call:view"], 600))
         .expect("mint");
-    let (code, _) = api
-        .call("POST", "/call-tasks", Some(&body), Some(&viewer))
+    let (code, v) = api
+        .call("POST", "/call-tasks", Some("{}"), Some(&viewer))
         .await;
-    assert_eq!(code, 403);
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("lead:call:create"),
+        "{v}"
+    );
     // Another tenant sees none of it.
     let other = keys_of
         .mint(&Claims::new(

@@ -44,6 +44,20 @@ impl AuthLayer {
         }
     }
 
+    /// Who a request with these headers acts as, when it needs one of `wanted` (HTTP routes
+    /// use this with their own permission table): UNAUTHENTICATED or PERMISSION_DENIED as for
+    /// gRPC methods.
+    pub fn admit(
+        &self,
+        what: &str,
+        headers: &http::HeaderMap,
+        wanted: &[&str],
+    ) -> Result<Principal, Status> {
+        let principal = self.inner.principal(headers)?;
+        needs(what, &principal, wanted)?;
+        Ok(principal)
+    }
+
     /// Who the request with these headers acts as, for the method at `path`; None for a
     /// public method.
     pub fn authorize(
@@ -71,7 +85,20 @@ impl Gate {
                 )))
             }
         };
-        let principal = match bearer(headers)? {
+        let principal = self.principal(headers)?;
+        needs(path, &principal, wanted)?;
+        if operator && principal.tenant != self.operator_tenant {
+            return Err(Status::permission_denied(format!(
+                "{path} is deployment-wide: only a token of the operator tenant ({}) may call it",
+                self.operator_tenant
+            )));
+        }
+        Ok(Some(principal))
+    }
+
+    /// The caller: the verified token's, or in dev mode a token-less request's.
+    fn principal(&self, headers: &http::HeaderMap) -> Result<Principal, Status> {
+        Ok(match bearer(headers)? {
             Some(token) => self
                 .keys
                 .verify(token)
@@ -102,20 +129,19 @@ impl Gate {
                     "missing token: send `authorization: Bearer <JWT>` (`waihu auth token` mints one for development)",
                 ))
             }
-        };
-        if !principal.has_any(wanted) {
-            return Err(Status::permission_denied(format!(
-                "{path} needs permission {}",
-                wanted.join(" or ")
-            )));
-        }
-        if operator && principal.tenant != self.operator_tenant {
-            return Err(Status::permission_denied(format!(
-                "{path} is deployment-wide: only a token of the operator tenant ({}) may call it",
-                self.operator_tenant
-            )));
-        }
-        Ok(Some(principal))
+        })
+    }
+}
+
+/// PERMISSION_DENIED naming what `what` needs, unless `p` holds one of `wanted`.
+fn needs(what: &str, p: &Principal, wanted: &[&str]) -> Result<(), Status> {
+    if p.has_any(wanted) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "{what} needs permission {}",
+            wanted.join(" or ")
+        )))
     }
 }
 

@@ -16,6 +16,10 @@ use axum::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
+use waihu_auth::perms::{
+    CALL_CANCEL, CALL_CONTROL, CALL_CREATE, CALL_LIST, CALL_VIEW, RECORD_DOWNLOAD, RECORD_LIST,
+    RECORD_VIEW,
+};
 use waihu_proto::v1::{
     self as pb, record_service_client::RecordServiceClient,
     stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
@@ -32,17 +36,23 @@ const DETAIL_PHONES: usize = 10_000;
 /// Call records a task's detail lists at most.
 const DETAIL_RECORDS: u32 = 100;
 
-/// Every seed 002 route, as (method, path below [`BASE`]): the one list the router is built
-/// from, so a route cannot exist without being listed (the isolation test walks this list).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/call-tasks"),
-    ("GET", "/call-tasks"),
-    ("GET", "/call-tasks/{taskId}"),
-    ("PUT", "/call-tasks/{taskId}/status"),
-    ("PUT", "/call-tasks/{taskId}/cancel"),
-    ("GET", "/call-records"),
-    ("GET", "/call-records/{recordId}"),
-    ("GET", "/call-records/{recordId}/recording"),
+/// Every seed 002 route, as (method, path below [`BASE`], the permissions it needs: any one):
+/// the one list the router is built from, so a route cannot exist without being listed (the
+/// isolation test walks this list), and the gateway checks the token and permission before it
+/// reads a request.
+pub const ROUTES: &[(&str, &str, &[&str])] = &[
+    ("POST", "/call-tasks", &[CALL_CREATE]),
+    ("GET", "/call-tasks", &[CALL_VIEW, CALL_LIST]),
+    ("GET", "/call-tasks/{taskId}", &[CALL_VIEW]),
+    ("PUT", "/call-tasks/{taskId}/status", &[CALL_CONTROL]),
+    ("PUT", "/call-tasks/{taskId}/cancel", &[CALL_CANCEL]),
+    ("GET", "/call-records", &[CALL_VIEW, RECORD_LIST]),
+    ("GET", "/call-records/{recordId}", &[RECORD_VIEW]),
+    (
+        "GET",
+        "/call-records/{recordId}/recording",
+        &[RECORD_DOWNLOAD],
+    ),
 ];
 
 fn handler(method: &str, path: &str) -> axum::routing::MethodRouter<Backends> {
@@ -59,10 +69,38 @@ fn handler(method: &str, path: &str) -> axum::routing::MethodRouter<Backends> {
     }
 }
 
-pub fn routes() -> Router<Backends> {
-    ROUTES.iter().fold(Router::new(), |r, (method, path)| {
-        r.route(&format!("{BASE}{path}"), handler(method, path))
-    })
+/// Refuses a request without a valid token (401) or without one of the route's permissions
+/// (403), before the route reads anything of it.
+async fn admit(
+    State(b): State<Backends>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let method = req.method().as_str();
+    let wanted = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|p| p.as_str().strip_prefix(BASE))
+        .and_then(|p| ROUTES.iter().find(|(m, r, _)| *m == method && *r == p))
+        .map(|(_, _, perms)| *perms);
+    let Some(wanted) = wanted else {
+        return next.run(req).await;
+    };
+    let what = format!("{method} {}", req.uri().path());
+    match b.auth.admit(&what, req.headers(), wanted) {
+        Ok(_) => next.run(req).await,
+        Err(s) => Reply::from_status(&s).into_response(),
+    }
+}
+
+pub fn routes(b: Backends) -> Router<Backends> {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |r, (method, path, _)| {
+            r.route(&format!("{BASE}{path}"), handler(method, path))
+        })
+        .route_layer(axum::middleware::from_fn_with_state(b, admit))
 }
 
 type Result<T> = std::result::Result<T, Reply>;

@@ -22,7 +22,7 @@ pub use reply::Reply;
 pub fn routes() -> Vec<(&'static str, String)> {
     lead::ROUTES
         .iter()
-        .map(|(m, p)| (*m, format!("{}{p}", lead::BASE)))
+        .map(|(m, p, _)| (*m, format!("{}{p}", lead::BASE)))
         .collect()
 }
 
@@ -35,6 +35,9 @@ pub struct GatewayConfig {
     pub task_addr: String,
     /// The record service (`[gateway] record_addr`, default `http://127.0.0.1:50054`).
     pub record_addr: String,
+    /// Token checking, as the services do it (`[auth]`): the gateway refuses a request without
+    /// a valid token or the route's permission before looking at it.
+    pub auth: waihu_auth::AuthConfig,
 }
 
 #[derive(serde::Deserialize)]
@@ -88,6 +91,7 @@ impl GatewayConfig {
             http_addr: root.http_addr,
             task_addr: s.task_addr,
             record_addr: s.record_addr,
+            auth: layers.section("auth")?,
         })
     }
 }
@@ -98,19 +102,33 @@ impl GatewayConfig {
 pub struct Backends {
     pub task: tonic::transport::Channel,
     pub record: tonic::transport::Channel,
+    pub auth: waihu_auth::AuthLayer,
 }
 
 impl Backends {
-    pub fn new(config: &GatewayConfig) -> Result<Self, tonic::transport::Error> {
+    pub fn new(config: &GatewayConfig) -> Result<Self, waihu_runtime::StartError> {
         let lazy = |addr: &str| {
             tonic::transport::Endpoint::from_shared(addr.to_string()).map(|e| {
                 e.connect_timeout(std::time::Duration::from_secs(3))
                     .connect_lazy()
             })
         };
+        let keys = waihu_auth::Keys::load(&config.auth)?;
+        if keys.development {
+            tracing::warn!(
+                source = %keys.source,
+                "AUTHENTICATION USES THE LOCAL DEVELOPMENT KEY: configure auth.hs256_key_file or \
+                 auth.jwks_file in production"
+            );
+        }
         Ok(Backends {
             task: lazy(&config.task_addr)?,
             record: lazy(&config.record_addr)?,
+            auth: waihu_auth::AuthLayer::new(
+                keys,
+                config.auth.dev_mode,
+                &config.auth.operator_tenant,
+            ),
         })
     }
 }
@@ -131,7 +149,7 @@ pub fn router(backends: Backends) -> Router {
                 )
             }),
         )
-        .merge(lead::routes())
+        .merge(lead::routes(backends.clone()))
         .fallback(|| async { Reply::error(axum::http::StatusCode::NOT_FOUND, "no such route") })
         .with_state(backends)
 }
