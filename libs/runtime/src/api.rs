@@ -1,5 +1,6 @@
 //! What every gRPC handler shares: one error type with one mapping to `tonic::Status` (the right
-//! code, internal detail logged and never leaked), and one page-token codec.
+//! code, internal detail logged and never leaked), one page-token codec and paging choice, one
+//! timestamp conversion, and ids given as a UUID or a number.
 
 use chrono::{DateTime, Utc};
 use tonic::Status;
@@ -45,6 +46,42 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::invalid(field, format!("{s:?} is not a UUID")))
 }
 
+/// An optional time field: None when unset, INVALID_ARGUMENT naming `field` when out of range.
+pub fn parse_time(
+    field: &str,
+    t: &Option<prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    t.as_ref()
+        .map(|t| {
+            waihu_events::from_timestamp(t).ok_or_else(|| ApiError::invalid(field, "out of range"))
+        })
+        .transpose()
+}
+
+/// How a request names an entity that has both a UUID and a number (tasks, call records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrNumber {
+    Id(Uuid),
+    Number(i64),
+}
+
+/// `s` as a UUID or, when it is all decimal digits, a number; INVALID_ARGUMENT naming `field`
+/// (and `what` it should name) otherwise.
+pub fn parse_id_or_number(field: &str, what: &str, s: &str) -> Result<IdOrNumber, ApiError> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(IdOrNumber::Number)
+            .map_err(|_| ApiError::invalid(field, format!("{what} number {s} is out of range")));
+    }
+    parse_uuid(field, s).map(IdOrNumber::Id).map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!("{s:?} is neither a {what} UUID nor a {what} number"),
+        )
+    })
+}
+
 /// An optional UUID filter: None when empty, INVALID_ARGUMENT naming `field` when malformed.
 pub fn parse_optional_uuid(field: &str, s: &str) -> Result<Option<Uuid>, ApiError> {
     if s.is_empty() {
@@ -87,6 +124,28 @@ impl From<ApiError> for Status {
 /// Page tokens for lists ordered by (time, id) descending: the last item's time and id.
 pub mod page_token {
     use super::*;
+
+    /// Where a listing page starts: after the (time, id) a page token carries (None for the
+    /// first page), or at a 1-based page number.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Page {
+        After(Option<(DateTime<Utc>, Uuid)>),
+        Number(u32),
+    }
+
+    /// The page a request asks for by `page_token` or `page_number` (not both):
+    /// INVALID_ARGUMENT naming the field otherwise.
+    pub fn page(page_number: u32, page_token: &str) -> Result<Page, ApiError> {
+        match (page_number, page_token.is_empty()) {
+            (0, _) => Ok(Page::After(decode(page_token)?)),
+            (_, false) => Err(ApiError::invalid(
+                "page_number",
+                "cannot be used together with page_token",
+            )),
+            (n, true) if n > 1_000_000 => Err(ApiError::invalid("page_number", "at most 1000000")),
+            (n, true) => Ok(Page::Number(n)),
+        }
+    }
 
     pub fn encode(at: DateTime<Utc>, id: Uuid) -> String {
         format!("{}_{id}", at.timestamp_micros())

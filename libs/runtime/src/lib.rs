@@ -9,7 +9,10 @@ mod serve;
 pub mod telemetry;
 mod tenant;
 
-pub use api::{page_token, parse_optional_uuid, parse_uuid, ApiError};
+pub use api::{
+    page_token, parse_id_or_number, parse_optional_uuid, parse_time, parse_uuid, ApiError,
+    IdOrNumber,
+};
 pub use config::{CommonConfig, ConfigError};
 pub use health::{supervise, Health};
 pub use serve::{bind, health, is_serving, shutdown_on_signal, GrpcServer, Routes, ServiceHandle};

@@ -2,11 +2,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use waihu_events::{from_timestamp, timestamp};
+use waihu_events::timestamp;
 use waihu_proto::v1::{
     self as pb, record_service_server::RecordService, stats_service_server::StatsService,
 };
-use waihu_runtime::tenant;
+pub(crate) use waihu_runtime::parse_time;
+use waihu_runtime::{page_token::Page, tenant, IdOrNumber};
 use waihu_telephony::{hangup, phone::PhoneNumber};
 
 use crate::projection::{keys, CHECKPOINT};
@@ -19,15 +20,6 @@ pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> RecordE
 }
 
 pub(crate) use waihu_runtime::parse_uuid;
-
-pub(crate) fn parse_time(
-    field: &'static str,
-    t: &Option<prost_types::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, RecordError> {
-    t.as_ref()
-        .map(|t| from_timestamp(t).ok_or_else(|| invalid(field, "out of range")))
-        .transpose()
-}
 
 /// Assembles task statistics from the counter rows of one task.
 pub fn stats_from_counters(task_id: Uuid, rows: &[(String, i64)], position: u64) -> pb::TaskStats {
@@ -255,17 +247,9 @@ impl RecordService for RecordApi {
             n if n > 1000 => return Err(invalid("page_size", "at most 1000").into()),
             n => n,
         };
-        let (after, number) = match (r.page_number, r.page_token.is_empty()) {
-            (0, _) => (waihu_runtime::page_token::decode(&r.page_token)?, None),
-            (_, false) => {
-                return Err(
-                    invalid("page_number", "cannot be used together with page_token").into(),
-                )
-            }
-            (n, true) if n > 1_000_000 => {
-                return Err(invalid("page_number", "at most 1000000").into())
-            }
-            (n, true) => (None, Some(n)),
+        let (after, number) = match waihu_runtime::page_token::page(r.page_number, &r.page_token)? {
+            Page::After(after) => (after, None),
+            Page::Number(n) => (None, Some(n)),
         };
         let filters = |b: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>| {
             b.push(" FROM call_records WHERE tenant_id = ")
@@ -341,25 +325,18 @@ impl RecordService for RecordApi {
         let tenant = tenant(req.metadata())?;
         let given = &req.get_ref().call_id;
         // By number (decimal digits) or by UUID.
-        let by_number = !given.is_empty() && given.bytes().all(|b| b.is_ascii_digit());
+        let key = waihu_runtime::parse_id_or_number("call_id", "call", given)?;
         let sql = format!(
             "SELECT {ROW_COLUMNS} FROM call_records WHERE {} = $1 AND tenant_id = $2",
-            if by_number { "record_no" } else { "call_id" }
+            match key {
+                IdOrNumber::Number(_) => "record_no",
+                IdOrNumber::Id(_) => "call_id",
+            }
         );
         let query = sqlx::query_as(&sql);
-        let query = if by_number {
-            let n: i64 = given
-                .parse()
-                .map_err(|_| invalid("call_id", format!("call number {given} is out of range")))?;
-            query.bind(n)
-        } else {
-            let id = parse_uuid("call_id", given).map_err(|_| {
-                invalid(
-                    "call_id",
-                    format!("{given:?} is neither a call UUID nor a call number"),
-                )
-            })?;
-            query.bind(id)
+        let query = match key {
+            IdOrNumber::Number(n) => query.bind(n),
+            IdOrNumber::Id(id) => query.bind(id),
         };
         let row: Option<Row> = query
             .bind(&tenant)

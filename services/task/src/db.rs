@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use waihu_bus::Expect;
 use waihu_events::{pb, timestamp, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_runtime::{page_token::Page, IdOrNumber};
 use waihu_store::{Outbox, Tx};
 
 use crate::{
@@ -101,14 +102,6 @@ pub struct TaskFilter {
     pub oldest_first: bool,
 }
 
-/// Where a listing page starts: after the (created_at, task_id) of the previous page's last
-/// task, or at a 1-based page number.
-#[derive(Debug)]
-pub enum Page {
-    After(Option<(DateTime<Utc>, Uuid)>),
-    Number(u32),
-}
-
 /// A validated contact row ready to store.
 #[derive(Debug, Clone)]
 pub struct NewContact {
@@ -179,17 +172,10 @@ impl Db {
 
     /// The task a request names: by UUID, or by number (decimal digits) within the tenant.
     pub async fn resolve(&self, tenant: &str, field: &str, s: &str) -> Result<Uuid, TaskError> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return waihu_runtime::parse_uuid(field, s).map_err(|_| {
-                TaskError::invalid(
-                    field,
-                    format!("{s:?} is neither a task UUID nor a task number"),
-                )
-            });
-        }
-        let number: i64 = s
-            .parse()
-            .map_err(|_| TaskError::invalid(field, format!("task number {s} is out of range")))?;
+        let number = match waihu_runtime::parse_id_or_number(field, "task", s)? {
+            IdOrNumber::Id(id) => return Ok(id),
+            IdOrNumber::Number(n) => n,
+        };
         sqlx::query_scalar("SELECT task_id FROM task_tasks WHERE task_no = $1 AND tenant_id = $2")
             .bind(number)
             .bind(tenant)

@@ -7,7 +7,7 @@ use waihu_runtime::tenant;
 use waihu_telephony::phone::PhoneNumber;
 
 use crate::{
-    db::{Db, NewContact, Page, TaskFilter},
+    db::{Db, NewContact, TaskFilter},
     domain::{Command, Status as TaskStatus},
     TaskError,
 };
@@ -355,39 +355,20 @@ impl TaskService for TaskApi {
             n => n,
         };
         check_len("name_contains", &r.name_contains, 100)?;
-        let time = |field: &str, t: &Option<_>| match t {
-            None => Ok(None),
-            Some(t) => waihu_events::from_timestamp(t)
-                .map(Some)
-                .ok_or_else(|| TaskError::invalid(field, "is not a valid time")),
-        };
         let filter = TaskFilter {
             status,
             name_contains: r.name_contains.trim().to_string(),
-            created_from: time("created_from", &r.created_from)?,
-            created_to: time("created_to", &r.created_to)?,
+            created_from: waihu_runtime::parse_time("created_from", &r.created_from)?,
+            created_to: waihu_runtime::parse_time("created_to", &r.created_to)?,
             oldest_first: r.oldest_first,
         };
-        let page = match (r.page_number, r.page_token.is_empty()) {
-            (0, _) => Page::After(waihu_runtime::page_token::decode(&r.page_token)?),
-            (_, false) => {
-                return Err(TaskError::invalid(
-                    "page_number",
-                    "cannot be used together with page_token",
-                )
-                .into())
-            }
-            (n, true) if n > 1_000_000 => {
-                return Err(TaskError::invalid("page_number", "at most 1000000").into())
-            }
-            (n, true) => Page::Number(n),
-        };
+        let page = waihu_runtime::page_token::page(r.page_number, &r.page_token)?;
         // One more than the page, to know whether another follows.
         let (rows, total) = self.db.list(&tenant, &filter, &page, size + 1).await?;
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];
         let next_page_token = match (more, rows.last(), &page) {
-            (true, Some(last), Page::After(_)) => {
+            (true, Some(last), waihu_runtime::page_token::Page::After(_)) => {
                 waihu_runtime::page_token::encode(last.created_at, last.task_id)
             }
             _ => String::new(),
