@@ -284,13 +284,7 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
 
     let rows = generated(a.contacts, a.seed);
     let t0 = Instant::now();
-    let chunks: Vec<_> = rows
-        .chunks(2000)
-        .map(|c| pb::AddContactsRequest {
-            task_id: t.task_id.clone(),
-            rows: c.to_vec(),
-        })
-        .collect();
+    let chunks = pb::AddContactsRequest::chunked(&t.task_id, &rows);
     let reply = tasks
         .add_contacts(task::with_tenant(&cli.tenant, tokio_stream::iter(chunks))?)
         .await

@@ -11,6 +11,31 @@ pub mod v1 {
 
 pub use prost_types::Timestamp;
 
+impl v1::ContactRow {
+    /// A row with only a phone number.
+    pub fn with_phone(phone: impl Into<String>) -> Self {
+        v1::ContactRow {
+            phone: phone.into(),
+            ..Default::default()
+        }
+    }
+}
+
+impl v1::AddContactsRequest {
+    /// Rows per message when a list is streamed through `AddContacts`.
+    pub const ROWS_PER_MESSAGE: usize = 2000;
+
+    /// `rows` as the messages of one `AddContacts` stream for `task_id`.
+    pub fn chunked(task_id: &str, rows: &[v1::ContactRow]) -> Vec<Self> {
+        rows.chunks(Self::ROWS_PER_MESSAGE)
+            .map(|c| v1::AddContactsRequest {
+                task_id: task_id.to_string(),
+                rows: c.to_vec(),
+            })
+            .collect()
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every waihu proto file and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/waihu_descriptor.bin"));

@@ -290,19 +290,8 @@ pub async fn try_import(
     task_id: &str,
     phones: &[String],
 ) -> Result<pb::AddContactsResponse, tonic::Status> {
-    let msgs: Vec<pb::AddContactsRequest> = phones
-        .chunks(2000)
-        .map(|c| pb::AddContactsRequest {
-            task_id: task_id.to_string(),
-            rows: c
-                .iter()
-                .map(|p| pb::ContactRow {
-                    phone: p.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-        })
-        .collect();
+    let rows: Vec<pb::ContactRow> = phones.iter().map(pb::ContactRow::with_phone).collect();
+    let msgs = pb::AddContactsRequest::chunked(task_id, &rows);
     client
         .add_contacts(tokio_stream::iter(msgs))
         .await

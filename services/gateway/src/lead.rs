@@ -188,15 +188,20 @@ fn record_client(b: &Backends) -> RecordServiceClient<tonic::transport::Channel>
     RecordServiceClient::new(b.record.clone())
 }
 
-/// The task a path names by number.
-fn task_number(s: &str) -> Result<String> {
+/// The task or record a path names by number (`field` `taskId` or `recordId`, `what` task or
+/// record): 400 unless it is a positive integer.
+fn path_number(field: &str, what: &str, s: &str) -> Result<String> {
     match s.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n.to_string()),
         _ => Err(Reply::error(
             StatusCode::BAD_REQUEST,
-            format!("taskId: {s:?} is not a task id (a positive integer)"),
+            format!("{field}: {s:?} is not a {what} id (a positive integer)"),
         )),
     }
+}
+
+fn task_number(s: &str) -> Result<String> {
+    path_number("taskId", "task", s)
 }
 
 /// The JSON object a body must be: 400 when it is not JSON or not an object.
@@ -311,19 +316,8 @@ async fn create_task(
         ))
         .await?
         .into_inner();
-    let chunks: Vec<pb::AddContactsRequest> = phones
-        .chunks(2000)
-        .map(|c| pb::AddContactsRequest {
-            task_id: task.task_id.clone(),
-            rows: c
-                .iter()
-                .map(|p| pb::ContactRow {
-                    phone: p.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-        })
-        .collect();
+    let rows: Vec<pb::ContactRow> = phones.iter().map(pb::ContactRow::with_phone).collect();
+    let chunks = pb::AddContactsRequest::chunked(&task.task_id, &rows);
     tasks
         .add_contacts(request(&headers, tokio_stream::iter(chunks)))
         .await?;
@@ -469,10 +463,13 @@ async fn list_tasks(
         ))
         .await?
         .into_inner();
-    let mut records = Vec::with_capacity(listed.tasks.len());
-    for t in &listed.tasks {
-        records.push(Value::Object(task_fields(&b, &headers, t).await?));
-    }
+    // Each task's statistics at once, not one round trip after another.
+    let records =
+        futures::future::try_join_all(listed.tasks.iter().map(|t| task_fields(&b, &headers, t)))
+            .await?
+            .into_iter()
+            .map(Value::Object)
+            .collect();
     Ok(Reply::ok(page(records, listed.total, size, current)))
 }
 
@@ -729,15 +726,20 @@ async fn list_records(
     Ok(Reply::ok(page(records, listed.total, size, current)))
 }
 
-/// The record a path names by number.
-fn record_number(s: &str) -> Result<String> {
-    match s.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n.to_string()),
-        _ => Err(Reply::error(
-            StatusCode::BAD_REQUEST,
-            format!("recordId: {s:?} is not a record id (a positive integer)"),
-        )),
-    }
+/// The caller's call record a path names by number.
+async fn fetch_record(
+    b: &Backends,
+    headers: &HeaderMap,
+    record_id: &str,
+) -> Result<pb::CallRecord> {
+    let number = path_number("recordId", "record", record_id)?;
+    Ok(record_client(b)
+        .get_call_record(request(
+            headers,
+            pb::GetCallRecordRequest { call_id: number },
+        ))
+        .await?
+        .into_inner())
 }
 
 /// 2.5 A call record's detail.
@@ -746,14 +748,7 @@ async fn record_detail(
     headers: HeaderMap,
     Path(record_id): Path<String>,
 ) -> Result<Reply> {
-    let number = record_number(&record_id)?;
-    let r = record_client(&b)
-        .get_call_record(request(
-            &headers,
-            pb::GetCallRecordRequest { call_id: number },
-        ))
-        .await?
-        .into_inner();
+    let r = fetch_record(&b, &headers, &record_id).await?;
     let numbers = task_numbers(&b, &headers, std::slice::from_ref(&r)).await?;
     Ok(Reply::ok(record_json(
         &r,
@@ -767,14 +762,8 @@ async fn recording(
     headers: HeaderMap,
     Path(record_id): Path<String>,
 ) -> Result<Reply> {
-    let number = record_number(&record_id)?;
     // The record must exist and be the caller's before anything is said about it.
-    record_client(&b)
-        .get_call_record(request(
-            &headers,
-            pb::GetCallRecordRequest { call_id: number },
-        ))
-        .await?;
+    fetch_record(&b, &headers, &record_id).await?;
     Err(Reply::error(
         StatusCode::NOT_IMPLEMENTED,
         "call recordings are not built yet: no recording can be fetched",
