@@ -178,15 +178,20 @@ impl TaskService for TaskApi {
         let tenant = tenant(req.metadata())?;
         let mut stream = req.into_inner();
         let mut task: Option<Uuid> = None;
+        // How the first message named the task: later messages naming it the same way are not
+        // looked up again.
+        let mut named = String::new();
         let mut reply = pb::AddContactsResponse::default();
         // Memory stays bounded by one message: numbers repeated within a message are caught
         // here, across messages and earlier imports by the database (one number per task).
         while let Some(msg) = stream.message().await? {
             let id = match task {
-                // Resolved once: later messages must name the same task the same way or by UUID.
-                Some(t) if msg.task_id == t.to_string() => t,
+                Some(t) if msg.task_id == named => t,
                 _ => self.db.resolve(&tenant, "task_id", &msg.task_id).await?,
             };
+            if task.is_none() {
+                named = msg.task_id.clone();
+            }
             match task {
                 None => task = Some(id),
                 Some(t) if t != id => {

@@ -53,20 +53,28 @@ impl Row {
 
     /// Why automatic dialing is closed to the tenant at `now`, if it is.
     fn closed(&self, now: DateTime<Utc>) -> Option<String> {
-        if !self.bot_enabled {
-            return Some(format!(
-                "automatic dialing is not enabled for tenant {} (entitlement bot_enabled)",
-                self.tenant_id
-            ));
-        }
-        match self.bot_expire_at {
-            Some(at) if at <= now => Some(format!(
-                "tenant {}'s automatic dialing expired at {} (entitlement bot_expire_at)",
-                self.tenant_id,
-                at.to_rfc3339()
-            )),
-            _ => None,
-        }
+        closed(&self.tenant_id, self.bot_enabled, self.bot_expire_at, now)
+    }
+}
+
+/// Why automatic dialing is closed to `tenant` at `now` with these entitlements, if it is.
+fn closed(
+    tenant: &str,
+    bot_enabled: bool,
+    bot_expire_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    if !bot_enabled {
+        return Some(format!(
+            "automatic dialing is not enabled for tenant {tenant} (entitlement bot_enabled)"
+        ));
+    }
+    match bot_expire_at {
+        Some(at) if at <= now => Some(format!(
+            "tenant {tenant}'s automatic dialing expired at {} (entitlement bot_expire_at)",
+            at.to_rfc3339()
+        )),
+        _ => None,
     }
 }
 
@@ -208,32 +216,32 @@ impl Db {
             ));
         }
         let expire = e.bot_expire_at.as_ref().and_then(from_timestamp);
-        let (row, version): (Row, i64) = {
-            let version: i64 = sqlx::query_scalar(
-                "INSERT INTO task_tenants AS t (tenant_id, bot_enabled, bot_expire_at, max_tasks,
-                     max_concurrent_calls, daily_calls, time_zone, version, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, now())
-                 ON CONFLICT (tenant_id) DO UPDATE SET bot_enabled = excluded.bot_enabled,
-                     bot_expire_at = excluded.bot_expire_at, max_tasks = excluded.max_tasks,
-                     max_concurrent_calls = excluded.max_concurrent_calls,
-                     daily_calls = excluded.daily_calls, time_zone = excluded.time_zone,
-                     version = t.version + 1, updated_at = now()
-                 RETURNING version",
-            )
-            .bind(&e.tenant_id)
-            .bind(e.bot_enabled)
-            .bind(expire)
-            .bind(e.max_tasks as i32)
-            .bind(e.max_concurrent_calls as i32)
-            .bind(e.daily_calls as i32)
-            .bind(&e.time_zone)
-            .fetch_one(&mut *tx)
-            .await?;
-            let row = lock(&mut tx, &e.tenant_id)
-                .await?
-                .ok_or_else(|| ApiError::Unavailable("entitlements vanished".into()))?;
-            (row, version)
-        };
+        #[derive(sqlx::FromRow)]
+        struct Set {
+            #[sqlx(flatten)]
+            row: Row,
+            version: i64,
+        }
+        let Set { row, version }: Set = sqlx::query_as(&format!(
+            "INSERT INTO task_tenants AS t (tenant_id, bot_enabled, bot_expire_at, max_tasks,
+                 max_concurrent_calls, daily_calls, time_zone, version, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, now())
+             ON CONFLICT (tenant_id) DO UPDATE SET bot_enabled = excluded.bot_enabled,
+                 bot_expire_at = excluded.bot_expire_at, max_tasks = excluded.max_tasks,
+                 max_concurrent_calls = excluded.max_concurrent_calls,
+                 daily_calls = excluded.daily_calls, time_zone = excluded.time_zone,
+                 version = t.version + 1, updated_at = now()
+             RETURNING {COLUMNS}, version"
+        ))
+        .bind(&e.tenant_id)
+        .bind(e.bot_enabled)
+        .bind(expire)
+        .bind(e.max_tasks as i32)
+        .bind(e.max_concurrent_calls as i32)
+        .bind(e.daily_calls as i32)
+        .bind(&e.time_zone)
+        .fetch_one(&mut *tx)
+        .await?;
         let event = tenant_event(&row, version);
         self.outbox.push(&mut tx, &[event]).await?;
         tx.commit().await?;
@@ -259,16 +267,7 @@ impl Db {
         Ok(rows
             .into_iter()
             .filter_map(|(tenant, task, enabled, expire)| {
-                let row = Row {
-                    tenant_id: tenant.clone(),
-                    bot_enabled: enabled,
-                    bot_expire_at: expire,
-                    max_tasks: 0,
-                    max_concurrent_calls: 0,
-                    daily_calls: 0,
-                    time_zone: String::new(),
-                };
-                row.closed(now).map(|why| (tenant, task, why))
+                closed(&tenant, enabled, expire, now).map(|why| (tenant, task, why))
             })
             .collect())
     }
