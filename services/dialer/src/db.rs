@@ -17,6 +17,15 @@ use crate::{
     rules::{after_release, Next},
 };
 
+/// How often each key occurs, in key order (so concurrent transactions lock rows alike).
+fn tally<'a>(keys: impl IntoIterator<Item = &'a str>) -> (Vec<&'a str>, Vec<i32>) {
+    let mut per: std::collections::BTreeMap<&str, i32> = std::collections::BTreeMap::new();
+    for k in keys {
+        *per.entry(k).or_default() += 1;
+    }
+    per.into_iter().unzip()
+}
+
 /// The time zone of a tenant's day when its entitlements name none.
 const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
 
@@ -24,14 +33,10 @@ const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
 /// towards the tenant's calls today (its local day). Tenants in name order, so concurrent
 /// rounds and releases lock the rows alike (after the lines').
 async fn add_tenant_usage(tx: &mut Tx<'_>, tenants: &[&str], sign: i32) -> Result<(), DialerError> {
-    let mut per: std::collections::BTreeMap<&str, i32> = std::collections::BTreeMap::new();
-    for t in tenants {
-        *per.entry(t).or_default() += 1;
-    }
-    if per.is_empty() {
+    let (ids, counts) = tally(tenants.iter().copied());
+    if ids.is_empty() {
         return Ok(());
     }
-    let (ids, counts): (Vec<&str>, Vec<i32>) = per.into_iter().unzip();
     if sign > 0 {
         sqlx::query(
             "INSERT INTO dialer_tenant_usage AS u (tenant_id, in_flight, day, day_calls)
@@ -109,14 +114,11 @@ async fn tenant_allowances(
 /// Adds `sign` (1 or -1) per occurrence of each line to its in-flight count, in line order so
 /// concurrent rounds and releases lock the rows alike.
 async fn add_in_flight(tx: &mut Tx<'_>, lines: &[String], sign: i32) -> Result<(), DialerError> {
-    let mut per: std::collections::BTreeMap<&str, i32> = std::collections::BTreeMap::new();
-    for l in lines {
-        *per.entry(l.as_str()).or_default() += sign;
-    }
-    if per.is_empty() {
+    let (ids, counts) = tally(lines.iter().map(String::as_str));
+    if ids.is_empty() {
         return Ok(());
     }
-    let (ids, deltas): (Vec<&str>, Vec<i32>) = per.into_iter().unzip();
+    let deltas: Vec<i32> = counts.iter().map(|n| n * sign).collect();
     sqlx::query(
         "INSERT INTO dialer_lines AS l (line_id, in_flight)
          SELECT * FROM UNNEST($1::text[], $2::int[])
