@@ -118,14 +118,26 @@ pub fn status(context: &str, s: tonic::Status) -> CliError {
 
 /// A channel to the record service (statistics, records, export, replay and admin).
 pub async fn record_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
-    tonic::transport::Endpoint::from_shared(cli.record_addr.clone())
-        .map_err(|e| format!("--record-addr {:?}: {e}", cli.record_addr))?
+    channel("record", "--record-addr", &cli.record_addr).await
+}
+
+pub async fn task_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
+    channel("task", "--task-addr", &cli.task_addr).await
+}
+
+/// A connection to the `service` service at `addr` (given by `flag`).
+async fn channel(
+    service: &str,
+    flag: &str,
+    addr: &str,
+) -> Result<tonic::transport::Channel, CliError> {
+    tonic::transport::Endpoint::from_shared(addr.to_string())
+        .map_err(|e| format!("{flag} {addr:?}: {e}"))?
         .connect()
         .await
         .map_err(|e| {
             format!(
-                "cannot reach the record service at {}: {}",
-                cli.record_addr,
+                "cannot reach the {service} service at {addr}: {}",
                 error_chain(&e)
             )
             .into()

@@ -113,16 +113,7 @@ fn request<T>(tenant: &str, token: Option<&str>, msg: T) -> Result<Request<T>, C
 }
 
 pub async fn task_client(cli: &Cli) -> Result<TaskServiceClient<Channel>, CliError> {
-    TaskServiceClient::connect(cli.task_addr.clone())
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the task service at {}: {}",
-                cli.task_addr,
-                crate::error_chain(&e)
-            )
-            .into()
-        })
+    Ok(TaskServiceClient::new(crate::task_channel(cli).await?))
 }
 
 pub async fn stats_client(cli: &Cli) -> Result<StatsServiceClient<Channel>, CliError> {

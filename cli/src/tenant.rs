@@ -40,15 +40,7 @@ pub struct SetArgs {
 }
 
 pub async fn run(cli: &Cli, cmd: &TenantCommand) -> Result<ExitCode, CliError> {
-    let mut c = TenantServiceClient::connect(cli.task_addr.clone())
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the task service at {}: {}",
-                cli.task_addr,
-                crate::error_chain(&e)
-            )
-        })?;
+    let mut c = TenantServiceClient::new(crate::task_channel(cli).await?);
     let get = |tenant: &str| pb::GetEntitlementsRequest {
         tenant_id: tenant.to_string(),
     };

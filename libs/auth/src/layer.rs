@@ -44,6 +44,32 @@ impl AuthLayer {
         }
     }
 
+    /// Loads the keys `config` names and says at start-up how tokens are checked: loudly when
+    /// with the local development key or in development mode.
+    pub fn from_config(config: &crate::AuthConfig) -> Result<Self, crate::KeyError> {
+        let keys = Keys::load(config)?;
+        if keys.development {
+            tracing::warn!(
+                source = %keys.source,
+                "AUTHENTICATION USES THE LOCAL DEVELOPMENT KEY: configure auth.hs256_key_file or \
+                 auth.jwks_file (WAIHU_AUTH__HS256_KEY_FILE, WAIHU_AUTH__JWKS_FILE) in production"
+            );
+        } else {
+            tracing::info!(source = %keys.source, "tokens are verified with");
+        }
+        if config.dev_mode {
+            tracing::warn!(
+                "DEV MODE: requests without a token act as x-tenant-id with every permission \
+                 (auth.dev_mode / WAIHU_AUTH__DEV_MODE); never in production"
+            );
+        }
+        Ok(AuthLayer::new(
+            keys,
+            config.dev_mode,
+            &config.operator_tenant,
+        ))
+    }
+
     /// Who a request with these headers acts as, when it needs one of `wanted` (HTTP routes
     /// use this with their own permission table): UNAUTHENTICATED or PERMISSION_DENIED as for
     /// gRPC methods.

@@ -117,23 +117,7 @@ pub async fn serve(
     shutdown: tokio_util::sync::CancellationToken,
     routes: impl FnOnce(Routes) -> Routes,
 ) -> Result<ServiceHandle, StartError> {
-    let keys = waihu_auth::Keys::load(&config.auth)?;
-    if keys.development {
-        tracing::warn!(
-            source = %keys.source,
-            "AUTHENTICATION USES THE LOCAL DEVELOPMENT KEY: configure auth.hs256_key_file or \
-             auth.jwks_file (WAIHU_AUTH__HS256_KEY_FILE, WAIHU_AUTH__JWKS_FILE) in production"
-        );
-    } else {
-        tracing::info!(source = %keys.source, "tokens are verified with");
-    }
-    if config.auth.dev_mode {
-        tracing::warn!(
-            "DEV MODE: requests without a token act as x-tenant-id with every permission \
-             (auth.dev_mode / WAIHU_AUTH__DEV_MODE); never in production"
-        );
-    }
-    let auth = waihu_auth::AuthLayer::new(keys, config.auth.dev_mode, &config.auth.operator_tenant);
+    let auth = waihu_auth::AuthLayer::from_config(&config.auth)?;
     let (reporter, health) = health();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(waihu_proto::FILE_DESCRIPTOR_SET)

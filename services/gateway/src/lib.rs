@@ -113,22 +113,10 @@ impl Backends {
                     .connect_lazy()
             })
         };
-        let keys = waihu_auth::Keys::load(&config.auth)?;
-        if keys.development {
-            tracing::warn!(
-                source = %keys.source,
-                "AUTHENTICATION USES THE LOCAL DEVELOPMENT KEY: configure auth.hs256_key_file or \
-                 auth.jwks_file in production"
-            );
-        }
         Ok(Backends {
             task: lazy(&config.task_addr)?,
             record: lazy(&config.record_addr)?,
-            auth: waihu_auth::AuthLayer::new(
-                keys,
-                config.auth.dev_mode,
-                &config.auth.operator_tenant,
-            ),
+            auth: waihu_auth::AuthLayer::from_config(&config.auth)?,
         })
     }
 }
