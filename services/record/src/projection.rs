@@ -49,8 +49,10 @@ pub const MAX_CALL_MS: u64 = 30 * 24 * 3600 * 1000;
 /// PostgreSQL cannot store (a NUL character). Such an event is dead-lettered by the store writer
 /// rather than stored with a wrapped-around number or left to stall the projections.
 pub fn refusal(e: &RecordedEvent) -> Option<String> {
-    let mut text: Vec<(&str, &str)> = Vec::new();
-    match &e.event {
+    // The text the projections keep, as (field, value); checked without allocating, as the
+    // store writer does this for every event.
+    const NONE: (&str, &str) = ("", "");
+    let text: [(&str, &str); 2] = match &e.event {
         Event::CallReleased(r) => {
             for (field, v) in [("ring_ms", r.ring_ms), ("talk_ms", r.talk_ms)] {
                 if v > MAX_CALL_MS {
@@ -59,24 +61,29 @@ pub fn refusal(e: &RecordedEvent) -> Option<String> {
                     ));
                 }
             }
-            if let Some(c) = &r.cause {
-                text.push(("CallReleased.cause.name", c.name.as_str()));
-                text.push(("CallReleased.cause.raw", c.raw.as_str()));
+            match &r.cause {
+                Some(c) => [
+                    ("CallReleased.cause.name", c.name.as_str()),
+                    ("CallReleased.cause.raw", c.raw.as_str()),
+                ],
+                None => [NONE; 2],
             }
         }
-        Event::CallRequested(r) => {
-            text.push(("CallRequested.phone", r.phone.as_str()));
-            text.push(("CallRequested.line_id", r.line_id.as_str()));
-        }
-        Event::TaskCreated(t) => {
-            if let Some(spec) = &t.spec {
-                text.push(("TaskCreated.spec.name", spec.name.as_str()));
-            }
-        }
-        _ => {}
-    }
-    text.push(("tenant_id", e.meta.tenant_id.as_str()));
+        Event::CallRequested(r) => [
+            ("CallRequested.phone", r.phone.as_str()),
+            ("CallRequested.line_id", r.line_id.as_str()),
+        ],
+        Event::TaskCreated(t) => [
+            (
+                "TaskCreated.spec.name",
+                t.spec.as_ref().map_or("", |s| s.name.as_str()),
+            ),
+            NONE,
+        ],
+        _ => [NONE; 2],
+    };
     text.into_iter()
+        .chain([("tenant_id", e.meta.tenant_id.as_str())])
         .find(|(_, v)| v.contains('\0'))
         .map(|(field, _)| {
             format!("{field} holds a NUL character (0x00), which the database cannot store")
