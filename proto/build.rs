@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "waihu/v1/record.proto",
         "waihu/v1/admin.proto",
         "waihu/v1/tenant.proto",
+        "waihu/v1/webhook.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -9,6 +9,7 @@ mod import;
 mod replay;
 mod task;
 mod tenant;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,9 @@ enum Command {
     /// Tenants' entitlements (operators): automatic dialing, expiry, task and call limits.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// The tenant's webhooks: results pushed to the business side as they happen.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Tokens for development and tests.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -92,6 +96,7 @@ async fn main() -> ExitCode {
         Command::Dlq(c) => admin::dlq(&cli, c).await,
         Command::Store(c) => admin::store(&cli, c).await,
         Command::Tenant(c) => tenant::run(&cli, c).await,
+        Command::Webhook(c) => webhook::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),
     };
     match result {

@@ -14,7 +14,7 @@ use waihu_testkit::TestEnv;
 pub use waihu_proto::v1::{
     admin_service_client::AdminServiceClient, record_service_client::RecordServiceClient,
     stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
-    tenant_service_client::TenantServiceClient,
+    tenant_service_client::TenantServiceClient, webhook_service_client::WebhookServiceClient,
 };
 
 struct Running {
@@ -58,6 +58,8 @@ pub struct Cluster {
     pub lines: Vec<Line>,
     /// The dialer's watchdog timeout for calls out too long.
     pub call_timeout: Duration,
+    /// The record service's webhook settings: quick polls and retries, so tests wait little.
+    pub webhooks: waihu_record::webhook::WebhookConfig,
     task: Option<Running>,
     dialer: Option<Running>,
     provider: Option<Running>,
@@ -94,6 +96,14 @@ impl Cluster {
             sim,
             lines,
             call_timeout,
+            webhooks: waihu_record::webhook::WebhookConfig {
+                max_attempts: 4,
+                retry_base: Duration::from_millis(100),
+                retry_cap: Duration::from_millis(400),
+                timeout: Duration::from_secs(5),
+                concurrency: 16,
+                poll: Duration::from_millis(50),
+            },
             task: None,
             dialer: None,
             provider: None,
@@ -120,7 +130,10 @@ impl Cluster {
     }
 
     pub async fn start_record(&mut self) {
-        let cfg = waihu_record::RecordConfig::new(self.env.config());
+        let cfg = waihu_record::RecordConfig {
+            webhooks: self.webhooks.clone(),
+            ..waihu_record::RecordConfig::new(self.env.config())
+        };
         let r = run(|s| waihu_record::start(cfg, s)).await;
         self.record_addr = format!("http://{}", r.handle.addr);
         self.record = Some(r);
@@ -158,6 +171,13 @@ impl Cluster {
 
     pub async fn stats(&self) -> StatsServiceClient<Channel> {
         StatsServiceClient::connect(self.record_addr.clone())
+            .await
+            .expect("record service reachable")
+    }
+
+    /// A `WebhookService` client (development mode: the `default` tenant, or `x-tenant-id`).
+    pub async fn webhooks(&self) -> WebhookServiceClient<Channel> {
+        WebhookServiceClient::connect(self.record_addr.clone())
             .await
             .expect("record service reachable")
     }

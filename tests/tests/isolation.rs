@@ -23,6 +23,8 @@ struct Secrets {
     task_number: u64,
     call_id: String,
     call_number: u64,
+    webhook_id: String,
+    delivery_id: String,
 }
 
 /// How B's call of one RPC must end.
@@ -62,6 +64,8 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
     let mut stats = cluster.stats().await;
     let mut records = cluster.records().await;
     let mut admin = cluster.admin().await;
+    let mut hooks = cluster.webhooks().await;
+    let webhook = || a.webhook_id.clone();
     let task = || pb::TaskRef {
         task_id: a.task_id.clone(),
     };
@@ -319,6 +323,99 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 .await,
             OPERATOR_ONLY,
         ),
+        "/waihu.v1.WebhookService/CreateWebhook" => {
+            // B's own webhook: A must not see it.
+            let mine = hooks
+                .create_webhook(as_b(
+                    token,
+                    pb::CreateWebhookRequest {
+                        url: "http://127.0.0.1:1/b".into(),
+                        event_types: vec!["task.status".into()],
+                        secret: String::new(),
+                    },
+                ))
+                .await;
+            match mine {
+                Err(e) => Err(format!("B cannot create its own webhook: {e}")),
+                Ok(w) => {
+                    let id = w.into_inner().webhook_id;
+                    let a_sees = hooks
+                        .list_webhooks(pb::ListWebhooksRequest {})
+                        .await
+                        .map(|r| r.into_inner().webhooks);
+                    match a_sees {
+                        Ok(ws) if ws.iter().any(|w| w.webhook_id == id) => {
+                            Err("A lists B's new webhook".into())
+                        }
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(format!("A cannot list its webhooks: {e}")),
+                    }
+                }
+            }
+        }
+        "/waihu.v1.WebhookService/ListWebhooks" => {
+            match hooks
+                .list_webhooks(as_b(token, pb::ListWebhooksRequest {}))
+                .await
+            {
+                Ok(r)
+                    if r.get_ref()
+                        .webhooks
+                        .iter()
+                        .any(|w| w.webhook_id == a.webhook_id) =>
+                {
+                    Err("B lists A's webhook".into())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("B cannot list its own webhooks: {e}")),
+            }
+        }
+        "/waihu.v1.WebhookService/DeleteWebhook" => expect_code(
+            hooks
+                .delete_webhook(as_b(
+                    token,
+                    pb::DeleteWebhookRequest {
+                        webhook_id: webhook(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.WebhookService/TestWebhook" => expect_code(
+            hooks
+                .test_webhook(as_b(
+                    token,
+                    pb::TestWebhookRequest {
+                        webhook_id: webhook(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.WebhookService/ListWebhookDeliveries" => expect_code(
+            hooks
+                .list_webhook_deliveries(as_b(
+                    token,
+                    pb::ListWebhookDeliveriesRequest {
+                        webhook_id: webhook(),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.WebhookService/RedeliverWebhooks" => expect_code(
+            hooks
+                .redeliver_webhooks(as_b(
+                    token,
+                    pb::RedeliverWebhooksRequest {
+                        webhook_id: webhook(),
+                        delivery_ids: vec![a.delivery_id.clone()],
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
         _ => return None,
     };
     Some(verdict)
@@ -442,6 +539,20 @@ async fn probe_route(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
     let cluster = Cluster::start(fast_sim(11), one_line(50)).await;
+    // A's webhook (to a closed port: its deliveries fail), made before the campaign so the
+    // campaign makes deliveries for it.
+    let webhook_id = cluster
+        .webhooks()
+        .await
+        .create_webhook(pb::CreateWebhookRequest {
+            url: "http://127.0.0.1:1/a".into(),
+            event_types: vec!["task.status".into()],
+            secret: String::new(),
+        })
+        .await
+        .expect("A's webhook")
+        .into_inner()
+        .webhook_id;
     // A's campaign, run to the end, so it has a task, call records and events.
     let mut tasks = cluster.tasks().await;
     let phones = phones(20, 4);
@@ -481,11 +592,30 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         .into_inner()
         .number;
     assert!(task_number > 0);
+    let delivery_id = waihu_testkit::eventually(Duration::from_secs(30), "A's delivery", || {
+        let (c, id) = (&cluster, webhook_id.clone());
+        async move {
+            let page = c
+                .webhooks()
+                .await
+                .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+                    webhook_id: id,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            page.deliveries.first().map(|d| d.delivery_id.clone())
+        }
+    })
+    .await;
     let a = Secrets {
         task_id,
         task_number,
         call_id,
         call_number,
+        webhook_id,
+        delivery_id,
     };
 
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");

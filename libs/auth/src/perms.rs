@@ -22,6 +22,8 @@ pub const ADMIN_LINES: &str = "admin:lines";
 pub const ADMIN_DEVICES: &str = "admin:devices";
 pub const ADMIN_DNC: &str = "admin:dnc";
 pub const ADMIN_TENANTS: &str = "admin:tenants";
+/// Manage the tenant's own webhook subscriptions and deliveries.
+pub const ADMIN_WEBHOOKS: &str = "admin:webhooks";
 
 /// Every permission there is (what `waihu auth token --all` grants).
 pub const ALL_PERMISSIONS: &[&str] = &[
@@ -43,6 +45,7 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     ADMIN_DEVICES,
     ADMIN_DNC,
     ADMIN_TENANTS,
+    ADMIN_WEBHOOKS,
 ];
 
 /// What a method needs.
@@ -153,6 +156,30 @@ pub const TABLE: &[(&str, Requirement)] = &[
     (
         "/waihu.v1.AdminService/RebaseStore",
         Requirement::Operator(&[ADMIN_STORE_REBASE]),
+    ),
+    (
+        "/waihu.v1.WebhookService/CreateWebhook",
+        Requirement::AnyOf(&[ADMIN_WEBHOOKS]),
+    ),
+    (
+        "/waihu.v1.WebhookService/ListWebhooks",
+        Requirement::AnyOf(&[ADMIN_WEBHOOKS]),
+    ),
+    (
+        "/waihu.v1.WebhookService/DeleteWebhook",
+        Requirement::AnyOf(&[ADMIN_WEBHOOKS]),
+    ),
+    (
+        "/waihu.v1.WebhookService/TestWebhook",
+        Requirement::AnyOf(&[ADMIN_WEBHOOKS]),
+    ),
+    (
+        "/waihu.v1.WebhookService/ListWebhookDeliveries",
+        Requirement::AnyOf(&[ADMIN_WEBHOOKS]),
+    ),
+    (
+        "/waihu.v1.WebhookService/RedeliverWebhooks",
+        Requirement::AnyOf(&[ADMIN_WEBHOOKS]),
     ),
 ];
 

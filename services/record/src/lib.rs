@@ -8,13 +8,14 @@ pub mod projection;
 pub mod projector;
 pub mod replay;
 pub mod stream;
+pub mod webhook;
 pub mod writer;
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::Bus;
 use waihu_proto::v1::{
     admin_service_server::AdminServiceServer, record_service_server::RecordServiceServer,
-    stats_service_server::StatsServiceServer,
+    stats_service_server::StatsServiceServer, webhook_service_server::WebhookServiceServer,
 };
 use waihu_runtime::{
     config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
@@ -24,6 +25,7 @@ use waihu_runtime::{
 pub struct RecordConfig {
     pub common: CommonConfig,
     pub writer: writer::WriterConfig,
+    pub webhooks: webhook::WebhookConfig,
 }
 
 /// The `[record]` settings as written.
@@ -66,6 +68,7 @@ impl RecordConfig {
                 linger: d.linger,
                 fill: std::time::Duration::from_millis(r.fill_ms),
             },
+            webhooks: webhook::WebhookConfig::from_layers(layers)?,
         })
     }
 
@@ -73,6 +76,7 @@ impl RecordConfig {
         RecordConfig {
             common,
             writer: writer::WriterConfig::default(),
+            webhooks: webhook::WebhookConfig::default(),
         }
     }
 }
@@ -111,6 +115,39 @@ pub async fn start(
             Ok(())
         }
     });
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let poster = webhook::sender::Poster::new(&config.webhooks)?;
+    let sender = webhook::sender::Sender {
+        pool: pool.clone(),
+        config: config.webhooks.clone(),
+        poster: poster.clone(),
+        wake: wake.clone(),
+    };
+    let stop = workers.stop_token();
+    workers.supervise("webhook-sender", move || {
+        let (s, stop) = (sender.clone(), stop.clone());
+        async move {
+            s.run(stop).await;
+            Ok(())
+        }
+    });
+    let fanout = webhook::fanout::Fanout {
+        pool: pool.clone(),
+        poll: config.webhooks.poll,
+        sender: wake.clone(),
+    };
+    let (url, stop) = (c.database_url.expose().to_string(), workers.stop_token());
+    workers.spawn(async move {
+        waihu_store::while_leader(&url, webhook::fanout::LEADER_LOCK, &stop, |term| {
+            fanout.clone().run(term)
+        })
+        .await
+    });
+    let webhooks = webhook::api::WebhookApi {
+        pool: pool.clone(),
+        poster,
+        wake,
+    };
     let admin = admin::AdminApi {
         pool: pool.clone(),
         bus,
@@ -123,6 +160,7 @@ pub async fn start(
         }))
         .add_service(RecordServiceServer::new(grpc::RecordApi { pool }))
         .add_service(AdminServiceServer::new(admin))
+        .add_service(WebhookServiceServer::new(webhooks))
     })
     .await
 }
