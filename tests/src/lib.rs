@@ -518,9 +518,55 @@ impl HttpApi {
         }
     }
 
+    /// The base URL the paths are below.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `method` `path` (below the base) with a JSON `body` and a bearer `token`: the status and
-    /// the JSON answer.
+    /// the JSON answer, which must be in seed 002's envelope `{code, message, data}`.
     pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let (status, v) = self.call_raw(method, path, body, token).await;
+        assert_eq!(
+            fields(&v),
+            ["code", "data", "message"],
+            "{method} {path}: {v}"
+        );
+        assert_eq!(v["code"], serde_json::json!(status), "{method} {path}: {v}");
+        (status, v)
+    }
+
+    /// Like [`HttpApi::call`], for seed 000's routes: the answer must be in its envelope
+    /// `{err_no, err_msg, err_inner, results}`, `err_no` 0 on success and the status otherwise.
+    pub async fn call_caller(
+        &self,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let (status, v) = self.call_raw("POST", path, body, token).await;
+        assert_eq!(
+            fields(&v),
+            ["err_inner", "err_msg", "err_no", "results"],
+            "POST {path}: {v}"
+        );
+        let want = if (200..300).contains(&status) {
+            0
+        } else {
+            status
+        };
+        assert_eq!(v["err_no"], serde_json::json!(want), "POST {path}: {v}");
+        (status, v)
+    }
+
+    /// The status and the JSON answer, whatever its shape.
+    pub async fn call_raw(
         &self,
         method: &str,
         path: &str,
@@ -545,18 +591,18 @@ impl HttpApi {
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {bytes:?}"));
-        let fields: BTreeMap<String, ()> = v
-            .as_object()
-            .map(|m| m.keys().map(|k| (k.clone(), ())).collect())
-            .unwrap_or_default();
-        assert_eq!(
-            fields.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["code", "data", "message"],
-            "{method} {path}: {v}"
-        );
-        assert_eq!(v["code"], serde_json::json!(status), "{method} {path}: {v}");
         (status, v)
     }
+}
+
+/// The field names of a JSON object, sorted.
+fn fields(v: &serde_json::Value) -> Vec<String> {
+    let mut f: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    f.sort();
+    f
 }
 
 /// The gateway in front of `cluster`'s services, on a free port, taking tokens only (no

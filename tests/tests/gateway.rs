@@ -350,3 +350,171 @@ async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
     gateway.wait().await.expect("gateway stopped");
     cluster.shutdown().await;
 }
+
+// Seed 000's examples (§2.1-2.4), field for field.
+const CALLER_TASK: &[&str] = &[
+    "id",
+    "tid",
+    "user_id",
+    "group_id",
+    "task_name",
+    "talking_id",
+    "recall_num",
+    "recall_interval",
+    "call_limit",
+    "number_city_code",
+    "number_city_limit",
+    "priority",
+    "status",
+    "created_at",
+    "updated_at",
+];
+const CALLER_NUMBER: &[&str] = &[
+    "id",
+    "user_id",
+    "task_id",
+    "resume_id",
+    "name",
+    "phone",
+    "status",
+    "is_deleted",
+    "call_begin_time",
+    "call_time",
+    "call_result",
+    "call_voice_url",
+    "created_at",
+    "updated_at",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_000_routes_answer_in_the_seeds_shapes_and_codes() {
+    let cluster = Cluster::start(fast_sim(23), one_line(20)).await;
+    let stop = CancellationToken::new();
+    let gateway = start_gateway(&cluster, stop.clone()).await;
+    let api = HttpApi::new(format!("http://{}/api/caller", gateway.addr));
+    let keys_of = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
+    let token = keys_of
+        .mint(&Claims::new("1001", "42", waihu_auth::ALL_PERMISSIONS, 600))
+        .expect("mint");
+
+    // 1. addTask, as the seed's example sends it (plus a third number given as a JSON number).
+    let body = json!({
+        "task_name": "任务名称",
+        "talking_id": 1,
+        "list": [
+            {"resume_id": 1, "name": "张三", "phone": "13899990000"},
+            {"resume_id": 2, "name": "李四", "phone": "13899990001"},
+            {"resume_id": 3, "name": "王五", "phone": 13899990002u64}
+        ],
+        "priority": 0
+    })
+    .to_string();
+    let (code, v) = api.call_caller("/addTask", Some(&body), Some(&token)).await;
+    assert_eq!(code, 200, "{v}");
+    let task = v["results"].as_u64().expect("the task's number");
+
+    // 2. listTask with no body at all, as the seed calls it.
+    let (code, v) = api.call_caller("/listTask", None, Some(&token)).await;
+    assert_eq!(code, 200, "{v}");
+    let listed = v["results"].as_array().expect("an array");
+    let t = listed
+        .iter()
+        .find(|t| t["id"] == task)
+        .expect("the new task is listed");
+    assert_eq!(keys(t), set(CALLER_TASK), "{t}");
+    assert_eq!(
+        t["tid"], 1001,
+        "a numeric tenant id is the seed's integer tid"
+    );
+    assert_eq!(t["user_id"], 42, "the creating user");
+    assert_eq!(t["task_name"], "任务名称");
+    assert_eq!(t["talking_id"], 1);
+
+    // 3. getTaskDetail once every number is called.
+    let detail = waihu_testkit::eventually(Duration::from_secs(60), "the task to complete", || {
+        let (api, token) = (&api, &token);
+        async move {
+            let body = json!({ "task_id": task }).to_string();
+            let (_, v) = api
+                .call_caller("/getTaskDetail", Some(&body), Some(token))
+                .await;
+            (v["results"]["status"] == 4).then_some(v)
+        }
+    })
+    .await;
+    let d = &detail["results"];
+    let mut want = set(CALLER_TASK);
+    want.insert("list".into());
+    assert_eq!(keys(d), want, "{detail}");
+    let list = d["list"].as_array().expect("list");
+    assert_eq!(list.len(), 3);
+    for n in list {
+        assert_eq!(keys(n), set(CALLER_NUMBER), "{n}");
+        assert_eq!(n["status"], 3, "called: {n}");
+        assert_eq!(n["task_id"], task);
+        assert!(n["call_result"]
+            .as_u64()
+            .is_some_and(|r| (1..=5).contains(&r)));
+        let begin = n["call_begin_time"].as_str().expect("time");
+        assert!(
+            begin.len() == 19 && !begin.starts_with("0000"),
+            "a called number has its call time: {n}"
+        );
+    }
+    assert_eq!(list[0]["name"], "张三");
+    assert_eq!(list[0]["resume_id"], 1);
+    assert_eq!(list[2]["phone"], "13899990002");
+
+    // 4. getCallerDetail: the calls of one number (its phone as a JSON number, as in the seed).
+    let body = json!({ "task_id": task, "phone": 13899990001u64 }).to_string();
+    let (code, v) = api
+        .call_caller("/getCallerDetail", Some(&body), Some(&token))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let calls = v["results"].as_array().expect("an array");
+    assert!(!calls.is_empty(), "{v}");
+    assert!(calls.iter().all(|c| c["phone"] == "13899990001"), "{v}");
+
+    // Errors in the seed's envelope: a missing token, a bad field named, an unknown task.
+    let (code, v) = api.call_caller("/listTask", None, None).await;
+    assert_eq!(code, 401, "{v}");
+    assert!(!v["err_msg"].as_str().unwrap_or("").is_empty());
+    let (code, v) = api
+        .call_caller(
+            "/addTask",
+            Some(r#"{"task_name":"x","list":[{"phone":"12345"}]}"#),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["err_msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("list[0].phone"),
+        "{v}"
+    );
+    let (code, v) = api
+        .call_caller(
+            "/getTaskDetail",
+            Some(r#"{"task_id": 999999}"#),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = api
+        .call_caller("/getTaskDetail", Some("not json"), Some(&token))
+        .await;
+    assert_eq!(code, 400, "{v}");
+    let viewer = keys_of
+        .mint(&Claims::new("1001", "42", &["lead:call:view"], 600))
+        .expect("mint");
+    let (code, v) = api
+        .call_caller("/addTask", Some(&body), Some(&viewer))
+        .await;
+    assert_eq!(code, 403, "{v}");
+
+    stop.cancel();
+    gateway.wait().await.expect("gateway stops");
+    cluster.shutdown().await;
+}

@@ -430,6 +430,72 @@ async fn tenants_of(cluster: &Cluster) -> TenantServiceClient<tonic::transport::
 
 /// Calls the HTTP route `method` `path` as B against A's resources and judges the answer; None
 /// for a route the table does not list.
+/// Seed 000's routes (all POST), in its envelope: hidden is 404 or 403.
+async fn probe_caller_route(
+    api: &HttpApi,
+    token: &str,
+    a: &Secrets,
+    route: &str,
+) -> Option<Verdict> {
+    let caller = HttpApi::new(
+        api.base()
+            .replace(waihu_gateway::lead::BASE, waihu_gateway::caller::BASE),
+    );
+    let t = a.task_number;
+    let hidden = |(code, v): (u16, serde_json::Value)| -> Verdict {
+        if code == 404 || code == 403 {
+            Ok(())
+        } else {
+            Err(format!("HTTP {code}: {v}"))
+        }
+    };
+    let verdict = match route {
+        "/addTask" => {
+            let body = r#"{"task_name":"b's","list":[{"phone":"13600000002"}]}"#;
+            let (code, v) = caller
+                .call_caller("/addTask", Some(body), Some(token))
+                .await;
+            match (code, v["results"].as_u64()) {
+                (200, Some(n)) if n != t => Ok(()),
+                _ => Err(format!("HTTP {code}: {v}")),
+            }
+        }
+        "/listTask" => {
+            let (code, v) = caller
+                .call_caller("/listTask", Some(r#"{"size":500}"#), Some(token))
+                .await;
+            let leaked = v["results"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().any(|x| x["id"] == t));
+            if code != 200 || leaked {
+                Err(format!("HTTP {code}: {v}"))
+            } else {
+                Ok(())
+            }
+        }
+        "/getTaskDetail" => hidden(
+            caller
+                .call_caller(
+                    "/getTaskDetail",
+                    Some(&format!(r#"{{"task_id":{t}}}"#)),
+                    Some(token),
+                )
+                .await,
+        ),
+        "/getCallerDetail" => hidden(
+            caller
+                .call_caller(
+                    "/getCallerDetail",
+                    Some(&format!(r#"{{"task_id":{t},"phone":"13800000001"}}"#)),
+                    Some(token),
+                )
+                .await,
+        ),
+        _ => return None,
+    };
+    Some(verdict)
+}
+
 async fn probe_route(
     api: &HttpApi,
     token: &str,
@@ -446,6 +512,9 @@ async fn probe_route(
         }
     };
     let (t, r) = (a.task_number, a.call_number);
+    if let Some(route) = path.strip_prefix(waihu_gateway::caller::BASE) {
+        return probe_caller_route(api, token, a, route).await;
+    }
     let base = waihu_gateway::lead::BASE;
     let verdict = match (method, path.strip_prefix(base)?) {
         ("POST", "/call-tasks") => {

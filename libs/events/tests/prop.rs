@@ -235,7 +235,7 @@ fn event() -> BoxedStrategy<Event> {
     prop_oneof![
         4 => call_released().prop_map(Event::CallReleased),
         1 => (uuid(), proptest::option::of(task_spec())).prop_map(|(t, spec)| {
-            Event::TaskCreated(pb::TaskCreated { task_id: t.to_string(), spec })
+            Event::TaskCreated(pb::TaskCreated { task_id: t.to_string(), spec, created_by: String::new() })
         }),
         1 => (uuid(), prop::collection::vec(contact(), 0..4)).prop_map(|(t, contacts)| {
             Event::ContactsAdded(pb::ContactsAdded { task_id: t.to_string(), contacts })

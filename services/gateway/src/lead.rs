@@ -69,44 +69,17 @@ fn handler(method: &str, path: &str) -> axum::routing::MethodRouter<Backends> {
     }
 }
 
-/// Refuses a request without a valid token (401) or without one of the route's permissions
-/// (403), before the route reads anything of it.
-async fn admit(
-    State(b): State<Backends>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let method = req.method().as_str();
-    let wanted = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .and_then(|p| p.as_str().strip_prefix(BASE))
-        .and_then(|p| ROUTES.iter().find(|(m, r, _)| *m == method && *r == p))
-        .map(|(_, _, perms)| *perms);
-    let Some(wanted) = wanted else {
-        return next.run(req).await;
-    };
-    let what = format!("{method} {}", req.uri().path());
-    match b.auth.admit(&what, req.headers(), wanted) {
-        Ok(_) => next.run(req).await,
-        Err(s) => Reply::from_status(&s).into_response(),
-    }
-}
-
 pub fn routes(b: Backends) -> Router<Backends> {
-    ROUTES
-        .iter()
-        .fold(Router::new(), |r, (method, path, _)| {
-            r.route(&format!("{BASE}{path}"), handler(method, path))
-        })
-        .route_layer(axum::middleware::from_fn_with_state(b, admit))
+    let router = ROUTES.iter().fold(Router::new(), |r, (method, path, _)| {
+        r.route(&format!("{BASE}{path}"), handler(method, path))
+    });
+    crate::guarded(router, b, BASE, ROUTES, crate::Envelope::CodeMessageData)
 }
 
 type Result<T> = std::result::Result<T, Reply>;
 
 /// A gRPC request carrying the caller's credentials as they came.
-fn request<T>(headers: &HeaderMap, msg: T) -> tonic::Request<T> {
+pub(crate) fn request<T>(headers: &HeaderMap, msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     for name in ["authorization", "x-tenant-id"] {
         if let Some(v) = headers
@@ -149,7 +122,7 @@ fn parse_time(field: &str, s: &str) -> Result<DateTime<Utc>> {
 }
 
 /// A number as the seed shows it: national form (`13800000001`, `02161234567`).
-fn national(e164: &str) -> String {
+pub(crate) fn national(e164: &str) -> String {
     match e164.strip_prefix("+86") {
         Some(rest) if rest.starts_with('1') => rest.to_string(),
         Some(rest) => format!("0{rest}"),
@@ -180,11 +153,11 @@ fn seed_status(t: &pb::Task) -> &'static str {
     }
 }
 
-fn task_client(b: &Backends) -> TaskServiceClient<tonic::transport::Channel> {
+pub(crate) fn task_client(b: &Backends) -> TaskServiceClient<tonic::transport::Channel> {
     TaskServiceClient::new(b.task.clone())
 }
 
-fn record_client(b: &Backends) -> RecordServiceClient<tonic::transport::Channel> {
+pub(crate) fn record_client(b: &Backends) -> RecordServiceClient<tonic::transport::Channel> {
     RecordServiceClient::new(b.record.clone())
 }
 
@@ -205,7 +178,7 @@ fn task_number(s: &str) -> Result<String> {
 }
 
 /// The JSON object a body must be: 400 when it is not JSON or not an object.
-fn object(
+pub(crate) fn object(
     body: std::result::Result<Json<Value>, JsonRejection>,
 ) -> Result<serde_json::Map<String, Value>> {
     match body {

@@ -3,10 +3,11 @@
 //! passed on as it is, so the services' own authentication and permission table decide); in
 //! development mode `x-tenant-id` is passed on too.
 //!
-//! Built: seed 002's `/api/v1/lead-generation/call-tasks...` and `/call-records...` routes, and
-//! their OpenAPI 3.1 document at `/openapi.json`. Not built yet (they answer 404 like any unknown
-//! path): seed 000's `/api/caller/...` and seed 003's `/api/v1/calls/...`.
+//! Built: seed 002's `/api/v1/lead-generation/call-tasks...` and `/call-records...` routes, seed
+//! 000's `/api/caller/...` routes, and their OpenAPI 3.1 document at `/openapi.json`. Not built
+//! yet (they answer 404 like any unknown path): seed 003's `/api/v1/calls/...`.
 
+pub mod caller;
 pub mod lead;
 mod reply;
 
@@ -16,14 +17,75 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use waihu_runtime::{config::Layers, ConfigError};
 
-pub use reply::Reply;
+pub use reply::{Envelope, Reply};
+
+/// A route table: (method, path below the table's base, the permissions it needs: any one).
+pub type RouteTable = &'static [(&'static str, &'static str, &'static [&'static str])];
 
 /// Every HTTP route the gateway serves, as (method, full path).
 pub fn routes() -> Vec<(&'static str, String)> {
-    lead::ROUTES
+    [(lead::BASE, lead::ROUTES), (caller::BASE, caller::ROUTES)]
         .iter()
-        .map(|(m, p, _)| (*m, format!("{}{p}", lead::BASE)))
+        .flat_map(|(base, table)| {
+            table
+                .iter()
+                .map(move |(m, p, _)| (*m, format!("{base}{p}")))
+        })
         .collect()
+}
+
+/// `router` with every route of `table` (below `base`) guarded: a request without a valid
+/// token (401) or without one of its route's permissions (403) is refused, in `envelope`,
+/// before the route reads anything of it.
+pub(crate) fn guarded(
+    router: Router<Backends>,
+    b: Backends,
+    base: &'static str,
+    table: RouteTable,
+    envelope: Envelope,
+) -> Router<Backends> {
+    router.route_layer(axum::middleware::from_fn_with_state(
+        Guard {
+            backends: b,
+            base,
+            table,
+            envelope,
+        },
+        admit,
+    ))
+}
+
+#[derive(Clone)]
+struct Guard {
+    backends: Backends,
+    base: &'static str,
+    table: RouteTable,
+    envelope: Envelope,
+}
+
+async fn admit(
+    axum::extract::State(g): axum::extract::State<Guard>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let method = req.method().as_str();
+    let wanted = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .and_then(|p| p.as_str().strip_prefix(g.base))
+        .and_then(|p| g.table.iter().find(|(m, r, _)| *m == method && *r == p))
+        .map(|(_, _, perms)| *perms);
+    let Some(wanted) = wanted else {
+        return next.run(req).await;
+    };
+    let what = format!("{method} {}", req.uri().path());
+    match g.backends.auth.admit(&what, req.headers(), wanted) {
+        Ok(_) => next.run(req).await,
+        Err(s) => Reply::from_status(&s)
+            .in_envelope(g.envelope)
+            .into_response(),
+    }
 }
 
 /// The gateway's settings.
@@ -138,6 +200,7 @@ pub fn router(backends: Backends) -> Router {
             }),
         )
         .merge(lead::routes(backends.clone()))
+        .merge(caller::routes(backends.clone()))
         .fallback(|| async { Reply::error(axum::http::StatusCode::NOT_FOUND, "no such route") })
         .with_state(backends)
 }

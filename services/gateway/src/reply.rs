@@ -1,6 +1,7 @@
-//! The seeds' response envelope `{code, message, data}` and the mapping from gRPC statuses to
-//! HTTP: 400 malformed request, 401 missing or bad token, 403 missing permission, 404 not
-//! found, 409 an illegal state change, 422 validation, 429 a quota, 503 a service down.
+//! The seeds' response envelopes (seed 002's `{code, message, data}`, seed 000's `{err_no,
+//! err_msg, err_inner, results}`) and the mapping from gRPC statuses to HTTP: 400 malformed
+//! request, 401 missing or bad token, 403 missing permission, 404 not found, 409 an illegal
+//! state change, 422 validation, 429 a quota, 503 a service down.
 
 use axum::{
     http::StatusCode,
@@ -10,11 +11,23 @@ use axum::{
 use serde_json::{json, Value};
 use tonic::Code;
 
-/// A JSON reply in the seeds' envelope.
+/// Which seed's envelope a reply is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Envelope {
+    /// Seed 002: `{code, message, data}`, `code` the HTTP status.
+    #[default]
+    CodeMessageData,
+    /// Seed 000: `{err_no, err_msg, err_inner, results}`, `err_no` 0 on success and the HTTP
+    /// status otherwise.
+    ErrNo,
+}
+
+/// A JSON reply in a seed's envelope.
 pub struct Reply {
     status: StatusCode,
     message: String,
     data: Value,
+    envelope: Envelope,
 }
 
 impl Reply {
@@ -27,6 +40,7 @@ impl Reply {
             status,
             message: "操作成功".into(),
             data,
+            envelope: Envelope::default(),
         }
     }
 
@@ -35,7 +49,14 @@ impl Reply {
             status,
             message: message.into(),
             data: Value::Null,
+            envelope: Envelope::default(),
         }
+    }
+
+    /// The same reply in `envelope`.
+    pub fn in_envelope(mut self, envelope: Envelope) -> Reply {
+        self.envelope = envelope;
+        self
     }
 
     /// 422 naming the field.
@@ -79,11 +100,22 @@ impl From<tonic::Status> for Reply {
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        let body = json!({
-            "code": self.status.as_u16(),
-            "message": self.message,
-            "data": self.data,
-        });
+        let body = match self.envelope {
+            Envelope::CodeMessageData => json!({
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "data": self.data,
+            }),
+            Envelope::ErrNo => {
+                let ok = self.status.is_success();
+                json!({
+                    "err_no": if ok { 0 } else { self.status.as_u16() },
+                    "err_msg": if ok { String::new() } else { self.message },
+                    "err_inner": "",
+                    "results": self.data,
+                })
+            }
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -58,10 +58,11 @@ pub struct TaskRow {
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub task_no: i64,
+    pub created_by: Option<String>,
 }
 
 const COLUMNS: &str = "task_id, tenant_id, spec, status, contacts_total, contacts_finished, \
-                       version, created_at, updated_at, completed_at, task_no";
+                       version, created_at, updated_at, completed_at, task_no, created_by";
 
 impl TaskRow {
     pub fn status(&self) -> Status {
@@ -88,6 +89,7 @@ impl TaskRow {
             updated_at: Some(timestamp(self.updated_at)),
             completed_at: self.completed_at.map(timestamp),
             number: self.task_no.max(0) as u64,
+            created_by: self.created_by.clone().unwrap_or_default(),
         }
     }
 }
@@ -112,6 +114,17 @@ pub struct NewContact {
 }
 
 /// Result of storing one chunk of contacts.
+/// A contact as listed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContactRow {
+    pub contact_no: i32,
+    pub phone: String,
+    pub finished_outcome: Option<i16>,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub added_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Default)]
 pub struct Added {
     pub accepted: u64,
@@ -143,24 +156,31 @@ impl Db {
         }
     }
 
-    pub async fn create(&self, tenant: &str, spec: pb::TaskSpec) -> Result<TaskRow, TaskError> {
+    pub async fn create(
+        &self,
+        tenant: &str,
+        created_by: &str,
+        spec: pb::TaskSpec,
+    ) -> Result<TaskRow, TaskError> {
         let task_id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         crate::tenants::check_create(&mut tx, tenant).await?;
         let row: TaskRow = sqlx::query_as(&format!(
-            "INSERT INTO task_tasks (task_id, tenant_id, name, spec, status, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 1, now(), now()) RETURNING {COLUMNS}"
+            "INSERT INTO task_tasks (task_id, tenant_id, name, spec, status, version, created_at, updated_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, 1, now(), now(), $6) RETURNING {COLUMNS}"
         ))
         .bind(task_id)
         .bind(tenant)
         .bind(&spec.name)
         .bind(spec.encode_to_vec())
         .bind(Status::Pending.code())
+        .bind((!created_by.is_empty()).then_some(created_by))
         .fetch_one(&mut *tx)
         .await?;
         let event = Event::TaskCreated(pb::TaskCreated {
             task_id: task_id.to_string(),
             spec: Some(spec),
+            created_by: created_by.to_string(),
         });
         self.outbox
             .push(&mut tx, &[task_event(tenant, task_id, 1, event)])
@@ -313,13 +333,20 @@ impl Db {
         }
         let nos: Vec<i32> = contacts.iter().map(|c| c.contact_no as i32).collect();
         let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
+        let optional = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let names: Vec<Option<String>> = contacts.iter().map(|c| optional(&c.name)).collect();
+        let external: Vec<Option<String>> =
+            contacts.iter().map(|c| optional(&c.external_id)).collect();
         sqlx::query(
-            "INSERT INTO task_contacts (task_id, contact_no, phone)
-             SELECT $1, * FROM UNNEST($2::int[], $3::text[])",
+            "INSERT INTO task_contacts (task_id, contact_no, phone, name, external_id, added_at)
+             SELECT $1, n, p, nm, x, now()
+             FROM UNNEST($2::int[], $3::text[], $4::text[], $5::text[]) AS u(n, p, nm, x)",
         )
         .bind(task_id)
         .bind(&nos)
         .bind(&phones)
+        .bind(&names)
+        .bind(&external)
         .execute(&mut *tx)
         .await?;
         // One event per slice of at most CONTACTS_EVENT_BYTES: a wide CRM export must never
@@ -419,10 +446,11 @@ impl Db {
         task_id: Uuid,
         after: u32,
         limit: u32,
-    ) -> Result<Vec<(i32, String, Option<i16>)>, TaskError> {
+    ) -> Result<Vec<ContactRow>, TaskError> {
         self.get(tenant, task_id).await?;
         Ok(sqlx::query_as(
-            "SELECT contact_no, phone, finished_outcome FROM task_contacts
+            "SELECT contact_no, phone, finished_outcome, name, external_id, added_at
+             FROM task_contacts
              WHERE task_id = $1 AND contact_no > $2 ORDER BY contact_no LIMIT $3",
         )
         .bind(task_id)

@@ -161,12 +161,17 @@ impl TaskService for TaskApi {
         req: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let tenant = tenant(req.metadata())?;
+        let user = req
+            .extensions()
+            .get::<waihu_auth::Principal>()
+            .map(|p| p.user.clone())
+            .unwrap_or_default();
         let mut spec = req
             .into_inner()
             .spec
             .ok_or_else(|| TaskError::invalid("spec", "is required"))?;
         validate_spec(&mut spec)?;
-        let row = self.db.create(&tenant, spec).await?;
+        let row = self.db.create(&tenant, &user, spec).await?;
         tracing::info!(task_id = %row.task_id, %tenant, "task created");
         Ok(Response::new(row.to_pb()))
     }
@@ -321,10 +326,13 @@ impl TaskService for TaskApi {
         let contacts: Vec<pb::ListedContact> = rows
             .into_iter()
             .take(size as usize)
-            .map(|(no, phone, outcome)| pb::ListedContact {
-                contact_no: no.max(0) as u32,
-                phone,
-                outcome: outcome.map_or(0, i32::from),
+            .map(|c| pb::ListedContact {
+                contact_no: c.contact_no.max(0) as u32,
+                phone: c.phone,
+                outcome: c.finished_outcome.map_or(0, i32::from),
+                name: c.name.unwrap_or_default(),
+                external_id: c.external_id.unwrap_or_default(),
+                added_at: c.added_at.map(waihu_events::timestamp),
             })
             .collect();
         let next_after_contact_no = match (more, contacts.last()) {
