@@ -12,6 +12,8 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/waihu}"
 export NEXTEST_RETRIES=0
 
 bash scripts/ensure-infra.sh
+bash scripts/ensure-tools.sh
+export WAIHU_SCHEMATHESIS="${WAIHU_SCHEMATHESIS:-$PWD/.tools/venv/bin/schemathesis}"
 
 if cargo nextest --version >/dev/null 2>&1; then
     echo "test: cargo nextest run --workspace --no-fail-fast $*" >&2
