@@ -518,3 +518,120 @@ async fn seed_000_routes_answer_in_the_seeds_shapes_and_codes() {
     gateway.wait().await.expect("gateway stops");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_003_call_status_is_built_and_the_rest_says_501_after_auth() {
+    let cluster = Cluster::start(fast_sim(31), one_line(20)).await;
+    let stop = CancellationToken::new();
+    let gateway = start_gateway(&cluster, stop.clone()).await;
+    let root = format!("http://{}", gateway.addr);
+    let calls = HttpApi::new(format!("{root}/api/v1/calls"));
+    let lead = HttpApi::new(format!("{root}/api/v1/lead-generation"));
+    let keys_of = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
+    let token = keys_of
+        .mint(&Claims::new(
+            "default",
+            "crm",
+            waihu_auth::ALL_PERMISSIONS,
+            600,
+        ))
+        .expect("mint");
+
+    let body =
+        json!({"name": "status", "phoneNumbers": ["13800000011"], "callScript": "hi"}).to_string();
+    let (code, v) = lead
+        .call("POST", "/call-tasks", Some(&body), Some(&token))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let task = v["data"]["taskId"].as_u64().expect("task");
+    let record = waihu_testkit::eventually(Duration::from_secs(60), "a released call", || {
+        let (lead, token) = (&lead, &token);
+        async move {
+            let (_, v) = lead
+                .call(
+                    "GET",
+                    &format!("/call-records?taskId={task}"),
+                    None,
+                    Some(token),
+                )
+                .await;
+            v["data"]["records"]
+                .as_array()?
+                .iter()
+                .find(|r| !r["endTime"].is_null())
+                .and_then(|r| r["recordId"].as_u64())
+        }
+    })
+    .await;
+
+    // By record number, then by the UUID it answers with: the seed's four fields.
+    let (code, v) = calls
+        .call_raw("GET", &format!("/{record}/status"), None, Some(&token))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        keys(&v),
+        set(&["callId", "status", "duration", "startTime"]),
+        "{v}"
+    );
+    assert_eq!(v["status"], "ended");
+    let uuid = v["callId"].as_str().expect("callId").to_string();
+    let (code, again) = calls
+        .call_raw("GET", &format!("/{uuid}/status"), None, Some(&token))
+        .await;
+    assert_eq!((code, &again), (200, &v));
+    let (code, v) = calls
+        .call_raw(
+            "GET",
+            "/00000000-0000-0000-0000-000000000000/status",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 404, "{v}");
+    assert_eq!(keys(&v), set(&["success", "message"]), "{v}");
+    let (code, v) = calls
+        .call_raw("GET", "/not-a-call/status", None, Some(&token))
+        .await;
+    assert_eq!(code, 400, "{v}");
+
+    // Not built: 401 without a token, 403 without the permission, then 501 saying what is
+    // missing; never a fake success.
+    for (method, path, body) in [
+        (
+            "POST",
+            "/dial",
+            r#"{"customerPhone":"13800000012","callMethod":"cloud","lineId":1}"#,
+        ),
+        ("POST", "/hangup", r#"{"callId":"x"}"#),
+        ("GET", "/lines", ""),
+        ("POST", "/lines/7/test", ""),
+        ("GET", "/device/list", ""),
+        ("GET", "/device/3/status", ""),
+    ] {
+        let (code, v) = calls.call_raw(method, path, Some(body), None).await;
+        assert_eq!(code, 401, "{method} {path}: {v}");
+        let viewer = keys_of
+            .mint(&Claims::new("default", "crm", &["lead:call:view"], 600))
+            .expect("mint");
+        if path != "/hangup" && path != "/dial" {
+            let (code, v) = calls
+                .call_raw(method, path, Some(body), Some(&viewer))
+                .await;
+            assert_eq!(code, 403, "{method} {path}: {v}");
+        }
+        let (code, v) = calls.call_raw(method, path, Some(body), Some(&token)).await;
+        assert_eq!(code, 501, "{method} {path}: {v}");
+        assert_eq!(v["success"], false);
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not built")),
+            "{v}"
+        );
+    }
+
+    stop.cancel();
+    gateway.wait().await.expect("gateway stops");
+    cluster.shutdown().await;
+}

@@ -430,6 +430,53 @@ async fn tenants_of(cluster: &Cluster) -> TenantServiceClient<tonic::transport::
 
 /// Calls the HTTP route `method` `path` as B against A's resources and judges the answer; None
 /// for a route the table does not list.
+/// Seed 003's routes: the call status is hidden; the routes not built answer 501 (they hold
+/// nothing of anyone's).
+async fn probe_calls_route(
+    api: &HttpApi,
+    token: &str,
+    a: &Secrets,
+    method: &str,
+    route: &str,
+) -> Option<Verdict> {
+    let calls = HttpApi::new(
+        api.base()
+            .replace(waihu_gateway::lead::BASE, waihu_gateway::calls::BASE),
+    );
+    let (code, v) = match route {
+        "/{callId}/status" => {
+            for id in [a.call_id.clone(), a.call_number.to_string()] {
+                let (code, v) = calls
+                    .call_raw("GET", &format!("/{id}/status"), None, Some(token))
+                    .await;
+                if code != 404 {
+                    return Some(Err(format!("HTTP {code}: {v}")));
+                }
+            }
+            return Some(Ok(()));
+        }
+        "/dial"
+        | "/hangup"
+        | "/lines"
+        | "/lines/{id}"
+        | "/lines/{id}/test"
+        | "/device/bindQRCode"
+        | "/device/bind"
+        | "/device/list"
+        | "/device/{id}"
+        | "/device/{id}/status" => {
+            let path = route.replace("{id}", "1");
+            calls.call_raw(method, &path, Some("{}"), Some(token)).await
+        }
+        _ => return None,
+    };
+    Some(if code == 501 {
+        Ok(())
+    } else {
+        Err(format!("HTTP {code}: {v}"))
+    })
+}
+
 /// Seed 000's routes (all POST), in its envelope: hidden is 404 or 403.
 async fn probe_caller_route(
     api: &HttpApi,
@@ -514,6 +561,9 @@ async fn probe_route(
     let (t, r) = (a.task_number, a.call_number);
     if let Some(route) = path.strip_prefix(waihu_gateway::caller::BASE) {
         return probe_caller_route(api, token, a, route).await;
+    }
+    if let Some(route) = path.strip_prefix(waihu_gateway::calls::BASE) {
+        return probe_calls_route(api, token, a, method, route).await;
     }
     let base = waihu_gateway::lead::BASE;
     let verdict = match (method, path.strip_prefix(base)?) {

@@ -4,10 +4,12 @@
 //! development mode `x-tenant-id` is passed on too.
 //!
 //! Built: seed 002's `/api/v1/lead-generation/call-tasks...` and `/call-records...` routes, seed
-//! 000's `/api/caller/...` routes, and their OpenAPI 3.1 document at `/openapi.json`. Not built
-//! yet (they answer 404 like any unknown path): seed 003's `/api/v1/calls/...`.
+//! 000's `/api/caller/...` routes, seed 003's `/api/v1/calls/...` routes (the call status built,
+//! dialing, lines and devices answering 501 until they exist), and their OpenAPI 3.1 document at
+//! `/openapi.json`.
 
 pub mod caller;
+pub mod calls;
 pub mod lead;
 mod reply;
 
@@ -24,14 +26,18 @@ pub type RouteTable = &'static [(&'static str, &'static str, &'static [&'static 
 
 /// Every HTTP route the gateway serves, as (method, full path).
 pub fn routes() -> Vec<(&'static str, String)> {
-    [(lead::BASE, lead::ROUTES), (caller::BASE, caller::ROUTES)]
-        .iter()
-        .flat_map(|(base, table)| {
-            table
-                .iter()
-                .map(move |(m, p, _)| (*m, format!("{base}{p}")))
-        })
-        .collect()
+    [
+        (lead::BASE, lead::ROUTES),
+        (caller::BASE, caller::ROUTES),
+        (calls::BASE, calls::ROUTES),
+    ]
+    .iter()
+    .flat_map(|(base, table)| {
+        table
+            .iter()
+            .map(move |(m, p, _)| (*m, format!("{base}{p}")))
+    })
+    .collect()
 }
 
 /// `router` with every route of `table` (below `base`) guarded: a request without a valid
@@ -201,6 +207,7 @@ pub fn router(backends: Backends) -> Router {
         )
         .merge(lead::routes(backends.clone()))
         .merge(caller::routes(backends.clone()))
+        .merge(calls::routes(backends.clone()))
         .fallback(|| async { Reply::error(axum::http::StatusCode::NOT_FOUND, "no such route") })
         .with_state(backends)
 }

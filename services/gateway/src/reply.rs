@@ -20,6 +20,8 @@ pub enum Envelope {
     /// Seed 000: `{err_no, err_msg, err_inner, results}`, `err_no` 0 on success and the HTTP
     /// status otherwise.
     ErrNo,
+    /// Seed 003: the answer's own object; a failure is `{success: false, message}`.
+    Bare,
 }
 
 /// A JSON reply in a seed's envelope.
@@ -115,6 +117,8 @@ impl IntoResponse for Reply {
                     "results": self.data,
                 })
             }
+            Envelope::Bare if self.status.is_success() => self.data,
+            Envelope::Bare => json!({"success": false, "message": self.message}),
         };
         (self.status, Json(body)).into_response()
     }
