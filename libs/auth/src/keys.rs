@@ -25,6 +25,11 @@ pub struct AuthConfig {
     pub hs256_key_file: Option<PathBuf>,
     /// A JWKS file (RS256 / ES256 public keys, chosen by the token's `kid`).
     pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL (an identity provider's `jwks_uri`), fetched at start and kept fresh.
+    pub jwks_url: Option<String>,
+    /// How often the JWKS URL is fetched again (it is also fetched soon after a token names a
+    /// key id it does not hold).
+    pub jwks_refresh_seconds: u64,
     /// When set, tokens must carry this `iss`.
     pub issuer: Option<String>,
     /// When set, tokens must carry this `aud`.
@@ -49,6 +54,8 @@ impl Default for AuthConfig {
             hs256_key: None,
             hs256_key_file: None,
             jwks_file: None,
+            jwks_url: None,
+            jwks_refresh_seconds: 300,
             issuer: None,
             audience: None,
             leeway_seconds: 60,
@@ -65,6 +72,8 @@ impl fmt::Debug for AuthConfig {
             .field("hs256_key", &self.hs256_key.as_ref().map(|_| "***"))
             .field("hs256_key_file", &self.hs256_key_file)
             .field("jwks_file", &self.jwks_file)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_refresh_seconds", &self.jwks_refresh_seconds)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway_seconds", &self.leeway_seconds)
@@ -174,6 +183,8 @@ pub struct TokenError(pub String);
 pub struct Keys {
     hs256: Option<(EncodingKey, DecodingKey)>,
     jwks: Vec<(Option<String>, Algorithm, DecodingKey)>,
+    /// Keys from a JWKS URL, refreshed in the background ([`Keys::remote`]).
+    remote: Option<std::sync::Arc<crate::remote::RemoteJwks>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
@@ -199,6 +210,7 @@ impl Keys {
         let mut keys = Keys {
             hs256: None,
             jwks: Vec::new(),
+            remote: None,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway_seconds,
@@ -239,9 +251,23 @@ impl Keys {
                 keys.jwks.len()
             ));
         }
+        if let Some(url) = config.jwks_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            if config.jwks_refresh_seconds < 10 {
+                return Err(KeyError::Bad(
+                    "auth.jwks_refresh_seconds: at least 10".into(),
+                ));
+            }
+            let remote = crate::remote::RemoteJwks::new(
+                url.trim(),
+                std::time::Duration::from_secs(config.jwks_refresh_seconds),
+            )
+            .map_err(|e| KeyError::Bad(format!("auth.jwks_url: {e}")))?;
+            keys.remote = Some(std::sync::Arc::new(remote));
+            sources.push(format!("JWKS URL {}", url.trim()));
+        }
         let secret = match secret {
             Some(s) => Some(s),
-            None if keys.jwks.is_empty() => {
+            None if keys.jwks.is_empty() && keys.remote.is_none() => {
                 let dir = config.data_dir.clone().unwrap_or_else(default_data_dir);
                 let path = dir.join(DEV_KEY_FILE);
                 let key = load_or_create_dev_key(&path)?;
@@ -256,19 +282,37 @@ impl Keys {
         Ok(keys)
     }
 
+    /// The keys fetched from `auth.jwks_url`, when configured: [`crate::AuthLayer::from_config`]
+    /// keeps them fresh.
+    pub fn remote(&self) -> Option<std::sync::Arc<crate::remote::RemoteJwks>> {
+        self.remote.clone()
+    }
+
     /// Checks a token's signature, expiry, not-before, issuer and audience.
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
         let header =
             decode_header(token).map_err(|e| TokenError(format!("malformed token: {e}")))?;
+        let fetched;
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.as_ref().map(|(_, d)| d),
-            alg @ (Algorithm::RS256 | Algorithm::ES256) => self
-                .jwks
-                .iter()
-                .find(|(kid, a, _)| {
-                    *a == alg && (header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
-                })
-                .map(|(_, _, d)| d),
+            alg @ (Algorithm::RS256 | Algorithm::ES256) => {
+                let local = self
+                    .jwks
+                    .iter()
+                    .find(|(kid, a, _)| {
+                        *a == alg
+                            && (header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
+                    })
+                    .map(|(_, _, d)| d);
+                match (local, &self.remote) {
+                    (Some(k), _) => Some(k),
+                    (None, Some(r)) => {
+                        fetched = r.find(alg, header.kid.as_deref()).map_err(TokenError)?;
+                        fetched.as_ref()
+                    }
+                    (None, None) => None,
+                }
+            }
             other => {
                 return Err(TokenError(format!(
                     "algorithm {other:?} is not accepted (HS256, RS256, ES256)"
@@ -322,7 +366,9 @@ impl Keys {
     }
 }
 
-fn parse_jwks(text: &str) -> Result<Vec<(Option<String>, Algorithm, DecodingKey)>, String> {
+pub(crate) fn parse_jwks(
+    text: &str,
+) -> Result<Vec<(Option<String>, Algorithm, DecodingKey)>, String> {
     let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("not a JWKS: {e}"))?;
     let mut out = Vec::new();
     for jwk in &set.keys {

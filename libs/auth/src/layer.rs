@@ -48,11 +48,25 @@ impl AuthLayer {
     /// with the local development key or in development mode.
     pub fn from_config(config: &crate::AuthConfig) -> Result<Self, crate::KeyError> {
         let keys = Keys::load(config)?;
+        if let Some(remote) = keys.remote() {
+            // Fetched now and kept fresh in the background; tokens signed with its keys wait
+            // for the first fetch (UNAUTHENTICATED, saying so) rather than the service.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(remote.run());
+                }
+                Err(_) => tracing::warn!(
+                    url = %remote.url,
+                    "no async runtime: the JWKS URL is not fetched"
+                ),
+            }
+        }
         if keys.development {
             tracing::warn!(
                 source = %keys.source,
                 "AUTHENTICATION USES THE LOCAL DEVELOPMENT KEY: configure auth.hs256_key_file or \
-                 auth.jwks_file (WAIHU_AUTH__HS256_KEY_FILE, WAIHU_AUTH__JWKS_FILE) in production"
+                 auth.jwks_file or auth.jwks_url (WAIHU_AUTH__HS256_KEY_FILE, WAIHU_AUTH__JWKS_FILE, \
+                 WAIHU_AUTH__JWKS_URL) in production"
             );
         } else {
             tracing::info!(source = %keys.source, "tokens are verified with");
