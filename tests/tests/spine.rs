@@ -156,16 +156,23 @@ async fn a_stream_recreated_under_the_writer_halts_it_until_an_operator_rebases(
         .expect("rebase")
         .into_inner();
     assert_eq!(status.base, 5);
+    // The new stream's three events, and the re-base's own audit record.
     waihu_testkit::eventually(Duration::from_secs(30), "the new stream's events", || {
         let p = pool.clone();
-        async move { (stored(&p).await == 8).then_some(()) }
+        async move { (stored(&p).await == 9).then_some(()) }
     })
     .await;
     let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
         .fetch_all(&pool)
         .await
         .expect("positions");
-    assert_eq!(positions, (1..=8).collect::<Vec<i64>>());
+    assert_eq!(positions, (1..=9).collect::<Vec<i64>>());
+    let audited: Vec<String> =
+        sqlx::query_scalar("SELECT event_type FROM events WHERE position = 9")
+            .fetch_all(&pool)
+            .await
+            .expect("last event");
+    assert_eq!(audited, ["AuditRecorded"]);
     waihu_testkit::eventually(Duration::from_secs(10), "record to serve again", || {
         let probs = cluster.problems();
         async move { probs.iter().all(|(_, p)| p.is_empty()).then_some(()) }
@@ -232,17 +239,24 @@ async fn every_service_lists_its_services_by_reflection_and_export_is_tenant_sco
                 .insert("x-tenant-id", tenant.parse().expect("ascii"));
             let s = records.export_events(r).await.ok()?.into_inner();
             let all: Vec<pb::ExportedEvent> = s.filter_map(|e| async { e.ok() }).collect().await;
-            (all.len() == 1).then_some(all)
+            (all.len() == 2).then_some(all)
         }
     };
     for tenant in ["acme", "globex"] {
-        let events =
-            waihu_testkit::eventually(Duration::from_secs(20), "one event each", || export(tenant))
-                .await;
-        let env = events[0].envelope.as_ref().expect("envelope");
-        assert_eq!(env.tenant_id, tenant);
-        assert_eq!(env.event_type, "TaskCreated");
-        assert!(events[0].known);
+        // Its task's creation and the audit record of the command.
+        let events = waihu_testkit::eventually(Duration::from_secs(20), "two events each", || {
+            export(tenant)
+        })
+        .await;
+        let mut types = Vec::new();
+        for e in &events {
+            let env = e.envelope.as_ref().expect("envelope");
+            assert_eq!(env.tenant_id, tenant);
+            assert!(e.known);
+            types.push(env.event_type.clone());
+        }
+        types.sort();
+        assert_eq!(types, ["AuditRecorded", "TaskCreated"]);
     }
     let _ = &mut records;
     cluster.shutdown().await;

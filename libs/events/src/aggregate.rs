@@ -10,6 +10,9 @@ pub enum Aggregate {
     Contact(Uuid, u32),
     /// A tenant, by the v5 UUID of its id ([`Aggregate::tenant`]); its events carry the id.
     Tenant(Uuid),
+    /// One audit record, by its event id: each is its own stream, so recording one never
+    /// contends with another.
+    Audit(Uuid),
 }
 
 /// Namespace of tenants' aggregate ids.
@@ -31,7 +34,8 @@ impl Aggregate {
             Aggregate::Task(id)
             | Aggregate::Call(id)
             | Aggregate::Contact(id, _)
-            | Aggregate::Tenant(id) => *id,
+            | Aggregate::Tenant(id)
+            | Aggregate::Audit(id) => *id,
         }
     }
 
@@ -42,6 +46,7 @@ impl Aggregate {
             Aggregate::Call(id) => format!("call-{id}"),
             Aggregate::Contact(task, no) => format!("contact-{task}-{no}"),
             Aggregate::Tenant(id) => format!("tenant-{id}"),
+            Aggregate::Audit(id) => format!("audit-{id}"),
         }
     }
 
@@ -52,6 +57,7 @@ impl Aggregate {
             Aggregate::Call(id) => format!("call.{id}"),
             Aggregate::Contact(task, no) => format!("contact.{task}.{no}"),
             Aggregate::Tenant(id) => format!("tenant.{id}"),
+            Aggregate::Audit(id) => format!("audit.{id}"),
         }
     }
 
@@ -65,6 +71,11 @@ impl Aggregate {
         if let Some(rest) = s.strip_prefix("call-") {
             return Uuid::parse_str(rest)
                 .map(Aggregate::Call)
+                .map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("audit-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Audit)
                 .map_err(|_| err());
         }
         if let Some(rest) = s.strip_prefix("tenant-") {
@@ -96,6 +107,7 @@ mod tests {
             Aggregate::Call(t),
             Aggregate::Contact(t, 42),
             Aggregate::tenant("acme"),
+            Aggregate::Audit(t),
         ] {
             assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
         }

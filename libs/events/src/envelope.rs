@@ -25,6 +25,7 @@ pub enum Event {
     CallReleased(pb::CallReleased),
     ContactFinished(pb::ContactFinished),
     TenantEntitlementsSet(pb::TenantEntitlementsSet),
+    AuditRecorded(pb::AuditRecorded),
 }
 
 macro_rules! event_kinds {
@@ -70,6 +71,7 @@ event_kinds!(
     CallReleased,
     ContactFinished,
     TenantEntitlementsSet,
+    AuditRecorded,
 );
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -22,6 +22,23 @@ pub const HEADER_EVENT_TYPE: &str = "Waihu-Event-Type";
 /// leaving room for headers and for dead-letter headers added to a copy.
 pub const MAX_EVENT_BYTES: usize = 512 * 1024;
 
+/// The audit record of a command: `actor` (the token's user) did `action` (e.g.
+/// "TaskService/StartTask") to `target` in `tenant`. Its own stream, version 1.
+pub fn audit(tenant: &str, actor: &str, action: &str, target: &str, detail: &str) -> RecordedEvent {
+    let id = uuid::Uuid::now_v7();
+    let mut meta = EventMeta::new(tenant, Aggregate::Audit(id), 1);
+    meta.event_id = id;
+    RecordedEvent::new(
+        meta,
+        Event::AuditRecorded(pb::AuditRecorded {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            detail: detail.to_string(),
+        }),
+    )
+}
+
 /// Makes a string safe as a NATS header value: control characters (CR and LF would break the
 /// protocol) are escaped, and the result is cut to at most `max` bytes on a char boundary.
 pub fn header_value(s: &str, max: usize) -> String {

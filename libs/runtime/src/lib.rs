@@ -16,7 +16,7 @@ pub use api::{
 pub use config::{CommonConfig, ConfigError};
 pub use health::{supervise, Health};
 pub use serve::{bind, health, is_serving, shutdown_on_signal, GrpcServer, Routes, ServiceHandle};
-pub use tenant::tenant;
+pub use tenant::{actor, tenant};
 
 /// Error from assembling a service at start-up.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;

@@ -17,6 +17,14 @@ pub fn tenant(metadata: &MetadataMap) -> Result<String, Status> {
     Ok(t.to_string())
 }
 
+/// Who sent a request, for audit records: the token's user ("dev" for a token-less development
+/// request), "unknown" when no authentication ran (in-process tests without the layer).
+pub fn actor<T>(req: &tonic::Request<T>) -> String {
+    req.extensions()
+        .get::<waihu_auth::Principal>()
+        .map_or_else(|| "unknown".into(), |p| p.user.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

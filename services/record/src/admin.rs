@@ -136,6 +136,10 @@ impl AdminService for AdminApi {
         req: Request<pb::ReplayDeadLetterRequest>,
     ) -> Result<Response<pb::ReplayDeadLetterResponse>, Status> {
         let sequence = req.get_ref().sequence;
+        let (operator, actor) = (
+            waihu_runtime::tenant(req.metadata())?,
+            waihu_runtime::actor(&req),
+        );
         let m = self.get(sequence).await?;
         let letter = to_pb(&m);
         if letter.payload_truncated {
@@ -169,6 +173,15 @@ impl AdminService for AdminApi {
             tracing::warn!(sequence, error = %e, "re-driven dead letter not removed");
         }
         tracing::info!(sequence, subject = %letter.subject, republished, "dead letter re-driven");
+        crate::audit::record(
+            Some(&self.bus),
+            &operator,
+            &actor,
+            "AdminService/ReplayDeadLetter",
+            &format!("dead letter {sequence}"),
+            &format!("republished as {republished} on {}", letter.subject),
+        )
+        .await;
         Ok(Response::new(pb::ReplayDeadLetterResponse {
             republished_sequence: republished,
             subject: letter.subject,
@@ -187,6 +200,10 @@ impl AdminService for AdminApi {
         req: Request<pb::RebaseStoreRequest>,
     ) -> Result<Response<pb::StoreStatus>, Status> {
         let force = req.get_ref().force;
+        let (operator, actor) = (
+            waihu_runtime::tenant(req.metadata())?,
+            waihu_runtime::actor(&req),
+        );
         let position = waihu_store::checkpoint(&self.pool, writer::CHECKPOINT)
             .await
             .map_err(RecordError::from)?;
@@ -216,6 +233,18 @@ impl AdminService for AdminApi {
                 stream::CheckError::Halt(h) => RecordError::FailedPrecondition(h.0),
                 stream::CheckError::Other(e) => RecordError::Unavailable(e),
             })?;
+        crate::audit::record(
+            Some(&self.bus),
+            &operator,
+            &actor,
+            "AdminService/RebaseStore",
+            "the event store",
+            &format!(
+                "re-based at position {position}{}",
+                if force { " (forced)" } else { "" }
+            ),
+        )
+        .await;
         Ok(Response::new(self.status().await?))
     }
 }

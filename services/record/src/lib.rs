@@ -2,6 +2,7 @@
 //! projections, and the gRPC reads over them.
 
 pub mod admin;
+pub mod audit;
 pub mod export;
 pub mod grpc;
 pub mod projection;
@@ -147,6 +148,7 @@ pub async fn start(
         pool: pool.clone(),
         poster,
         wake,
+        bus: Some(bus.clone()),
     };
     let admin = admin::AdminApi {
         pool: pool.clone(),

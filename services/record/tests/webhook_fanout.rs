@@ -109,6 +109,7 @@ async fn one_delivery_per_subscription_and_event_however_often_the_fan_out_runs(
         pool: pool.clone(),
         poster: webhook::sender::Poster::new(&config).expect("client"),
         wake: Default::default(),
+        bus: None,
     };
     let fanout = Fanout {
         pool: pool.clone(),

@@ -114,6 +114,28 @@ pub struct NewContact {
 }
 
 /// Result of storing one chunk of contacts.
+/// Who asked for a change and what they called it (for the audit record written with it).
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+}
+
+impl Audit<'_> {
+    /// The audit event of this command on `task_id`, for the outbox (its own stream: no
+    /// sequence to expect).
+    fn event(&self, tenant: &str, task_id: Uuid, detail: &str) -> (RecordedEvent, Expect) {
+        let e = waihu_events::audit(
+            tenant,
+            self.actor,
+            self.action,
+            &format!("task {task_id}"),
+            detail,
+        );
+        (e, Expect::Any)
+    }
+}
+
 /// A contact as listed.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ContactRow {
@@ -159,9 +181,10 @@ impl Db {
     pub async fn create(
         &self,
         tenant: &str,
-        created_by: &str,
+        audit: Audit<'_>,
         spec: pb::TaskSpec,
     ) -> Result<TaskRow, TaskError> {
+        let created_by = audit.actor;
         let task_id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         crate::tenants::check_create(&mut tx, tenant).await?;
@@ -183,7 +206,13 @@ impl Db {
             created_by: created_by.to_string(),
         });
         self.outbox
-            .push(&mut tx, &[task_event(tenant, task_id, 1, event)])
+            .push(
+                &mut tx,
+                &[
+                    task_event(tenant, task_id, 1, event),
+                    audit.event(tenant, task_id, ""),
+                ],
+            )
             .await?;
         tx.commit().await?;
         self.outbox.wake();
@@ -232,6 +261,7 @@ impl Db {
         tenant: &str,
         task_id: Uuid,
         command: Command,
+        audit: Option<Audit<'_>>,
     ) -> Result<TaskRow, TaskError> {
         let mut tx = self.pool.begin().await?;
         let row = Self::lock(&mut tx, tenant, task_id).await?;
@@ -255,6 +285,9 @@ impl Db {
         let row = self
             .save_status(&mut tx, task_id, state.status, version)
             .await?;
+        if let Some(a) = audit {
+            events.push(a.event(tenant, task_id, &format!("now {}", state.status.name())));
+        }
         self.outbox.push(&mut tx, &events).await?;
         tx.commit().await?;
         self.outbox.wake();
@@ -289,6 +322,7 @@ impl Db {
         tenant: &str,
         task_id: Uuid,
         rows: Vec<NewContact>,
+        audit: Audit<'_>,
     ) -> Result<Added, TaskError> {
         let mut tx = self.pool.begin().await?;
         let row = Self::lock(&mut tx, tenant, task_id).await?;
@@ -367,6 +401,11 @@ impl Db {
             .bind(version)
             .execute(&mut *tx)
             .await?;
+        events.push(audit.event(
+            tenant,
+            task_id,
+            &format!("contacts added: {}", added.accepted),
+        ));
         self.outbox.push(&mut tx, &events).await?;
         tx.commit().await?;
         self.outbox.wake();

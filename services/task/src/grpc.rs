@@ -7,7 +7,7 @@ use waihu_runtime::tenant;
 use waihu_telephony::phone::PhoneNumber;
 
 use crate::{
-    db::{Db, NewContact, TaskFilter},
+    db::{Audit, Db, NewContact, TaskFilter},
     domain::{Command, Status as TaskStatus},
     TaskError,
 };
@@ -161,17 +161,17 @@ impl TaskService for TaskApi {
         req: Request<pb::CreateTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let tenant = tenant(req.metadata())?;
-        let user = req
-            .extensions()
-            .get::<waihu_auth::Principal>()
-            .map(|p| p.user.clone())
-            .unwrap_or_default();
+        let user = waihu_runtime::actor(&req);
         let mut spec = req
             .into_inner()
             .spec
             .ok_or_else(|| TaskError::invalid("spec", "is required"))?;
         validate_spec(&mut spec)?;
-        let row = self.db.create(&tenant, &user, spec).await?;
+        let audit = Audit {
+            actor: &user,
+            action: "TaskService/CreateTask",
+        };
+        let row = self.db.create(&tenant, audit, spec).await?;
         tracing::info!(task_id = %row.task_id, %tenant, "task created");
         Ok(Response::new(row.to_pb()))
     }
@@ -181,6 +181,7 @@ impl TaskService for TaskApi {
         req: Request<Streaming<pb::AddContactsRequest>>,
     ) -> Result<Response<pb::AddContactsResponse>, Status> {
         let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
         let mut stream = req.into_inner();
         let mut task: Option<Uuid> = None;
         // How the first message named the task: later messages naming it the same way are not
@@ -251,7 +252,11 @@ impl TaskService for TaskApi {
             if valid.is_empty() {
                 continue;
             }
-            let added = self.db.add_contacts(&tenant, id, valid).await?;
+            let audit = Audit {
+                actor: &actor,
+                action: "TaskService/AddContacts",
+            };
+            let added = self.db.add_contacts(&tenant, id, valid, audit).await?;
             reply.accepted += added.accepted;
             reply.duplicates += added.duplicates.len() as u64;
             reply.contacts_total = added.contacts_total;
@@ -271,17 +276,17 @@ impl TaskService for TaskApi {
     }
 
     async fn start_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(req.metadata(), &req.get_ref().task_id, Command::Start)
+        self.command(&req, &req.get_ref().task_id, Command::Start)
             .await
     }
 
     async fn pause_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(req.metadata(), &req.get_ref().task_id, Command::Pause)
+        self.command(&req, &req.get_ref().task_id, Command::Pause)
             .await
     }
 
     async fn resume_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        self.command(req.metadata(), &req.get_ref().task_id, Command::Resume)
+        self.command(&req, &req.get_ref().task_id, Command::Resume)
             .await
     }
 
@@ -294,7 +299,7 @@ impl TaskService for TaskApi {
         let cmd = Command::Cancel {
             reason: r.reason.clone(),
         };
-        self.command(req.metadata(), &r.task_id, cmd).await
+        self.command(&req, &r.task_id, cmd).await
     }
 
     async fn get_task(&self, req: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
@@ -395,16 +400,31 @@ impl TaskService for TaskApi {
 }
 
 impl TaskApi {
-    async fn command(
+    async fn command<T>(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        req: &Request<T>,
         task_id: &str,
         command: Command,
     ) -> Result<Response<pb::Task>, Status> {
-        let tenant = tenant(metadata)?;
+        let tenant = tenant(req.metadata())?;
         let id = self.db.resolve(&tenant, "task_id", task_id).await?;
         let verb = command.verb();
-        let row = self.db.transition(&tenant, id, command).await?;
+        let actor = waihu_runtime::actor(req);
+        let action = match command {
+            Command::Start => "TaskService/StartTask",
+            Command::Pause | Command::Suspend { .. } => "TaskService/PauseTask",
+            Command::Resume => "TaskService/ResumeTask",
+            Command::Cancel { .. } => "TaskService/CancelTask",
+            Command::Complete => "TaskService/CompleteTask",
+        };
+        let audit = Audit {
+            actor: &actor,
+            action,
+        };
+        let row = self
+            .db
+            .transition(&tenant, id, command, Some(audit))
+            .await?;
         tracing::info!(task_id = %id, status = row.status().name(), "task {verb}");
         Ok(Response::new(row.to_pb()))
     }

@@ -197,6 +197,7 @@ impl Db {
     pub async fn set_entitlements(
         &self,
         mut e: pb::Entitlements,
+        audit: RecordedEvent,
     ) -> Result<pb::TenantEntitlements, TaskError> {
         validate(&e)?;
         if e.time_zone.is_empty() {
@@ -243,7 +244,9 @@ impl Db {
         .fetch_one(&mut *tx)
         .await?;
         let event = tenant_event(&row, version);
-        self.outbox.push(&mut tx, &[event]).await?;
+        self.outbox
+            .push(&mut tx, &[event, (audit, Expect::Any)])
+            .await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(pb::TenantEntitlements {
@@ -293,7 +296,7 @@ pub async fn watch(db: Db, every: Duration, stop: CancellationToken) -> Result<(
                     let cmd = Command::Suspend {
                         reason: why.clone(),
                     };
-                    match db.transition(&tenant, task, cmd).await {
+                    match db.transition(&tenant, task, cmd, None).await {
                         Ok(_) => {
                             info!(%tenant, task_id = %task, reason = %why, "task paused by its entitlements")
                         }
@@ -338,11 +341,20 @@ impl pb::tenant_service_server::TenantService for TenantApi {
         &self,
         req: Request<pb::SetEntitlementsRequest>,
     ) -> Result<Response<pb::TenantEntitlements>, Status> {
+        let operator = waihu_runtime::tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
         let e = req
             .into_inner()
             .entitlements
             .ok_or_else(|| ApiError::invalid("entitlements", "is required"))?;
-        let set = self.db.set_entitlements(e).await?;
+        let audit = waihu_events::audit(
+            &operator,
+            &actor,
+            "TenantService/SetEntitlements",
+            &format!("tenant {}", e.tenant_id),
+            "",
+        );
+        let set = self.db.set_entitlements(e, audit).await?;
         if let Some(e) = &set.entitlements {
             info!(tenant = %e.tenant_id, bot_enabled = e.bot_enabled, max_tasks = e.max_tasks,
                 max_concurrent_calls = e.max_concurrent_calls, daily_calls = e.daily_calls,

@@ -24,6 +24,8 @@ pub struct WebhookApi {
     pub poster: Poster,
     /// Wakes the sender after a redelivery.
     pub wake: Arc<Notify>,
+    /// Where audit records go (None in tests of the API alone).
+    pub bus: Option<waihu_bus::Bus>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -165,6 +167,18 @@ fn secret(given: &str) -> Result<String, ApiError> {
 }
 
 impl WebhookApi {
+    async fn audit(&self, tenant: &str, actor: &str, action: &str, id: Uuid, detail: &str) {
+        crate::audit::record(
+            self.bus.as_ref(),
+            tenant,
+            actor,
+            action,
+            &format!("webhook {id}"),
+            detail,
+        )
+        .await;
+    }
+
     /// The tenant's subscription `id`, with its URL and secret; NOT_FOUND otherwise.
     async fn subscription(
         &self,
@@ -196,6 +210,7 @@ impl WebhookService for WebhookApi {
         req: Request<pb::CreateWebhookRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
         let r = req.into_inner();
         check_url(&r.url)?;
         let types = check_types(&r.event_types)?;
@@ -239,6 +254,9 @@ impl WebhookService for WebhookApi {
         .map_err(ApiError::from)?;
         tx.commit().await.map_err(ApiError::from)?;
         tracing::info!(tenant = %tenant, webhook_id = %id, types = ?types, "webhook created");
+        let detail = format!("event types: {}", types.join(", "));
+        self.audit(&tenant, &actor, "WebhookService/CreateWebhook", id, &detail)
+            .await;
         Ok(Response::new(pb::Webhook {
             webhook_id: id.to_string(),
             url: r.url,
@@ -274,6 +292,7 @@ impl WebhookService for WebhookApi {
         req: Request<pb::DeleteWebhookRequest>,
     ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
         let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
         let id = parse_uuid("webhook_id", &req.get_ref().webhook_id)?;
         let done = sqlx::query(
             "DELETE FROM webhook_subscriptions WHERE webhook_id = $1 AND tenant_id = $2",
@@ -287,6 +306,8 @@ impl WebhookService for WebhookApi {
             return Err(ApiError::NotFound(format!("webhook {id}")).into());
         }
         tracing::info!(tenant = %tenant, webhook_id = %id, "webhook deleted");
+        self.audit(&tenant, &actor, "WebhookService/DeleteWebhook", id, "")
+            .await;
         Ok(Response::new(pb::DeleteWebhookResponse {}))
     }
 
@@ -295,6 +316,7 @@ impl WebhookService for WebhookApi {
         req: Request<pb::TestWebhookRequest>,
     ) -> Result<Response<pb::TestWebhookResponse>, Status> {
         let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
         let (id, url, secret) = self
             .subscription(&tenant, &req.get_ref().webhook_id)
             .await?;
@@ -303,6 +325,9 @@ impl WebhookService for WebhookApi {
         let a = self
             .poster
             .post(&url, &secret, delivery_id, body::TEST, &text)
+            .await;
+        let detail = format!("HTTP {}", a.status);
+        self.audit(&tenant, &actor, "WebhookService/TestWebhook", id, &detail)
             .await;
         Ok(Response::new(pb::TestWebhookResponse {
             ok: a.ok(),
@@ -366,6 +391,7 @@ impl WebhookService for WebhookApi {
         req: Request<pb::RedeliverWebhooksRequest>,
     ) -> Result<Response<pb::RedeliverWebhooksResponse>, Status> {
         let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
         let r = req.into_inner();
         let (id, _, _) = self.subscription(&tenant, &r.webhook_id).await?;
         if r.delivery_ids.len() > 1000 {
@@ -393,6 +419,15 @@ impl WebhookService for WebhookApi {
         self.wake.notify_one();
         tracing::info!(tenant = %tenant, webhook_id = %id, redelivered = done.rows_affected(),
             "webhook deliveries sent again");
+        let detail = format!("deliveries queued again: {}", done.rows_affected());
+        self.audit(
+            &tenant,
+            &actor,
+            "WebhookService/RedeliverWebhooks",
+            id,
+            &detail,
+        )
+        .await;
         Ok(Response::new(pb::RedeliverWebhooksResponse {
             redelivered: done.rows_affected(),
         }))
