@@ -38,6 +38,8 @@ pub enum BusError {
         url: String,
         source: async_nats::ConnectError,
     },
+    #[error("NATS credentials file {0}")]
+    Credentials(String),
     #[error("JetStream stream setup failed: {0}")]
     Stream(String),
     #[error("JetStream consumer failed: {0}")]
@@ -73,6 +75,35 @@ pub struct BusConfig {
     /// `max_age`, it bounds how far a stopped store writer may fall behind (the writer halts,
     /// saying so, if events expire before it read them).
     pub max_bytes: i64,
+    /// The service's own NATS credentials.
+    pub auth: NatsAuth,
+}
+
+/// How a service proves itself to NATS: each service its own user, token or credentials file,
+/// so the server can give each only the subjects it needs. (Credentials in the URL,
+/// `nats://user:password@host`, work too.)
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum NatsAuth {
+    #[default]
+    None,
+    UserPassword {
+        user: String,
+        password: String,
+    },
+    Token(String),
+    /// A `.creds` file (a user JWT and its NKey seed), for NATS' decentralised accounts.
+    CredsFile(std::path::PathBuf),
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatsAuth::None => write!(f, "None"),
+            NatsAuth::UserPassword { user, .. } => write!(f, "UserPassword({user}, ***)"),
+            NatsAuth::Token(_) => write!(f, "Token(***)"),
+            NatsAuth::CredsFile(p) => write!(f, "CredsFile({})", p.display()),
+        }
+    }
 }
 
 impl BusConfig {
@@ -83,7 +114,18 @@ impl BusConfig {
             replicas: 1,
             max_age: Duration::ZERO,
             max_bytes: 0,
+            auth: NatsAuth::None,
         }
+    }
+}
+
+/// `url` without a password or token in it, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -100,15 +142,24 @@ pub struct Bus {
 impl Bus {
     /// Connects and creates (or checks) the events and dead-letter streams.
     pub async fn connect(config: &BusConfig) -> Result<Bus, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        let failed = |source| BusError::Connect {
+            url: redact(&config.url),
+            source,
+        };
+        let mut options = match &config.auth {
+            NatsAuth::None => async_nats::ConnectOptions::new(),
+            NatsAuth::UserPassword { user, password } => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            NatsAuth::Token(t) => async_nats::ConnectOptions::with_token(t.clone()),
+            NatsAuth::CredsFile(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| BusError::Credentials(format!("{}: {e}", path.display())))?,
+        };
+        options = options
             .name("waihu")
-            .connection_timeout(Duration::from_secs(5))
-            .connect(&config.url)
-            .await
-            .map_err(|source| BusError::Connect {
-                url: config.url.clone(),
-                source,
-            })?;
+            .connection_timeout(Duration::from_secs(5));
+        let client = options.connect(&config.url).await.map_err(failed)?;
         let bus = Bus::from_client(client, &config.prefix);
         bus.ensure_streams(config).await?;
         Ok(bus)

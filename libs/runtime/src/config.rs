@@ -236,6 +236,10 @@ struct NatsSection {
     replicas: usize,
     max_age_seconds: u64,
     max_bytes: i64,
+    user: Option<String>,
+    password: Option<Secret>,
+    token: Option<Secret>,
+    creds_file: Option<std::path::PathBuf>,
 }
 
 impl Default for NatsSection {
@@ -244,6 +248,48 @@ impl Default for NatsSection {
             replicas: 1,
             max_age_seconds: 0,
             max_bytes: 0,
+            user: None,
+            password: None,
+            token: None,
+            creds_file: None,
+        }
+    }
+}
+
+impl NatsSection {
+    /// The service's NATS credentials: one way at most.
+    fn auth(&self) -> Result<waihu_bus::NatsAuth, ConfigError> {
+        use waihu_bus::NatsAuth;
+        let given = |s: &Option<Secret>| s.as_ref().filter(|v| !v.expose().is_empty()).cloned();
+        let (user, password, token) = (
+            self.user.clone().filter(|u| !u.is_empty()),
+            given(&self.password),
+            given(&self.token),
+        );
+        let creds = self
+            .creds_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty());
+        match (user, password, token, creds) {
+            (None, None, None, None) => Ok(NatsAuth::None),
+            (Some(user), Some(password), None, None) => Ok(NatsAuth::UserPassword {
+                user,
+                password: password.expose().to_string(),
+            }),
+            (Some(_), None, None, None) => Err(ConfigError::invalid(
+                "nats.password",
+                "is required with nats.user",
+            )),
+            (None, Some(_), None, None) => Err(ConfigError::invalid(
+                "nats.user",
+                "is required with nats.password",
+            )),
+            (None, None, Some(t), None) => Ok(NatsAuth::Token(t.expose().to_string())),
+            (None, None, None, Some(p)) => Ok(NatsAuth::CredsFile(p)),
+            _ => Err(ConfigError::invalid(
+                "nats.creds_file",
+                "give one of nats.user and nats.password, nats.token or nats.creds_file",
+            )),
         }
     }
 }
@@ -283,6 +329,9 @@ pub struct CommonConfig {
     pub shutdown_grace: Duration,
     /// `[auth]`: how callers are authenticated.
     pub auth: waihu_auth::AuthConfig,
+    /// `nats.user` + `nats.password`, `nats.token` or `nats.creds_file`: this service's own NATS
+    /// credentials.
+    pub nats_auth: waihu_bus::NatsAuth,
 }
 
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -317,6 +366,7 @@ impl CommonConfig {
                 "must be 0 (no limit) or more",
             ));
         }
+        let nats_auth = f.nats.auth()?;
         if f.database.max_connections == 0 {
             return Err(ConfigError::invalid(
                 "database.max_connections",
@@ -336,6 +386,7 @@ impl CommonConfig {
             db_max_connections: f.database.max_connections,
             shutdown_grace: Duration::from_secs(f.shutdown_grace_seconds),
             auth: layers.section("auth")?,
+            nats_auth,
         })
     }
 
@@ -360,6 +411,7 @@ impl CommonConfig {
                 dev_mode: true,
                 ..waihu_auth::AuthConfig::with_hs256(Self::TEST_KEY)
             },
+            nats_auth: waihu_bus::NatsAuth::None,
         }
     }
 
@@ -387,6 +439,7 @@ impl CommonConfig {
             replicas: self.replicas,
             max_age: self.stream_max_age,
             max_bytes: self.stream_max_bytes,
+            auth: self.nats_auth.clone(),
         }
     }
 }
@@ -397,6 +450,39 @@ mod tests {
 
     fn layers(pairs: &[(&str, &str)]) -> Result<Layers, ConfigError> {
         Layers::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn each_service_gives_one_kind_of_nats_credentials() {
+        let auth = |pairs: &[(&str, &str)]| {
+            CommonConfig::from_layers(&layers(pairs).expect("layers"), 1).map(|c| c.nats_auth)
+        };
+        assert_eq!(auth(&[]).ok(), Some(waihu_bus::NatsAuth::None));
+        let c = auth(&[
+            ("WAIHU_NATS__USER", "dialer"),
+            ("WAIHU_NATS__PASSWORD", "pw-1"),
+        ])
+        .expect("user and password");
+        assert_eq!(
+            c,
+            waihu_bus::NatsAuth::UserPassword {
+                user: "dialer".into(),
+                password: "pw-1".into()
+            }
+        );
+        assert!(!format!("{c:?}").contains("pw-1"));
+        assert_eq!(
+            auth(&[("WAIHU_NATS__TOKEN", "t0k")]).ok(),
+            Some(waihu_bus::NatsAuth::Token("t0k".into()))
+        );
+        let e = auth(&[("WAIHU_NATS__USER", "dialer")]).expect_err("no password");
+        assert!(e.to_string().contains("nats.password"), "{e}");
+        let e = auth(&[
+            ("WAIHU_NATS__TOKEN", "t"),
+            ("WAIHU_NATS__CREDS_FILE", "/x.creds"),
+        ])
+        .expect_err("two kinds");
+        assert!(e.to_string().contains("nats.creds_file"), "{e}");
     }
 
     #[test]
