@@ -605,6 +605,17 @@ fn fields(v: &serde_json::Value) -> Vec<String> {
     f
 }
 
+/// A token for `tenant`/`user` with `permissions`, signed with the key the test services
+/// verify with ([`waihu_runtime::CommonConfig::TEST_KEY`]), valid for an hour.
+pub fn token(tenant: &str, user: &str, permissions: &[&str]) -> String {
+    let keys = waihu_auth::Keys::load(&waihu_auth::AuthConfig::with_hs256(
+        waihu_runtime::CommonConfig::TEST_KEY,
+    ))
+    .expect("test keys");
+    keys.mint(&waihu_auth::Claims::new(tenant, user, permissions, 3600))
+        .expect("mint")
+}
+
 /// The gateway in front of `cluster`'s services, on a free port, taking tokens only (no
 /// development mode); stop it with `stop`.
 pub async fn start_gateway(

@@ -7,10 +7,9 @@ use std::{collections::BTreeSet, time::Duration};
 use prost::Message;
 use tokio_stream::StreamExt;
 use tonic::Request;
-use waihu_auth::{AuthConfig, Claims, Keys, ALL_PERMISSIONS};
+use waihu_auth::ALL_PERMISSIONS;
 use waihu_e2e::*;
 use waihu_events::pb;
-use waihu_runtime::CommonConfig;
 
 fn as_ann<T>(token: &str, msg: T) -> Request<T> {
     let mut r = Request::new(msg);
@@ -47,10 +46,7 @@ async fn audits(cluster: &Cluster) -> Vec<(String, String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_state_changing_command_leaves_an_audit_record() {
     let cluster = Cluster::start(fast_sim(37), one_line(10)).await;
-    let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
-    let token = keys
-        .mint(&Claims::new("default", "ann", ALL_PERMISSIONS, 600))
-        .expect("mint");
+    let token = waihu_e2e::token("default", "ann", ALL_PERMISSIONS);
     let mut tasks = cluster.tasks().await;
     let task = tasks
         .create_task(as_ann(

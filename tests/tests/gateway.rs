@@ -7,9 +7,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-use waihu_auth::{AuthConfig, Claims, Keys};
 use waihu_e2e::*;
-use waihu_runtime::CommonConfig;
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object()
@@ -69,15 +67,7 @@ async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
     let stop = CancellationToken::new();
     let gateway = start_gateway(&cluster, stop.clone()).await;
     let api = HttpApi::new(format!("http://{}/api/v1/lead-generation", gateway.addr));
-    let keys_of = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
-    let token = keys_of
-        .mint(&Claims::new(
-            "default",
-            "crm",
-            waihu_auth::ALL_PERMISSIONS,
-            600,
-        ))
-        .expect("mint");
+    let token = waihu_e2e::token("default", "crm", waihu_auth::ALL_PERMISSIONS);
 
     // 2.1 create: 201, and the task dials its numbers.
     let phones = ["13800000001", "13800000002", "13900000003", "02161234567"];
@@ -307,9 +297,7 @@ async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
     let forged = format!("{token}x");
     let (code, _) = api.call("GET", "/call-tasks", None, Some(&forged)).await;
     assert_eq!(code, 401);
-    let viewer = keys_of
-        .mint(&Claims::new("default", "crm", &["lead:call:view"], 600))
-        .expect("mint");
+    let viewer = waihu_e2e::token("default", "crm", &["lead:call:view"]);
     let (code, v) = api
         .call("POST", "/call-tasks", Some("{}"), Some(&viewer))
         .await;
@@ -322,14 +310,7 @@ async fn seed_002_routes_answer_in_the_seeds_shapes_and_codes() {
         "{v}"
     );
     // Another tenant sees none of it.
-    let other = keys_of
-        .mint(&Claims::new(
-            "beta",
-            "crm",
-            waihu_auth::ALL_PERMISSIONS,
-            600,
-        ))
-        .expect("mint");
+    let other = waihu_e2e::token("beta", "crm", waihu_auth::ALL_PERMISSIONS);
     let (code, _) = api
         .call("GET", &format!("/call-tasks/{task}"), None, Some(&other))
         .await;
@@ -392,10 +373,7 @@ async fn seed_000_routes_answer_in_the_seeds_shapes_and_codes() {
     let stop = CancellationToken::new();
     let gateway = start_gateway(&cluster, stop.clone()).await;
     let api = HttpApi::new(format!("http://{}/api/caller", gateway.addr));
-    let keys_of = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
-    let token = keys_of
-        .mint(&Claims::new("1001", "42", waihu_auth::ALL_PERMISSIONS, 600))
-        .expect("mint");
+    let token = waihu_e2e::token("1001", "42", waihu_auth::ALL_PERMISSIONS);
 
     // 1. addTask, as the seed's example sends it (plus a third number given as a JSON number).
     let body = json!({
@@ -506,9 +484,7 @@ async fn seed_000_routes_answer_in_the_seeds_shapes_and_codes() {
         .call_caller("/getTaskDetail", Some("not json"), Some(&token))
         .await;
     assert_eq!(code, 400, "{v}");
-    let viewer = keys_of
-        .mint(&Claims::new("1001", "42", &["lead:call:view"], 600))
-        .expect("mint");
+    let viewer = waihu_e2e::token("1001", "42", &["lead:call:view"]);
     let (code, v) = api
         .call_caller("/addTask", Some(&body), Some(&viewer))
         .await;
@@ -527,15 +503,7 @@ async fn seed_003_call_status_is_built_and_the_rest_says_501_after_auth() {
     let root = format!("http://{}", gateway.addr);
     let calls = HttpApi::new(format!("{root}/api/v1/calls"));
     let lead = HttpApi::new(format!("{root}/api/v1/lead-generation"));
-    let keys_of = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
-    let token = keys_of
-        .mint(&Claims::new(
-            "default",
-            "crm",
-            waihu_auth::ALL_PERMISSIONS,
-            600,
-        ))
-        .expect("mint");
+    let token = waihu_e2e::token("default", "crm", waihu_auth::ALL_PERMISSIONS);
 
     let body =
         json!({"name": "status", "phoneNumbers": ["13800000011"], "callScript": "hi"}).to_string();
@@ -611,9 +579,7 @@ async fn seed_003_call_status_is_built_and_the_rest_says_501_after_auth() {
     ] {
         let (code, v) = calls.call_raw(method, path, Some(body), None).await;
         assert_eq!(code, 401, "{method} {path}: {v}");
-        let viewer = keys_of
-            .mint(&Claims::new("default", "crm", &["lead:call:view"], 600))
-            .expect("mint");
+        let viewer = waihu_e2e::token("default", "crm", &["lead:call:view"]);
         if path != "/hangup" && path != "/dial" {
             let (code, v) = calls
                 .call_raw(method, path, Some(body), Some(&viewer))

@@ -9,9 +9,7 @@
 use std::process::Stdio;
 
 use tokio_util::sync::CancellationToken;
-use waihu_auth::{AuthConfig, Claims, Keys};
 use waihu_e2e::*;
-use waihu_runtime::CommonConfig;
 
 fn schemathesis() -> String {
     if let Ok(p) = std::env::var("WAIHU_SCHEMATHESIS") {
@@ -32,15 +30,7 @@ async fn the_gateway_keeps_to_its_openapi_document_under_schemathesis() {
     let cluster = Cluster::start(fast_sim(29), one_line(50)).await;
     let stop = CancellationToken::new();
     let gateway = start_gateway(&cluster, stop.clone()).await;
-    let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
-    let token = keys
-        .mint(&Claims::new(
-            "default",
-            "schemathesis",
-            waihu_auth::ALL_PERMISSIONS,
-            3600,
-        ))
-        .expect("mint");
+    let token = waihu_e2e::token("default", "schemathesis", waihu_auth::ALL_PERMISSIONS);
     let doc = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../services/gateway/openapi.json"

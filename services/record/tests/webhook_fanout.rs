@@ -78,6 +78,16 @@ async fn subscribe(api: &WebhookApi, tenant: &str) -> String {
         .webhook_id
 }
 
+async fn wait_projected(pool: &PgPool, position: u64) {
+    waihu_testkit::eventually(Duration::from_secs(20), "projections", || async move {
+        let at = waihu_store::checkpoint(pool, projection::CHECKPOINT)
+            .await
+            .ok()?;
+        (at == position).then_some(())
+    })
+    .await;
+}
+
 /// Runs the fan-out until its checkpoint reaches the store's head, two steps racing each time.
 async fn fan_out(f: &Fanout, pool: &PgPool) {
     waihu_testkit::eventually(Duration::from_secs(20), "the fan-out", || async move {
@@ -121,34 +131,14 @@ async fn one_delivery_per_subscription_and_event_however_often_the_fan_out_runs(
     // acme: 3 calls, another tenant: 2 calls (10 events).
     store(&pool, &calls("acme", 1, 3)).await;
     store(&pool, &calls("other", 16, 2)).await;
-    waihu_testkit::eventually(Duration::from_secs(20), "projections", || {
-        let pool = pool.clone();
-        async move {
-            (waihu_store::checkpoint(&pool, projection::CHECKPOINT)
-                .await
-                .ok()?
-                == 25)
-                .then_some(())
-        }
-    })
-    .await;
+    wait_projected(&pool, 25).await;
     fan_out(&fanout, &pool).await;
     assert_eq!(deliveries(&pool, &early).await, 3, "acme's three releases");
 
     // Made now: only what is stored from here on is its.
     let late = subscribe(&api, "acme").await;
     store(&pool, &calls("acme", 26, 1)).await;
-    waihu_testkit::eventually(Duration::from_secs(20), "projections", || {
-        let pool = pool.clone();
-        async move {
-            (waihu_store::checkpoint(&pool, projection::CHECKPOINT)
-                .await
-                .ok()?
-                == 30)
-                .then_some(())
-        }
-    })
-    .await;
+    wait_projected(&pool, 30).await;
     fan_out(&fanout, &pool).await;
     assert_eq!(deliveries(&pool, &early).await, 4);
     assert_eq!(deliveries(&pool, &late).await, 1);
