@@ -172,3 +172,70 @@ async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
     record.wait().await;
     env.cleanup().await;
 }
+
+/// Every HTTP route of the gateway (all three seeds') refuses a missing token, a forged one, an
+/// expired one and garbage with 401, and a token without the route's permission with 403,
+/// before it reads the request or reaches a service (none runs here).
+#[tokio::test]
+async fn every_route_refuses_bad_tokens_and_missing_permissions() {
+    let stop = CancellationToken::new();
+    let mut auth = AuthConfig::with_hs256(CommonConfig::TEST_KEY);
+    auth.dev_mode = false;
+    let gateway = waihu_gateway::start(
+        waihu_gateway::GatewayConfig {
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            task_addr: "http://127.0.0.1:1".into(),
+            record_addr: "http://127.0.0.1:1".into(),
+            auth,
+        },
+        stop.clone(),
+    )
+    .await
+    .expect("gateway");
+    let api = waihu_e2e::HttpApi::new(format!("http://{}", gateway.addr));
+    let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
+    let forger = Keys::load(&AuthConfig::with_hs256(
+        "someone-else-0123456789abcdef0123456789",
+    ))
+    .expect("keys");
+    let mut expired = Claims::new("acme", "ann", ALL_PERMISSIONS, 0);
+    expired.exp -= 3600;
+    let expired = keys.mint(&expired).expect("mint");
+    let forged = forger
+        .mint(&Claims::new("acme", "ann", ALL_PERMISSIONS, 600))
+        .expect("mint");
+    let routes = waihu_gateway::route_permissions();
+    assert!(routes.len() >= 25, "{} routes", routes.len());
+    for (method, path, needed) in routes {
+        // Path parameters filled in with a number.
+        let path = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let without: Vec<&str> = ALL_PERMISSIONS
+            .iter()
+            .copied()
+            .filter(|p| !needed.contains(p))
+            .collect();
+        let lacking = keys
+            .mint(&Claims::new("acme", "ann", &without, 600))
+            .expect("mint");
+        for (token, want, what) in [
+            (None, 401, "no token"),
+            (Some(forged.as_str()), 401, "forged"),
+            (Some(expired.as_str()), 401, "expired"),
+            (Some("not-a-jwt"), 401, "garbage"),
+            (
+                Some(lacking.as_str()),
+                403,
+                "every permission but the route's",
+            ),
+        ] {
+            let (code, v) = api.call_raw(method, &path, Some("{}"), token).await;
+            assert_eq!(code, want, "{method} {path}: {what}: {v}");
+        }
+    }
+    stop.cancel();
+    gateway.wait().await.expect("gateway stops");
+}

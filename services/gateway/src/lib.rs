@@ -26,6 +26,14 @@ pub type RouteTable = &'static [(&'static str, &'static str, &'static [&'static 
 
 /// Every HTTP route the gateway serves, as (method, full path).
 pub fn routes() -> Vec<(&'static str, String)> {
+    route_permissions()
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect()
+}
+
+/// Every HTTP route with the permissions it needs (any one), as (method, full path, them).
+pub fn route_permissions() -> Vec<(&'static str, String, &'static [&'static str])> {
     [
         (lead::BASE, lead::ROUTES),
         (caller::BASE, caller::ROUTES),
@@ -35,7 +43,7 @@ pub fn routes() -> Vec<(&'static str, String)> {
     .flat_map(|(base, table)| {
         table
             .iter()
-            .map(move |(m, p, _)| (*m, format!("{base}{p}")))
+            .map(move |(m, p, perms)| (*m, format!("{base}{p}"), *perms))
     })
     .collect()
 }
