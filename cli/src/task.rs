@@ -46,6 +46,13 @@ pub enum TaskCommand {
         tags: String,
         #[arg(long, default_value = "")]
         source: String,
+        /// Recalls for some hangup causes, `CAUSES:TRIES/INTERVAL_SECONDS` (repeat for more),
+        /// e.g. `17:3/600` (busy: 3 more calls, 10 minutes apart) or `18,19:2/7200`.
+        #[arg(long = "retry", value_name = "CAUSES:TRIES/SECONDS", value_parser = parse_retry_rule)]
+        retry: Vec<pb::RetryRule>,
+        /// Call a contact again after CALL_REJECTED 21 (default: the refusal is final).
+        #[arg(long)]
+        retry_rejected: bool,
     },
     /// Import contacts from a CSV file with a header row: `phone` is required; `name`,
     /// `external_id` are recognised; every other column becomes a variable.
@@ -194,6 +201,22 @@ pub async fn watch_stats(cli: &Cli, task_id: &str) -> Result<pb::TaskStats, CliE
     }
 }
 
+/// `CAUSES:TRIES/SECONDS`, e.g. `17:3/600` or `18,19:2/7200`.
+fn parse_retry_rule(s: &str) -> Result<pb::RetryRule, String> {
+    let bad = || format!("{s:?}: expected CAUSES:TRIES/SECONDS, e.g. 17:3/600 or 18,19:2/7200");
+    let (causes, rest) = s.split_once(':').ok_or_else(bad)?;
+    let (tries, interval) = rest.split_once('/').ok_or_else(bad)?;
+    let causes = causes
+        .split(',')
+        .map(|c| c.trim().parse::<u32>().map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(pb::RetryRule {
+        causes,
+        tries: tries.trim().parse().map_err(|_| bad())?,
+        interval_seconds: interval.trim().parse().map_err(|_| bad())?,
+    })
+}
+
 pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
     let tenant = cli.tenant.as_str();
     match cmd {
@@ -209,6 +232,8 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
             caller_line,
             tags,
             source,
+            retry,
+            retry_rejected,
         } => {
             let scheduled_start = scheduled_start
                 .as_deref()
@@ -235,6 +260,10 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                     .map(String::from)
                     .collect(),
                 source: source.clone(),
+                retry: (!retry.is_empty() || *retry_rejected).then(|| pb::RetryPolicy {
+                    rules: retry.clone(),
+                    retry_rejected: *retry_rejected,
+                }),
                 ..Default::default()
             };
             let t = task_client(cli)
@@ -355,4 +384,25 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_rules_parse_and_bad_ones_say_the_form() {
+        assert_eq!(
+            parse_retry_rule("18,19:2/7200"),
+            Ok(pb::RetryRule {
+                causes: vec![18, 19],
+                tries: 2,
+                interval_seconds: 7200
+            })
+        );
+        for bad in ["17", "17:3", "x:3/600", "17:3/ten"] {
+            let e = parse_retry_rule(bad).expect_err(bad);
+            assert!(e.contains("CAUSES:TRIES/SECONDS"), "{e}");
+        }
+    }
 }

@@ -415,6 +415,18 @@ pub struct Expected {
 }
 
 pub fn expected(sim: &Simulator, phones_e164: &[String], recall_count: u32) -> Expected {
+    expected_with(sim, phones_e164, |o| {
+        (!matches!(o, Outcome::Rejected { .. })).then_some(recall_count)
+    })
+}
+
+/// Like [`expected`], with the calls after the first that each simulator outcome allows (None:
+/// final); `Rejected` and `Unallocated` are final unless `tries` gives them some.
+pub fn expected_with(
+    sim: &Simulator,
+    phones_e164: &[String],
+    tries: impl Fn(&Outcome) -> Option<u32>,
+) -> Expected {
     let mut x = Expected {
         contacts: phones_e164.len() as u64,
         ..Default::default()
@@ -423,23 +435,29 @@ pub fn expected(sim: &Simulator, phones_e164: &[String], recall_count: u32) -> E
         let mut attempt = 1;
         // The recall rules restated from the issue, on the simulator's own outcome kinds (not the
         // services' cause classifier): busy, no answer and temporary failure are called again
-        // until the recall count is spent; answered, rejected and unallocated are final.
+        // until their tries are spent; answered and unallocated are final, and rejected too
+        // unless it is given tries.
         let outcome = loop {
             let o = sim.outcome(phone, attempt);
             x.calls_placed += 1;
             *x.causes.entry(o.cause().0.q850).or_default() += 1;
-            let retry = match o {
+            let (last, allowed) = match o {
                 Outcome::Answered { talk_ms, .. } => {
                     x.calls_answered += 1;
                     x.talk_ms += talk_ms;
                     break ContactOutcome::Answered;
                 }
-                Outcome::Rejected { .. } => break ContactOutcome::Rejected,
+                Outcome::Rejected { .. } => match tries(&o) {
+                    Some(n) if n > 0 => (ContactOutcome::Rejected, n),
+                    _ => break ContactOutcome::Rejected,
+                },
                 Outcome::Unallocated => break ContactOutcome::InvalidNumber,
-                Outcome::Busy | Outcome::NoAnswer { .. } | Outcome::TemporaryFailure => true,
+                Outcome::Busy | Outcome::NoAnswer { .. } | Outcome::TemporaryFailure => {
+                    (ContactOutcome::Unreached, tries(&o).unwrap_or(0))
+                }
             };
-            if retry && attempt > recall_count {
-                break ContactOutcome::Unreached;
+            if attempt > allowed {
+                break last;
             }
             attempt += 1;
         };

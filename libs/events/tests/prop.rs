@@ -208,6 +208,14 @@ fn task_spec() -> impl Strategy<Value = pb::TaskSpec> {
                 call_script,
                 caller_id,
                 device_ids,
+                retry: (recall_count % 2 == 1).then(|| pb::RetryPolicy {
+                    rules: vec![pb::RetryRule {
+                        causes: vec![17, 19],
+                        tries: recall_count,
+                        interval_seconds: recall_interval_seconds,
+                    }],
+                    retry_rejected: daily_call_limit % 2 == 1,
+                }),
             },
         )
 }

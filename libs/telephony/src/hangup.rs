@@ -5,6 +5,15 @@
 
 use waihu_proto::v1 as pb;
 
+/// Q.850 causes worth another attempt: busy 17, no user response 18, no answer 19, subscriber
+/// absent 20, congestion and temporary failures 34/38/41/42/44/47, recovery on timer expiry 102.
+pub const RETRYABLE_Q850: &[u32] = &[17, 18, 19, 20, 34, 38, 41, 42, 44, 47, 102];
+/// Q.850 causes that say the number itself is wrong: unallocated 1, no route 3, number changed
+/// 22, invalid format 28, outgoing/incoming calls barred 52/54/55.
+pub const INVALID_NUMBER_Q850: &[u32] = &[1, 3, 22, 28, 52, 54, 55];
+/// CALL_REJECTED.
+pub const CALL_REJECTED: u32 = 21;
+
 /// SIP final response -> Q.850 cause, as FreeSWITCH maps it (`sofia_glue_sip_cause_to_freeswitch`).
 pub const SIP_TO_Q850: &[(u16, u32)] = &[
     (200, 16),

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use prost::Message;
 use sqlx::PgPool;
 use uuid::Uuid;
 use waihu_bus::Expect;
@@ -14,7 +15,7 @@ use crate::{
     planner::{
         capacity, plan_task, tenant_allowance, DueContact, DueTask, LineSlots, TenantLimits,
     },
-    rules::{after_release, Next},
+    rules::{after_release, Next, RetryPolicy},
 };
 
 /// How often each key occurs, in key order (so concurrent transactions lock rows alike).
@@ -188,8 +189,25 @@ struct ActiveContact {
     status: i16,
     recall_count: i32,
     recall_interval_s: i32,
+    retry_policy: Option<Vec<u8>>,
     tenant_id: String,
     line_id: Option<String>,
+}
+
+impl ActiveContact {
+    /// The task's recall rules (a policy that does not decode counts as none: the task service
+    /// validated it, and the defaults still recall).
+    fn policy(&self) -> RetryPolicy {
+        let retry = self
+            .retry_policy
+            .as_deref()
+            .and_then(|b| pb::RetryPolicy::decode(b).ok());
+        RetryPolicy::new(
+            self.recall_count.max(0) as u32,
+            self.recall_interval_s.max(0) as u32,
+            retry.as_ref(),
+        )
+    }
 }
 
 #[derive(Clone)]
@@ -248,8 +266,8 @@ impl Db {
                     });
                     sqlx::query(
                         "INSERT INTO dialer_tasks (task_id, tenant_id, status, priority, recall_count,
-                             recall_interval_s, not_before, caller_line, version)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (task_id) DO NOTHING",
+                             recall_interval_s, not_before, caller_line, version, retry_policy)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (task_id) DO NOTHING",
                     )
                     .bind(task)
                     .bind(&e.meta.tenant_id)
@@ -260,6 +278,7 @@ impl Db {
                     .bind(not_before)
                     .bind(&spec.caller_line)
                     .bind(version)
+                    .bind(spec.retry.as_ref().map(|r| r.encode_to_vec()))
                     .execute(&mut *tx)
                     .await?;
                     continue;
@@ -426,7 +445,8 @@ impl Db {
         // release (a cost that grows with the calls out, measured at 30-60 ms a batch).
         let rows: Vec<ActiveContact> = sqlx::query_as(
             "SELECT c.task_id, c.contact_no, c.state AS contact_state, c.attempts, c.active_call_id,
-                    t.status, t.recall_count, t.recall_interval_s, t.tenant_id, c.line_id
+                    t.status, t.recall_count, t.recall_interval_s, t.retry_policy, t.tenant_id,
+                    c.line_id
              FROM UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
              JOIN dialer_contacts c ON c.task_id = u.t AND c.contact_no = u.n
              JOIN dialer_tasks t ON t.task_id = c.task_id
@@ -461,15 +481,16 @@ impl Db {
                 r.q850,
                 r.answered,
                 attempts as u32,
-                row.recall_count as u32,
+                &row.policy(),
                 cancelled,
             );
             u_task.push(task);
             u_no.push(no);
             match next {
-                Next::Recall => {
+                Next::Recall(wait) => {
                     u_state.push(C_PENDING);
-                    u_at.push(now + chrono::Duration::seconds(row.recall_interval_s as i64));
+                    let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                    u_at.push(now.checked_add_signed(wait).unwrap_or(now));
                 }
                 Next::Finish(outcome) => {
                     u_state.push(C_FINISHED);

@@ -1,7 +1,7 @@
 //! Property tests for the recall rules (`waihu_dialer::rules::after_release`).
 
 use proptest::prelude::*;
-use waihu_dialer::rules::{after_release, Next};
+use waihu_dialer::rules::{after_release, Next, RetryPolicy, RETRYABLE};
 use waihu_dialer::rules::{classify, CauseClass};
 use waihu_events::pb::ContactOutcome;
 use waihu_telephony::hangup::{Q850_NAMES, SIP_TO_Q850};
@@ -46,13 +46,17 @@ fn q850_of(class: CauseClass) -> BoxedStrategy<u32> {
     prop::sample::select(known).boxed()
 }
 
-/// A retryable cause (busy, no answer, temporary failure, ...), including unlisted values.
+/// A retryable cause (busy, no answer, temporary failure, timer expiry, ...).
 fn retry_q850() -> BoxedStrategy<u32> {
-    prop_oneof![
-        3 => q850_of(CauseClass::Retry),
-        1 => any::<u32>().prop_filter("retryable", |q| classify(*q, false) == CauseClass::Retry),
-    ]
-    .boxed()
+    prop::sample::select(RETRYABLE.to_vec()).boxed()
+}
+
+/// The policy of a task with only a recall count (every retryable cause the same).
+fn policy(recall_count: u32) -> RetryPolicy {
+    RetryPolicy {
+        tries: recall_count,
+        ..Default::default()
+    }
 }
 
 fn recall_count() -> BoxedStrategy<u32> {
@@ -109,7 +113,7 @@ proptest! {
         cancelled in any::<bool>(),
     ) {
         prop_assert_eq!(
-            after_release(q850, true, attempts, recall_count, cancelled),
+            after_release(q850, true, attempts, &policy(recall_count), cancelled),
             Next::Finish(ContactOutcome::Answered)
         );
     }
@@ -122,7 +126,7 @@ proptest! {
         cancelled in any::<bool>(),
     ) {
         prop_assert_ne!(
-            after_release(q850, false, attempts, recall_count, cancelled),
+            after_release(q850, false, attempts, &policy(recall_count), cancelled),
             Next::Finish(ContactOutcome::Answered)
         );
     }
@@ -134,10 +138,10 @@ proptest! {
         (attempts, recall_count) in attempts_beyond_allowance(),
         cancelled in any::<bool>(),
     ) {
-        prop_assert_ne!(
-            after_release(q850, answered, attempts, recall_count, cancelled),
-            Next::Recall
-        );
+        prop_assert!(!matches!(
+            after_release(q850, answered, attempts, &policy(recall_count), cancelled),
+            Next::Recall(_)
+        ));
     }
 
     #[test]
@@ -148,7 +152,7 @@ proptest! {
         cancelled in any::<bool>(),
     ) {
         prop_assert_eq!(
-            after_release(q850, false, attempts, recall_count, cancelled),
+            after_release(q850, false, attempts, &policy(recall_count), cancelled),
             Next::Finish(ContactOutcome::InvalidNumber)
         );
     }
@@ -165,7 +169,7 @@ proptest! {
             _ => ContactOutcome::Unreached,
         };
         prop_assert_eq!(
-            after_release(q850, false, attempts, recall_count, cancelled),
+            after_release(q850, false, attempts, &policy(recall_count), cancelled),
             Next::Finish(expected)
         );
     }
@@ -175,7 +179,10 @@ proptest! {
         q850 in retry_q850(),
         (attempts, recall_count) in attempts_within_allowance(),
     ) {
-        prop_assert_eq!(after_release(q850, false, attempts, recall_count, false), Next::Recall);
+        prop_assert!(matches!(
+            after_release(q850, false, attempts, &policy(recall_count), false),
+            Next::Recall(_)
+        ));
     }
 
     #[test]
@@ -185,7 +192,7 @@ proptest! {
         recall_count in recall_count(),
     ) {
         prop_assert_eq!(
-            after_release(q850, false, attempts, recall_count, true),
+            after_release(q850, false, attempts, &policy(recall_count), true),
             Next::Finish(ContactOutcome::Cancelled)
         );
     }
@@ -197,7 +204,10 @@ proptest! {
         attempts in any::<u32>(),
         recall_count in recall_count(),
     ) {
-        prop_assert_ne!(after_release(q850, answered, attempts, recall_count, true), Next::Recall);
+        prop_assert!(!matches!(
+            after_release(q850, answered, attempts, &policy(recall_count), true),
+            Next::Recall(_)
+        ));
     }
 
     #[test]
@@ -206,7 +216,7 @@ proptest! {
         (attempts, recall_count) in attempts_beyond_allowance(),
     ) {
         prop_assert_eq!(
-            after_release(q850, false, attempts, recall_count, false),
+            after_release(q850, false, attempts, &policy(recall_count), false),
             Next::Finish(ContactOutcome::Unreached)
         );
     }
@@ -225,8 +235,8 @@ proptest! {
             attempts += 1;
             let cancelled = cancel_at.is_some_and(|c| i + 1 >= c);
             prop_assert!(attempts <= recall_count + 1, "call {} placed with recall_count {}", attempts, recall_count);
-            match after_release(q850, answered, attempts, recall_count, cancelled) {
-                Next::Recall => {
+            match after_release(q850, answered, attempts, &policy(recall_count), cancelled) {
+                Next::Recall(_) => {
                     prop_assert!(!answered && !cancelled);
                     prop_assert_eq!(classify(q850, answered), CauseClass::Retry);
                 }
@@ -271,7 +281,7 @@ proptest! {
             prop_assert!(attempts <= recall_count, "call {} placed", attempts + 1);
             let q850 = q850s[attempts as usize];
             attempts += 1;
-            if let Next::Finish(o) = after_release(q850, false, attempts, recall_count, false) {
+            if let Next::Finish(o) = after_release(q850, false, attempts, &policy(recall_count), false) {
                 break o;
             }
         };

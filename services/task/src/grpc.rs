@@ -12,6 +12,49 @@ use crate::{
     TaskError,
 };
 
+/// A task's recalls by cause: at most 20 rules, each naming retryable causes (or CALL_REJECTED
+/// 21) not named by another, with at most 20 tries at most 7 days apart.
+fn check_retry(retry: &pb::RetryPolicy) -> Result<(), TaskError> {
+    use waihu_telephony::hangup::{CALL_REJECTED, RETRYABLE_Q850};
+    if retry.rules.len() > 20 {
+        return Err(TaskError::invalid("spec.retry.rules", "at most 20 rules"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, rule) in retry.rules.iter().enumerate() {
+        let field = |f: &str| format!("spec.retry.rules[{i}].{f}");
+        if rule.causes.is_empty() {
+            return Err(TaskError::invalid(
+                field("causes"),
+                "name one or more causes",
+            ));
+        }
+        for c in &rule.causes {
+            if !RETRYABLE_Q850.contains(c) && *c != CALL_REJECTED {
+                return Err(TaskError::invalid(
+                    field("causes"),
+                    format!("{c} is not a retryable cause ({RETRYABLE_Q850:?}, or 21 rejected)"),
+                ));
+            }
+            if !seen.insert(*c) {
+                return Err(TaskError::invalid(
+                    field("causes"),
+                    format!("{c} is named by an earlier rule"),
+                ));
+            }
+        }
+        if rule.tries > 20 {
+            return Err(TaskError::invalid(field("tries"), "at most 20"));
+        }
+        if rule.interval_seconds > 7 * 24 * 3600 {
+            return Err(TaskError::invalid(
+                field("interval_seconds"),
+                "at most 7 days (604800)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Rejected rows listed in an `AddContacts` reply at most (all are counted).
 pub const MAX_LISTED_REJECTIONS: usize = 10_000;
 pub const MAX_ROWS_PER_MESSAGE: usize = 10_000;
@@ -76,6 +119,9 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
             "spec.recall_interval_seconds",
             "at most 7 days (604800)",
         ));
+    }
+    if let Some(retry) = &spec.retry {
+        check_retry(retry)?;
     }
     if spec.tags.len() > 20 {
         return Err(TaskError::invalid("spec.tags", "at most 20 tags"));
