@@ -70,6 +70,84 @@ async fn add_tenant_usage(tx: &mut Tx<'_>, tenants: &[&str], sign: i32) -> Resul
 }
 
 /// What each of `tenants` may still place now (absent = no limit).
+/// The tenant's local date (its entitlements' time zone, else Asia/Shanghai), in SQL.
+const TENANT_TODAY: &str = "(now() AT TIME ZONE coalesce((SELECT time_zone FROM dialer_tenants \
+     WHERE tenant_id = $1), 'Asia/Shanghai'))::date";
+
+/// The due contacts of a task with a per-number daily limit that may still be called today:
+/// a number that got `limit` calls today (over all the tenant's tasks, this round's plans
+/// included) waits until the tenant's next local midnight.
+async fn within_daily_limit(
+    tx: &mut Tx<'_>,
+    task_id: Uuid,
+    tenant_id: &str,
+    limit: i32,
+    contacts: Vec<DueContact>,
+    planned_now: &HashMap<(String, String), i32>,
+) -> Result<Vec<DueContact>, DialerError> {
+    if contacts.is_empty() {
+        return Ok(contacts);
+    }
+    let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
+    let today: HashMap<String, i32> = sqlx::query_as::<_, (String, i32)>(&format!(
+        "SELECT phone, calls FROM dialer_number_days
+         WHERE tenant_id = $1 AND day = {TENANT_TODAY} AND phone = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(&phones)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let calls = |phone: &str| {
+        today.get(phone).copied().unwrap_or(0)
+            + planned_now
+                .get(&(tenant_id.to_string(), phone.to_string()))
+                .copied()
+                .unwrap_or(0)
+    };
+    let (ok, full): (Vec<DueContact>, Vec<DueContact>) =
+        contacts.into_iter().partition(|c| calls(&c.phone) < limit);
+    if !full.is_empty() {
+        let nos: Vec<i32> = full.iter().map(|c| c.contact_no).collect();
+        sqlx::query(&format!(
+            "UPDATE dialer_contacts SET next_at = (({TENANT_TODAY} + 1)::timestamp AT TIME ZONE
+                 coalesce((SELECT time_zone FROM dialer_tenants WHERE tenant_id = $1),
+                          'Asia/Shanghai'))
+             WHERE task_id = $2 AND contact_no = ANY($3) AND state = 0"
+        ))
+        .bind(tenant_id)
+        .bind(task_id)
+        .bind(&nos)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(ok)
+}
+
+/// Counts the round's calls per (tenant, number) on the tenant's local day.
+async fn count_number_days(
+    tx: &mut Tx<'_>,
+    tenants: &[&str],
+    phones: &[String],
+) -> Result<(), DialerError> {
+    sqlx::query(
+        "INSERT INTO dialer_number_days (tenant_id, phone, day, calls)
+         SELECT u.t, u.p,
+                (now() AT TIME ZONE coalesce(dt.time_zone, 'Asia/Shanghai'))::date, count(*)
+         FROM UNNEST($1::text[], $2::text[]) AS u(t, p)
+         LEFT JOIN dialer_tenants dt ON dt.tenant_id = u.t
+         GROUP BY 1, 2, 3 ORDER BY 1, 2
+         ON CONFLICT (tenant_id, phone, day)
+         DO UPDATE SET calls = dialer_number_days.calls + excluded.calls",
+    )
+    .bind(tenants)
+    .bind(phones)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn tenant_allowances(
     tx: &mut Tx<'_>,
     tenants: &[&str],
@@ -266,8 +344,10 @@ impl Db {
                     });
                     sqlx::query(
                         "INSERT INTO dialer_tasks (task_id, tenant_id, status, priority, recall_count,
-                             recall_interval_s, not_before, caller_line, version, retry_policy)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (task_id) DO NOTHING",
+                             recall_interval_s, not_before, caller_line, version, retry_policy,
+                             daily_call_limit)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         ON CONFLICT (task_id) DO NOTHING",
                     )
                     .bind(task)
                     .bind(&e.meta.tenant_id)
@@ -279,6 +359,7 @@ impl Db {
                     .bind(&spec.caller_line)
                     .bind(version)
                     .bind(spec.retry.as_ref().map(|r| r.encode_to_vec()))
+                    .bind(spec.daily_call_limit.min(i32::MAX as u32) as i32)
                     .execute(&mut *tx)
                     .await?;
                     continue;
@@ -530,6 +611,14 @@ impl Db {
         Ok(n)
     }
 
+    /// Drops per-number day counts older than two days (no time zone is that far behind).
+    pub async fn prune_number_days(&self) -> Result<u64, DialerError> {
+        let done = sqlx::query("DELETE FROM dialer_number_days WHERE day < current_date - 2")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// One dialing round: fills every line's free slots with due contacts of running tasks,
     /// higher priority first. Returns the number of calls requested.
     ///
@@ -558,8 +647,8 @@ impl Db {
         if capacity(&slots, None) == 0 {
             return Ok(0);
         }
-        let tasks: Vec<(Uuid, String, String)> = sqlx::query_as(
-            "SELECT t.task_id, t.tenant_id, t.caller_line FROM dialer_tasks t
+        let tasks: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
+            "SELECT t.task_id, t.tenant_id, t.caller_line, t.daily_call_limit FROM dialer_tasks t
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
                AND EXISTS (SELECT 1 FROM dialer_contacts c
                            WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
@@ -568,12 +657,14 @@ impl Db {
         .bind(RUNNING)
         .fetch_all(&mut *tx)
         .await?;
-        let mut tenants: Vec<&str> = tasks.iter().map(|(_, t, _)| t.as_str()).collect();
+        let mut tenants: Vec<&str> = tasks.iter().map(|(_, t, _, _)| t.as_str()).collect();
         tenants.sort_unstable();
         tenants.dedup();
         let mut allowance = tenant_allowances(&mut tx, &tenants).await?;
         let mut dials = Vec::new();
-        for (task_id, tenant_id, caller_line) in tasks {
+        // Calls this round plans per (tenant, number), for the per-number daily limit.
+        let mut planned_now: HashMap<(String, String), i32> = HashMap::new();
+        for (task_id, tenant_id, caller_line, daily_limit) in tasks {
             let caller_line = (!caller_line.is_empty()).then_some(caller_line);
             let mut cap = capacity(&slots, caller_line.as_deref());
             if let Some(left) = allowance.get(&tenant_id) {
@@ -601,6 +692,19 @@ impl Db {
                 attempts,
             })
             .collect();
+            let contacts = if daily_limit > 0 {
+                within_daily_limit(
+                    &mut tx,
+                    task_id,
+                    &tenant_id,
+                    daily_limit,
+                    contacts,
+                    &planned_now,
+                )
+                .await?
+            } else {
+                contacts
+            };
             let task = DueTask {
                 task_id,
                 tenant_id,
@@ -608,12 +712,19 @@ impl Db {
                 contacts,
             };
             let planned = plan_task(&mut slots, &task);
+            for d in &planned {
+                *planned_now
+                    .entry((d.tenant_id.clone(), d.phone.clone()))
+                    .or_default() += 1;
+            }
             if let Some(left) = allowance.get_mut(&task.tenant_id) {
                 *left = left.saturating_sub(planned.len() as u32);
             }
             dials.extend(planned);
         }
         if dials.is_empty() {
+            // Contacts deferred by the per-number daily limit keep their new time.
+            tx.commit().await?;
             return Ok(0);
         }
         // Only the tasks this round dials for are share-locked, and only those still running
@@ -635,9 +746,11 @@ impl Db {
         dials.retain(|d| running.contains(&d.task_id));
         let n = dials.len();
         if n == 0 {
+            tx.commit().await?;
             return Ok(0);
         }
         let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
+        let mut u_phone: Vec<String> = Vec::with_capacity(n);
         let tenants_of: Vec<String> = dials.iter().map(|d| d.tenant_id.clone()).collect();
         let u_tenant: Vec<&str> = tenants_of.iter().map(String::as_str).collect();
         let mut out = Vec::with_capacity(n);
@@ -646,6 +759,7 @@ impl Db {
             let meta = EventMeta::new(&d.tenant_id, Aggregate::Call(call), 1)
                 .with_deterministic_id(&format!("call/{call}/requested"))
                 .with_task(d.task_id);
+            u_phone.push(d.phone.clone());
             let e = Event::CallRequested(pb::CallRequested {
                 call_id: call.to_string(),
                 task_id: d.task_id.to_string(),
@@ -675,6 +789,7 @@ impl Db {
         .await?;
         add_in_flight(&mut tx, &u_line, 1).await?;
         add_tenant_usage(&mut tx, &u_tenant, 1).await?;
+        count_number_days(&mut tx, &u_tenant, &u_phone).await?;
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
         self.outbox.wake();

@@ -30,6 +30,9 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
+        if let Err(e) = db.prune_number_days().await {
+            warn!(error = %e, "cannot prune the per-number day counts");
+        }
         let stuck = match db.calls_out_since(call_timeout).await {
             Ok(s) => s,
             Err(e) => {
