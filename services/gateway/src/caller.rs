@@ -32,7 +32,7 @@ use waihu_proto::v1 as pb;
 use waihu_telephony::phone::PhoneNumber;
 
 use crate::{
-    lead::{national, object, record_client, request, task_client},
+    lead::{first_contacts, national, object, record_client, request, task_client},
     Backends, Envelope, Reply, RouteTable,
 };
 
@@ -126,17 +126,7 @@ fn body_or_empty(body: &[u8]) -> Result<Map<String, Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Reply::error(
-            axum::http::StatusCode::BAD_REQUEST,
-            "the body must be a JSON object",
-        )),
-        Err(e) => Err(Reply::error(
-            axum::http::StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
+    object(Json::from_bytes(body))
 }
 
 /// Seed 000's task status (0-4).
@@ -382,36 +372,17 @@ async fn task_detail(State(b): State<Backends>, headers: HeaderMap, body: Body) 
 async fn task_detail_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Value> {
     let m = object(body)?;
     let number = task_id(&m)?;
-    let mut tasks = task_client(b);
-    let t = tasks
+    let t = task_client(b)
         .get_task(request(headers, pb::TaskRef { task_id: number }))
         .await?
         .into_inner();
     let calls = newest_calls(b, headers, &t.task_id).await?;
     let cancelled = t.status == pb::TaskStatus::Cancelled as i32;
-    let mut list = Vec::new();
-    let mut after = 0;
-    while list.len() < DETAIL_NUMBERS {
-        let page = tasks
-            .list_contacts(request(
-                headers,
-                pb::ListContactsRequest {
-                    task_id: t.task_id.clone(),
-                    page_size: 1000,
-                    after_contact_no: after,
-                },
-            ))
-            .await?
-            .into_inner();
-        for c in &page.contacts {
-            list.push(number_row(&t, c, calls.get(&c.phone), cancelled));
-        }
-        if page.next_after_contact_no == 0 {
-            break;
-        }
-        after = page.next_after_contact_no;
-    }
-    list.truncate(DETAIL_NUMBERS);
+    let list = first_contacts(b, headers, &t.task_id, DETAIL_NUMBERS)
+        .await?
+        .iter()
+        .map(|c| number_row(&t, c, calls.get(&c.phone), cancelled))
+        .collect();
     let mut row = task_row(&t);
     row.insert("list".into(), Value::Array(list));
     Ok(Value::Object(row))

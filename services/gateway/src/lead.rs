@@ -161,6 +161,37 @@ pub(crate) fn record_client(b: &Backends) -> RecordServiceClient<tonic::transpor
     RecordServiceClient::new(b.record.clone())
 }
 
+/// A task's first `limit` contacts in contact order, read a page at a time.
+pub(crate) async fn first_contacts(
+    b: &Backends,
+    headers: &HeaderMap,
+    task_id: &str,
+    limit: usize,
+) -> Result<Vec<pb::ListedContact>> {
+    let mut tasks = task_client(b);
+    let mut out = Vec::new();
+    let mut after = 0;
+    while out.len() < limit {
+        let page = tasks
+            .list_contacts(request(
+                headers,
+                pb::ListContactsRequest {
+                    task_id: task_id.to_string(),
+                    page_size: (limit - out.len()).min(1000) as u32,
+                    after_contact_no: after,
+                },
+            ))
+            .await?
+            .into_inner();
+        out.extend(page.contacts);
+        if page.next_after_contact_no == 0 {
+            break;
+        }
+        after = page.next_after_contact_no;
+    }
+    Ok(out)
+}
+
 /// The task or record a path names by number (`field` `taskId` or `recordId`, `what` task or
 /// record): 400 unless it is a positive integer.
 fn path_number(field: &str, what: &str, s: &str) -> Result<String> {
@@ -453,37 +484,16 @@ async fn task_detail(
     Path(task_id): Path<String>,
 ) -> Result<Reply> {
     let number = task_number(&task_id)?;
-    let mut tasks = task_client(&b);
-    let t = tasks
+    let t = task_client(&b)
         .get_task(request(&headers, pb::TaskRef { task_id: number }))
         .await?
         .into_inner();
     let mut m = task_fields(&b, &headers, &t).await?;
-    let mut phones = Vec::new();
-    let mut after = 0;
-    while phones.len() < DETAIL_PHONES {
-        let page = tasks
-            .list_contacts(request(
-                &headers,
-                pb::ListContactsRequest {
-                    task_id: t.task_id.clone(),
-                    page_size: 1000,
-                    after_contact_no: after,
-                },
-            ))
-            .await?
-            .into_inner();
-        phones.extend(
-            page.contacts
-                .iter()
-                .map(|c| Value::String(national(&c.phone))),
-        );
-        if page.next_after_contact_no == 0 {
-            break;
-        }
-        after = page.next_after_contact_no;
-    }
-    phones.truncate(DETAIL_PHONES);
+    let phones: Vec<Value> = first_contacts(&b, &headers, &t.task_id, DETAIL_PHONES)
+        .await?
+        .iter()
+        .map(|c| Value::String(national(&c.phone)))
+        .collect();
     let records = record_client(&b)
         .list_call_records(request(
             &headers,
