@@ -259,6 +259,18 @@ impl Cluster {
     }
 }
 
+/// How many calls each number of a task got, from its call records.
+pub async fn calls_per_number(cluster: &Cluster, task_id: &str) -> BTreeMap<String, u32> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT phone, count(*) FROM record.call_records WHERE task_id = $1::uuid GROUP BY phone",
+    )
+    .bind(task_id)
+    .fetch_all(&cluster.env.pool)
+    .await
+    .expect("call records");
+    rows.into_iter().map(|(p, n)| (p, n as u32)).collect()
+}
+
 /// A task spec with the given recall rule.
 pub fn spec(name: &str, recall_count: u32, recall_interval_seconds: u32) -> pb::TaskSpec {
     pb::TaskSpec {

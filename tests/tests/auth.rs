@@ -40,6 +40,21 @@ fn the_permission_table_lists_exactly_the_methods_that_exist() {
 }
 
 /// Calls `path` with an empty message and `token`, returning the status code (Ok for success).
+/// A token signed with another key, and one of ours that expired an hour ago, both holding
+/// every permission.
+fn forged_and_expired(keys: &Keys) -> (String, String) {
+    let forger = Keys::load(&AuthConfig::with_hs256(
+        "someone-else-0123456789abcdef0123456789",
+    ))
+    .expect("keys");
+    let forged = forger
+        .mint(&Claims::new("acme", "ann", ALL_PERMISSIONS, 600))
+        .expect("mint");
+    let mut expired = Claims::new("acme", "ann", ALL_PERMISSIONS, 0);
+    expired.exp -= 3600;
+    (forged, keys.mint(&expired).expect("mint"))
+}
+
 async fn call(channel: &Channel, path: &str, token: Option<&str>) -> Code {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     if grpc.ready().await.is_err() {
@@ -92,16 +107,7 @@ async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
     let (task_ch, record_ch) = (connect(task.addr).await, connect(record.addr).await);
 
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
-    let forger = Keys::load(&AuthConfig::with_hs256(
-        "someone-else-0123456789abcdef0123456789",
-    ))
-    .expect("keys");
-    let mut expired = Claims::new("acme", "ann", ALL_PERMISSIONS, 0);
-    expired.exp -= 3600;
-    let expired = keys.mint(&expired).expect("mint");
-    let forged = forger
-        .mint(&Claims::new("acme", "ann", ALL_PERMISSIONS, 600))
-        .expect("mint");
+    let (forged, expired) = forged_and_expired(&keys);
 
     let mut checked = 0;
     for path in methods() {
@@ -194,16 +200,7 @@ async fn every_route_refuses_bad_tokens_and_missing_permissions() {
     .expect("gateway");
     let api = waihu_e2e::HttpApi::new(format!("http://{}", gateway.addr));
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
-    let forger = Keys::load(&AuthConfig::with_hs256(
-        "someone-else-0123456789abcdef0123456789",
-    ))
-    .expect("keys");
-    let mut expired = Claims::new("acme", "ann", ALL_PERMISSIONS, 0);
-    expired.exp -= 3600;
-    let expired = keys.mint(&expired).expect("mint");
-    let forged = forger
-        .mint(&Claims::new("acme", "ann", ALL_PERMISSIONS, 600))
-        .expect("mint");
+    let (forged, expired) = forged_and_expired(&keys);
     let routes = waihu_gateway::route_permissions();
     assert!(routes.len() >= 25, "{} routes", routes.len());
     for (method, path, needed) in routes {

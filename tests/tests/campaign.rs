@@ -35,15 +35,7 @@ async fn campaign_of_1200_contacts_ends_with_exactly_the_simulated_statistics() 
 
     // Every contact was called exactly as often as the rules say: at most recall + 1 times,
     // busy/unanswered numbers again, unallocated numbers once.
-    let per_phone: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT phone, count(*) FROM record.call_records WHERE task_id = $1::uuid GROUP BY phone",
-    )
-    .bind(&task_id)
-    .fetch_all(&cluster.env.pool)
-    .await
-    .expect("call records");
-    let actual: std::collections::BTreeMap<String, u32> =
-        per_phone.into_iter().map(|(p, n)| (p, n as u32)).collect();
+    let actual = calls_per_number(&cluster, &task_id).await;
     assert_eq!(actual, want.attempts);
     assert!(actual.values().all(|n| *n <= recall + 1));
     let first_unallocated: Vec<&String> = want

@@ -9,17 +9,6 @@ use waihu_e2e::*;
 use waihu_events::pb;
 use waihu_provider::sim::Outcome;
 
-async fn calls_per_number(cluster: &Cluster, task_id: &str) -> BTreeMap<String, u32> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT phone, count(*) FROM record.call_records WHERE task_id = $1::uuid GROUP BY phone",
-    )
-    .bind(task_id)
-    .fetch_all(&cluster.env.pool)
-    .await
-    .expect("call records");
-    rows.into_iter().map(|(p, n)| (p, n as u32)).collect()
-}
-
 /// The task's contacts that wait, with when they are next due.
 async fn waiting(cluster: &Cluster, task_id: &str) -> Vec<DateTime<Utc>> {
     sqlx::query_scalar(

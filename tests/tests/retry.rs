@@ -3,7 +3,7 @@
 //! the task says so. The counts per number must equal those computed from the simulator's
 //! outcomes alone.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use tonic::Code;
 use waihu_e2e::*;
@@ -16,17 +16,6 @@ fn rule(causes: &[u32], tries: u32) -> pb::RetryRule {
         tries,
         interval_seconds: 0,
     }
-}
-
-async fn calls_per_number(cluster: &Cluster, task_id: &str) -> BTreeMap<String, u32> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT phone, count(*) FROM record.call_records WHERE task_id = $1::uuid GROUP BY phone",
-    )
-    .bind(task_id)
-    .fetch_all(&cluster.env.pool)
-    .await
-    .expect("call records");
-    rows.into_iter().map(|(p, n)| (p, n as u32)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
