@@ -2,18 +2,20 @@
 //! start, applies what the writer hands over, reads back what a dropped hand-over missed, and
 //! never applies the same events twice.
 
+mod common;
+
 use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use waihu_events::{Decoded, RecordedEvent};
+use waihu_events::RecordedEvent;
 use waihu_record::{
     projection::{self, keys},
     projector::{Events, Handoff, Projector},
-    writer,
 };
-use waihu_store::StoredEvent;
+
+use common::{calls, projected, store, wait_projected};
 
 struct Batch(Vec<(u64, RecordedEvent)>);
 
@@ -21,36 +23,6 @@ impl Events for Batch {
     fn event(&self, i: usize) -> (u64, Option<&RecordedEvent>) {
         (self.0[i].0, Some(&self.0[i].1))
     }
-}
-
-/// `calls` answered calls of `task`, five events each, at positions from `first`.
-fn calls(task: Uuid, first: u64, calls: u32) -> Vec<(u64, RecordedEvent)> {
-    (0..calls)
-        .flat_map(|i| {
-            waihu_testkit::call_lifecycle("acme", task, Uuid::now_v7(), i + 1, 1, true, 10, 20)
-        })
-        .enumerate()
-        .map(|(i, e)| (first + i as u64, e))
-        .collect()
-}
-
-/// Appends to the store (and moves its checkpoint) without projecting.
-async fn store(pool: &PgPool, events: &[(u64, RecordedEvent)]) {
-    let stored: Vec<StoredEvent> = events
-        .iter()
-        .map(|(p, e)| StoredEvent {
-            position: *p,
-            envelope: e.encode().into(),
-            event: Decoded::Known(e.clone()),
-            recorded_at: None,
-        })
-        .collect();
-    let refs: Vec<&StoredEvent> = stored.iter().collect();
-    let last = events.last().map(|(p, _)| *p).expect("events");
-    let fresh = writer::write_events(pool, &refs, last, 0)
-        .await
-        .expect("stored");
-    assert!(fresh.iter().all(|f| *f));
 }
 
 async fn placed(pool: &PgPool, task: Uuid) -> i64 {
@@ -68,19 +40,6 @@ async fn counter(pool: &PgPool, task: Uuid, key: &str) -> i64 {
     .expect("counter")
 }
 
-async fn projected(pool: &PgPool) -> u64 {
-    waihu_store::checkpoint(pool, projection::CHECKPOINT)
-        .await
-        .expect("checkpoint")
-}
-
-async fn wait_projected(pool: &PgPool, position: u64) {
-    waihu_testkit::eventually(Duration::from_secs(20), "the projections", || async move {
-        (projected(pool).await >= position).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
     let env = waihu_testkit::TestEnv::new().await;
@@ -90,7 +49,7 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
     let task = Uuid::now_v7();
 
     // Stored before any projector ran: it catches up from the store on start.
-    let first = calls(task, 1, 3);
+    let first = calls("acme", task, 1, 3);
     store(&pool, &first).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let stop = CancellationToken::new();
@@ -99,7 +58,7 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
     assert_eq!(placed(&pool, task).await, 3);
 
     // A hand-over of the next write.
-    let second = calls(task, 16, 1);
+    let second = calls("acme", task, 16, 1);
     store(&pool, &second).await;
     let n = second.len();
     tx.send(Handoff {
@@ -117,8 +76,8 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
     // A write whose hand-over was dropped (21..=30), then one handed over (31..=35): the gap
     // is read back from the store first. An event the store already had (fresh = false) and a
     // hand-over already covered are skipped.
-    store(&pool, &calls(task, 21, 2)).await;
-    let third = calls(task, 31, 1);
+    store(&pool, &calls("acme", task, 21, 2)).await;
+    let third = calls("acme", task, 31, 1);
     store(&pool, &third).await;
     let mut fresh = vec![true; third.len()];
     fresh[0] = false;

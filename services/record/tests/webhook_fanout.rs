@@ -2,21 +2,23 @@
 //! each other, or one re-run from an old checkpoint, add nothing; other tenants' events and
 //! events stored before a subscription was made are not delivered to it.
 
+mod common;
+
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tonic::Request;
 use uuid::Uuid;
-use waihu_events::{Decoded, RecordedEvent};
+use waihu_events::RecordedEvent;
 use waihu_proto::v1::{self as pb, webhook_service_server::WebhookService};
 use waihu_record::{
-    projection,
     projector::{Events, Handoff, Projector},
     webhook::{self, api::WebhookApi, fanout::Fanout},
     writer,
 };
-use waihu_store::StoredEvent;
+
+use common::{calls, store, wait_projected};
 
 struct Nothing;
 
@@ -24,35 +26,6 @@ impl Events for Nothing {
     fn event(&self, _: usize) -> (u64, Option<&RecordedEvent>) {
         (0, None)
     }
-}
-
-/// `n` answered calls of `tenant`, five events each, at positions from `first`.
-fn calls(tenant: &str, first: u64, n: u32) -> Vec<(u64, RecordedEvent)> {
-    let task = Uuid::now_v7();
-    (0..n)
-        .flat_map(|i| {
-            waihu_testkit::call_lifecycle(tenant, task, Uuid::now_v7(), i + 1, 1, true, 10, 20)
-        })
-        .enumerate()
-        .map(|(i, e)| (first + i as u64, e))
-        .collect()
-}
-
-async fn store(pool: &PgPool, events: &[(u64, RecordedEvent)]) {
-    let stored: Vec<StoredEvent> = events
-        .iter()
-        .map(|(p, e)| StoredEvent {
-            position: *p,
-            envelope: e.encode().into(),
-            event: Decoded::Known(e.clone()),
-            recorded_at: None,
-        })
-        .collect();
-    let refs: Vec<&StoredEvent> = stored.iter().collect();
-    let last = events.last().map(|(p, _)| *p).expect("events");
-    writer::write_events(pool, &refs, last, 0)
-        .await
-        .expect("stored");
 }
 
 async fn deliveries(pool: &PgPool, webhook_id: &str) -> i64 {
@@ -76,16 +49,6 @@ async fn subscribe(api: &WebhookApi, tenant: &str) -> String {
         .expect("created")
         .into_inner()
         .webhook_id
-}
-
-async fn wait_projected(pool: &PgPool, position: u64) {
-    waihu_testkit::eventually(Duration::from_secs(20), "projections", || async move {
-        let at = waihu_store::checkpoint(pool, projection::CHECKPOINT)
-            .await
-            .ok()?;
-        (at == position).then_some(())
-    })
-    .await;
 }
 
 /// Runs the fan-out until its checkpoint reaches the store's head, two steps racing each time.
@@ -129,15 +92,15 @@ async fn one_delivery_per_subscription_and_event_however_often_the_fan_out_runs(
 
     let early = subscribe(&api, "acme").await;
     // acme: 3 calls, another tenant: 2 calls (10 events).
-    store(&pool, &calls("acme", 1, 3)).await;
-    store(&pool, &calls("other", 16, 2)).await;
+    store(&pool, &calls("acme", Uuid::now_v7(), 1, 3)).await;
+    store(&pool, &calls("other", Uuid::now_v7(), 16, 2)).await;
     wait_projected(&pool, 25).await;
     fan_out(&fanout, &pool).await;
     assert_eq!(deliveries(&pool, &early).await, 3, "acme's three releases");
 
     // Made now: only what is stored from here on is its.
     let late = subscribe(&api, "acme").await;
-    store(&pool, &calls("acme", 26, 1)).await;
+    store(&pool, &calls("acme", Uuid::now_v7(), 26, 1)).await;
     wait_projected(&pool, 30).await;
     fan_out(&fanout, &pool).await;
     assert_eq!(deliveries(&pool, &early).await, 4);
