@@ -296,19 +296,13 @@ impl Keys {
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.as_ref().map(|(_, d)| d),
             alg @ (Algorithm::RS256 | Algorithm::ES256) => {
-                let local = self
-                    .jwks
-                    .iter()
-                    .find(|(kid, a, _)| {
-                        *a == alg
-                            && (header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
-                    })
-                    .map(|(_, _, d)| d);
+                let kid = header.kid.as_deref();
+                let local = key_index(&self.jwks, alg, kid).map(|i| &self.jwks[i].2);
                 match (local, &self.remote) {
                     (Some(k), _) => Some(k),
                     (None, Some(r)) => {
-                        fetched = r.find(alg, header.kid.as_deref()).map_err(TokenError)?;
-                        fetched.as_ref()
+                        fetched = r.find(alg, kid).map_err(TokenError)?;
+                        fetched.as_ref().map(|(set, i)| &set[*i].2)
                     }
                     (None, None) => None,
                 }
@@ -364,6 +358,17 @@ impl Keys {
         encode(&Header::new(Algorithm::HS256), claims, enc)
             .map_err(|e| KeyError::Bad(format!("cannot sign: {e}")))
     }
+}
+
+/// Where in `set` the key for a token of `alg` naming `kid` (any key of `alg` when it names
+/// none) is.
+pub(crate) fn key_index(
+    set: &[(Option<String>, Algorithm, DecodingKey)],
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Option<usize> {
+    set.iter()
+        .position(|(k, a, _)| *a == alg && (kid.is_none() || k.as_deref() == kid))
 }
 
 pub(crate) fn parse_jwks(

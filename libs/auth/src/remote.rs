@@ -24,10 +24,14 @@ const MAX_BYTES: usize = 1 << 20;
 
 type KeySet = Vec<(Option<String>, Algorithm, DecodingKey)>;
 
+/// The fetched set and the index of the key a token needs in it (shared, not copied, per
+/// verification).
+pub type FoundKey = (Arc<KeySet>, usize);
+
 pub struct RemoteJwks {
     pub url: String,
     refresh: Duration,
-    keys: RwLock<Option<KeySet>>,
+    keys: RwLock<Option<Arc<KeySet>>>,
     last_fetch: Mutex<Option<Instant>>,
     wake: Notify,
     client: reqwest::Client,
@@ -55,7 +59,7 @@ impl RemoteJwks {
 
     /// The key for a token's algorithm and key id, if the set holds one. Err when the set was
     /// never fetched. A miss asks for a refetch.
-    pub fn find(&self, alg: Algorithm, kid: Option<&str>) -> Result<Option<DecodingKey>, String> {
+    pub fn find(&self, alg: Algorithm, kid: Option<&str>) -> Result<Option<FoundKey>, String> {
         let guard = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let Some(set) = guard.as_ref() else {
             self.wake.notify_one();
@@ -64,10 +68,7 @@ impl RemoteJwks {
                 self.url
             ));
         };
-        let found = set
-            .iter()
-            .find(|(k, a, _)| *a == alg && (kid.is_none() || k.as_deref() == kid))
-            .map(|(_, _, d)| d.clone());
+        let found = crate::keys::key_index(set, alg, kid).map(|i| (set.clone(), i));
         if found.is_none() {
             self.wake.notify_one();
         }
@@ -96,7 +97,7 @@ impl RemoteJwks {
         let text = String::from_utf8_lossy(&body);
         let set = parse_jwks(&text).map_err(|e| format!("{}: {e}", self.url))?;
         let n = set.len();
-        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(set);
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(set));
         Ok(n)
     }
 
