@@ -59,10 +59,10 @@ pub struct CallFacts {
 }
 
 /// The call a body needs the record of, if any.
-pub fn call_of(e: &Event) -> Option<&str> {
+pub fn call_of(e: &Event) -> Option<Uuid> {
     match e {
-        Event::CallReleased(r) => Some(&r.call_id),
-        Event::ContactFinished(f) if !f.last_call_id.is_empty() => Some(&f.last_call_id),
+        Event::CallReleased(r) => r.call_id.parse().ok(),
+        Event::ContactFinished(f) => f.last_call_id.parse().ok(),
         _ => None,
     }
 }

@@ -140,16 +140,14 @@ impl Fanout {
                             && s.event_types.iter().any(|t| t == kind)
                     })
                     .collect();
-                (!subs.is_empty()).then_some((stored.position, e, kind, subs))
+                (!subs.is_empty())
+                    .then(|| (stored.position, e, kind, body::call_of(&e.event), subs))
             })
             .collect();
 
         // The records of the calls the bodies tell of (complete: the head is behind the
         // projections).
-        let call_ids: Vec<Uuid> = wanted
-            .iter()
-            .filter_map(|(_, e, _, _)| body::call_of(&e.event)?.parse().ok())
-            .collect();
+        let call_ids: Vec<Uuid> = wanted.iter().filter_map(|w| w.3).collect();
         let calls: HashMap<Uuid, body::CallFacts> = if call_ids.is_empty() {
             HashMap::new()
         } else {
@@ -166,10 +164,8 @@ impl Fanout {
         };
 
         let mut rows = Vec::new();
-        for (position, e, kind, subs) in &wanted {
-            let call = body::call_of(&e.event)
-                .and_then(|c| c.parse::<Uuid>().ok())
-                .and_then(|c| calls.get(&c));
+        for (position, e, kind, call, subs) in &wanted {
+            let call = call.and_then(|c| calls.get(&c));
             for s in subs {
                 let id = delivery_id(s.webhook_id, e.meta.event_id);
                 let Some(text) = body::body(id, e, call) else {
