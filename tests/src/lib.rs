@@ -548,11 +548,6 @@ impl HttpApi {
         }
     }
 
-    /// The base URL the paths are below.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// `method` `path` (below the base) with a JSON `body` and a bearer `token`: the status and
     /// the JSON answer, which must be in seed 002's envelope `{code, message, data}`.
     pub async fn call(

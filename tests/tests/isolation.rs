@@ -433,16 +433,12 @@ async fn tenants_of(cluster: &Cluster) -> TenantServiceClient<tonic::transport::
 /// Seed 003's routes: the call status is hidden; the routes not built answer 501 (they hold
 /// nothing of anyone's).
 async fn probe_calls_route(
-    api: &HttpApi,
+    calls: &HttpApi,
     token: &str,
     a: &Secrets,
     method: &str,
     route: &str,
 ) -> Option<Verdict> {
-    let calls = HttpApi::new(
-        api.base()
-            .replace(waihu_gateway::lead::BASE, waihu_gateway::calls::BASE),
-    );
     let (code, v) = match route {
         "/{callId}/status" => {
             for id in [a.call_id.clone(), a.call_number.to_string()] {
@@ -479,15 +475,11 @@ async fn probe_calls_route(
 
 /// Seed 000's routes (all POST), in its envelope: hidden is 404 or 403.
 async fn probe_caller_route(
-    api: &HttpApi,
+    caller: &HttpApi,
     token: &str,
     a: &Secrets,
     route: &str,
 ) -> Option<Verdict> {
-    let caller = HttpApi::new(
-        api.base()
-            .replace(waihu_gateway::lead::BASE, waihu_gateway::caller::BASE),
-    );
     let t = a.task_number;
     let hidden = |(code, v): (u16, serde_json::Value)| -> Verdict {
         if code == 404 || code == 403 {
@@ -543,8 +535,15 @@ async fn probe_caller_route(
     Some(verdict)
 }
 
+/// A client per seed's API base.
+struct Apis {
+    lead: HttpApi,
+    caller: HttpApi,
+    calls: HttpApi,
+}
+
 async fn probe_route(
-    api: &HttpApi,
+    apis: &Apis,
     token: &str,
     a: &Secrets,
     method: &str,
@@ -560,11 +559,12 @@ async fn probe_route(
     };
     let (t, r) = (a.task_number, a.call_number);
     if let Some(route) = path.strip_prefix(waihu_gateway::caller::BASE) {
-        return probe_caller_route(api, token, a, route).await;
+        return probe_caller_route(&apis.caller, token, a, route).await;
     }
     if let Some(route) = path.strip_prefix(waihu_gateway::calls::BASE) {
-        return probe_calls_route(api, token, a, method, route).await;
+        return probe_calls_route(&apis.calls, token, a, method, route).await;
     }
+    let api = &apis.lead;
     let base = waihu_gateway::lead::BASE;
     let verdict = match (method, path.strip_prefix(base)?) {
         ("POST", "/call-tasks") => {
@@ -760,14 +760,15 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
     // Every HTTP route of the gateway, likewise.
     let stop = tokio_util::sync::CancellationToken::new();
     let gateway = start_gateway(&cluster, stop.clone()).await;
-    let api = HttpApi::new(format!(
-        "http://{}{}",
-        gateway.addr,
-        waihu_gateway::lead::BASE
-    ));
+    let base = |b: &str| HttpApi::new(format!("http://{}{b}", gateway.addr));
+    let apis = Apis {
+        lead: base(waihu_gateway::lead::BASE),
+        caller: base(waihu_gateway::caller::BASE),
+        calls: base(waihu_gateway::calls::BASE),
+    };
     let mut routes = 0;
     for (method, path) in waihu_gateway::routes() {
-        match probe_route(&api, &token, &a, method, &path).await {
+        match probe_route(&apis, &token, &a, method, &path).await {
             None => {
                 unlisted.insert(format!("{method} {path}"));
             }
