@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "waihu/v1/admin.proto",
         "waihu/v1/tenant.proto",
         "waihu/v1/webhook.proto",
+        "waihu/v1/provider.proto",
+        "waihu/v1/dialer.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

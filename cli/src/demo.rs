@@ -8,7 +8,7 @@ use std::{
 
 use clap::Args;
 use tokio::process::{Child, Command};
-use waihu_proto::v1 as pb;
+use waihu_proto::v1::{self as pb, provider_service_client::ProviderServiceClient};
 
 use crate::{display, status, task, Cli, CliError};
 
@@ -26,9 +26,13 @@ pub struct DemoArgs {
     /// Calls after the first to busy or unanswered contacts.
     #[arg(long, default_value_t = 2)]
     recall: u32,
-    /// Concurrent calls on the simulator line.
+    /// Concurrent calls over all the demo's simulator lines.
     #[arg(long, default_value_t = 300)]
     concurrency: u32,
+    /// Simulator lines the demo creates (sim-1, sim-2, ...) through ProviderService, sharing
+    /// --concurrency.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
+    lines: u32,
     /// Skip the closing `replay --verify` (rebuild the statistics from the store and compare).
     #[arg(long)]
     no_verify: bool,
@@ -39,13 +43,6 @@ pub struct DemoArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     dialer_addr: String,
-    /// Provider adapter gRPC address (health only).
-    #[arg(
-        long,
-        env = "WAIHU_PROVIDER_ADDR",
-        default_value = "http://127.0.0.1:50053"
-    )]
-    provider_addr: String,
     /// Where the services this demo starts write their logs.
     #[arg(long, default_value = ".demo/logs")]
     log_dir: PathBuf,
@@ -96,7 +93,7 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
         ("waihu-record", cli.record_addr.as_str()),
         ("waihu-task", cli.task_addr.as_str()),
         ("waihu-dialer", a.dialer_addr.as_str()),
-        ("waihu-provider-adapter", a.provider_addr.as_str()),
+        ("waihu-provider-adapter", cli.provider_addr.as_str()),
     ];
     let mut started = Started(Vec::new());
     std::fs::create_dir_all(&a.log_dir)?;
@@ -120,7 +117,7 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
             .env("WAIHU_GRPC_ADDR", format!("127.0.0.1:{}", port_of(addr)?))
             .env("WAIHU_SIMULATOR__SEED", a.seed.to_string())
             .env("WAIHU_SIMULATOR__TIME_SCALE", a.time_scale.to_string())
-            .env("WAIHU_DIALER__LINES", format!("sim-1:{}", a.concurrency))
+            .env("WAIHU_PROVIDER__DIALER_URL", &a.dialer_addr)
             .env("WAIHU_DIALER__TICK_MS", "50")
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -239,8 +236,9 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
         return Err("--time-scale must be 0 or more".into());
     }
     println!(
-        "waihu demo: {} contacts, simulator seed {}, time x{}, recall {}, {} lines",
-        a.contacts, a.seed, a.time_scale, a.recall, a.concurrency
+        "waihu demo: {} contacts, simulator seed {}, time x{}, recall {}, {} lines carrying {} \
+         calls at once",
+        a.contacts, a.seed, a.time_scale, a.recall, a.lines, a.concurrency
     );
     println!("services:");
     let started = ensure_services(cli, a).await?;
@@ -259,7 +257,78 @@ pub async fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
     result
 }
 
+/// The demo's lines, `sim-1` ... `sim-<lines>`, sharing `concurrency`, each with a caller
+/// number of its own city.
+fn demo_lines(a: &DemoArgs) -> Vec<pb::Line> {
+    const CALLERS: [&str; 4] = [
+        "021-61234567",
+        "010-81234567",
+        "020-31234567",
+        "0592-5123456",
+    ];
+    (1..=a.lines)
+        .map(|i| {
+            let share = a.concurrency / a.lines + u32::from(i <= a.concurrency % a.lines);
+            pb::Line {
+                line_id: format!("sim-{i}"),
+                name: format!("demo simulator line {i}"),
+                provider: "sim".into(),
+                caller_number: CALLERS[(i as usize - 1) % CALLERS.len()].into(),
+                max_concurrent: share.max(1),
+                time_zone: "Asia/Shanghai".into(),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Creates the demo's lines through `ProviderService`; a line left by an earlier demo gets the
+/// settings asked for now (and is switched on).
+async fn make_lines(cli: &Cli, a: &DemoArgs) -> Result<Vec<String>, CliError> {
+    let mut p = ProviderServiceClient::new(crate::provider_channel(cli).await?);
+    let mut ids = Vec::new();
+    for line in demo_lines(a) {
+        let id = line.line_id.clone();
+        let made = p
+            .create_line(task::with_tenant(
+                &cli.tenant,
+                pb::CreateLineRequest {
+                    line: Some(line.clone()),
+                },
+            )?)
+            .await;
+        let l = match made {
+            Ok(l) => l.into_inner(),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                p.update_line(task::with_tenant(
+                    &cli.tenant,
+                    pb::UpdateLineRequest {
+                        line: Some(line),
+                        expected_version: 0,
+                    },
+                )?)
+                .await
+                .map_err(|s| status("UpdateLine", s))?;
+                p.enable_line(task::with_tenant(
+                    &cli.tenant,
+                    pb::LineRequest {
+                        line_id: id.clone(),
+                    },
+                )?)
+                .await
+                .map_err(|s| status("EnableLine", s))?
+                .into_inner()
+            }
+            Err(s) => return Err(status("CreateLine", s)),
+        };
+        println!("line {}", crate::line::text(&l));
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
+    let lines = make_lines(cli, a).await?;
     let mut tasks = task::task_client(cli).await?;
     let spec = pb::TaskSpec {
         name: format!("demo {}", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")),
@@ -318,5 +387,18 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
         stats.calls_placed as f64 / secs.max(0.001),
         display::stats_table(&stats)
     );
+    let mut p = ProviderServiceClient::new(crate::provider_channel(cli).await?);
+    println!("lines:");
+    for id in lines {
+        let s = p
+            .get_line_status(task::with_tenant(
+                &cli.tenant,
+                pb::LineRequest { line_id: id },
+            )?)
+            .await
+            .map_err(|s| status("GetLineStatus", s))?
+            .into_inner();
+        println!("  {}", crate::line::status_text(&s));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ mod demo;
 mod display;
 mod export;
 mod import;
+mod line;
 mod replay;
 mod task;
 mod tenant;
@@ -21,8 +22,9 @@ use clap::{Parser, Subcommand};
     version,
     about = "waihu outbound call campaigns: run the demo, manage tasks, replay events",
     long_about = "waihu outbound call campaigns: run the demo, manage tasks, replay events.\n\n\
-                  Speaks gRPC only: the task service (--task-addr) and the record service \
-                  (--record-addr), for the tenant in --tenant."
+                  Speaks gRPC only: the task service (--task-addr), the record service \
+                  (--record-addr) and the provider adapter (--provider-addr), for the tenant in \
+                  --tenant."
 )]
 pub struct Cli {
     /// Task service gRPC address.
@@ -41,6 +43,14 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50054"
     )]
     record_addr: String,
+    /// Provider adapter gRPC address (lines).
+    #[arg(
+        long,
+        global = true,
+        env = "WAIHU_PROVIDER_ADDR",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    provider_addr: String,
     /// Tenant the requests act for.
     #[arg(long, global = true, env = "WAIHU_TENANT", default_value = "default")]
     tenant: String,
@@ -74,6 +84,9 @@ enum Command {
     /// The tenant's webhooks: results pushed to the business side as they happen.
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
+    /// The tenant's lines (trunks): create, change, switch off and on, list, status.
+    #[command(subcommand)]
+    Line(line::LineCommand),
     /// Tokens for development and tests.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -97,6 +110,7 @@ async fn main() -> ExitCode {
         Command::Store(c) => admin::store(&cli, c).await,
         Command::Tenant(c) => tenant::run(&cli, c).await,
         Command::Webhook(c) => webhook::run(&cli, c).await,
+        Command::Line(c) => line::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),
     };
     match result {
@@ -124,6 +138,11 @@ pub fn status(context: &str, s: tonic::Status) -> CliError {
 /// A channel to the record service (statistics, records, export, replay and admin).
 pub async fn record_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
     channel("record", "--record-addr", &cli.record_addr).await
+}
+
+/// A channel to the provider adapter (lines).
+pub async fn provider_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
+    channel("provider adapter", "--provider-addr", &cli.provider_addr).await
 }
 
 pub async fn task_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {

@@ -5,14 +5,14 @@ use std::{collections::BTreeMap, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use waihu_dialer::Line;
 use waihu_events::pb::{self, ContactOutcome};
 use waihu_provider::sim::{Outcome, Simulator};
 use waihu_runtime::ServiceHandle;
 use waihu_testkit::TestEnv;
 
 pub use waihu_proto::v1::{
-    admin_service_client::AdminServiceClient, record_service_client::RecordServiceClient,
+    admin_service_client::AdminServiceClient, dialer_service_client::DialerServiceClient,
+    provider_service_client::ProviderServiceClient, record_service_client::RecordServiceClient,
     stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
     tenant_service_client::TenantServiceClient, webhook_service_client::WebhookServiceClient,
 };
@@ -51,6 +51,35 @@ async fn operator_channel(addr: &str) -> OperatorChannel {
     tonic::service::interceptor::InterceptedService::new(channel, as_operator as OperatorFn)
 }
 
+/// A simulator line a test cluster creates for each tenant it dials for ([`Cluster::add_lines`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub id: String,
+    pub max_concurrent: u32,
+}
+
+impl Line {
+    /// The line as `ProviderService.CreateLine` takes it: the simulator, no pace or cap.
+    pub fn to_pb(&self) -> pb::Line {
+        pb::Line {
+            line_id: self.id.clone(),
+            name: format!("test line {}", self.id),
+            provider: "sim".into(),
+            caller_number: "+862161234567".into(),
+            max_concurrent: self.max_concurrent,
+            ..Default::default()
+        }
+    }
+}
+
+/// Adds `x-tenant-id: tenant` to a request (development mode: acts as that tenant).
+pub fn as_tenant<T>(tenant: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+    r
+}
+
 /// The four services of one isolated deployment.
 pub struct Cluster {
     pub env: TestEnv,
@@ -66,6 +95,11 @@ pub struct Cluster {
     record: Option<Running>,
     task_addr: String,
     record_addr: String,
+    dialer_addr: String,
+    provider_addr: String,
+    /// Events the cluster's setup put on the bus (its lines and their audit records), all
+    /// stored before `start` returns: tests counting events count from here.
+    pub setup_events: u64,
 }
 
 async fn run<F, Fut>(f: F) -> Running
@@ -110,14 +144,60 @@ impl Cluster {
             record: None,
             task_addr: String::new(),
             record_addr: String::new(),
+            dialer_addr: String::new(),
+            provider_addr: String::new(),
+            setup_events: 0,
         };
         c.start_record().await;
         c.start_task().await;
         c.start_dialer().await;
-        if provider {
-            c.start_provider().await;
+        c.start_provider().await;
+        c.add_lines("default").await;
+        // Each line: its LineCreated and the audit record.
+        let made = 2 * c.lines.len() as u64;
+        c.setup_events = c
+            .wait_store_status("the cluster's lines stored", Duration::from_secs(30), |s| {
+                s.position >= made
+            })
+            .await
+            .position;
+        if !provider {
+            // The lines are made; no provider is left to place calls.
+            if let Some(p) = c.provider.take() {
+                p.stop().await;
+            }
         }
         c
+    }
+
+    /// Creates the cluster's lines for `tenant` through `ProviderService` (the provider adapter
+    /// must be running).
+    pub async fn add_lines(&self, tenant: &str) {
+        let mut p = self.providers().await;
+        for l in &self.lines {
+            p.create_line(as_tenant(
+                tenant,
+                pb::CreateLineRequest {
+                    line: Some(l.to_pb()),
+                },
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("line {} for {tenant}: {e}", l.id));
+        }
+    }
+
+    /// A `ProviderService` client (development mode: the `default` tenant, or `x-tenant-id`).
+    pub async fn providers(&self) -> ProviderServiceClient<Channel> {
+        ProviderServiceClient::connect(self.provider_addr.clone())
+            .await
+            .expect("provider adapter reachable")
+    }
+
+    /// A `DialerService` client (development mode: the `default` tenant, or `x-tenant-id`).
+    pub async fn dialer(&self) -> DialerServiceClient<Channel> {
+        DialerServiceClient::connect(self.dialer_addr.clone())
+            .await
+            .expect("dialer reachable")
     }
 
     pub async fn start_task(&mut self) {
@@ -140,14 +220,19 @@ impl Cluster {
     }
 
     pub async fn start_dialer(&mut self) {
-        let mut cfg = waihu_dialer::DialerConfig::new(self.env.config(), self.lines.clone());
+        let mut cfg = waihu_dialer::DialerConfig::new(self.env.config());
         cfg.call_timeout = self.call_timeout;
-        self.dialer = Some(run(|s| waihu_dialer::start(cfg, s)).await);
+        let r = run(|s| waihu_dialer::start(cfg, s)).await;
+        self.dialer_addr = format!("http://{}", r.handle.addr);
+        self.dialer = Some(r);
     }
 
     pub async fn start_provider(&mut self) {
-        let cfg = waihu_provider::ProviderConfig::new(self.env.config(), self.sim.clone());
-        self.provider = Some(run(|s| waihu_provider::start(cfg, s)).await);
+        let mut cfg = waihu_provider::ProviderConfig::new(self.env.config(), self.sim.clone());
+        cfg.dialer_url = self.dialer_addr.clone();
+        let r = run(|s| waihu_provider::start(cfg, s)).await;
+        self.provider_addr = format!("http://{}", r.handle.addr);
+        self.provider = Some(r);
     }
 
     /// Kills the record service as a crash would: no drain, transactions cut off.

@@ -107,6 +107,43 @@ async fn every_state_changing_command_leaves_an_audit_record() {
         .await
         .expect("deleted");
 
+    let mut providers = cluster.providers().await;
+    let mut line = Line {
+        id: "ann-line".into(),
+        max_concurrent: 3,
+    }
+    .to_pb();
+    providers
+        .create_line(as_ann(
+            &token,
+            pb::CreateLineRequest {
+                line: Some(line.clone()),
+            },
+        ))
+        .await
+        .expect("line");
+    line.cps = 2.5;
+    providers
+        .update_line(as_ann(
+            &token,
+            pb::UpdateLineRequest {
+                line: Some(line),
+                expected_version: 1,
+            },
+        ))
+        .await
+        .expect("line updated");
+    providers
+        .disable_line(as_ann(
+            &token,
+            pb::DisableLineRequest {
+                line_id: "ann-line".into(),
+                reason: "trunk down".into(),
+            },
+        ))
+        .await
+        .expect("line disabled");
+
     let target = format!("task {}", task.task_id);
     let want: BTreeSet<(String, String, String)> = [
         ("TaskService/CreateTask", target.clone()),
@@ -121,9 +158,18 @@ async fn every_state_changing_command_leaves_an_audit_record() {
             "WebhookService/DeleteWebhook",
             format!("webhook {}", hook.webhook_id),
         ),
+        ("ProviderService/CreateLine", "line ann-line".into()),
+        ("ProviderService/UpdateLine", "line ann-line".into()),
+        ("ProviderService/DisableLine", "line ann-line".into()),
     ]
     .into_iter()
     .map(|(a, t)| ("ann".to_string(), a.to_string(), t))
+    // The harness made the cluster's line without a token (development mode).
+    .chain([(
+        "dev".to_string(),
+        "ProviderService/CreateLine".to_string(),
+        "line sim-1".to_string(),
+    )])
     .collect();
     let got = waihu_testkit::eventually(Duration::from_secs(30), "the audit records", || {
         let c = &cluster;

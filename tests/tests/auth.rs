@@ -97,6 +97,17 @@ async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
     )
     .await
     .expect("record service");
+    let dialer = waihu_dialer::start(
+        waihu_dialer::DialerConfig::new(config.clone()),
+        stop.clone(),
+    )
+    .await
+    .expect("dialer");
+    let mut pc = waihu_provider::ProviderConfig::new(config.clone(), Default::default());
+    pc.dialer_url = format!("http://{}", dialer.addr);
+    let provider = waihu_provider::start(pc, stop.clone())
+        .await
+        .expect("provider adapter");
     let connect = |addr: std::net::SocketAddr| async move {
         Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
@@ -105,15 +116,21 @@ async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
             .expect("connect")
     };
     let (task_ch, record_ch) = (connect(task.addr).await, connect(record.addr).await);
+    let (dialer_ch, provider_ch) = (connect(dialer.addr).await, connect(provider.addr).await);
 
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
     let (forged, expired) = forged_and_expired(&keys);
 
     let mut checked = 0;
     for path in methods() {
-        // The task service serves TaskService and TenantService; the record service the rest.
+        // The task service serves TaskService and TenantService, the dialer DialerService, the
+        // provider adapter ProviderService; the record service the rest.
         let channel = if path.contains("TaskService") || path.contains("TenantService") {
             &task_ch
+        } else if path.contains("DialerService") {
+            &dialer_ch
+        } else if path.contains("ProviderService") {
+            &provider_ch
         } else {
             &record_ch
         };
@@ -176,6 +193,8 @@ async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
     stop.cancel();
     task.wait().await;
     record.wait().await;
+    dialer.wait().await;
+    provider.wait().await;
     env.cleanup().await;
 }
 

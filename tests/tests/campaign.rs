@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use waihu_dialer::Line;
 use waihu_e2e::*;
 use waihu_events::pb;
 

@@ -370,6 +370,7 @@ const CALLER_NUMBER: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_000_routes_answer_in_the_seeds_shapes_and_codes() {
     let cluster = Cluster::start(fast_sim(23), one_line(20)).await;
+    cluster.add_lines("1001").await;
     let stop = CancellationToken::new();
     let gateway = start_gateway(&cluster, stop.clone()).await;
     let api = HttpApi::new(format!("http://{}/api/caller", gateway.addr));

@@ -25,6 +25,8 @@ struct Secrets {
     call_number: u64,
     webhook_id: String,
     delivery_id: String,
+    /// A line only A has (B has none by that id).
+    line_id: String,
 }
 
 /// How B's call of one RPC must end.
@@ -416,6 +418,150 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 .await,
             HIDDEN,
         ),
+        "/waihu.v1.ProviderService/CreateLine" => {
+            // B's own line: A must not see it, and B's line ids are B's own.
+            let mut providers = cluster.providers().await;
+            let mut line = Line {
+                id: "b-line".into(),
+                max_concurrent: 1,
+            }
+            .to_pb();
+            line.caller_number = "+861088880000".into();
+            match providers
+                .create_line(as_b(token, pb::CreateLineRequest { line: Some(line) }))
+                .await
+            {
+                Err(e) => Err(format!("B cannot create its own line: {e}")),
+                Ok(_) => expect_code(
+                    providers
+                        .get_line(pb::LineRequest {
+                            line_id: "b-line".into(),
+                        })
+                        .await,
+                    &[Code::NotFound],
+                )
+                .map_err(|e| format!("A reading B's new line: {e}")),
+            }
+        }
+        "/waihu.v1.ProviderService/UpdateLine" => {
+            let mut line = Line {
+                id: a.line_id.clone(),
+                max_concurrent: 1,
+            }
+            .to_pb();
+            line.name = "taken over".into();
+            expect_code(
+                cluster
+                    .providers()
+                    .await
+                    .update_line(as_b(
+                        token,
+                        pb::UpdateLineRequest {
+                            line: Some(line),
+                            expected_version: 0,
+                        },
+                    ))
+                    .await,
+                HIDDEN,
+            )
+        }
+        "/waihu.v1.ProviderService/DisableLine" => expect_code(
+            cluster
+                .providers()
+                .await
+                .disable_line(as_b(
+                    token,
+                    pb::DisableLineRequest {
+                        line_id: a.line_id.clone(),
+                        reason: "not mine".into(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ProviderService/EnableLine" => expect_code(
+            cluster
+                .providers()
+                .await
+                .enable_line(as_b(
+                    token,
+                    pb::LineRequest {
+                        line_id: a.line_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ProviderService/GetLine" => expect_code(
+            cluster
+                .providers()
+                .await
+                .get_line(as_b(
+                    token,
+                    pb::LineRequest {
+                        line_id: a.line_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ProviderService/GetLineStatus" => expect_code(
+            cluster
+                .providers()
+                .await
+                .get_line_status(as_b(
+                    token,
+                    pb::LineRequest {
+                        line_id: a.line_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ProviderService/ListLines" => {
+            match cluster
+                .providers()
+                .await
+                .list_lines(as_b(token, pb::ListLinesRequest {}))
+                .await
+            {
+                Err(e) => Err(format!("B cannot list its own lines: {e}")),
+                Ok(r) => {
+                    let ids: Vec<String> = r
+                        .into_inner()
+                        .lines
+                        .into_iter()
+                        .map(|l| l.line_id)
+                        .collect();
+                    if ids.iter().any(|id| id == &a.line_id || id == "sim-1") {
+                        Err(format!("B's list holds A's lines: {ids:?}"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        }
+        "/waihu.v1.DialerService/GetLineUsage" => {
+            let ask = pb::GetLineUsageRequest {
+                line_ids: vec![a.line_id.clone(), "sim-1".into()],
+            };
+            match cluster
+                .dialer()
+                .await
+                .get_line_usage(as_b(token, ask))
+                .await
+            {
+                Err(e) => Err(format!("B cannot ask for line usage: {e}")),
+                Ok(r) => {
+                    let got = r.into_inner().lines;
+                    if got.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("B got A's line usage: {got:?}"))
+                    }
+                }
+            }
+        }
         _ => return None,
     };
     Some(verdict)
@@ -728,6 +874,18 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         }
     })
     .await;
+    let a_line = Line {
+        id: "a-only".into(),
+        max_concurrent: 1,
+    };
+    cluster
+        .providers()
+        .await
+        .create_line(pb::CreateLineRequest {
+            line: Some(a_line.to_pb()),
+        })
+        .await
+        .expect("A's second line");
     let a = Secrets {
         task_id,
         task_number,
@@ -735,6 +893,7 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         call_number,
         webhook_id,
         delivery_id,
+        line_id: a_line.id.clone(),
     };
 
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
@@ -788,7 +947,19 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         "tenant B reached tenant A: {failures:#?}"
     );
     assert!(routes >= 8, "checked {routes} routes");
-    assert!(checked >= 21, "checked {checked} RPCs");
+    assert!(checked >= 29, "checked {checked} RPCs");
+    // A's lines are as A made them.
+    let mine = cluster
+        .providers()
+        .await
+        .get_line(pb::LineRequest {
+            line_id: a.line_id.clone(),
+        })
+        .await
+        .expect("A's line")
+        .into_inner();
+    assert_eq!((mine.version, mine.enabled), (1, true));
+    assert_eq!(mine.name, "test line a-only");
 
     // A is untouched: its task is still complete, its statistics whole.
     let t = tasks

@@ -98,7 +98,7 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
             "CallReleased",
         ),
     ];
-    let mut sent = 0;
+    let mut sent = cluster.setup_events;
     for (subject, stream_id, header) in &subjects {
         for (_, bytes, event_type) in poisons(task, stream_id, header) {
             let mut headers = async_nats::HeaderMap::new();

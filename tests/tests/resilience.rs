@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use waihu_bus::{Expect, PublishOutcome};
-use waihu_dialer::Line;
 use waihu_e2e::*;
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 

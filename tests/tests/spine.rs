@@ -95,6 +95,7 @@ async fn a_stream_recreated_under_the_writer_halts_it_until_an_operator_rebases(
     // Only the record service matters here; the others would republish nothing anyway.
     let bus = cluster.env.bus.clone();
     let pool = cluster.env.pool.clone();
+    let base = stored(&pool).await;
     for v in 1..=5 {
         bus.publish(&started(uuid::Uuid::new_v4(), v), waihu_bus::Expect::Any)
             .await
@@ -102,7 +103,7 @@ async fn a_stream_recreated_under_the_writer_halts_it_until_an_operator_rebases(
     }
     waihu_testkit::eventually(Duration::from_secs(20), "5 events stored", || {
         let p = pool.clone();
-        async move { (stored(&p).await == 5).then_some(()) }
+        async move { (stored(&p).await == base + 5).then_some(()) }
     })
     .await;
 
@@ -146,7 +147,7 @@ async fn a_stream_recreated_under_the_writer_halts_it_until_an_operator_rebases(
     .await;
     assert_eq!(
         stored(&pool).await,
-        5,
+        base + 5,
         "nothing stored over the old positions"
     );
 
@@ -155,20 +156,21 @@ async fn a_stream_recreated_under_the_writer_halts_it_until_an_operator_rebases(
         .await
         .expect("rebase")
         .into_inner();
-    assert_eq!(status.base, 5);
+    assert_eq!(status.base as i64, base + 5);
     // The new stream's three events, and the re-base's own audit record.
     waihu_testkit::eventually(Duration::from_secs(30), "the new stream's events", || {
         let p = pool.clone();
-        async move { (stored(&p).await == 9).then_some(()) }
+        async move { (stored(&p).await == base + 9).then_some(()) }
     })
     .await;
     let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
         .fetch_all(&pool)
         .await
         .expect("positions");
-    assert_eq!(positions, (1..=9).collect::<Vec<i64>>());
+    assert_eq!(positions, (1..=base + 9).collect::<Vec<i64>>());
     let audited: Vec<String> =
-        sqlx::query_scalar("SELECT event_type FROM events WHERE position = 9")
+        sqlx::query_scalar("SELECT event_type FROM events WHERE position = $1")
+            .bind(base + 9)
             .fetch_all(&pool)
             .await
             .expect("last event");

@@ -181,6 +181,38 @@ pub const TABLE: &[(&str, Requirement)] = &[
         "/waihu.v1.WebhookService/RedeliverWebhooks",
         Requirement::AnyOf(&[ADMIN_WEBHOOKS]),
     ),
+    (
+        "/waihu.v1.ProviderService/CreateLine",
+        Requirement::AnyOf(&[ADMIN_LINES]),
+    ),
+    (
+        "/waihu.v1.ProviderService/UpdateLine",
+        Requirement::AnyOf(&[ADMIN_LINES]),
+    ),
+    (
+        "/waihu.v1.ProviderService/DisableLine",
+        Requirement::AnyOf(&[ADMIN_LINES]),
+    ),
+    (
+        "/waihu.v1.ProviderService/EnableLine",
+        Requirement::AnyOf(&[ADMIN_LINES]),
+    ),
+    (
+        "/waihu.v1.ProviderService/ListLines",
+        Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.ProviderService/GetLine",
+        Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.ProviderService/GetLineStatus",
+        Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.DialerService/GetLineUsage",
+        Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
+    ),
 ];
 
 /// Services that need no token at all, by gRPC service name.

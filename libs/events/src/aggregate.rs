@@ -13,6 +13,9 @@ pub enum Aggregate {
     /// One audit record, by its event id: each is its own stream, so recording one never
     /// contends with another.
     Audit(Uuid),
+    /// A line (trunk) of a tenant, by the v5 UUID of tenant and line id ([`Aggregate::line`]);
+    /// its events carry both.
+    Line(Uuid),
 }
 
 /// Namespace of tenants' aggregate ids.
@@ -28,6 +31,14 @@ impl Aggregate {
         Aggregate::Tenant(Uuid::new_v5(&TENANT_NAMESPACE, tenant_id.as_bytes()))
     }
 
+    /// The aggregate of line `line_id` of tenant `tenant_id`.
+    pub fn line(tenant_id: &str, line_id: &str) -> Aggregate {
+        Aggregate::Line(Uuid::new_v5(
+            &TENANT_NAMESPACE,
+            format!("line\0{tenant_id}\0{line_id}").as_bytes(),
+        ))
+    }
+
     /// The id the aggregate is named by (a contact's task).
     pub fn id(&self) -> Uuid {
         match self {
@@ -35,7 +46,8 @@ impl Aggregate {
             | Aggregate::Call(id)
             | Aggregate::Contact(id, _)
             | Aggregate::Tenant(id)
-            | Aggregate::Audit(id) => *id,
+            | Aggregate::Audit(id)
+            | Aggregate::Line(id) => *id,
         }
     }
 
@@ -47,6 +59,7 @@ impl Aggregate {
             Aggregate::Contact(task, no) => format!("contact-{task}-{no}"),
             Aggregate::Tenant(id) => format!("tenant-{id}"),
             Aggregate::Audit(id) => format!("audit-{id}"),
+            Aggregate::Line(id) => format!("line-{id}"),
         }
     }
 
@@ -58,6 +71,7 @@ impl Aggregate {
             Aggregate::Contact(task, no) => format!("contact.{task}.{no}"),
             Aggregate::Tenant(id) => format!("tenant.{id}"),
             Aggregate::Audit(id) => format!("audit.{id}"),
+            Aggregate::Line(id) => format!("line.{id}"),
         }
     }
 
@@ -76,6 +90,11 @@ impl Aggregate {
         if let Some(rest) = s.strip_prefix("audit-") {
             return Uuid::parse_str(rest)
                 .map(Aggregate::Audit)
+                .map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("line-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Line)
                 .map_err(|_| err());
         }
         if let Some(rest) = s.strip_prefix("tenant-") {
@@ -108,6 +127,7 @@ mod tests {
             Aggregate::Contact(t, 42),
             Aggregate::tenant("acme"),
             Aggregate::Audit(t),
+            Aggregate::line("acme", "sim-1"),
         ] {
             assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
         }

@@ -30,6 +30,10 @@ pub enum Event {
     ContactFinished(pb::ContactFinished),
     TenantEntitlementsSet(pb::TenantEntitlementsSet),
     AuditRecorded(pb::AuditRecorded),
+    LineCreated(pb::LineCreated),
+    LineUpdated(pb::LineUpdated),
+    LineDisabled(pb::LineDisabled),
+    LineEnabled(pb::LineEnabled),
 }
 
 macro_rules! event_kinds {
@@ -76,6 +80,10 @@ event_kinds!(
     ContactFinished,
     TenantEntitlementsSet,
     AuditRecorded,
+    LineCreated,
+    LineUpdated,
+    LineDisabled,
+    LineEnabled,
 );
 
 #[derive(Debug, Clone, thiserror::Error)]

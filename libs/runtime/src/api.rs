@@ -14,6 +14,9 @@ pub enum ApiError {
     Invalid { field: String, reason: String },
     #[error("{0} not found")]
     NotFound(String),
+    /// Something with this id is already there.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
     /// An illegal state change or an operation the current state refuses.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -101,6 +104,7 @@ impl From<ApiError> for Status {
         match e {
             ApiError::Invalid { .. } => Status::invalid_argument(e.to_string()),
             ApiError::NotFound(_) => Status::not_found(e.to_string()),
+            ApiError::AlreadyExists(_) => Status::already_exists(e.to_string()),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::Unavailable(m) => Status::unavailable(m),
             ApiError::PermissionDenied(m) => Status::permission_denied(m),

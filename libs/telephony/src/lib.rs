@@ -4,5 +4,14 @@
 
 pub mod hangup;
 pub mod phone;
+pub mod zone;
 
 pub use phone::PhoneNumber;
+
+/// A line id as tenants name their lines: 1-64 characters of `A-Z a-z 0-9 - _ .`.
+pub fn valid_line_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}

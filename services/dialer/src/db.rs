@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -13,7 +13,8 @@ use waihu_store::{Outbox, StoreError, Tx};
 
 use crate::{
     planner::{
-        capacity, plan_task, tenant_allowance, DueContact, DueTask, LineSlots, TenantLimits,
+        caller_lines, cap_left, capacity, local_day, pace_after, pace_allowance, plan_task,
+        tenant_allowance, DueContact, DueTask, LineSlots, TenantLimits,
     },
     rules::{after_release, Next, RetryPolicy},
 };
@@ -190,24 +191,58 @@ async fn tenant_allowances(
         .collect())
 }
 
-/// Adds `sign` (1 or -1) per occurrence of each line to its in-flight count, in line order so
-/// concurrent rounds and releases lock the rows alike.
-async fn add_in_flight(tx: &mut Tx<'_>, lines: &[String], sign: i32) -> Result<(), DialerError> {
-    let (ids, counts) = tally(lines.iter().map(String::as_str));
-    if ids.is_empty() {
+/// Takes one call per occurrence of each (tenant, line) off its calls out (a release). Rows
+/// are locked in key order first, so concurrent rounds and releases lock them alike.
+async fn release_lines(tx: &mut Tx<'_>, lines: &[(String, String)]) -> Result<(), DialerError> {
+    let mut per: std::collections::BTreeMap<(&str, &str), i32> = Default::default();
+    for (t, l) in lines {
+        *per.entry((t.as_str(), l.as_str())).or_default() += 1;
+    }
+    if per.is_empty() {
         return Ok(());
     }
-    let deltas: Vec<i32> = counts.iter().map(|n| n * sign).collect();
+    let (keys, counts): (Vec<(&str, &str)>, Vec<i32>) = per.into_iter().unzip();
+    let (tenants, ids): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
     sqlx::query(
-        "INSERT INTO dialer_lines AS l (line_id, in_flight)
-         SELECT * FROM UNNEST($1::text[], $2::int[])
-         ON CONFLICT (line_id) DO UPDATE SET in_flight = GREATEST(l.in_flight + excluded.in_flight, 0)",
+        "WITH x AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[]) AS x(t, l, n)),
+              lk AS MATERIALIZED (
+                  SELECT d.tenant_id, d.line_id FROM dialer_lines d
+                  JOIN x ON d.tenant_id = x.t AND d.line_id = x.l
+                  ORDER BY 1, 2 FOR UPDATE OF d)
+         UPDATE dialer_lines d SET in_flight = GREATEST(d.in_flight - x.n, 0)
+         FROM x JOIN lk ON lk.tenant_id = x.t AND lk.line_id = x.l
+         WHERE d.tenant_id = x.t AND d.line_id = x.l",
     )
+    .bind(&tenants)
     .bind(&ids)
-    .bind(&deltas)
+    .bind(&counts)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A line the dialer may dial on now, with its counts.
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    tenant_id: String,
+    line_id: String,
+    in_flight: i32,
+    max_concurrent: i32,
+    cps: f64,
+    pace_at: Option<DateTime<Utc>>,
+    daily_cap: i32,
+    time_zone: String,
+    day: Option<NaiveDate>,
+    day_calls: i32,
+}
+
+/// Per (tenant, line): its pace (cps, next call due) and its local date, as a round found them.
+type Paces = HashMap<(String, String), (f64, Option<DateTime<Utc>>, NaiveDate)>;
+
+/// The zone a line's day is counted in (an unknown name, which the provider adapter never
+/// sends, counts as Asia/Shanghai).
+fn line_zone(name: &str) -> chrono_tz::Tz {
+    waihu_telephony::zone::parse(name).unwrap_or(chrono_tz::Asia::Shanghai)
 }
 
 pub const PRODUCER: &str = "dialer";
@@ -237,13 +272,6 @@ impl From<sqlx::Error> for DialerError {
     fn from(e: sqlx::Error) -> Self {
         DialerError::Store(e.into())
     }
-}
-
-/// A line (trunk) and how many calls it may carry at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub id: String,
-    pub max_concurrent: u32,
 }
 
 /// A released call, as the dialer needs it.
@@ -543,7 +571,7 @@ impl Db {
         let by_call: HashMap<Uuid, &Release> = releases.iter().map(|r| (r.call, r)).collect();
         let now = Utc::now();
         let (mut u_task, mut u_no, mut u_state, mut u_at) = (vec![], vec![], vec![], vec![]);
-        let mut freed: Vec<String> = Vec::new();
+        let mut freed: Vec<(String, String)> = Vec::new();
         let mut freed_by: Vec<&str> = Vec::new();
         let mut out = Vec::new();
         for row in &rows {
@@ -553,7 +581,9 @@ impl Db {
             if row.contact_state != C_ACTIVE {
                 continue;
             }
-            freed.extend(row.line_id.clone());
+            if let Some(line) = &row.line_id {
+                freed.push((row.tenant_id.clone(), line.clone()));
+            }
             freed_by.push(&row.tenant_id);
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
@@ -601,7 +631,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        add_in_flight(&mut tx, &freed, -1).await?;
+        release_lines(&mut tx, &freed).await?;
         add_tenant_usage(&mut tx, &freed_by, -1).await?;
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
@@ -619,6 +649,184 @@ impl Db {
         Ok(done.rows_affected())
     }
 
+    /// Counts a round's calls on their lines: calls out, the line's local day, its pace, and the
+    /// per-second tally its recent pace is read from. Lines in key order.
+    async fn lines_dialed(
+        &self,
+        tx: &mut Tx<'_>,
+        dialed: &[(&str, &str)],
+        paces: &Paces,
+        now: DateTime<Utc>,
+    ) -> Result<(), DialerError> {
+        let mut per: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
+        for k in dialed {
+            *per.entry(*k).or_default() += 1;
+        }
+        let n = per.len();
+        let (mut tenants, mut ids, mut counts) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut pace_at, mut days) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for ((t, l), count) in per {
+            let (cps, at, today) = paces
+                .get(&(t.to_string(), l.to_string()))
+                .copied()
+                .unwrap_or((0.0, None, local_day(now, chrono_tz::Asia::Shanghai)));
+            tenants.push(t);
+            ids.push(l);
+            counts.push(count as i32);
+            pace_at.push(pace_after(cps, at, now, count));
+            days.push(today);
+        }
+        sqlx::query(
+            "WITH x AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::timestamptz[],
+                                           $5::date[]) AS x(t, l, n, pace, day)),
+                  lk AS MATERIALIZED (
+                      SELECT d.tenant_id, d.line_id FROM dialer_lines d
+                      JOIN x ON d.tenant_id = x.t AND d.line_id = x.l
+                      ORDER BY 1, 2 FOR UPDATE OF d)
+             UPDATE dialer_lines d SET in_flight = d.in_flight + x.n, pace_at = x.pace,
+                 day_calls = CASE WHEN d.day = x.day THEN d.day_calls + x.n ELSE x.n END,
+                 day = x.day
+             FROM x JOIN lk ON lk.tenant_id = x.t AND lk.line_id = x.l
+             WHERE d.tenant_id = x.t AND d.line_id = x.l",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&counts)
+        .bind(&pace_at)
+        .bind(&days)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO dialer_line_seconds AS s (tenant_id, line_id, second, calls)
+             SELECT t, l, $4, n FROM UNNEST($1::text[], $2::text[], $3::int[]) AS x(t, l, n)
+             ON CONFLICT (tenant_id, line_id, second) DO UPDATE SET calls = s.calls + excluded.calls",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&counts)
+        .bind(now.timestamp())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies line events (created, updated, disabled, enabled: each carries the whole line);
+    /// a redelivered or older version changes nothing.
+    pub async fn apply_line_events(&self, events: &[&RecordedEvent]) -> Result<(), DialerError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            let line = match &e.event {
+                Event::LineCreated(x) => x.line.as_ref(),
+                Event::LineUpdated(x) => x.line.as_ref(),
+                Event::LineDisabled(x) => x.line.as_ref(),
+                Event::LineEnabled(x) => x.line.as_ref(),
+                _ => continue,
+            };
+            let Some(line) = line else {
+                return Err(DialerError::Bad(format!(
+                    "{} without a line",
+                    e.type_name()
+                )));
+            };
+            if line.line_id.is_empty() {
+                return Err(DialerError::Bad(format!(
+                    "{} without a line id",
+                    e.type_name()
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO dialer_lines AS d (tenant_id, line_id, in_flight, known, enabled,
+                     max_concurrent, cps, daily_cap, time_zone, caller_number, version)
+                 VALUES ($1, $2, 0, true, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (tenant_id, line_id) DO UPDATE SET known = true,
+                     enabled = excluded.enabled, max_concurrent = excluded.max_concurrent,
+                     cps = excluded.cps, daily_cap = excluded.daily_cap,
+                     time_zone = excluded.time_zone, caller_number = excluded.caller_number,
+                     version = excluded.version
+                 WHERE d.version < excluded.version",
+            )
+            .bind(&e.meta.tenant_id)
+            .bind(&line.line_id)
+            .bind(line.enabled)
+            .bind(line.max_concurrent.min(i32::MAX as u32) as i32)
+            .bind(if line.cps.is_finite() {
+                line.cps.max(0.0)
+            } else {
+                0.0
+            })
+            .bind(line.daily_cap.min(i32::MAX as u32) as i32)
+            .bind(line_zone(&line.time_zone).name())
+            .bind(&line.caller_number)
+            .bind(line.version.min(i64::MAX as u64) as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The tenant's lines as the dialer counts them (`ids` empty = all it knows).
+    pub async fn line_usage(
+        &self,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<Vec<pb::LineUsage>, DialerError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            line_id: String,
+            in_flight: i32,
+            time_zone: String,
+            day: Option<NaiveDate>,
+            day_calls: i32,
+            recent: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT d.line_id, d.in_flight, d.time_zone, d.day, d.day_calls,
+                    coalesce((SELECT sum(s.calls) FROM dialer_line_seconds s
+                              WHERE s.tenant_id = d.tenant_id AND s.line_id = d.line_id
+                                AND s.second > extract(epoch FROM now())::bigint - 10), 0)::bigint
+                        AS recent
+             FROM dialer_lines d
+             WHERE d.tenant_id = $1 AND (cardinality($2::text[]) = 0 OR d.line_id = ANY($2))
+             ORDER BY d.line_id",
+        )
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let now = Utc::now();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let today = local_day(now, line_zone(&r.time_zone));
+                pb::LineUsage {
+                    line_id: r.line_id,
+                    in_flight: r.in_flight.max(0) as u32,
+                    today_calls: if r.day == Some(today) {
+                        r.day_calls.max(0) as u32
+                    } else {
+                        0
+                    },
+                    cps_10s: r.recent.max(0) as f64 / 10.0,
+                }
+            })
+            .collect())
+    }
+
+    /// Drops per-line second counts older than a minute.
+    pub async fn prune_line_seconds(&self) -> Result<u64, DialerError> {
+        let done = sqlx::query(
+            "DELETE FROM dialer_line_seconds WHERE second < extract(epoch FROM now())::bigint - 60",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// One dialing round: fills every line's free slots with due contacts of running tasks,
     /// higher priority first. Returns the number of calls requested.
     ///
@@ -627,34 +835,64 @@ impl Db {
     /// due contacts are read from an index in dialing order. The tasks a round dials for are
     /// share-locked before it commits and must still be running, so no call of a round goes out
     /// after a pause or cancel the dialer has applied.
-    pub async fn dial_round(&self, lines: &[Line]) -> Result<usize, DialerError> {
+    pub async fn dial_round(&self, burst: std::time::Duration) -> Result<usize, DialerError> {
+        let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        let in_flight: HashMap<String, i32> =
-            sqlx::query_as::<_, (String, i32)>("SELECT line_id, in_flight FROM dialer_lines")
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
-        let mut slots: Vec<LineSlots> = lines
-            .iter()
-            .map(|l| LineSlots {
-                id: l.id.clone(),
-                free: l
-                    .max_concurrent
-                    .saturating_sub(in_flight.get(&l.id).copied().unwrap_or(0).max(0) as u32),
-            })
-            .collect();
-        if capacity(&slots, None) == 0 {
+        let rows: Vec<LineRow> = sqlx::query_as(
+            "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
+                    time_zone, day, day_calls
+             FROM dialer_lines WHERE known AND enabled ORDER BY tenant_id, line_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        // Per line: what its pace and day were, to move them on by what the round places.
+        let mut paces: Paces = HashMap::with_capacity(rows.len());
+        let mut slots: Vec<LineSlots> = Vec::with_capacity(rows.len());
+        for r in rows {
+            let today = local_day(now, line_zone(&r.time_zone));
+            let mut free =
+                (r.max_concurrent.max(0) as u32).saturating_sub(r.in_flight.max(0) as u32);
+            if let Some(left) = cap_left(
+                r.daily_cap.max(0) as u32,
+                r.day,
+                r.day_calls.max(0) as u32,
+                today,
+            ) {
+                free = free.min(left);
+            }
+            if let Some(left) = pace_allowance(r.cps, r.pace_at, now, burst) {
+                free = free.min(left);
+            }
+            paces.insert(
+                (r.tenant_id.clone(), r.line_id.clone()),
+                (r.cps, r.pace_at, today),
+            );
+            slots.push(LineSlots {
+                tenant_id: r.tenant_id,
+                id: r.line_id,
+                free,
+            });
+        }
+        let total = |slots: &[LineSlots]| slots.iter().map(|l| l.free).sum::<u32>();
+        if total(&slots) == 0 {
             return Ok(0);
         }
+        let mut open: Vec<&str> = slots
+            .iter()
+            .filter(|l| l.free > 0)
+            .map(|l| l.tenant_id.as_str())
+            .collect();
+        open.dedup();
         let tasks: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
             "SELECT t.task_id, t.tenant_id, t.caller_line, t.daily_call_limit FROM dialer_tasks t
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
+               AND t.tenant_id = ANY($2)
                AND EXISTS (SELECT 1 FROM dialer_contacts c
                            WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
              ORDER BY t.priority DESC, random()",
         )
         .bind(RUNNING)
+        .bind(&open)
         .fetch_all(&mut *tx)
         .await?;
         let mut tenants: Vec<&str> = tasks.iter().map(|(_, t, _, _)| t.as_str()).collect();
@@ -665,13 +903,13 @@ impl Db {
         // Calls this round plans per (tenant, number), for the per-number daily limit.
         let mut planned_now: HashMap<(String, String), i32> = HashMap::new();
         for (task_id, tenant_id, caller_line, daily_limit) in tasks {
-            let caller_line = (!caller_line.is_empty()).then_some(caller_line);
-            let mut cap = capacity(&slots, caller_line.as_deref());
+            let caller_lines = caller_lines(&caller_line);
+            let mut cap = capacity(&slots, &tenant_id, &caller_lines);
             if let Some(left) = allowance.get(&tenant_id) {
                 cap = cap.min(*left);
             }
             if cap == 0 {
-                if capacity(&slots, None) == 0 {
+                if total(&slots) == 0 {
                     break;
                 }
                 continue;
@@ -708,7 +946,7 @@ impl Db {
             let task = DueTask {
                 task_id,
                 tenant_id,
-                caller_line,
+                caller_lines,
                 contacts,
             };
             let planned = plan_task(&mut slots, &task);
@@ -787,7 +1025,13 @@ impl Db {
         .bind(&u_line)
         .execute(&mut *tx)
         .await?;
-        add_in_flight(&mut tx, &u_line, 1).await?;
+        let u_line_tenant: Vec<(&str, &str)> = u_tenant
+            .iter()
+            .copied()
+            .zip(u_line.iter().map(String::as_str))
+            .collect();
+        self.lines_dialed(&mut tx, &u_line_tenant, &paces, now)
+            .await?;
         add_tenant_usage(&mut tx, &u_tenant, 1).await?;
         count_number_days(&mut tx, &u_tenant, &u_phone).await?;
         self.outbox.push(&mut tx, &out).await?;

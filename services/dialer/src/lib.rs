@@ -6,6 +6,7 @@
 //! others stand by.
 
 pub mod db;
+mod grpc;
 pub mod planner;
 pub mod rules;
 mod watchdog;
@@ -16,69 +17,30 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 use waihu_bus::{BatchHandler, Bus, ConsumerSpec, Delivery, HandlerError, Runner};
+use waihu_proto::v1::dialer_service_server::DialerServiceServer;
 use waihu_runtime::{
     config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
 };
 
-pub use db::Line;
 use db::{Db, DialerError};
 
 #[derive(Debug, Clone)]
 pub struct DialerConfig {
     pub common: CommonConfig,
-    pub lines: Vec<Line>,
-    /// How often to look for due contacts when nothing wakes the dialer.
+    /// How often to look for due contacts when nothing wakes the dialer; also how far ahead a
+    /// paced line may start calls in one round.
     pub tick: Duration,
     /// A call out longer than this is looked into by the watchdog (and declared released if
     /// its provider never said so).
     pub call_timeout: Duration,
 }
 
-/// Parses `id:max_concurrent,...`.
-pub fn parse_lines(s: &str) -> Result<Vec<Line>, String> {
-    let mut out: Vec<Line> = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, max) = part
-            .split_once(':')
-            .ok_or_else(|| format!("{part:?} is not line_id:max_concurrent"))?;
-        let max: u32 = max
-            .trim()
-            .parse()
-            .map_err(|_| format!("{part:?}: max_concurrent is not a number"))?;
-        if id.trim().is_empty() || max == 0 {
-            return Err(format!(
-                "{part:?}: a line needs an id and a max_concurrent above 0"
-            ));
-        }
-        if out.iter().any(|l| l.id == id.trim()) {
-            return Err(format!("line {id:?} is listed twice"));
-        }
-        out.push(Line {
-            id: id.trim().to_string(),
-            max_concurrent: max,
-        });
-    }
-    if out.is_empty() {
-        return Err("at least one line is needed".into());
-    }
-    Ok(out)
-}
-
-struct Lines(Vec<Line>);
-
-impl std::str::FromStr for Lines {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        parse_lines(s).map(Lines)
-    }
-}
-
 /// The `[dialer]` settings as written.
 #[derive(serde::Deserialize)]
 #[serde(default)]
 struct DialerSection {
-    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
-    lines: Lines,
+    /// Gone: lines are managed through `ProviderService` (`waihu line create`).
+    lines: Option<String>,
     tick_ms: u64,
     call_timeout_seconds: u64,
 }
@@ -86,10 +48,7 @@ struct DialerSection {
 impl Default for DialerSection {
     fn default() -> Self {
         DialerSection {
-            lines: Lines(vec![Line {
-                id: "sim-1".into(),
-                max_concurrent: 200,
-            }]),
+            lines: None,
             tick_ms: 100,
             call_timeout_seconds: 7200,
         }
@@ -99,14 +58,20 @@ impl Default for DialerSection {
 impl DialerConfig {
     pub const DEFAULT_PORT: u16 = 50052;
 
-    /// `[dialer] lines` (`WAIHU_DIALER__LINES`, default `sim-1:200`), `tick_ms` (100),
-    /// `call_timeout_seconds` (7200), and the common settings.
+    /// `[dialer] tick_ms` (100), `call_timeout_seconds` (7200), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::from_process()?)
     }
 
     pub fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
         let d: DialerSection = layers.section("dialer")?;
+        if d.lines.is_some() {
+            return Err(ConfigError::invalid(
+                "dialer.lines",
+                "is gone: lines are created through ProviderService (`waihu line create`), \
+                 per tenant",
+            ));
+        }
         if d.tick_ms == 0 {
             return Err(ConfigError::invalid("dialer.tick_ms", "must be at least 1"));
         }
@@ -118,16 +83,14 @@ impl DialerConfig {
         }
         Ok(DialerConfig {
             common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
-            lines: d.lines.0,
             tick: Duration::from_millis(d.tick_ms),
             call_timeout: Duration::from_secs(d.call_timeout_seconds),
         })
     }
 
-    pub fn new(common: CommonConfig, lines: Vec<Line>) -> Self {
+    pub fn new(common: CommonConfig) -> Self {
         DialerConfig {
             common,
-            lines,
             tick: Duration::from_millis(50),
             call_timeout: Duration::from_secs(7200),
         }
@@ -147,6 +110,7 @@ fn handler_error(e: DialerError) -> HandlerError {
 enum Follows {
     Tasks,
     Tenants,
+    Lines,
 }
 
 /// Applies task or tenant events to the dialer's state, then wakes the dial loop.
@@ -162,6 +126,7 @@ impl BatchHandler for Follower {
         match self.follows {
             Follows::Tasks => self.db.apply_task_events(&events).await,
             Follows::Tenants => self.db.apply_tenant_events(&events).await,
+            Follows::Lines => self.db.apply_line_events(&events).await,
         }
         .map_err(handler_error)?;
         self.wake.notify_one();
@@ -195,15 +160,9 @@ impl BatchHandler for Releases {
     }
 }
 
-async fn dial_loop(
-    db: Db,
-    lines: Vec<Line>,
-    tick: Duration,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
+async fn dial_loop(db: Db, tick: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        match db.dial_round(&lines).await {
+        match db.dial_round(tick).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => {
@@ -246,7 +205,26 @@ async fn lead(
         1_000,
     )
     .await?;
+    let lines = Runner::new(
+        &bus,
+        ConsumerSpec::new("dialer-lines", "line").patient(),
+        1_000,
+    )
+    .await?;
     let mut set = tokio::task::JoinSet::new();
+    let (h, s) = (
+        Follower {
+            db: db.clone(),
+            wake: wake.clone(),
+            follows: Follows::Lines,
+        },
+        shutdown.clone(),
+    );
+    set.spawn(async move {
+        if let Err(e) = lines.run_batched(h, s).await {
+            error!(error = %e, "line-event consumer stopped");
+        }
+    });
     let (h, s) = (
         Follower {
             db: db.clone(),
@@ -297,13 +275,7 @@ async fn lead(
         wake.clone(),
         shutdown.clone(),
     ));
-    set.spawn(dial_loop(
-        db,
-        config.lines.clone(),
-        config.tick,
-        wake,
-        shutdown.clone(),
-    ));
+    set.spawn(dial_loop(db, config.tick, wake, shutdown.clone()));
     // If any part stops, this term ends; `while_leader` starts a fresh one.
     set.join_next().await;
     shutdown.cancel();
@@ -324,6 +296,7 @@ pub async fn start(
     let pool = c.open_database(SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = Db::new(pool);
+    let api = grpc::DialerApi { db: db.clone() };
     let mut workers = Workers::new();
     let stop = workers.stop_token();
     let config = config.clone();
@@ -343,7 +316,10 @@ pub async fn start(
             Ok(())
         }
     });
-    waihu_runtime::serve(c, workers, shutdown, |r| r).await
+    waihu_runtime::serve(c, workers, shutdown, |r| {
+        r.add_service(DialerServiceServer::new(api))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -351,18 +327,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_come_from_the_loader_and_a_bad_list_names_its_variable() {
+    fn settings_come_from_the_loader_and_the_old_lines_variable_is_refused_by_name() {
         let layers = |pairs: &[(&str, &str)]| {
             Layers::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
                 .expect("layers")
         };
-        let c = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__LINES", "a:2, b:3")]))
-            .expect("config");
-        assert_eq!(c.lines.len(), 2);
-        assert_eq!(c.lines[1].max_concurrent, 3);
+        let c = DialerConfig::from_layers(&layers(&[])).expect("config");
         assert_eq!(c.tick, Duration::from_millis(100));
-        let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__LINES", "a:0")]))
-            .expect_err("zero capacity");
+        let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__LINES", "a:2")]))
+            .expect_err("gone");
         assert!(e.setting.contains("WAIHU_DIALER__LINES"), "{e}");
         let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__TICK_MS", "soon")]))
             .expect_err("not a number");

@@ -2,18 +2,88 @@
 //! fetches what is due and commits what was planned.
 //!
 //! Tasks come in the order they are to be served (higher priority first); within a task,
-//! contacts in due order. A line never gets more calls than its free slots; a task that names a
-//! caller line (`caller_line`) dials only on that line; other tasks spread over the line with
-//! the most free slots first, so load stays even across trunks.
+//! contacts in due order. A task dials only on its tenant's lines; a line never gets more calls
+//! than its free slots (what its concurrency, daily cap and pace leave); a task that names
+//! caller lines (`caller_line`, one or a comma-separated list) dials only on those; tasks spread
+//! over the line with the most free slots first, so load stays even across trunks.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 /// A line and how many more calls it may carry now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineSlots {
+    pub tenant_id: String,
     pub id: String,
     pub free: u32,
+}
+
+/// How many calls a line paced at `cps` calls a second (0 = no limit) may start at `now`,
+/// whose next call was due at `pace_at` (None = never dialed): the generic cell rate
+/// algorithm, with calls due up to `burst` ahead allowed now (the dial loop's tick, so a line
+/// keeps its pace between rounds). Over any `w` seconds a line so paced starts at most
+/// `cps × (w + burst) + 1` calls. None = no limit.
+pub fn pace_allowance(
+    cps: f64,
+    pace_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    burst: std::time::Duration,
+) -> Option<u32> {
+    if cps <= 0.0 || !cps.is_finite() {
+        return None;
+    }
+    let tat = pace_at.map_or(now, |at| at.max(now));
+    let ahead = (now - tat).as_seconds_f64() + burst.as_secs_f64();
+    if ahead < 0.0 {
+        return Some(0);
+    }
+    // A little slack for the nanoseconds lost in storing times.
+    Some(((ahead * cps + 1e-6).floor() as u64 + 1).min(u32::MAX as u64) as u32)
+}
+
+/// When the line's next call is due after `n` calls were started at `now`.
+pub fn pace_after(
+    cps: f64,
+    pace_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    n: u32,
+) -> Option<DateTime<Utc>> {
+    if cps <= 0.0 || !cps.is_finite() {
+        return pace_at;
+    }
+    let tat = pace_at.map_or(now, |at| at.max(now));
+    let step = chrono::Duration::nanoseconds((n as f64 / cps * 1e9).round() as i64);
+    Some(tat + step)
+}
+
+/// The calendar date at `now` in `zone`.
+pub fn local_day(now: DateTime<Utc>, zone: chrono_tz::Tz) -> NaiveDate {
+    now.with_timezone(&zone).date_naive()
+}
+
+/// Calls a line with daily cap `cap` (0 = none) may still place on `today`, having placed
+/// `day_calls` on `day`: a count from another day is yesterday's and no longer counts. None =
+/// no limit.
+pub fn cap_left(cap: u32, day: Option<NaiveDate>, day_calls: u32, today: NaiveDate) -> Option<u32> {
+    if cap == 0 {
+        return None;
+    }
+    let used = if day == Some(today) { day_calls } else { 0 };
+    Some(cap.saturating_sub(used))
+}
+
+/// The lines a task's `caller_line` allows: empty or "any" = every line of its tenant, else
+/// the comma-separated ids.
+pub fn caller_lines(caller_line: &str) -> Vec<String> {
+    let t = caller_line.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("any") {
+        return Vec::new();
+    }
+    t.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A contact due for a call.
@@ -30,8 +100,8 @@ pub struct DueContact {
 pub struct DueTask {
     pub task_id: Uuid,
     pub tenant_id: String,
-    /// The only line the task may dial on; None = any line.
-    pub caller_line: Option<String>,
+    /// The only lines the task may dial on; empty = any line of its tenant.
+    pub caller_lines: Vec<String>,
     pub contacts: Vec<DueContact>,
 }
 
@@ -47,25 +117,28 @@ pub struct Dial {
     pub attempt: u32,
 }
 
-/// How many calls a task could place now (what to fetch for it at most).
-pub fn capacity(lines: &[LineSlots], caller_line: Option<&str>) -> u32 {
-    match caller_line {
-        Some(id) => lines.iter().find(|l| l.id == id).map_or(0, |l| l.free),
-        None => lines.iter().map(|l| l.free).sum(),
-    }
+/// Whether `task` may dial on `line`.
+fn usable(line: &LineSlots, tenant_id: &str, caller_lines: &[String]) -> bool {
+    line.tenant_id == tenant_id && (caller_lines.is_empty() || caller_lines.contains(&line.id))
+}
+
+/// How many calls a task of `tenant_id` could place now (what to fetch for it at most).
+pub fn capacity(lines: &[LineSlots], tenant_id: &str, caller_lines: &[String]) -> u32 {
+    lines
+        .iter()
+        .filter(|l| usable(l, tenant_id, caller_lines))
+        .map(|l| l.free)
+        .sum()
 }
 
 /// Plans one task's calls, taking the slots it uses from `lines`.
 pub fn plan_task(lines: &mut [LineSlots], task: &DueTask) -> Vec<Dial> {
     let mut out = Vec::new();
     for c in &task.contacts {
-        let line = match &task.caller_line {
-            Some(id) => lines.iter_mut().find(|l| &l.id == id && l.free > 0),
-            None => lines
-                .iter_mut()
-                .filter(|l| l.free > 0)
-                .max_by_key(|l| l.free),
-        };
+        let line = lines
+            .iter_mut()
+            .filter(|l| l.free > 0 && usable(l, &task.tenant_id, &task.caller_lines))
+            .max_by_key(|l| l.free);
         let Some(line) = line else { break };
         line.free -= 1;
         out.push(Dial {
@@ -129,6 +202,7 @@ mod tests {
 
     fn line(id: &str, free: u32) -> LineSlots {
         LineSlots {
+            tenant_id: "t".into(),
             id: id.into(),
             free,
         }
@@ -138,7 +212,7 @@ mod tests {
         DueTask {
             task_id: Uuid::new_v4(),
             tenant_id: "t".into(),
-            caller_line: caller_line.map(str::to_string),
+            caller_lines: caller_line.map(caller_lines).unwrap_or_default(),
             contacts: (1..=n as i32)
                 .map(|no| DueContact {
                     contact_no: no,
@@ -180,8 +254,20 @@ mod tests {
         assert_eq!(dials.len(), 2);
         assert!(dials.iter().all(|d| d.line_id == "b"));
         assert!(plan(vec![line("a", 10)], &[task(5, Some("gone"))]).is_empty());
-        assert_eq!(capacity(&[line("a", 10), line("b", 2)], Some("b")), 2);
-        assert_eq!(capacity(&[line("a", 10), line("b", 2)], None), 12);
+        let lines = [line("a", 10), line("b", 2), line("c", 1)];
+        assert_eq!(capacity(&lines, "t", &caller_lines("b")), 2);
+        assert_eq!(capacity(&lines, "t", &caller_lines("b, c")), 3);
+        assert_eq!(capacity(&lines, "t", &caller_lines("any")), 13);
+        assert_eq!(capacity(&lines, "t", &[]), 13);
+        assert_eq!(capacity(&lines, "other", &[]), 0);
+    }
+
+    #[test]
+    fn given_lines_of_two_tenants_then_each_task_dials_only_on_its_own() {
+        let mut theirs = line("a", 5);
+        theirs.tenant_id = "u".into();
+        let dials = plan(vec![theirs, line("a", 1)], &[task(3, None)]);
+        assert_eq!(dials.len(), 1);
     }
 
     #[test]
@@ -212,8 +298,8 @@ mod tests {
                 prop_assert!(used <= l.free, "line {} used {used} of {}", l.id, l.free);
             }
             for (t, d) in tasks.iter().flat_map(|t| dials.iter().filter(move |d| d.task_id == t.task_id).map(move |d| (t, d))) {
-                if let Some(pin) = &t.caller_line {
-                    prop_assert_eq!(&d.line_id, pin);
+                if !t.caller_lines.is_empty() {
+                    prop_assert!(t.caller_lines.contains(&d.line_id));
                 }
             }
             // Nothing left idle that a task could have used: if a task got fewer than it had
@@ -225,10 +311,101 @@ mod tests {
             for t in &tasks {
                 let got = dials.iter().filter(|d| d.task_id == t.task_id).count();
                 if got < t.contacts.len() {
-                    prop_assert_eq!(capacity(&left, t.caller_line.as_deref()), 0);
+                    prop_assert_eq!(capacity(&left, &t.tenant_id, &t.caller_lines), 0);
                 }
             }
         }
+    }
+
+    proptest! {
+        /// However rounds fall, a paced line never starts more than cps × (w + burst) + 1 calls
+        /// in any w seconds; and when rounds come at least once per burst with calls due, it
+        /// keeps up its pace.
+        #[test]
+        fn a_paced_line_is_smooth_and_keeps_its_pace(
+            cps in 0.2f64..50.0,
+            gaps_ms in proptest::collection::vec(0u64..100, 1..400),
+            demand in proptest::collection::vec(0u32..50, 1..20),
+            unlimited in any::<bool>(),
+        ) {
+            let burst = std::time::Duration::from_millis(100);
+            let start = DateTime::<Utc>::from_timestamp(1_790_000_000, 0).expect("time");
+            let (mut now, mut at) = (start, None);
+            let mut starts: Vec<DateTime<Utc>> = Vec::new();
+            for (i, gap) in gaps_ms.iter().enumerate() {
+                now += chrono::Duration::milliseconds(*gap as i64);
+                let want = if unlimited { u32::MAX } else { demand[i % demand.len()] };
+                let n = pace_allowance(cps, at, now, burst).expect("paced").min(want);
+                at = pace_after(cps, at, now, n);
+                starts.extend(std::iter::repeat_n(now, n as usize));
+            }
+            for w in [0.0f64, 0.05, 0.5, 1.0, 3.0] {
+                let bound = (cps * (w + burst.as_secs_f64()) + 1.0 + 1e-6).floor() as usize;
+                for (i, t0) in starts.iter().enumerate() {
+                    let end = *t0 + chrono::Duration::nanoseconds((w * 1e9) as i64);
+                    let n = starts[i..].iter().take_while(|t| **t <= end).count();
+                    prop_assert!(n <= bound, "{n} calls in {w} s at {cps}/s (bound {bound})");
+                }
+            }
+            if unlimited {
+                // Rounds came at least once per burst with calls always due: no pace was lost.
+                let span = (now - start).as_seconds_f64();
+                prop_assert!(
+                    starts.len() as f64 >= (cps * span).floor(),
+                    "{} calls in {span} s at {cps}/s", starts.len()
+                );
+            }
+        }
+
+        /// A daily cap counts the line's own calendar day: never more than the cap on one local
+        /// date, and the full cap again from local midnight, in any zone (with DST or not).
+        #[test]
+        fn a_daily_cap_resets_at_the_lines_local_midnight(
+            zone in prop_oneof![
+                Just(chrono_tz::Asia::Shanghai),
+                Just(chrono_tz::America::New_York),
+                Just(chrono_tz::Europe::London),
+                Just(chrono_tz::Australia::Lord_Howe),
+            ],
+            start in 1_700_000_000i64..1_800_000_000,
+            cap in 1u32..40,
+            gaps_min in proptest::collection::vec(1i64..240, 1..120),
+        ) {
+            let mut now = DateTime::<Utc>::from_timestamp(start, 0).expect("time");
+            let (mut day, mut day_calls) = (None, 0u32);
+            let mut per_day: std::collections::HashMap<NaiveDate, u32> = Default::default();
+            for gap in gaps_min {
+                now += chrono::Duration::minutes(gap);
+                let today = local_day(now, zone);
+                let left = cap_left(cap, day, day_calls, today).expect("capped");
+                if day != Some(today) {
+                    prop_assert_eq!(left, cap, "a new day starts with the whole cap");
+                }
+                let n = left.min(7);
+                // What the round's transaction stores.
+                day_calls = if day == Some(today) { day_calls + n } else { n };
+                day = Some(today);
+                *per_day.entry(today).or_default() += n;
+            }
+            for (d, n) in per_day {
+                prop_assert!(n <= cap, "{n} calls on {d} against a cap of {cap}");
+            }
+        }
+    }
+
+    #[test]
+    fn given_no_cps_or_no_cap_then_neither_limits() {
+        let now = Utc::now();
+        let burst = std::time::Duration::from_millis(100);
+        assert_eq!(pace_allowance(0.0, None, now, burst), None);
+        assert_eq!(pace_after(0.0, None, now, 5), None);
+        assert_eq!(cap_left(0, None, 0, now.date_naive()), None);
+        // 10/s with a 100 ms tick: two now (one due, one within the tick), then one per 100 ms.
+        assert_eq!(pace_allowance(10.0, None, now, burst), Some(2));
+        let at = pace_after(10.0, None, now, 2);
+        assert_eq!(pace_allowance(10.0, at, now, burst), Some(0));
+        let later = now + chrono::Duration::milliseconds(100);
+        assert_eq!(pace_allowance(10.0, at, later, burst), Some(1));
     }
 
     fn limits(enabled: bool, max: u32, daily: u32, out: u32, today: u32) -> TenantLimits {

@@ -33,6 +33,9 @@ pub async fn run(
         if let Err(e) = db.prune_number_days().await {
             warn!(error = %e, "cannot prune the per-number day counts");
         }
+        if let Err(e) = db.prune_line_seconds().await {
+            warn!(error = %e, "cannot prune the per-line second counts");
+        }
         let stuck = match db.calls_out_since(call_timeout).await {
             Ok(s) => s,
             Err(e) => {

@@ -1,8 +1,11 @@
-//! The provider adapter: hands dial commands to the provider of their line (`providers/`), whose
-//! signals the call ledger turns into normalised call events. This build has the simulator provider; the SIP trunk and cloud
-//! call centres (Aliyun, Tencent, Ronglian) come in later issues.
+//! The provider adapter: owns tenants' lines (`ProviderService`, announced as line events the
+//! dialer follows) and hands dial commands to the provider of their line (`providers/`), whose
+//! signals the call ledger turns into normalised call events. This build has the simulator
+//! provider; the SIP trunk and cloud call centres (Aliyun, Tencent, Ronglian) come in later
+//! issues.
 
 pub mod adapter;
+pub mod lines;
 
 pub use waihu_provider_sim as sim;
 
@@ -10,6 +13,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{Bus, ConsumerSpec, Runner};
+use waihu_proto::v1::provider_service_server::ProviderServiceServer;
 use waihu_runtime::{
     config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
 };
@@ -20,6 +24,8 @@ pub struct ProviderConfig {
     pub simulator: sim::Simulator,
     /// Calls played at once at most.
     pub max_in_flight: usize,
+    /// Where the dialer serves `DialerService` (line status asks it).
+    pub dialer_url: String,
 }
 
 /// The `[simulator]` settings as written.
@@ -59,12 +65,17 @@ impl Default for SimulatorSection {
 #[serde(default)]
 struct ProviderSection {
     max_in_flight: usize,
+    dialer_url: String,
 }
+
+/// Where a dialer on this machine serves by default.
+pub const DEFAULT_DIALER_URL: &str = "http://127.0.0.1:50052";
 
 impl Default for ProviderSection {
     fn default() -> Self {
         ProviderSection {
             max_in_flight: 5000,
+            dialer_url: DEFAULT_DIALER_URL.into(),
         }
     }
 }
@@ -73,7 +84,8 @@ impl ProviderConfig {
     pub const DEFAULT_PORT: u16 = 50053;
 
     /// `[simulator] seed, mix, ring_ms, talk_ms, no_answer_timeout_ms, setup_ms, time_scale`
-    /// (`WAIHU_SIMULATOR__SEED`, ...), `[provider] max_in_flight`, and the common settings.
+    /// (`WAIHU_SIMULATOR__SEED`, ...), `[provider] max_in_flight`, `dialer_url`
+    /// (`WAIHU_PROVIDER__DIALER_URL`, default `http://127.0.0.1:50052`), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::from_process()?)
     }
@@ -93,6 +105,12 @@ impl ProviderConfig {
                 "must be at least 1",
             ));
         }
+        if !(p.dialer_url.starts_with("http://") || p.dialer_url.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "provider.dialer_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
         Ok(ProviderConfig {
             common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
             simulator: sim::Simulator {
@@ -105,6 +123,7 @@ impl ProviderConfig {
                 time_scale: s.time_scale,
             },
             max_in_flight: p.max_in_flight,
+            dialer_url: p.dialer_url,
         })
     }
 
@@ -113,18 +132,26 @@ impl ProviderConfig {
             common,
             simulator,
             max_in_flight: 5000,
+            dialer_url: DEFAULT_DIALER_URL.into(),
         }
     }
 }
 
-/// Connects and plays dial commands until `shutdown`; calls in flight get the grace period to
-/// finish, the rest are redelivered to another instance and resumed there.
+/// The PostgreSQL schema this service owns.
+pub const SCHEMA: &str = "provider";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects, migrates, serves `ProviderService` and plays dial commands until `shutdown`; calls
+/// in flight get the grace period to finish, the rest are redelivered to another instance and
+/// resumed there.
 pub async fn start(
     config: ProviderConfig,
     shutdown: CancellationToken,
 ) -> Result<ServiceHandle, StartError> {
     let c = &config.common;
+    let pool = c.open_database(SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
+    let lines = lines::Lines::new(pool.clone());
     let max = config.max_in_flight;
     let handler = Arc::new(adapter::Dispatcher {
         bus: bus.clone(),
@@ -133,6 +160,12 @@ pub async fn start(
         },
     });
     let mut workers = Workers::new();
+    workers.spawn(
+        lines
+            .outbox
+            .relay(pool, bus.clone())
+            .run(workers.stop_token()),
+    );
     let (stop, grace) = (workers.stop_token(), c.shutdown_grace);
     workers.supervise("provider-simulator", move || {
         let (bus, handler, stop) = (bus.clone(), handler.clone(), stop.clone());
@@ -149,7 +182,14 @@ pub async fn start(
                 .map_err(|e| e.to_string())
         }
     });
-    waihu_runtime::serve(c, workers, shutdown, |r| r).await
+    let api = lines::ProviderApi {
+        lines,
+        dialer_url: config.dialer_url.clone(),
+    };
+    waihu_runtime::serve(c, workers, shutdown, |r| {
+        r.add_service(ProviderServiceServer::new(api))
+    })
+    .await
 }
 
 #[cfg(test)]

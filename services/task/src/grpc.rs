@@ -98,7 +98,22 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
     check_len("spec.name", &spec.name, 100)?;
     check_len("spec.description", &spec.description, 2000)?;
     check_len("spec.script_id", &spec.script_id, 100)?;
-    check_len("spec.caller_line", &spec.caller_line, 100)?;
+    check_len("spec.caller_line", &spec.caller_line, 2000)?;
+    let lines = spec.caller_line.trim();
+    if !lines.is_empty() && !lines.eq_ignore_ascii_case("any") {
+        for id in lines.split(',').map(str::trim) {
+            if !waihu_telephony::valid_line_id(id) {
+                return Err(TaskError::invalid(
+                    "spec.caller_line",
+                    format!(
+                        "{:?} is not a line id (1-64 characters of A-Z a-z 0-9 - _ .); name one \
+                         line, several separated by commas, or \"any\"",
+                        id.chars().take(70).collect::<String>()
+                    ),
+                ));
+            }
+        }
+    }
     check_len("spec.source", &spec.source, 100)?;
     check_len("spec.call_script", &spec.call_script, 20_000)?;
     check_len("spec.caller_id", &spec.caller_id, 32)?;

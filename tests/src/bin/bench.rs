@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::Expect;
-use waihu_dialer::Line;
 use waihu_e2e::*;
 use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;

@@ -25,7 +25,7 @@ use crate::{
 const TASKS: usize = 100;
 const CONTACTS_PER_TASK: usize = 10_000;
 const LINES: usize = 20;
-const LINE_CONCURRENCY: usize = 100;
+const LINE_CONCURRENCY: u32 = 100;
 /// The services in start order (the store writer first: it is the one that migrates most).
 const SERVICES: [&str; 4] = ["record", "task", "dialer", "provider-adapter"];
 
@@ -169,16 +169,11 @@ async fn campaign(
     prefix: &str,
     scale: f64,
 ) -> Result<Million, String> {
-    let lines = (1..=LINES)
-        .map(|i| format!("sim-{i}:{LINE_CONCURRENCY}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let env = [
         ("WAIHU_NATS_URL", nats_url()),
         ("WAIHU_DATABASE_URL", database_url.to_string()),
         ("WAIHU_PREFIX", prefix.to_string()),
         ("WAIHU_SIMULATOR__TIME_SCALE", "0".to_string()),
-        ("WAIHU_DIALER__LINES", lines),
         ("WAIHU_PROVIDER__MAX_IN_FLIGHT", "5000".to_string()),
         ("RUST_LOG", "warn".to_string()),
         // The bench's clients send no token: the services take them as the development tenant
@@ -187,6 +182,22 @@ async fn campaign(
     ];
     for name in SERVICES {
         services.start(name, &env).await?;
+    }
+    let mut providers =
+        waihu_e2e::ProviderServiceClient::connect(services.addr("provider-adapter")?)
+            .await
+            .map_err(|e| format!("provider adapter unreachable: {e}"))?;
+    for i in 1..=LINES {
+        let line = waihu_e2e::Line {
+            id: format!("sim-{i}"),
+            max_concurrent: LINE_CONCURRENCY,
+        };
+        providers
+            .create_line(pb::CreateLineRequest {
+                line: Some(line.to_pb()),
+            })
+            .await
+            .map_err(|e| format!("CreateLine: {e}"))?;
     }
     let sampler = Sampler::start(services);
 

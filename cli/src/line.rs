@@ -1,0 +1,251 @@
+//! `waihu line create|update|disable|enable|list|get|status`: the tenant's lines (trunks), served
+//! by the provider adapter's `ProviderService`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use waihu_proto::v1::{self as pb, provider_service_client::ProviderServiceClient};
+
+use crate::{status, task::with_tenant, Cli, CliError};
+
+#[derive(Subcommand)]
+pub enum LineCommand {
+    /// Create a line (enabled at once).
+    Create(CreateArgs),
+    /// Change a line's settings; what is not given keeps its current value.
+    Update(UpdateArgs),
+    /// Switch a line off: no new calls on it (calls out finish).
+    Disable {
+        line_id: String,
+        /// Why (kept in the LineDisabled event).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Switch a line on again.
+    Enable { line_id: String },
+    /// The tenant's lines.
+    List,
+    /// One line's settings.
+    Get { line_id: String },
+    /// What a line carries now: calls out, today's calls against its cap, recent pace.
+    Status { line_id: String },
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// The line's id: 1-64 characters of A-Z a-z 0-9 - _ .
+    #[arg(long)]
+    id: String,
+    /// Shown to people (default: the id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Who places its calls: sim (the simulator) in this build.
+    #[arg(long, default_value = "sim")]
+    provider: String,
+    /// The number callees see (外显号码).
+    #[arg(long)]
+    caller_number: String,
+    /// Calls out at once at most.
+    #[arg(long)]
+    max_concurrent: u32,
+    /// Calls started per second at most (fractions allowed); 0 = no limit.
+    #[arg(long, default_value_t = 0.0)]
+    cps: f64,
+    /// Calls a day at most (from midnight in the time zone); 0 = no limit.
+    #[arg(long, default_value_t = 0)]
+    daily_cap: u32,
+    /// IANA time zone of the line's day.
+    #[arg(long, default_value = "Asia/Shanghai")]
+    timezone: String,
+}
+
+#[derive(Args)]
+pub struct UpdateArgs {
+    line_id: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    provider: Option<String>,
+    #[arg(long)]
+    caller_number: Option<String>,
+    #[arg(long)]
+    max_concurrent: Option<u32>,
+    #[arg(long)]
+    cps: Option<f64>,
+    #[arg(long)]
+    daily_cap: Option<u32>,
+    #[arg(long)]
+    timezone: Option<String>,
+}
+
+/// One line as a line of text.
+pub fn text(l: &pb::Line) -> String {
+    let or_none = |v: String, zero: bool| if zero { "none".to_string() } else { v };
+    format!(
+        "{}  {}  provider {}  caller {}  max {}  cps {}  daily cap {}  tz {}  v{}{}",
+        l.line_id,
+        if l.enabled { "enabled" } else { "DISABLED" },
+        l.provider,
+        l.caller_number,
+        l.max_concurrent,
+        or_none(format!("{}", l.cps), l.cps == 0.0),
+        or_none(l.daily_cap.to_string(), l.daily_cap == 0),
+        l.time_zone,
+        l.version,
+        if l.name.is_empty() || l.name == l.line_id {
+            String::new()
+        } else {
+            format!("  {:?}", l.name)
+        }
+    )
+}
+
+pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
+    let mut c = ProviderServiceClient::new(crate::provider_channel(cli).await?);
+    let tenant = cli.tenant.as_str();
+    let get = |id: &str| pb::LineRequest {
+        line_id: id.to_string(),
+    };
+    match cmd {
+        LineCommand::Create(a) => {
+            let line = pb::Line {
+                line_id: a.id.clone(),
+                name: a.name.clone().unwrap_or_else(|| a.id.clone()),
+                provider: a.provider.clone(),
+                caller_number: a.caller_number.clone(),
+                max_concurrent: a.max_concurrent,
+                cps: a.cps,
+                daily_cap: a.daily_cap,
+                time_zone: a.timezone.clone(),
+                ..Default::default()
+            };
+            let l = c
+                .create_line(with_tenant(
+                    tenant,
+                    pb::CreateLineRequest { line: Some(line) },
+                )?)
+                .await
+                .map_err(|s| status("CreateLine", s))?
+                .into_inner();
+            println!("{}", text(&l));
+        }
+        LineCommand::Update(a) => {
+            let mut l = c
+                .get_line(with_tenant(tenant, get(&a.line_id))?)
+                .await
+                .map_err(|s| status("GetLine", s))?
+                .into_inner();
+            let version = l.version;
+            if let Some(v) = &a.name {
+                l.name = v.clone();
+            }
+            if let Some(v) = &a.provider {
+                l.provider = v.clone();
+            }
+            if let Some(v) = &a.caller_number {
+                l.caller_number = v.clone();
+            }
+            if let Some(v) = a.max_concurrent {
+                l.max_concurrent = v;
+            }
+            if let Some(v) = a.cps {
+                l.cps = v;
+            }
+            if let Some(v) = a.daily_cap {
+                l.daily_cap = v;
+            }
+            if let Some(v) = &a.timezone {
+                l.time_zone = v.clone();
+            }
+            let l = c
+                .update_line(with_tenant(
+                    tenant,
+                    pb::UpdateLineRequest {
+                        line: Some(l),
+                        expected_version: version,
+                    },
+                )?)
+                .await
+                .map_err(|s| status("UpdateLine", s))?
+                .into_inner();
+            println!("{}", text(&l));
+        }
+        LineCommand::Disable { line_id, reason } => {
+            let l = c
+                .disable_line(with_tenant(
+                    tenant,
+                    pb::DisableLineRequest {
+                        line_id: line_id.clone(),
+                        reason: reason.clone(),
+                    },
+                )?)
+                .await
+                .map_err(|s| status("DisableLine", s))?
+                .into_inner();
+            println!("{}", text(&l));
+        }
+        LineCommand::Enable { line_id } => {
+            let l = c
+                .enable_line(with_tenant(tenant, get(line_id))?)
+                .await
+                .map_err(|s| status("EnableLine", s))?
+                .into_inner();
+            println!("{}", text(&l));
+        }
+        LineCommand::List => {
+            let lines = c
+                .list_lines(with_tenant(tenant, pb::ListLinesRequest {})?)
+                .await
+                .map_err(|s| status("ListLines", s))?
+                .into_inner()
+                .lines;
+            if lines.is_empty() {
+                println!("no lines (create one: waihu line create --id ID --caller-number N --max-concurrent C)");
+            }
+            for l in &lines {
+                println!("{}", text(l));
+            }
+        }
+        LineCommand::Get { line_id } => {
+            let l = c
+                .get_line(with_tenant(tenant, get(line_id))?)
+                .await
+                .map_err(|s| status("GetLine", s))?
+                .into_inner();
+            println!("{}", text(&l));
+        }
+        LineCommand::Status { line_id } => {
+            let s = c
+                .get_line_status(with_tenant(tenant, get(line_id))?)
+                .await
+                .map_err(|s| status("GetLineStatus", s))?
+                .into_inner();
+            println!("{}", status_text(&s));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A line's status on one line of text.
+pub fn status_text(s: &pb::LineStatus) -> String {
+    let l = s.line.clone().unwrap_or_default();
+    format!(
+        "{}  {}  in flight {}/{}  today {}{}  cps(10s) {:.1}{}",
+        l.line_id,
+        if l.enabled { "enabled" } else { "DISABLED" },
+        s.in_flight,
+        l.max_concurrent,
+        s.today_calls,
+        if l.daily_cap > 0 {
+            format!("/{}", l.daily_cap)
+        } else {
+            String::new()
+        },
+        s.cps_10s,
+        if l.cps > 0.0 {
+            format!(" (limit {})", l.cps)
+        } else {
+            String::new()
+        }
+    )
+}

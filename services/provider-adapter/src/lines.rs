@@ -1,0 +1,576 @@
+//! Lines (trunks) as managed entities: `ProviderService`. Each change commits with its event
+//! (LineCreated, LineUpdated, LineDisabled, LineEnabled, carrying the whole line) and its audit
+//! record in the outbox; the dialer follows the events. Every call acts within the caller's
+//! tenant: another tenant's line is NOT_FOUND.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use waihu_bus::Expect;
+use waihu_events::{pb, timestamp, Aggregate, Event, EventMeta, RecordedEvent};
+use waihu_proto::v1::{
+    dialer_service_client::DialerServiceClient, provider_service_server::ProviderService,
+};
+use waihu_runtime::{tenant, ApiError};
+use waihu_store::{Outbox, Tx};
+
+/// Provider types this build can place calls with.
+pub const PROVIDERS: &[&str] = &["sim"];
+/// Lines one tenant may have.
+pub const MAX_LINES: i64 = 1000;
+/// Concurrent calls one line may carry at most.
+pub const MAX_CONCURRENT: u32 = 100_000;
+/// Calls per second one line may start at most.
+pub const MAX_CPS: f64 = 10_000.0;
+const MAX_NAME: usize = 100;
+const MAX_REASON: usize = 500;
+
+pub const PRODUCER: &str = "provider";
+
+pub use waihu_telephony::valid_line_id;
+
+fn check_line_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    if !valid_line_id(id) {
+        return Err(ApiError::invalid(
+            field,
+            "1-64 characters of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    Ok(())
+}
+
+/// A line's settings as given, checked and normalised (caller number to E.164, time zone
+/// named): INVALID_ARGUMENT naming the field.
+pub fn check(line: &pb::Line) -> Result<pb::Line, ApiError> {
+    check_line_id("line.line_id", &line.line_id)?;
+    let name = line.name.trim();
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "line.name",
+            format!("at most {MAX_NAME} characters, no control characters"),
+        ));
+    }
+    if !PROVIDERS.contains(&line.provider.as_str()) {
+        return Err(ApiError::invalid(
+            "line.provider",
+            format!(
+                "{:?} is not a provider this build has ({})",
+                line.provider.chars().take(40).collect::<String>(),
+                PROVIDERS.join(", ")
+            ),
+        ));
+    }
+    if line.caller_number.trim().is_empty() {
+        return Err(ApiError::invalid("line.caller_number", "is required"));
+    }
+    let caller = waihu_telephony::PhoneNumber::parse(&line.caller_number)
+        .map_err(|e| ApiError::invalid("line.caller_number", e))?;
+    if line.max_concurrent == 0 || line.max_concurrent > MAX_CONCURRENT {
+        return Err(ApiError::invalid(
+            "line.max_concurrent",
+            format!("1 to {MAX_CONCURRENT}"),
+        ));
+    }
+    if !(line.cps.is_finite() && (0.0..=MAX_CPS).contains(&line.cps)) {
+        return Err(ApiError::invalid(
+            "line.cps",
+            format!("0 (no limit) to {MAX_CPS} calls per second"),
+        ));
+    }
+    if line.daily_cap > i32::MAX as u32 {
+        return Err(ApiError::invalid(
+            "line.daily_cap",
+            format!("at most {}", i32::MAX),
+        ));
+    }
+    let zone = waihu_telephony::zone::parse(&line.time_zone)
+        .map_err(|e| ApiError::invalid("line.time_zone", e))?;
+    Ok(pb::Line {
+        line_id: line.line_id.clone(),
+        name: name.to_string(),
+        provider: line.provider.clone(),
+        caller_number: caller.into_string(),
+        max_concurrent: line.max_concurrent,
+        cps: line.cps,
+        daily_cap: line.daily_cap,
+        time_zone: zone.name().to_string(),
+        enabled: line.enabled,
+        version: line.version,
+        created_at: None,
+        updated_at: None,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    line_id: String,
+    name: String,
+    provider: String,
+    caller_number: String,
+    max_concurrent: i32,
+    cps: f64,
+    daily_cap: i32,
+    time_zone: String,
+    enabled: bool,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "line_id, name, provider, caller_number, max_concurrent, cps, daily_cap, \
+     time_zone, enabled, version, created_at, updated_at";
+
+impl Row {
+    fn to_pb(&self) -> pb::Line {
+        pb::Line {
+            line_id: self.line_id.clone(),
+            name: self.name.clone(),
+            provider: self.provider.clone(),
+            caller_number: self.caller_number.clone(),
+            max_concurrent: self.max_concurrent.max(0) as u32,
+            cps: self.cps,
+            daily_cap: self.daily_cap.max(0) as u32,
+            time_zone: self.time_zone.clone(),
+            enabled: self.enabled,
+            version: self.version.max(0) as u64,
+            created_at: Some(timestamp(self.created_at)),
+            updated_at: Some(timestamp(self.updated_at)),
+        }
+    }
+}
+
+/// The event of a line change, its id derived from (tenant, line, version) so one change is
+/// never announced under two ids.
+fn line_event(tenant: &str, line: &pb::Line, event: Event) -> (RecordedEvent, Expect) {
+    let meta = EventMeta::new(tenant, Aggregate::line(tenant, &line.line_id), line.version)
+        .with_deterministic_id(&format!("line/{tenant}/{}/{}", line.line_id, line.version));
+    (RecordedEvent::new(meta, event), Expect::Any)
+}
+
+#[derive(Clone)]
+pub struct Lines {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+}
+
+/// Who asked, for the audit record written with a change.
+struct Audit {
+    actor: String,
+    action: &'static str,
+}
+
+impl Lines {
+    pub fn new(pool: PgPool) -> Self {
+        Lines {
+            pool,
+            outbox: Outbox::new(PRODUCER),
+        }
+    }
+
+    async fn commit(
+        &self,
+        mut tx: Tx<'_>,
+        tenant: &str,
+        audit: &Audit,
+        line: &pb::Line,
+        event: Event,
+        detail: &str,
+    ) -> Result<(), ApiError> {
+        let audit = waihu_events::audit(
+            tenant,
+            &audit.actor,
+            audit.action,
+            &format!("line {}", line.line_id),
+            detail,
+        );
+        self.outbox
+            .push(
+                &mut tx,
+                &[line_event(tenant, line, event), (audit, Expect::Any)],
+            )
+            .await?;
+        tx.commit().await.map_err(waihu_store::StoreError::from)?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        tenant: &str,
+        audit: Audit,
+        line: pb::Line,
+    ) -> Result<pb::Line, ApiError> {
+        let line = check(&line)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(waihu_store::StoreError::from)?;
+        // Serialises a tenant's creations, so the count below holds.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('provider-lines/' || $1, 0))")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(waihu_store::StoreError::from)?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM provider_lines WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(waihu_store::StoreError::from)?;
+        if count >= MAX_LINES {
+            return Err(ApiError::ResourceExhausted(format!(
+                "tenant {tenant} has {count} lines, the most one tenant may have"
+            )));
+        }
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "INSERT INTO provider_lines (tenant_id, line_id, name, provider, caller_number,
+                 max_concurrent, cps, daily_cap, time_zone, enabled, version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, 1, now(), now())
+             ON CONFLICT (tenant_id, line_id) DO NOTHING RETURNING {COLUMNS}"
+        ))
+        .bind(tenant)
+        .bind(&line.line_id)
+        .bind(&line.name)
+        .bind(&line.provider)
+        .bind(&line.caller_number)
+        .bind(line.max_concurrent as i32)
+        .bind(line.cps)
+        .bind(line.daily_cap as i32)
+        .bind(&line.time_zone)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(waihu_store::StoreError::from)?;
+        let Some(row) = row else {
+            return Err(ApiError::AlreadyExists(format!("line {}", line.line_id)));
+        };
+        let line = row.to_pb();
+        let event = Event::LineCreated(pb::LineCreated {
+            line: Some(line.clone()),
+        });
+        self.commit(tx, tenant, &audit, &line, event, "").await?;
+        Ok(line)
+    }
+
+    async fn locked(&self, tx: &mut Tx<'_>, tenant: &str, id: &str) -> Result<Row, ApiError> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM provider_lines WHERE tenant_id = $1 AND line_id = $2 FOR UPDATE"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(waihu_store::StoreError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("line {id}")))
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        audit: Audit,
+        line: pb::Line,
+        expected_version: u64,
+    ) -> Result<pb::Line, ApiError> {
+        let line = check(&line)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(waihu_store::StoreError::from)?;
+        let old = self.locked(&mut tx, tenant, &line.line_id).await?;
+        if expected_version > 0 && old.version as u64 != expected_version {
+            return Err(ApiError::FailedPrecondition(format!(
+                "line {} is at version {}, not {expected_version}",
+                line.line_id, old.version
+            )));
+        }
+        let row: Row = sqlx::query_as(&format!(
+            "UPDATE provider_lines SET name = $3, provider = $4, caller_number = $5,
+                 max_concurrent = $6, cps = $7, daily_cap = $8, time_zone = $9,
+                 version = version + 1, updated_at = now()
+             WHERE tenant_id = $1 AND line_id = $2 RETURNING {COLUMNS}"
+        ))
+        .bind(tenant)
+        .bind(&line.line_id)
+        .bind(&line.name)
+        .bind(&line.provider)
+        .bind(&line.caller_number)
+        .bind(line.max_concurrent as i32)
+        .bind(line.cps)
+        .bind(line.daily_cap as i32)
+        .bind(&line.time_zone)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(waihu_store::StoreError::from)?;
+        let line = row.to_pb();
+        let event = Event::LineUpdated(pb::LineUpdated {
+            line: Some(line.clone()),
+        });
+        self.commit(tx, tenant, &audit, &line, event, "").await?;
+        Ok(line)
+    }
+
+    /// Switches a line off or on; a line already so is returned as it is (no event).
+    async fn set_enabled(
+        &self,
+        tenant: &str,
+        audit: Audit,
+        id: &str,
+        enabled: bool,
+        reason: &str,
+    ) -> Result<pb::Line, ApiError> {
+        check_line_id("line_id", id)?;
+        if reason.chars().count() > MAX_REASON || reason.contains('\0') {
+            return Err(ApiError::invalid(
+                "reason",
+                format!("at most {MAX_REASON} characters"),
+            ));
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(waihu_store::StoreError::from)?;
+        let old = self.locked(&mut tx, tenant, id).await?;
+        if old.enabled == enabled {
+            return Ok(old.to_pb());
+        }
+        let row: Row = sqlx::query_as(&format!(
+            "UPDATE provider_lines SET enabled = $3, version = version + 1, updated_at = now()
+             WHERE tenant_id = $1 AND line_id = $2 RETURNING {COLUMNS}"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .bind(enabled)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(waihu_store::StoreError::from)?;
+        let line = row.to_pb();
+        let event = if enabled {
+            Event::LineEnabled(pb::LineEnabled {
+                line: Some(line.clone()),
+            })
+        } else {
+            Event::LineDisabled(pb::LineDisabled {
+                line: Some(line.clone()),
+                reason: reason.to_string(),
+            })
+        };
+        self.commit(tx, tenant, &audit, &line, event, reason)
+            .await?;
+        Ok(line)
+    }
+
+    async fn get(&self, tenant: &str, id: &str) -> Result<pb::Line, ApiError> {
+        check_line_id("line_id", id)?;
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM provider_lines WHERE tenant_id = $1 AND line_id = $2"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(waihu_store::StoreError::from)?;
+        row.map(|r| r.to_pb())
+            .ok_or_else(|| ApiError::NotFound(format!("line {id}")))
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<pb::Line>, ApiError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM provider_lines WHERE tenant_id = $1 ORDER BY line_id"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(waihu_store::StoreError::from)?;
+        Ok(rows.iter().map(Row::to_pb).collect())
+    }
+}
+
+/// `ProviderService` over [`Lines`]; line status asks the dialer (`dialer_url`).
+pub struct ProviderApi {
+    pub lines: Lines,
+    pub dialer_url: String,
+}
+
+fn audit<T>(req: &Request<T>, action: &'static str) -> Audit {
+    Audit {
+        actor: waihu_runtime::actor(req),
+        action,
+    }
+}
+
+/// Metadata a call to the dialer carries on the caller's behalf: its token, else (development
+/// mode) its tenant.
+fn forwarded<T>(from: &Request<T>, to: &mut tonic::metadata::MetadataMap) {
+    for key in ["authorization", "x-tenant-id"] {
+        if let Some(v) = from.metadata().get(key) {
+            to.insert(key, v.clone());
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ProviderService for ProviderApi {
+    async fn create_line(
+        &self,
+        req: Request<pb::CreateLineRequest>,
+    ) -> Result<Response<pb::Line>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let audit = audit(&req, "ProviderService/CreateLine");
+        let line = req
+            .into_inner()
+            .line
+            .ok_or_else(|| ApiError::invalid("line", "is required"))?;
+        Ok(Response::new(
+            self.lines.create(&tenant, audit, line).await?,
+        ))
+    }
+
+    async fn update_line(
+        &self,
+        req: Request<pb::UpdateLineRequest>,
+    ) -> Result<Response<pb::Line>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let audit = audit(&req, "ProviderService/UpdateLine");
+        let r = req.into_inner();
+        let line = r
+            .line
+            .ok_or_else(|| ApiError::invalid("line", "is required"))?;
+        Ok(Response::new(
+            self.lines
+                .update(&tenant, audit, line, r.expected_version)
+                .await?,
+        ))
+    }
+
+    async fn disable_line(
+        &self,
+        req: Request<pb::DisableLineRequest>,
+    ) -> Result<Response<pb::Line>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let audit = audit(&req, "ProviderService/DisableLine");
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.lines
+                .set_enabled(&tenant, audit, &r.line_id, false, &r.reason)
+                .await?,
+        ))
+    }
+
+    async fn enable_line(
+        &self,
+        req: Request<pb::LineRequest>,
+    ) -> Result<Response<pb::Line>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let audit = audit(&req, "ProviderService/EnableLine");
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.lines
+                .set_enabled(&tenant, audit, &r.line_id, true, "")
+                .await?,
+        ))
+    }
+
+    async fn list_lines(
+        &self,
+        req: Request<pb::ListLinesRequest>,
+    ) -> Result<Response<pb::ListLinesResponse>, Status> {
+        let tenant = tenant(req.metadata())?;
+        Ok(Response::new(pb::ListLinesResponse {
+            lines: self.lines.list(&tenant).await?,
+        }))
+    }
+
+    async fn get_line(&self, req: Request<pb::LineRequest>) -> Result<Response<pb::Line>, Status> {
+        let tenant = tenant(req.metadata())?;
+        Ok(Response::new(
+            self.lines.get(&tenant, &req.get_ref().line_id).await?,
+        ))
+    }
+
+    async fn get_line_status(
+        &self,
+        req: Request<pb::LineRequest>,
+    ) -> Result<Response<pb::LineStatus>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let line = self.lines.get(&tenant, &req.get_ref().line_id).await?;
+        let mut ask = Request::new(pb::GetLineUsageRequest {
+            line_ids: vec![line.line_id.clone()],
+        });
+        forwarded(&req, ask.metadata_mut());
+        let unavailable = |e: &dyn std::fmt::Display| Status::unavailable(format!("dialer: {e}"));
+        let mut dialer = DialerServiceClient::connect(self.dialer_url.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let usage = dialer
+            .get_line_usage(ask)
+            .await
+            .map_err(|s| unavailable(&s.message()))?
+            .into_inner()
+            .lines
+            .into_iter()
+            .find(|u| u.line_id == line.line_id)
+            .unwrap_or_default();
+        Ok(Response::new(pb::LineStatus {
+            line: Some(line),
+            in_flight: usage.in_flight,
+            today_calls: usage.today_calls,
+            cps_10s: usage.cps_10s,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line() -> pb::Line {
+        pb::Line {
+            line_id: "sim-1".into(),
+            name: " 主线路 ".into(),
+            provider: "sim".into(),
+            caller_number: "0592-1234567".into(),
+            max_concurrent: 10,
+            cps: 5.0,
+            ..Default::default()
+        }
+    }
+
+    fn field(r: Result<pb::Line, ApiError>) -> String {
+        match r {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!(
+                "expected INVALID_ARGUMENT, got {:?}",
+                other.map(|l| l.line_id)
+            ),
+        }
+    }
+
+    #[test]
+    fn a_line_is_normalised_and_each_bad_field_is_named() {
+        let ok = check(&line()).expect("valid");
+        assert_eq!(ok.caller_number, "+865921234567");
+        assert_eq!(ok.time_zone, "Asia/Shanghai");
+        assert_eq!(ok.name, "主线路");
+        let bad = |f: fn(&mut pb::Line)| {
+            let mut l = line();
+            f(&mut l);
+            field(check(&l))
+        };
+        assert_eq!(bad(|l| l.line_id = "a b".into()), "line.line_id");
+        assert_eq!(bad(|l| l.line_id.clear()), "line.line_id");
+        assert_eq!(bad(|l| l.provider = "pstn".into()), "line.provider");
+        assert_eq!(bad(|l| l.caller_number = "12".into()), "line.caller_number");
+        assert_eq!(bad(|l| l.caller_number.clear()), "line.caller_number");
+        assert_eq!(bad(|l| l.max_concurrent = 0), "line.max_concurrent");
+        assert_eq!(bad(|l| l.cps = f64::NAN), "line.cps");
+        assert_eq!(bad(|l| l.cps = -1.0), "line.cps");
+        assert_eq!(bad(|l| l.daily_cap = u32::MAX), "line.daily_cap");
+        assert_eq!(bad(|l| l.time_zone = "Mars/Base".into()), "line.time_zone");
+        assert_eq!(bad(|l| l.name = "a\u{0}b".into()), "line.name");
+    }
+}
