@@ -36,13 +36,6 @@ pub struct DemoArgs {
     /// Skip the closing `replay --verify` (rebuild the statistics from the store and compare).
     #[arg(long)]
     no_verify: bool,
-    /// Dialer gRPC address (health only).
-    #[arg(
-        long,
-        env = "WAIHU_DIALER_ADDR",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    dialer_addr: String,
     /// Where the services this demo starts write their logs.
     #[arg(long, default_value = ".demo/logs")]
     log_dir: PathBuf,
@@ -92,7 +85,7 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
     let services = [
         ("waihu-record", cli.record_addr.as_str()),
         ("waihu-task", cli.task_addr.as_str()),
-        ("waihu-dialer", a.dialer_addr.as_str()),
+        ("waihu-dialer", cli.dialer_addr.as_str()),
         ("waihu-provider-adapter", cli.provider_addr.as_str()),
     ];
     let mut started = Started(Vec::new());
@@ -117,7 +110,7 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
             .env("WAIHU_GRPC_ADDR", format!("127.0.0.1:{}", port_of(addr)?))
             .env("WAIHU_SIMULATOR__SEED", a.seed.to_string())
             .env("WAIHU_SIMULATOR__TIME_SCALE", a.time_scale.to_string())
-            .env("WAIHU_PROVIDER__DIALER_URL", &a.dialer_addr)
+            .env("WAIHU_PROVIDER__DIALER_URL", &cli.dialer_addr)
             .env("WAIHU_DIALER__TICK_MS", "50")
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -339,6 +332,12 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
         recall_interval_seconds: 1,
         tags: vec!["demo".into()],
         source: "waihu demo".into(),
+        // The simulator wakes nobody: the demo may call at any hour (real tasks default to the
+        // dialer's window, 09:00-20:00 in the callee's zone).
+        window: Some(pb::CallingWindow {
+            hours: vec!["00:00-24:00".into()],
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let t = tasks

@@ -11,6 +11,7 @@ pub fn outcome_name(o: i32) -> &'static str {
         pb::ContactOutcome::Rejected => "rejected",
         pb::ContactOutcome::InvalidNumber => "invalid number",
         pb::ContactOutcome::Cancelled => "cancelled",
+        pb::ContactOutcome::DoNotCall => "do not call",
         pb::ContactOutcome::Unspecified => "unspecified",
     }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod demo;
 mod display;
+mod dnc;
 mod export;
 mod import;
 mod line;
@@ -51,6 +52,14 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50053"
     )]
     provider_addr: String,
+    /// Dialer gRPC address (do-not-call lists, line usage).
+    #[arg(
+        long,
+        global = true,
+        env = "WAIHU_DIALER_ADDR",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    dialer_addr: String,
     /// Tenant the requests act for.
     #[arg(long, global = true, env = "WAIHU_TENANT", default_value = "default")]
     tenant: String,
@@ -87,6 +96,9 @@ enum Command {
     /// The tenant's lines (trunks): create, change, switch off and on, list, status.
     #[command(subcommand)]
     Line(line::LineCommand),
+    /// Do-not-call lists: the tenant's, or with --global the platform's.
+    #[command(subcommand)]
+    Dnc(dnc::DncCommand),
     /// Tokens for development and tests.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -111,6 +123,7 @@ async fn main() -> ExitCode {
         Command::Tenant(c) => tenant::run(&cli, c).await,
         Command::Webhook(c) => webhook::run(&cli, c).await,
         Command::Line(c) => line::run(&cli, c).await,
+        Command::Dnc(c) => dnc::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),
     };
     match result {
@@ -138,6 +151,11 @@ pub fn status(context: &str, s: tonic::Status) -> CliError {
 /// A channel to the record service (statistics, records, export, replay and admin).
 pub async fn record_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
     channel("record", "--record-addr", &cli.record_addr).await
+}
+
+/// A channel to the dialer (do-not-call lists).
+pub async fn dialer_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
+    channel("dialer", "--dialer-addr", &cli.dialer_addr).await
 }
 
 /// A channel to the provider adapter (lines).

@@ -222,6 +222,8 @@ impl Cluster {
     pub async fn start_dialer(&mut self) {
         let mut cfg = waihu_dialer::DialerConfig::new(self.env.config());
         cfg.call_timeout = self.call_timeout;
+        // Tests run at any hour: tasks without a window may call all day.
+        cfg.default_window = waihu_telephony::window::Window::always();
         let r = run(|s| waihu_dialer::start(cfg, s)).await;
         self.dialer_addr = format!("http://{}", r.handle.addr);
         self.dialer = Some(r);

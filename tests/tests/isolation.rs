@@ -27,6 +27,8 @@ struct Secrets {
     delivery_id: String,
     /// A line only A has (B has none by that id).
     line_id: String,
+    /// A number on A's do-not-call list.
+    dnc_phone: String,
 }
 
 /// How B's call of one RPC must end.
@@ -541,6 +543,96 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 }
             }
         }
+        "/waihu.v1.DialerService/AddDoNotCall" => {
+            // On B's own list only: A's check does not see it.
+            let mut dialer = cluster.dialer().await;
+            let mine = pb::DoNotCallRequest {
+                phones: vec!["+8613911110000".into()],
+                reason: "b's".into(),
+            };
+            match dialer.add_do_not_call(as_b(token, mine)).await {
+                Err(e) => Err(format!("B cannot add to its own list: {e}")),
+                Ok(_) => {
+                    let seen = dialer
+                        .check_do_not_call(pb::CheckDoNotCallRequest {
+                            phone: "+8613911110000".into(),
+                        })
+                        .await
+                        .map(|r| r.into_inner().listed);
+                    match seen {
+                        Ok(false) => Ok(()),
+                        other => Err(format!("A sees B's entry: {other:?}")),
+                    }
+                }
+            }
+        }
+        "/waihu.v1.DialerService/RemoveDoNotCall" => {
+            let mut dialer = cluster.dialer().await;
+            let gone = dialer
+                .remove_do_not_call(as_b(
+                    token,
+                    pb::DoNotCallRequest {
+                        phones: vec![a.dnc_phone.clone()],
+                        reason: String::new(),
+                    },
+                ))
+                .await
+                .map(|r| r.into_inner().changed);
+            let still = dialer
+                .check_do_not_call(pb::CheckDoNotCallRequest {
+                    phone: a.dnc_phone.clone(),
+                })
+                .await
+                .map(|r| r.into_inner().listed);
+            match (gone, still) {
+                (Ok(0), Ok(true)) => Ok(()),
+                other => Err(format!("B reached A's list: {other:?}")),
+            }
+        }
+        "/waihu.v1.DialerService/CheckDoNotCall" => {
+            match cluster
+                .dialer()
+                .await
+                .check_do_not_call(as_b(
+                    token,
+                    pb::CheckDoNotCallRequest {
+                        phone: a.dnc_phone.clone(),
+                    },
+                ))
+                .await
+            {
+                Ok(r) if !r.get_ref().listed => Ok(()),
+                other => Err(format!("B sees A's entry: {other:?}")),
+            }
+        }
+        "/waihu.v1.DialerService/AddGlobalDoNotCall" => expect_code(
+            cluster
+                .dialer()
+                .await
+                .add_global_do_not_call(as_b(
+                    token,
+                    pb::DoNotCallRequest {
+                        phones: vec![a.dnc_phone.clone()],
+                        reason: String::new(),
+                    },
+                ))
+                .await,
+            OPERATOR_ONLY,
+        ),
+        "/waihu.v1.DialerService/RemoveGlobalDoNotCall" => expect_code(
+            cluster
+                .dialer()
+                .await
+                .remove_global_do_not_call(as_b(
+                    token,
+                    pb::DoNotCallRequest {
+                        phones: vec![a.dnc_phone.clone()],
+                        reason: String::new(),
+                    },
+                ))
+                .await,
+            OPERATOR_ONLY,
+        ),
         "/waihu.v1.DialerService/GetLineUsage" => {
             let ask = pb::GetLineUsageRequest {
                 line_ids: vec![a.line_id.clone(), "sim-1".into()],
@@ -894,7 +986,17 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         webhook_id,
         delivery_id,
         line_id: a_line.id.clone(),
+        dnc_phone: "+8613922220000".into(),
     };
+    cluster
+        .dialer()
+        .await
+        .add_do_not_call(pb::DoNotCallRequest {
+            phones: vec![a.dnc_phone.clone()],
+            reason: "a's".into(),
+        })
+        .await
+        .expect("A's do-not-call entry");
 
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
     let token = keys
@@ -947,7 +1049,7 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         "tenant B reached tenant A: {failures:#?}"
     );
     assert!(routes >= 8, "checked {routes} routes");
-    assert!(checked >= 29, "checked {checked} RPCs");
+    assert!(checked >= 34, "checked {checked} RPCs");
     // A's lines are as A made them.
     let mine = cluster
         .providers()

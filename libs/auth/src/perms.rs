@@ -213,6 +213,26 @@ pub const TABLE: &[(&str, Requirement)] = &[
         "/waihu.v1.DialerService/GetLineUsage",
         Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
     ),
+    (
+        "/waihu.v1.DialerService/AddDoNotCall",
+        Requirement::AnyOf(&[ADMIN_DNC]),
+    ),
+    (
+        "/waihu.v1.DialerService/RemoveDoNotCall",
+        Requirement::AnyOf(&[ADMIN_DNC]),
+    ),
+    (
+        "/waihu.v1.DialerService/CheckDoNotCall",
+        Requirement::AnyOf(&[ADMIN_DNC, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.DialerService/AddGlobalDoNotCall",
+        Requirement::Operator(&[ADMIN_DNC]),
+    ),
+    (
+        "/waihu.v1.DialerService/RemoveGlobalDoNotCall",
+        Requirement::Operator(&[ADMIN_DNC]),
+    ),
 ];
 
 /// Services that need no token at all, by gRPC service name.

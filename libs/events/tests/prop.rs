@@ -216,6 +216,12 @@ fn task_spec() -> impl Strategy<Value = pb::TaskSpec> {
                     }],
                     retry_rejected: daily_call_limit % 2 == 1,
                 }),
+                window: (recall_count % 3 == 1).then(|| pb::CallingWindow {
+                    hours: vec!["09:00-12:00".into(), "14:00-20:00".into()],
+                    weekdays: vec![1, 2, 3, 4, 5],
+                    holidays: vec!["2026-10-01".into()],
+                    time_zone: "Asia/Shanghai".into(),
+                }),
             },
         )
 }

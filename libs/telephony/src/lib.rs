@@ -4,6 +4,9 @@
 
 pub mod hangup;
 pub mod phone;
+pub mod region;
+pub mod tzmap;
+pub mod window;
 pub mod zone;
 
 pub use phone::PhoneNumber;

@@ -10,11 +10,12 @@ use uuid::Uuid;
 use waihu_bus::Expect;
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_store::{Outbox, StoreError, Tx};
+use waihu_telephony::window::Window;
 
 use crate::{
     planner::{
-        caller_lines, cap_left, capacity, local_day, pace_after, pace_allowance, plan_task,
-        tenant_allowance, DueContact, DueTask, LineSlots, TenantLimits,
+        caller_lines, cap_left, capacity, fair_quotas, local_day, pace_after, pace_allowance,
+        plan_task, tenant_allowance, Contender, DueContact, DueTask, LineSlots, TenantLimits,
     },
     rules::{after_release, Next, RetryPolicy},
 };
@@ -236,6 +237,31 @@ struct LineRow {
     day_calls: i32,
 }
 
+/// A running task with something due, as a round reads it.
+#[derive(sqlx::FromRow)]
+struct RoundTask {
+    task_id: Uuid,
+    tenant_id: String,
+    priority: i16,
+    caller_line: String,
+    daily_call_limit: i32,
+    window_spec: Option<Vec<u8>>,
+    window_zone: String,
+    zones: Vec<String>,
+}
+
+impl RoundTask {
+    /// The task's calling window (`default` when it set none; a window that does not decode,
+    /// which the task service never lets through, counts as the default too).
+    fn window(&self, default: &Window) -> Window {
+        self.window_spec
+            .as_deref()
+            .and_then(|b| pb::CallingWindow::decode(b).ok())
+            .and_then(|w| Window::parse(&w).ok())
+            .unwrap_or_else(|| default.clone())
+    }
+}
+
 /// Per (tenant, line): its pace (cps, next call due) and its local date, as a round found them.
 type Paces = HashMap<(String, String), (f64, Option<DateTime<Utc>>, NaiveDate)>;
 
@@ -320,6 +346,20 @@ impl ActiveContact {
 pub struct Db {
     pub pool: PgPool,
     pub outbox: Outbox,
+    /// Per running task with calls due: the service it got (calls / weight), for sharing lines
+    /// by priority. Kept in memory by the dialing leader; a new leader starts everyone equal.
+    passes: std::sync::Arc<std::sync::Mutex<HashMap<Uuid, f64>>>,
+}
+
+/// What a dialing round applies beside the tasks' own settings.
+#[derive(Debug, Clone)]
+pub struct RoundRules {
+    /// How far ahead a paced line may start calls in one round (the dial loop's tick).
+    pub burst: std::time::Duration,
+    /// The calling window of tasks that set none.
+    pub default_window: Window,
+    /// Weights of priorities 0, 1 and 2 when tasks compete for lines.
+    pub weights: [u32; 3],
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid, DialerError> {
@@ -353,6 +393,7 @@ impl Db {
         Db {
             pool,
             outbox: Outbox::new(PRODUCER),
+            passes: Default::default(),
         }
     }
 
@@ -373,8 +414,8 @@ impl Db {
                     sqlx::query(
                         "INSERT INTO dialer_tasks (task_id, tenant_id, status, priority, recall_count,
                              recall_interval_s, not_before, caller_line, version, retry_policy,
-                             daily_call_limit)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                             daily_call_limit, window_spec, window_zone)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                          ON CONFLICT (task_id) DO NOTHING",
                     )
                     .bind(task)
@@ -388,6 +429,10 @@ impl Db {
                     .bind(version)
                     .bind(spec.retry.as_ref().map(|r| r.encode_to_vec()))
                     .bind(spec.daily_call_limit.min(i32::MAX as u32) as i32)
+                    .bind(spec.window.as_ref().map(|w| w.encode_to_vec()))
+                    .bind(
+                        line_zone(spec.window.as_ref().map_or("", |w| w.time_zone.as_str())).name(),
+                    )
                     .execute(&mut *tx)
                     .await?;
                     continue;
@@ -486,26 +531,46 @@ impl Db {
         contacts: &[pb::Contact],
         out: &mut Vec<(RecordedEvent, Expect)>,
     ) -> Result<(), DialerError> {
-        let status: Option<i16> =
-            sqlx::query_scalar("SELECT status FROM dialer_tasks WHERE task_id = $1 FOR UPDATE")
-                .bind(task)
-                .fetch_optional(&mut **tx)
-                .await?;
-        let Some(status) = status else {
+        let row: Option<(i16, String)> = sqlx::query_as(
+            "SELECT status, window_zone FROM dialer_tasks WHERE task_id = $1 FOR UPDATE",
+        )
+        .bind(task)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((status, task_zone)) = row else {
             return Err(DialerError::NotYet(format!(
                 "contacts for task {task} before the task"
             )));
         };
         let nos: Vec<i32> = contacts.iter().map(|c| c.contact_no as i32).collect();
         let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
+        // The zone each number tells, when it is not the task's own.
+        let zones: Vec<Option<&str>> = phones
+            .iter()
+            .map(|p| waihu_telephony::tzmap::zone_of(p).filter(|z| *z != task_zone))
+            .collect();
+        let mut distinct: Vec<&str> = zones.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
         sqlx::query(
-            "INSERT INTO dialer_contacts (task_id, contact_no, phone, state, next_at)
-             SELECT $1, n, p, 0, now() FROM UNNEST($2::int[], $3::text[]) AS u(n, p)
+            "INSERT INTO dialer_contacts (task_id, contact_no, phone, state, next_at, zone)
+             SELECT $1, n, p, 0, now(), z FROM UNNEST($2::int[], $3::text[], $4::text[]) AS u(n, p, z)
              ON CONFLICT DO NOTHING",
         )
         .bind(task)
         .bind(&nos)
         .bind(&phones)
+        .bind(&zones)
+        .execute(&mut **tx)
+        .await?;
+        // New contacts may be in a zone whose window is open: the task is looked at again.
+        sqlx::query(
+            "UPDATE dialer_tasks SET closed_until = NULL,
+                 zones = ARRAY(SELECT DISTINCT unnest(zones || $2::text[]) ORDER BY 1)
+             WHERE task_id = $1",
+        )
+        .bind(task)
+        .bind(&distinct)
         .execute(&mut **tx)
         .await?;
         if status == CANCELLED {
@@ -827,15 +892,17 @@ impl Db {
         Ok(done.rows_affected())
     }
 
-    /// One dialing round: fills every line's free slots with due contacts of running tasks,
-    /// higher priority first. Returns the number of calls requested.
+    /// One dialing round: finishes due contacts on a do-not-call list and fills every line's
+    /// free slots with due contacts of running tasks, higher priority first. Returns the number
+    /// of contacts it acted on (calls requested and contacts finished).
     ///
     /// Its cost is O(lines + running tasks with something due + dials): in-flight counts are
     /// kept per line, tasks with nothing due are passed over inside one query, and each task's
     /// due contacts are read from an index in dialing order. The tasks a round dials for are
     /// share-locked before it commits and must still be running, so no call of a round goes out
     /// after a pause or cancel the dialer has applied.
-    pub async fn dial_round(&self, burst: std::time::Duration) -> Result<usize, DialerError> {
+    pub async fn dial_round(&self, rules: &RoundRules) -> Result<usize, DialerError> {
+        let (burst, default_window) = (rules.burst, &rules.default_window);
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         let rows: Vec<LineRow> = sqlx::query_as(
@@ -883,9 +950,12 @@ impl Db {
             .map(|l| l.tenant_id.as_str())
             .collect();
         open.dedup();
-        let tasks: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
-            "SELECT t.task_id, t.tenant_id, t.caller_line, t.daily_call_limit FROM dialer_tasks t
+        let tasks: Vec<RoundTask> = sqlx::query_as(
+            "SELECT t.task_id, t.tenant_id, t.priority, t.caller_line, t.daily_call_limit,
+                    t.window_spec, t.window_zone, t.zones
+             FROM dialer_tasks t
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
+               AND (t.closed_until IS NULL OR t.closed_until <= now())
                AND t.tenant_id = ANY($2)
                AND EXISTS (SELECT 1 FROM dialer_contacts c
                            WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
@@ -895,16 +965,64 @@ impl Db {
         .bind(&open)
         .fetch_all(&mut *tx)
         .await?;
-        let mut tenants: Vec<&str> = tasks.iter().map(|(_, t, _, _)| t.as_str()).collect();
+        let mut tenants: Vec<&str> = tasks.iter().map(|t| t.tenant_id.as_str()).collect();
         tenants.sort_unstable();
         tenants.dedup();
         let mut allowance = tenant_allowances(&mut tx, &tenants).await?;
         let mut dials = Vec::new();
         // Calls this round plans per (tenant, number), for the per-number daily limit.
         let mut planned_now: HashMap<(String, String), i32> = HashMap::new();
-        for (task_id, tenant_id, caller_line, daily_limit) in tasks {
-            let caller_lines = caller_lines(&caller_line);
-            let mut cap = capacity(&slots, &tenant_id, &caller_lines);
+        // Contacts finished without a call (do-not-call), announced with the round.
+        let mut finished: Vec<(RecordedEvent, Expect)> = Vec::new();
+        // Tasks whose window is closed wherever their contacts are wait for its opening; the
+        // rest share the lines by priority.
+        let mut open = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let window = t.window(default_window);
+            let task_zone = line_zone(&t.window_zone);
+            let zones: Vec<chrono_tz::Tz> = std::iter::once(task_zone)
+                .chain(t.zones.iter().map(|z| line_zone(z)))
+                .collect();
+            if zones.iter().any(|z| window.is_open(now, *z)) {
+                open.push((t, window, task_zone));
+            } else {
+                // Closed wherever its contacts are: passed over until the first opening.
+                let until = zones
+                    .iter()
+                    .filter_map(|z| window.next_open(now, *z))
+                    .min()
+                    .unwrap_or(now + chrono::Duration::days(1));
+                sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
+                    .bind(t.task_id)
+                    .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let weight = |p: i16| rules.weights[(p.clamp(0, 2)) as usize].max(1);
+        let quotas = {
+            let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+            // Only tasks competing now keep their service; one joining starts level with the
+            // least served, so it neither waits for the others nor takes over.
+            passes.retain(|id, _| open.iter().any(|(t, _, _)| t.task_id == *id));
+            let floor = passes.values().copied().fold(f64::INFINITY, f64::min);
+            let floor = if floor.is_finite() { floor } else { 0.0 };
+            let contenders: Vec<Contender> = open
+                .iter()
+                .map(|(t, _, _)| Contender {
+                    tenant_id: t.tenant_id.clone(),
+                    caller_lines: caller_lines(&t.caller_line),
+                    weight: weight(t.priority),
+                    pass: *passes.entry(t.task_id).or_insert(floor),
+                })
+                .collect();
+            fair_quotas(&slots, &contenders, &allowance)
+        };
+        for ((t, window, task_zone), quota) in open.into_iter().zip(quotas) {
+            let (task_id, tenant_id, daily_limit) =
+                (t.task_id, t.tenant_id.clone(), t.daily_call_limit);
+            let caller_lines = caller_lines(&t.caller_line);
+            let mut cap = capacity(&slots, &tenant_id, &caller_lines).min(quota);
             if let Some(left) = allowance.get(&tenant_id) {
                 cap = cap.min(*left);
             }
@@ -914,22 +1032,77 @@ impl Db {
                 }
                 continue;
             }
-            let contacts: Vec<DueContact> = sqlx::query_as::<_, (i32, String, i32)>(
-                "SELECT contact_no, phone, attempts FROM dialer_contacts
+            let due: Vec<(i32, String, i32, Option<String>)> = sqlx::query_as(
+                "SELECT contact_no, phone, attempts, zone FROM dialer_contacts
                  WHERE task_id = $1 AND state = 0 AND next_at <= now()
                  ORDER BY next_at, contact_no LIMIT $2 FOR UPDATE SKIP LOCKED",
             )
             .bind(task_id)
             .bind(cap as i64)
             .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|(contact_no, phone, attempts)| DueContact {
-                contact_no,
-                phone,
-                attempts,
-            })
-            .collect();
+            .await?;
+            // A contact whose own clock is outside the window waits for its next opening.
+            let (mut waits_no, mut waits_at) = (Vec::new(), Vec::new());
+            let mut contacts = Vec::with_capacity(due.len());
+            for (contact_no, phone, attempts, zone) in due {
+                let zone = zone.as_deref().map_or(task_zone, line_zone);
+                if window.is_open(now, zone) {
+                    contacts.push(DueContact {
+                        contact_no,
+                        phone,
+                        attempts,
+                    });
+                } else {
+                    waits_no.push(contact_no);
+                    waits_at.push(
+                        window
+                            .next_open(now, zone)
+                            .unwrap_or(now + chrono::Duration::days(1)),
+                    );
+                }
+            }
+            if !waits_no.is_empty() {
+                sqlx::query(
+                    "UPDATE dialer_contacts c SET next_at = u.at
+                     FROM UNNEST($2::int[], $3::timestamptz[]) AS u(n, at)
+                     WHERE c.task_id = $1 AND c.contact_no = u.n AND c.state = 0",
+                )
+                .bind(task_id)
+                .bind(&waits_no)
+                .bind(&waits_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Numbers on the tenant's or the global do-not-call list are not called (again).
+            let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
+            let blocked = crate::dnc::listed(&mut tx, &tenant_id, &phones).await?;
+            let contacts = if blocked.is_empty() {
+                contacts
+            } else {
+                let (stop, go): (Vec<DueContact>, Vec<DueContact>) = contacts
+                    .into_iter()
+                    .partition(|c| blocked.contains(&c.phone));
+                let nos: Vec<i32> = stop.iter().map(|c| c.contact_no).collect();
+                sqlx::query(
+                    "UPDATE dialer_contacts SET state = 2
+                     WHERE task_id = $1 AND contact_no = ANY($2) AND state = 0",
+                )
+                .bind(task_id)
+                .bind(&nos)
+                .execute(&mut *tx)
+                .await?;
+                for c in &stop {
+                    finished.push(finished_event(
+                        &tenant_id,
+                        task_id,
+                        c.contact_no,
+                        pb::ContactOutcome::DoNotCall,
+                        c.attempts,
+                        None,
+                    ));
+                }
+                go
+            };
             let contacts = if daily_limit > 0 {
                 within_daily_limit(
                     &mut tx,
@@ -958,12 +1131,21 @@ impl Db {
             if let Some(left) = allowance.get_mut(&task.tenant_id) {
                 *left = left.saturating_sub(planned.len() as u32);
             }
+            if !planned.is_empty() {
+                let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(p) = passes.get_mut(&task_id) {
+                    *p += planned.len() as f64 / weight(t.priority) as f64;
+                }
+            }
             dials.extend(planned);
         }
         if dials.is_empty() {
-            // Contacts deferred by the per-number daily limit keep their new time.
-            tx.commit().await?;
-            return Ok(0);
+            // Contacts deferred by the per-number daily limit or their window keep their new
+            // time, tasks found closed their opening, and do-not-call contacts are finished.
+            return self
+                .commit_round(tx, &finished)
+                .await
+                .map(|_| finished.len());
         }
         // Only the tasks this round dials for are share-locked, and only those still running
         // keep their calls: a pause or cancel committed meanwhile drops them (their contacts stay
@@ -984,8 +1166,10 @@ impl Db {
         dials.retain(|d| running.contains(&d.task_id));
         let n = dials.len();
         if n == 0 {
-            tx.commit().await?;
-            return Ok(0);
+            return self
+                .commit_round(tx, &finished)
+                .await
+                .map(|_| finished.len());
         }
         let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
         let mut u_phone: Vec<String> = Vec::with_capacity(n);
@@ -1034,10 +1218,25 @@ impl Db {
             .await?;
         add_tenant_usage(&mut tx, &u_tenant, 1).await?;
         count_number_days(&mut tx, &u_tenant, &u_phone).await?;
+        out.extend(finished.iter().cloned());
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
         self.outbox.wake();
-        Ok(n)
+        Ok(n + finished.len())
+    }
+
+    /// Commits a round that placed no call, with the contacts it finished.
+    async fn commit_round(
+        &self,
+        mut tx: Tx<'_>,
+        finished: &[(RecordedEvent, Expect)],
+    ) -> Result<(), DialerError> {
+        self.outbox.push(&mut tx, finished).await?;
+        tx.commit().await?;
+        if !finished.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(())
     }
 
     /// Calls out for longer than `older_than`: (call id, tenant, task).

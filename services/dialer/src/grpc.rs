@@ -4,7 +4,10 @@ use tonic::{Request, Response, Status};
 use waihu_proto::v1::{self as pb, dialer_service_server::DialerService};
 use waihu_runtime::{tenant, ApiError};
 
-use crate::db::{Db, DialerError};
+use crate::{
+    db::{Db, DialerError},
+    dnc,
+};
 
 pub struct DialerApi {
     pub db: Db,
@@ -17,6 +20,42 @@ fn status(e: DialerError) -> Status {
     match e {
         DialerError::Store(s) => ApiError::Store(s).into(),
         other => Status::internal(other.to_string()),
+    }
+}
+
+impl DialerApi {
+    async fn change(
+        &self,
+        req: Request<pb::DoNotCallRequest>,
+        global: bool,
+        add: bool,
+        action: &str,
+    ) -> Result<Response<pb::DoNotCallReply>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
+        let r = req.into_inner();
+        let checked = dnc::check(&r)?;
+        let scope = if global { dnc::GLOBAL } else { tenant.as_str() };
+        let (changed, unchanged) = if checked.phones.is_empty() {
+            (0, 0)
+        } else {
+            self.db
+                .change_dnc(
+                    scope,
+                    &checked.phones,
+                    &r.reason,
+                    add,
+                    (&tenant, &actor, action),
+                )
+                .await
+                .map_err(status)?
+        };
+        Ok(Response::new(pb::DoNotCallReply {
+            changed,
+            unchanged,
+            rejected: checked.rejected,
+            rejected_total: checked.rejected_total,
+        }))
     }
 }
 
@@ -36,5 +75,56 @@ impl DialerService for DialerApi {
         }
         let lines = self.db.line_usage(&tenant, &ids).await.map_err(status)?;
         Ok(Response::new(pb::GetLineUsageResponse { lines }))
+    }
+
+    async fn add_do_not_call(
+        &self,
+        req: Request<pb::DoNotCallRequest>,
+    ) -> Result<Response<pb::DoNotCallReply>, Status> {
+        self.change(req, false, true, "DialerService/AddDoNotCall")
+            .await
+    }
+
+    async fn remove_do_not_call(
+        &self,
+        req: Request<pb::DoNotCallRequest>,
+    ) -> Result<Response<pb::DoNotCallReply>, Status> {
+        self.change(req, false, false, "DialerService/RemoveDoNotCall")
+            .await
+    }
+
+    async fn add_global_do_not_call(
+        &self,
+        req: Request<pb::DoNotCallRequest>,
+    ) -> Result<Response<pb::DoNotCallReply>, Status> {
+        self.change(req, true, true, "DialerService/AddGlobalDoNotCall")
+            .await
+    }
+
+    async fn remove_global_do_not_call(
+        &self,
+        req: Request<pb::DoNotCallRequest>,
+    ) -> Result<Response<pb::DoNotCallReply>, Status> {
+        self.change(req, true, false, "DialerService/RemoveGlobalDoNotCall")
+            .await
+    }
+
+    async fn check_do_not_call(
+        &self,
+        req: Request<pb::CheckDoNotCallRequest>,
+    ) -> Result<Response<pb::CheckDoNotCallReply>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let raw = &req.get_ref().phone;
+        if raw.trim().is_empty() {
+            return Err(ApiError::invalid("phone", "is required").into());
+        }
+        let phone =
+            waihu_telephony::PhoneNumber::parse(raw).map_err(|e| ApiError::invalid("phone", e))?;
+        Ok(Response::new(
+            self.db
+                .check_dnc(&tenant, phone.as_str())
+                .await
+                .map_err(status)?,
+        ))
     }
 }

@@ -6,6 +6,7 @@
 //! others stand by.
 
 pub mod db;
+pub mod dnc;
 mod grpc;
 pub mod planner;
 pub mod rules;
@@ -22,7 +23,8 @@ use waihu_runtime::{
     config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
 };
 
-use db::{Db, DialerError};
+use db::{Db, DialerError, RoundRules};
+use waihu_telephony::window::Window;
 
 #[derive(Debug, Clone)]
 pub struct DialerConfig {
@@ -33,6 +35,10 @@ pub struct DialerConfig {
     /// A call out longer than this is looked into by the watchdog (and declared released if
     /// its provider never said so).
     pub call_timeout: Duration,
+    /// The calling window of tasks that set none.
+    pub default_window: Window,
+    /// Weights of priorities 0, 1 and 2 when tasks compete for lines.
+    pub priority_weights: [u32; 3],
 }
 
 /// The `[dialer]` settings as written.
@@ -43,6 +49,10 @@ struct DialerSection {
     lines: Option<String>,
     tick_ms: u64,
     call_timeout_seconds: u64,
+    /// Daily ranges, comma-separated: "09:00-12:00,14:00-20:00".
+    default_window: String,
+    /// "1,2,4": weights of priorities 0, 1, 2.
+    priority_weights: String,
 }
 
 impl Default for DialerSection {
@@ -51,6 +61,8 @@ impl Default for DialerSection {
             lines: None,
             tick_ms: 100,
             call_timeout_seconds: 7200,
+            default_window: "09:00-20:00".into(),
+            priority_weights: "1,2,4".into(),
         }
     }
 }
@@ -58,7 +70,9 @@ impl Default for DialerSection {
 impl DialerConfig {
     pub const DEFAULT_PORT: u16 = 50052;
 
-    /// `[dialer] tick_ms` (100), `call_timeout_seconds` (7200), and the common settings.
+    /// `[dialer] tick_ms` (100), `call_timeout_seconds` (7200), `default_window`
+    /// ("09:00-20:00": the calling hours, every day, of tasks that set no window; several ranges
+    /// comma-separated), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::from_process()?)
     }
@@ -81,10 +95,37 @@ impl DialerConfig {
                 "must be at least 1",
             ));
         }
+        let ranges: Vec<String> = d
+            .default_window
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect();
+        let default_window = Window::parse_hours(&ranges).map_err(|e| {
+            ConfigError::invalid(
+                "dialer.default_window",
+                format!("{}: {}", e.field, e.reason),
+            )
+        })?;
+        let weights: Vec<u32> = d
+            .priority_weights
+            .split(',')
+            .map(|w| w.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .ok()
+            .filter(|w: &Vec<u32>| w.len() == 3 && w.iter().all(|x| (1..=1000).contains(x)))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "dialer.priority_weights",
+                    "three weights 1-1000 for priorities 0, 1, 2, e.g. \"1,2,4\"",
+                )
+            })?;
         Ok(DialerConfig {
             common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
             tick: Duration::from_millis(d.tick_ms),
             call_timeout: Duration::from_secs(d.call_timeout_seconds),
+            default_window,
+            priority_weights: [weights[0], weights[1], weights[2]],
         })
     }
 
@@ -93,6 +134,8 @@ impl DialerConfig {
             common,
             tick: Duration::from_millis(50),
             call_timeout: Duration::from_secs(7200),
+            default_window: Window::default(),
+            priority_weights: [1, 2, 4],
         }
     }
 }
@@ -160,9 +203,15 @@ impl BatchHandler for Releases {
     }
 }
 
-async fn dial_loop(db: Db, tick: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
+async fn dial_loop(
+    db: Db,
+    tick: Duration,
+    rules: RoundRules,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
-        match db.dial_round(tick).await {
+        match db.dial_round(&rules).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => {
@@ -275,7 +324,12 @@ async fn lead(
         wake.clone(),
         shutdown.clone(),
     ));
-    set.spawn(dial_loop(db, config.tick, wake, shutdown.clone()));
+    let rules = RoundRules {
+        burst: config.tick,
+        default_window: config.default_window.clone(),
+        weights: config.priority_weights,
+    };
+    set.spawn(dial_loop(db, config.tick, rules, wake, shutdown.clone()));
     // If any part stops, this term ends; `while_leader` starts a fresh one.
     set.join_next().await;
     shutdown.cancel();
@@ -337,6 +391,14 @@ mod tests {
         let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__LINES", "a:2")]))
             .expect_err("gone");
         assert!(e.setting.contains("WAIHU_DIALER__LINES"), "{e}");
+        assert_eq!(c.default_window, Window::default());
+        assert_eq!(c.priority_weights, [1, 2, 4]);
+        let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__PRIORITY_WEIGHTS", "1,2")]))
+            .expect_err("two weights");
+        assert!(e.setting.contains("WAIHU_DIALER__PRIORITY_WEIGHTS"), "{e}");
+        let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__DEFAULT_WINDOW", "9-5")]))
+            .expect_err("bad window");
+        assert!(e.setting.contains("WAIHU_DIALER__DEFAULT_WINDOW"), "{e}");
         let e = DialerConfig::from_layers(&layers(&[("WAIHU_DIALER__TICK_MS", "soon")]))
             .expect_err("not a number");
         assert!(e.setting.contains("WAIHU_DIALER__TICK_MS"), "{e}");

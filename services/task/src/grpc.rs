@@ -115,6 +115,10 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
         }
     }
     check_len("spec.source", &spec.source, 100)?;
+    if let Some(w) = &spec.window {
+        waihu_telephony::window::Window::parse(w)
+            .map_err(|e| TaskError::invalid(format!("spec.window.{}", e.field), e.reason))?;
+    }
     check_len("spec.call_script", &spec.call_script, 20_000)?;
     check_len("spec.caller_id", &spec.caller_id, 32)?;
     if spec.device_ids.len() > 100 {
