@@ -224,3 +224,76 @@ async fn a_line_keeps_its_pace_and_stops_at_its_daily_cap_until_raised() {
     assert_eq!(status_of(&cluster, "paced").await.today_calls, 100);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_out_from_the_nearest_caller_number_and_city_limits_hold() {
+    let cluster = Cluster::start(fast_sim(13), one_line(10)).await;
+    let mut sh = line("shanghai", 10);
+    sh.caller_number = "021-61230000".into();
+    let mut bj = line("beijing", 10);
+    bj.caller_number = "010-81230000".into();
+    let made = create(&cluster, sh).await.expect("shanghai line");
+    let region = made.region.expect("a Shanghai number's region");
+    assert_eq!(region.city, "上海市");
+    assert_eq!(region.area_code, "21");
+    create(&cluster, bj).await.expect("beijing line");
+
+    let shanghai: Vec<String> = (0..8).map(|i| format!("+8621612{i:05}")).collect();
+    let beijing: Vec<String> = (0..8).map(|i| format!("+8610812{i:05}")).collect();
+    let shenzhen: Vec<String> = (0..4).map(|i| format!("+86755812{i:05}")).collect();
+    let all: Vec<String> = shanghai
+        .iter()
+        .chain(&beijing)
+        .chain(&shenzhen)
+        .cloned()
+        .collect();
+    let mut tasks = cluster.tasks().await;
+    let t = create_with_contacts(
+        &mut tasks,
+        pb::TaskSpec {
+            caller_line: "shanghai,beijing".into(),
+            number_city_limit: true,
+            ..spec("cities", 0, 0)
+        },
+        &all,
+    )
+    .await;
+    start(&mut tasks, &t).await;
+    // Each city's numbers on its own line; Shenzhen's, with no line there, wait.
+    let by_line = waihu_testkit::eventually(Duration::from_secs(60), "the two cities", || {
+        let (c, t) = (&cluster, t.clone());
+        async move {
+            let rows: Vec<(String, Option<String>, i16)> = sqlx::query_as(
+                "SELECT phone, line_id, state FROM dialer.dialer_contacts
+                 WHERE task_id = $1::uuid ORDER BY contact_no",
+            )
+            .bind(&t)
+            .fetch_all(&c.env.pool)
+            .await
+            .ok()?;
+            let done = rows.iter().filter(|r| r.2 == 2).count();
+            (done == 16).then_some(rows)
+        }
+    })
+    .await;
+    for (phone, line, state) in &by_line {
+        let want = if shanghai.contains(phone) {
+            Some("shanghai")
+        } else if beijing.contains(phone) {
+            Some("beijing")
+        } else {
+            None
+        };
+        assert_eq!(line.as_deref(), want, "{phone}");
+        if want.is_none() {
+            assert_eq!(*state, 0, "{phone} waits for a line in its city");
+        }
+    }
+    let task = tasks
+        .get_task(pb::TaskRef { task_id: t.clone() })
+        .await
+        .expect("task")
+        .into_inner();
+    assert_eq!(task.status, pb::TaskStatus::Running as i32);
+    cluster.shutdown().await;
+}

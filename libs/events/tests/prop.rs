@@ -222,6 +222,7 @@ fn task_spec() -> impl Strategy<Value = pb::TaskSpec> {
                     holidays: vec!["2026-10-01".into()],
                     time_zone: "Asia/Shanghai".into(),
                 }),
+                number_city_limit: recall_count % 4 == 1,
             },
         )
 }

@@ -15,7 +15,8 @@ use waihu_telephony::window::Window;
 use crate::{
     planner::{
         caller_lines, cap_left, capacity, fair_quotas, local_day, pace_after, pace_allowance,
-        plan_task, tenant_allowance, Contender, DueContact, DueTask, LineSlots, TenantLimits,
+        plan_task, tenant_allowance, Contender, DueContact, DueTask, LineSlots, TaskPlan,
+        TenantLimits,
     },
     rules::{after_release, Next, RetryPolicy},
 };
@@ -235,6 +236,8 @@ struct LineRow {
     time_zone: String,
     day: Option<NaiveDate>,
     day_calls: i32,
+    province: String,
+    city: String,
 }
 
 /// A running task with something due, as a round reads it.
@@ -248,6 +251,7 @@ struct RoundTask {
     window_spec: Option<Vec<u8>>,
     window_zone: String,
     zones: Vec<String>,
+    number_city_limit: bool,
 }
 
 impl RoundTask {
@@ -414,8 +418,8 @@ impl Db {
                     sqlx::query(
                         "INSERT INTO dialer_tasks (task_id, tenant_id, status, priority, recall_count,
                              recall_interval_s, not_before, caller_line, version, retry_policy,
-                             daily_call_limit, window_spec, window_zone)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                             daily_call_limit, window_spec, window_zone, number_city_limit)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                          ON CONFLICT (task_id) DO NOTHING",
                     )
                     .bind(task)
@@ -433,6 +437,7 @@ impl Db {
                     .bind(
                         line_zone(spec.window.as_ref().map_or("", |w| w.time_zone.as_str())).name(),
                     )
+                    .bind(spec.number_city_limit)
                     .execute(&mut *tx)
                     .await?;
                     continue;
@@ -805,13 +810,15 @@ impl Db {
             }
             sqlx::query(
                 "INSERT INTO dialer_lines AS d (tenant_id, line_id, in_flight, known, enabled,
-                     max_concurrent, cps, daily_cap, time_zone, caller_number, version)
-                 VALUES ($1, $2, 0, true, $3, $4, $5, $6, $7, $8, $9)
+                     max_concurrent, cps, daily_cap, time_zone, caller_number, version, province,
+                     city)
+                 VALUES ($1, $2, 0, true, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (tenant_id, line_id) DO UPDATE SET known = true,
                      enabled = excluded.enabled, max_concurrent = excluded.max_concurrent,
                      cps = excluded.cps, daily_cap = excluded.daily_cap,
                      time_zone = excluded.time_zone, caller_number = excluded.caller_number,
-                     version = excluded.version
+                     version = excluded.version, province = excluded.province,
+                     city = excluded.city
                  WHERE d.version < excluded.version",
             )
             .bind(&e.meta.tenant_id)
@@ -827,6 +834,8 @@ impl Db {
             .bind(line_zone(&line.time_zone).name())
             .bind(&line.caller_number)
             .bind(line.version.min(i64::MAX as u64) as i64)
+            .bind(line.region.as_ref().map_or("", |r| r.province.as_str()))
+            .bind(line.region.as_ref().map_or("", |r| r.city.as_str()))
             .execute(&mut *tx)
             .await?;
         }
@@ -907,7 +916,7 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<LineRow> = sqlx::query_as(
             "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
-                    time_zone, day, day_calls
+                    time_zone, day, day_calls, province, city
              FROM dialer_lines WHERE known AND enabled ORDER BY tenant_id, line_id",
         )
         .fetch_all(&mut *tx)
@@ -938,6 +947,8 @@ impl Db {
                 tenant_id: r.tenant_id,
                 id: r.line_id,
                 free,
+                province: r.province,
+                city: r.city,
             });
         }
         let total = |slots: &[LineSlots]| slots.iter().map(|l| l.free).sum::<u32>();
@@ -952,7 +963,7 @@ impl Db {
         open.dedup();
         let tasks: Vec<RoundTask> = sqlx::query_as(
             "SELECT t.task_id, t.tenant_id, t.priority, t.caller_line, t.daily_call_limit,
-                    t.window_spec, t.window_zone, t.zones
+                    t.window_spec, t.window_zone, t.zones, t.number_city_limit
              FROM dialer_tasks t
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
                AND (t.closed_until IS NULL OR t.closed_until <= now())
@@ -1120,9 +1131,25 @@ impl Db {
                 task_id,
                 tenant_id,
                 caller_lines,
+                number_city_limit: t.number_city_limit,
                 contacts,
             };
-            let planned = plan_task(&mut slots, &task);
+            let TaskPlan {
+                dials: planned,
+                no_line_in_city,
+            } = plan_task(&mut slots, &task);
+            if !no_line_in_city.is_empty() {
+                // No line of the task is in their city: looked at again in a while (a line
+                // there may be added).
+                sqlx::query(
+                    "UPDATE dialer_contacts SET next_at = now() + interval '10 minutes'
+                     WHERE task_id = $1 AND contact_no = ANY($2) AND state = 0",
+                )
+                .bind(task_id)
+                .bind(&no_line_in_city)
+                .execute(&mut *tx)
+                .await?;
+            }
             for d in &planned {
                 *planned_now
                     .entry((d.tenant_id.clone(), d.phone.clone()))

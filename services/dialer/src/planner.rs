@@ -16,6 +16,9 @@ pub struct LineSlots {
     pub tenant_id: String,
     pub id: String,
     pub free: u32,
+    /// The caller number's province and city ("" when unknown).
+    pub province: String,
+    pub city: String,
 }
 
 /// How many calls a line paced at `cps` calls a second (0 = no limit) may start at `now`,
@@ -95,6 +98,13 @@ pub struct DueContact {
     pub attempts: i32,
 }
 
+impl DueContact {
+    /// The number's province and city, when the data tells.
+    fn region(&self) -> Option<(&'static str, &'static str)> {
+        waihu_telephony::region::region_of(&self.phone).map(|r| (r.province, r.city))
+    }
+}
+
 /// A running task with contacts due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueTask {
@@ -102,6 +112,8 @@ pub struct DueTask {
     pub tenant_id: String,
     /// The only lines the task may dial on; empty = any line of its tenant.
     pub caller_lines: Vec<String>,
+    /// Only numbers in the line's city (seed 000 number_city_limit).
+    pub number_city_limit: bool,
     pub contacts: Vec<DueContact>,
 }
 
@@ -131,17 +143,53 @@ pub fn capacity(lines: &[LineSlots], tenant_id: &str, caller_lines: &[String]) -
         .sum()
 }
 
-/// Plans one task's calls, taking the slots it uses from `lines`.
-pub fn plan_task(lines: &mut [LineSlots], task: &DueTask) -> Vec<Dial> {
-    let mut out = Vec::new();
+/// How near a line's caller number is to a callee: 2 same city, 1 same province, 0 else.
+fn nearness(line: &LineSlots, callee: Option<(&str, &str)>) -> u8 {
+    match callee {
+        Some((_, city)) if !line.city.is_empty() && line.city == city => 2,
+        Some((province, _)) if !line.province.is_empty() && line.province == province => 1,
+        _ => 0,
+    }
+}
+
+/// One task's plan: its calls, and the contacts no line of the task can ever take (with
+/// `number_city_limit`, none is in their city).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TaskPlan {
+    pub dials: Vec<Dial>,
+    pub no_line_in_city: Vec<i32>,
+}
+
+/// Plans one task's calls, taking the slots it uses from `lines`. Each call goes out on the
+/// line whose caller number is nearest the callee (same city, then province, then any; Aliyun's
+/// PickOutboundNumbers order), the freest among equals.
+pub fn plan_task(lines: &mut [LineSlots], task: &DueTask) -> TaskPlan {
+    let mut plan = TaskPlan::default();
     for c in &task.contacts {
+        let callee = c.region();
+        if task.number_city_limit {
+            let in_city = |l: &LineSlots| {
+                usable(l, &task.tenant_id, &task.caller_lines) && nearness(l, callee) == 2
+            };
+            if !lines.iter().any(in_city) {
+                plan.no_line_in_city.push(c.contact_no);
+                continue;
+            }
+        }
         let line = lines
             .iter_mut()
             .filter(|l| l.free > 0 && usable(l, &task.tenant_id, &task.caller_lines))
-            .max_by_key(|l| l.free);
-        let Some(line) = line else { break };
+            .filter(|l| !task.number_city_limit || nearness(l, callee) == 2)
+            .max_by_key(|l| (nearness(l, callee), l.free));
+        let Some(line) = line else {
+            if task.number_city_limit {
+                // Its city's lines are full; others may still take other numbers.
+                continue;
+            }
+            break;
+        };
         line.free -= 1;
-        out.push(Dial {
+        plan.dials.push(Dial {
             task_id: task.task_id,
             tenant_id: task.tenant_id.clone(),
             contact_no: c.contact_no,
@@ -150,7 +198,7 @@ pub fn plan_task(lines: &mut [LineSlots], task: &DueTask) -> Vec<Dial> {
             attempt: c.attempts.max(0) as u32 + 1,
         });
     }
-    out
+    plan
 }
 
 /// A task competing for lines in a round.
@@ -241,7 +289,7 @@ pub fn tenant_allowance(t: &TenantLimits, now: DateTime<Utc>) -> Option<u32> {
 pub fn plan(mut lines: Vec<LineSlots>, tasks: &[DueTask]) -> Vec<Dial> {
     tasks
         .iter()
-        .flat_map(|t| plan_task(&mut lines, t))
+        .flat_map(|t| plan_task(&mut lines, t).dials)
         .collect()
 }
 
@@ -258,6 +306,8 @@ mod tests {
             tenant_id: "t".into(),
             id: id.into(),
             free,
+            province: String::new(),
+            city: String::new(),
         }
     }
 
@@ -266,6 +316,7 @@ mod tests {
             task_id: Uuid::new_v4(),
             tenant_id: "t".into(),
             caller_lines: caller_line.map(caller_lines).unwrap_or_default(),
+            number_city_limit: false,
             contacts: (1..=n as i32)
                 .map(|no| DueContact {
                     contact_no: no,
@@ -321,6 +372,51 @@ mod tests {
         theirs.tenant_id = "u".into();
         let dials = plan(vec![theirs, line("a", 1)], &[task(3, None)]);
         assert_eq!(dials.len(), 1);
+    }
+
+    #[test]
+    fn each_call_goes_out_from_the_caller_number_nearest_the_callee() {
+        let at = |id: &str, province: &str, city: &str| LineSlots {
+            province: province.into(),
+            city: city.into(),
+            ..line(id, 5)
+        };
+        let lines = vec![
+            at("bj", "北京市", "北京市"),
+            at("sh", "上海市", "上海市"),
+            at("gz", "广东省", "广州市"),
+        ];
+        let mut t = task(0, None);
+        for (no, phone) in [
+            (1, "+862161234567"),  // Shanghai landline
+            (2, "+861012345678"),  // Beijing landline
+            (3, "+8675512345678"), // Shenzhen: Guangdong's line
+            (4, "+12125550100"),   // nowhere in the data: the freest
+        ] {
+            t.contacts.push(DueContact {
+                contact_no: no,
+                phone: phone.into(),
+                attempts: 0,
+            });
+        }
+        let mut free = lines.clone();
+        free[0].free = 9;
+        let got: Vec<String> = plan_task(&mut free, &t)
+            .dials
+            .into_iter()
+            .map(|d| d.line_id)
+            .collect();
+        assert_eq!(got, ["sh", "bj", "gz", "bj"]);
+        // Only numbers in a line's city: Shenzhen and New York have none, and wait.
+        t.number_city_limit = true;
+        let plan = plan_task(&mut lines.clone(), &t);
+        let got: Vec<(i32, String)> = plan
+            .dials
+            .into_iter()
+            .map(|d| (d.contact_no, d.line_id))
+            .collect();
+        assert_eq!(got, [(1, "sh".to_string()), (2, "bj".to_string())]);
+        assert_eq!(plan.no_line_in_city, [3, 4]);
     }
 
     #[test]

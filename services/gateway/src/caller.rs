@@ -14,8 +14,10 @@
 //!   none, as in the seed.
 //!
 //! What the platform does not keep is shown as the seed's DDL defaults: `group_id` 0,
-//! `number_city_code` "" and `number_city_limit` 0 (region rules are not built), and
-//! `call_voice_url` "" (recordings are not built).
+//! `number_city_code` "" (the caller number's region belongs to the line a call goes out on,
+//! not to the task: see `ProviderService.GetLine`), and `call_voice_url` "" (recordings are not
+//! built). `number_city_limit` (0 or 1) is kept: with 1 only numbers in the caller line's city
+//! are dialed.
 
 use std::collections::HashMap;
 
@@ -165,7 +167,7 @@ fn task_row(t: &pb::Task) -> Map<String, Value> {
         "recall_interval": spec.recall_interval_seconds,
         "call_limit": spec.daily_call_limit,
         "number_city_code": "",
-        "number_city_limit": 0,
+        "number_city_limit": u8::from(spec.number_city_limit),
         "priority": spec.priority,
         "status": task_status(t),
         "created_at": seed_time(ts(&t.created_at)),
@@ -207,6 +209,11 @@ async fn add_task_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result
         small("recall_interval")?,
         small("call_limit")?,
     );
+    let number_city_limit = match uint(&m, "number_city_limit")? {
+        None | Some(0) => false,
+        Some(1) => true,
+        Some(_) => return Err(Reply::invalid("number_city_limit", "must be 0 or 1")),
+    };
     let list = match m.get("list") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         Some(Value::Array(_)) | None | Some(Value::Null) => {
@@ -266,6 +273,7 @@ async fn add_task_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result
         recall_count: recall_num,
         recall_interval_seconds: recall_interval,
         daily_call_limit: call_limit,
+        number_city_limit,
         ..Default::default()
     };
     let mut tasks = task_client(b);

@@ -101,6 +101,16 @@ pub fn check(line: &pb::Line) -> Result<pb::Line, ApiError> {
         version: line.version,
         created_at: None,
         updated_at: None,
+        region: None,
+    })
+}
+
+/// Where a caller number is, when the data tells.
+pub fn region(caller_number: &str) -> Option<pb::Region> {
+    waihu_telephony::region::region_of(caller_number).map(|r| pb::Region {
+        province: r.province.to_string(),
+        city: r.city.to_string(),
+        area_code: r.area_code.to_string(),
     })
 }
 
@@ -138,6 +148,7 @@ impl Row {
             version: self.version.max(0) as u64,
             created_at: Some(timestamp(self.created_at)),
             updated_at: Some(timestamp(self.updated_at)),
+            region: region(&self.caller_number),
         }
     }
 }
@@ -556,6 +567,12 @@ mod tests {
         assert_eq!(ok.caller_number, "+865921234567");
         assert_eq!(ok.time_zone, "Asia/Shanghai");
         assert_eq!(ok.name, "主线路");
+        let xiamen = region(&ok.caller_number).expect("a Xiamen landline");
+        assert_eq!(
+            (xiamen.city.as_str(), xiamen.area_code.as_str()),
+            ("厦门市", "592")
+        );
+        assert_eq!(region("+12125550100"), None);
         let bad = |f: fn(&mut pb::Line)| {
             let mut l = line();
             f(&mut l);
