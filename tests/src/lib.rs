@@ -244,6 +244,13 @@ impl Cluster {
         }
     }
 
+    /// Stops the in-process dialer cleanly (a test may then run the dialer as a process).
+    pub async fn stop_dialer(&mut self) {
+        if let Some(r) = self.dialer.take() {
+            r.stop().await;
+        }
+    }
+
     pub fn kill_dialer(&mut self) {
         if let Some(r) = self.dialer.take() {
             r.handle.abort();
