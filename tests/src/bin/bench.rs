@@ -18,12 +18,14 @@ use waihu_e2e::*;
 use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;
 
-const USAGE: &str = "usage: waihu-bench [--only base|ingest|1m]
+const USAGE: &str = "usage: waihu-bench [--only base|ingest|1m|rules]
 
   --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts
   --only ingest raw PostgreSQL ceiling and store ingest only
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
                 (needs the release binaries: cargo build --release --bins)
+  --only rules  100,000 contacts over 10 tasks and 20 lines, with every dialing rule on and
+                then off, services as separate processes (release binaries too)
 
 WAIHU_BENCH_SCALE (default 1.0) scales every workload; 0.01 gives a quick look.";
 
@@ -57,6 +59,7 @@ enum Only {
     Base,
     Ingest,
     Million,
+    Rules,
 }
 
 fn parse_args() -> Result<Only, String> {
@@ -70,7 +73,7 @@ fn parse_args() -> Result<Only, String> {
             }
             "--only" => args
                 .next()
-                .ok_or("--only needs a value: base, ingest or 1m")?,
+                .ok_or("--only needs a value: base, ingest, 1m or rules")?,
             _ => match a.strip_prefix("--only=") {
                 Some(v) => v.to_string(),
                 None => return Err(format!("unknown argument {a:?}")),
@@ -80,7 +83,12 @@ fn parse_args() -> Result<Only, String> {
             "base" => Only::Base,
             "ingest" => Only::Ingest,
             "1m" => Only::Million,
-            other => return Err(format!("--only {other:?}: expected base, ingest or 1m")),
+            "rules" => Only::Rules,
+            other => {
+                return Err(format!(
+                    "--only {other:?}: expected base, ingest, 1m or rules"
+                ))
+            }
         };
     }
     Ok(only)
@@ -317,10 +325,14 @@ async fn main() -> std::process::ExitCode {
         "waihu bench (scale {}): {}",
         scale(),
         match only {
-            Only::All => "raw ceilings first, then the pipeline, then the 1M campaign, in one run",
+            Only::All => {
+                "raw ceilings first, then the pipeline, the 1M campaign and the rules campaigns, \
+                 in one run"
+            }
             Only::Base => "raw ceilings first, then the pipeline, in one run",
             Only::Ingest => "the PostgreSQL ceiling and store ingest, in one run",
             Only::Million => "the 1M campaign only",
+            Only::Rules => "the rules campaigns only (every rule on, then off)",
         }
     );
     if only == Only::Ingest {
@@ -329,19 +341,45 @@ async fn main() -> std::process::ExitCode {
         env.cleanup().await;
         return std::process::ExitCode::SUCCESS;
     }
-    let base = if only != Only::Million {
+    let base = if matches!(only, Only::All | Only::Base) {
         Some(base().await)
     } else {
         None
     };
     if matches!(only, Only::All | Only::Million) {
         let scale = scale();
-        match million::run(scale).await {
+        match million::run(million::Shape::MILLION, scale).await {
             Ok(m) => m.report(base.as_ref().map(|b| b.call_attempts)),
             Err(e) => {
                 eprintln!("waihu-bench: the million-contact campaign failed: {e}");
                 return std::process::ExitCode::FAILURE;
             }
+        }
+    }
+    if matches!(only, Only::All | Only::Rules) {
+        let scale = scale();
+        let mut rates = Vec::new();
+        for rules in [true, false] {
+            let shape = million::Shape { tasks: 10, rules };
+            match million::run(shape, scale).await {
+                Ok(m) => {
+                    m.report_rules();
+                    rates.push(m.attempts_rate());
+                }
+                Err(e) => {
+                    eprintln!("waihu-bench: the rules campaign (rules {rules}) failed: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        if let [on, off] = rates[..] {
+            report_with(
+                "rules_cost",
+                (1.0 - on / off.max(1e-9)) * 100.0,
+                1,
+                "%",
+                "1 - rules_on / rules_off (target under 20)",
+            );
         }
     }
     std::process::ExitCode::SUCCESS

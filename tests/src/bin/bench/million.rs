@@ -1,5 +1,7 @@
-//! The million-contact campaign: 100 tasks of 10,000 contacts on 20 lines, the four services as
-//! separate processes from the release binaries, in a database and NATS prefix of its own.
+//! Campaigns with the four services as separate processes from the release binaries, in a
+//! database and NATS prefix of their own: the million-contact campaign (100 tasks of 10,000
+//! contacts on 20 lines), and the rules campaigns (10 tasks of 10,000 contacts on 20 lines, with
+//! every dialing rule on, and off).
 //!
 //! Figures: the import rate of the whole list, call attempts per second over a steady-state
 //! window (not the whole campaign), the stats lag (event occurred -> projected) over that window,
@@ -22,14 +24,53 @@ use crate::{
     report, report_with,
 };
 
-const TASKS: usize = 100;
 const CONTACTS_PER_TASK: usize = 10_000;
 const LINES: usize = 20;
+
+/// What a campaign runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub tasks: usize,
+    /// Every dialing rule on: a calling window, paced and capped lines, a per-number daily
+    /// limit, mixed priorities, retries by cause and a do-not-call list (1% of the numbers).
+    pub rules: bool,
+}
+
+impl Shape {
+    pub const MILLION: Shape = Shape {
+        tasks: 100,
+        rules: false,
+    };
+}
+
+/// Daily hours covering three hours either side of now on Shanghai's clock.
+fn open_now() -> Vec<String> {
+    use chrono::Timelike;
+    let sh = waihu_telephony::zone::parse("Asia/Shanghai").expect("zone");
+    let local = chrono::Utc::now().with_timezone(&sh);
+    let m = (local.hour() * 60 + local.minute()) as i64;
+    let (from, to) = (m - 180, m + 180);
+    let hm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+    if from < 0 {
+        vec![
+            format!("00:00-{}", hm(to)),
+            format!("{}-24:00", hm(from + 1440)),
+        ]
+    } else if to > 1440 {
+        vec![
+            format!("00:00-{}", hm(to - 1440)),
+            format!("{}-24:00", hm(from)),
+        ]
+    } else {
+        vec![format!("{}-{}", hm(from), hm(to))]
+    }
+}
 const LINE_CONCURRENCY: u32 = 100;
 /// The services in start order (the store writer first: it is the one that migrates most).
 const SERVICES: [&str; 4] = ["record", "task", "dialer", "provider-adapter"];
 
 pub struct Million {
+    shape: Shape,
     contacts: usize,
     import_rate: f64,
     attempts_rate: f64,
@@ -41,6 +82,42 @@ pub struct Million {
 }
 
 impl Million {
+    pub fn attempts_rate(&self) -> f64 {
+        self.attempts_rate
+    }
+
+    /// The rules campaigns' lines: attempts/s with every rule on or off, and the dialer's RSS.
+    pub fn report_rules(&self) {
+        let name = if self.shape.rules { "on" } else { "off" };
+        report(
+            &format!("call_attempts_rules_{name}"),
+            self.attempts_rate,
+            "attempts/s",
+            &format!(
+                "{} attempts in {:.1} s {}, {} contacts in {} tasks, {LINES} lines x {LINE_CONCURRENCY}{}",
+                self.window_calls,
+                self.window.as_secs_f64(),
+                self.how,
+                self.contacts,
+                self.shape.tasks,
+                if self.shape.rules {
+                    ": window, cps 1000 and daily cap per line, per-number limit 3, priorities \
+                     0-2, retries by cause, 1% do-not-call"
+                } else {
+                    ": no rules"
+                }
+            ),
+        );
+        if let Some((_, peak, _)) = self.memory.iter().find(|(n, _, _)| *n == "dialer") {
+            report(
+                &format!("rss_peak_dialer_rules_{name}"),
+                peak.mib(),
+                "MiB",
+                "",
+            );
+        }
+    }
+
     /// Prints the section's `bench` lines; `call_attempts` is the base section's figure, if run.
     pub fn report(&self, call_attempts: Option<f64>) {
         report(
@@ -48,8 +125,8 @@ impl Million {
             self.import_rate,
             "contacts/s",
             &format!(
-                "{} contacts into {TASKS} tasks through AddContacts, one task after another",
-                self.contacts
+                "{} contacts into {} tasks through AddContacts, one task after another",
+                self.contacts, self.shape.tasks
             ),
         );
         report(
@@ -96,7 +173,7 @@ impl Million {
 
 /// Runs the campaign in a fresh database and prefix, and removes both (and stops the services)
 /// whatever happens, Ctrl-C and panics included.
-pub async fn run(scale: f64) -> Result<Million, String> {
+pub async fn run(shape: Shape, scale: f64) -> Result<Million, String> {
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let database = format!("waihu_b_{id}");
     let prefix = format!("b{id}");
@@ -111,14 +188,25 @@ pub async fn run(scale: f64) -> Result<Million, String> {
         .await
         .map_err(|e| format!("cannot create database {database}: {e}"))?;
     eprintln!(
-        "waihu bench 1m: database {database}, prefix {prefix}, service logs in {}",
+        "waihu bench {}: database {database}, prefix {prefix}, service logs in {}",
+        if shape.tasks == Shape::MILLION.tasks {
+            "1m".to_string()
+        } else {
+            format!("rules {}", if shape.rules { "on" } else { "off" })
+        },
         dir.display()
     );
 
     let mut services = Services::new(dir.clone());
     let database_url = with_database(&server_url(), &database);
-    let body =
-        AssertUnwindSafe(campaign(&mut services, &database_url, &prefix, scale)).catch_unwind();
+    let body = AssertUnwindSafe(campaign(
+        shape,
+        &mut services,
+        &database_url,
+        &prefix,
+        scale,
+    ))
+    .catch_unwind();
     let outcome = tokio::select! {
         r = body => r.unwrap_or_else(|panic| Err(format!("panicked: {}", panic_text(&*panic)))),
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
@@ -164,6 +252,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 async fn campaign(
+    shape: Shape,
     services: &mut Services,
     database_url: &str,
     prefix: &str,
@@ -190,14 +279,17 @@ async fn campaign(
             .await
             .map_err(|e| format!("provider adapter unreachable: {e}"))?;
     for i in 1..=LINES {
-        let line = waihu_e2e::Line {
+        let mut line = waihu_e2e::Line {
             id: format!("sim-{i}"),
             max_concurrent: LINE_CONCURRENCY,
-        };
+        }
+        .to_pb();
+        if shape.rules {
+            line.cps = 1000.0;
+            line.daily_cap = 10_000_000;
+        }
         providers
-            .create_line(pb::CreateLineRequest {
-                line: Some(line.to_pb()),
-            })
+            .create_line(pb::CreateLineRequest { line: Some(line) })
             .await
             .map_err(|e| format!("CreateLine: {e}"))?;
     }
@@ -212,14 +304,50 @@ async fn campaign(
 
     // The list: distinct numbers across the whole campaign, so within every task too.
     let per_task = ((CONTACTS_PER_TASK as f64 * scale) as usize).max(1);
-    let contacts = per_task * TASKS;
+    let contacts = per_task * shape.tasks;
     let list = phones(contacts, 7);
-    let mut ids = Vec::with_capacity(TASKS);
+    let mut ids = Vec::with_capacity(shape.tasks);
+    if shape.rules {
+        let mut dialer = waihu_e2e::DialerServiceClient::connect(services.addr("dialer")?)
+            .await
+            .map_err(|e| format!("dialer unreachable: {e}"))?;
+        let listed: Vec<String> = list.iter().step_by(100).cloned().collect();
+        for chunk in listed.chunks(5000) {
+            dialer
+                .add_do_not_call(pb::DoNotCallRequest {
+                    phones: chunk.to_vec(),
+                    reason: "bench".into(),
+                })
+                .await
+                .map_err(|e| format!("AddDoNotCall: {e}"))?;
+        }
+    }
     let mut importing = Duration::ZERO;
     for (i, chunk) in list.chunks(per_task).enumerate() {
         let task = tasks
             .create_task(pb::CreateTaskRequest {
-                spec: Some(spec(&format!("bench-1m-{i}"), 1, 0)),
+                spec: Some(if shape.rules {
+                    pb::TaskSpec {
+                        priority: (i % 3) as u32,
+                        daily_call_limit: 3,
+                        window: Some(pb::CallingWindow {
+                            hours: open_now(),
+                            holidays: vec!["2001-01-01".into()],
+                            ..Default::default()
+                        }),
+                        retry: Some(pb::RetryPolicy {
+                            rules: vec![pb::RetryRule {
+                                causes: vec![17],
+                                tries: 1,
+                                interval_seconds: 0,
+                            }],
+                            retry_rejected: false,
+                        }),
+                        ..spec(&format!("bench-rules-{i}"), 1, 0)
+                    }
+                } else {
+                    spec(&format!("bench-1m-{i}"), 1, 0)
+                }),
             })
             .await
             .map_err(|e| format!("CreateTask: {e}"))?
@@ -242,8 +370,9 @@ async fn campaign(
     }
     let import_rate = contacts as f64 / importing.as_secs_f64();
     eprintln!(
-        "      imported {contacts} contacts in {:.1} s; starting {TASKS} tasks",
-        importing.as_secs_f64()
+        "      imported {contacts} contacts in {:.1} s; starting {} tasks",
+        importing.as_secs_f64(),
+        shape.tasks
     );
 
     let started = Instant::now();
@@ -323,6 +452,7 @@ async fn campaign(
     let window_calls = end.placed - first.placed;
     let lag = stats_lag(database_url, first.wall, end.wall).await?;
     Ok(Million {
+        shape,
         contacts,
         import_rate,
         attempts_rate: window_calls as f64 / secs,
