@@ -39,8 +39,25 @@ pub enum TaskCommand {
         /// RFC 3339 time before which nothing is dialed.
         #[arg(long)]
         scheduled_start: Option<String>,
-        #[arg(long, default_value = "")]
+        /// The lines it may dial on: one id, several comma-separated, or "any" (the default).
+        #[arg(long, visible_alias = "line", default_value = "")]
         caller_line: String,
+        /// Calling hours, `HH:MM-HH:MM` (repeat for more ranges; default 09:00-20:00, or the
+        /// dialer's default window).
+        #[arg(long = "window", value_name = "HH:MM-HH:MM")]
+        window: Vec<String>,
+        /// ISO weekdays it calls on: `1-5`, `1,3,5`, `6-7` (default every day).
+        #[arg(long)]
+        weekdays: Option<String>,
+        /// A date nothing is dialed on, `YYYY-MM-DD` (repeat for more).
+        #[arg(long = "holiday", value_name = "DATE")]
+        holidays: Vec<String>,
+        /// IANA time zone of the window for numbers that tell none (default Asia/Shanghai).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Dial only numbers in the caller line's city (seed 000 number_city_limit).
+        #[arg(long)]
+        number_city_limit: bool,
         /// Comma-separated.
         #[arg(long, default_value = "")]
         tags: String,
@@ -90,6 +107,36 @@ pub enum TaskCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Why a contact is not being called now: the rule holding it back, and until when.
+    Explain {
+        task_id: String,
+        contact_no: u32,
+    },
+}
+
+/// `1-5`, `1,3,5`, `6-7`: ISO weekdays.
+fn parse_weekdays(s: &str) -> Result<Vec<u32>, CliError> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let day = |d: &str| {
+            d.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=7).contains(d))
+                .ok_or_else(|| format!("--weekdays {s:?}: {d:?} is not a weekday 1-7"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (day(a)?, day(b)?);
+                if a > b {
+                    return Err(format!("--weekdays {s:?}: {part} runs backwards").into());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(day(part)?),
+        }
+    }
+    Ok(out)
 }
 
 pub fn with_tenant<T>(tenant: &str, msg: T) -> Result<Request<T>, CliError> {
@@ -230,11 +277,27 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
             daily_call_limit,
             scheduled_start,
             caller_line,
+            window,
+            weekdays,
+            holidays,
+            timezone,
+            number_city_limit,
             tags,
             source,
             retry,
             retry_rejected,
         } => {
+            let weekdays = weekdays.as_deref().map(parse_weekdays).transpose()?;
+            let window = (!window.is_empty()
+                || weekdays.is_some()
+                || !holidays.is_empty()
+                || timezone.is_some())
+            .then(|| pb::CallingWindow {
+                hours: window.clone(),
+                weekdays: weekdays.unwrap_or_default(),
+                holidays: holidays.clone(),
+                time_zone: timezone.clone().unwrap_or_default(),
+            });
             let scheduled_start = scheduled_start
                 .as_deref()
                 .map(|s| {
@@ -264,6 +327,8 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                     rules: retry.clone(),
                     retry_rejected: *retry_rejected,
                 }),
+                window,
+                number_city_limit: *number_city_limit,
                 ..Default::default()
             };
             let t = task_client(cli)
@@ -276,6 +341,51 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                 .map_err(|s| status("create", s))?
                 .into_inner();
             println!("{}", t.task_id);
+        }
+        TaskCommand::Explain {
+            task_id,
+            contact_no,
+        } => {
+            // The dialer knows tasks by UUID: a task number is looked up first.
+            let task_id = if uuid::Uuid::parse_str(task_id).is_ok() {
+                task_id.clone()
+            } else {
+                task_client(cli)
+                    .await?
+                    .get_task(with_tenant(
+                        tenant,
+                        pb::TaskRef {
+                            task_id: task_id.clone(),
+                        },
+                    )?)
+                    .await
+                    .map_err(|s| status("GetTask", s))?
+                    .into_inner()
+                    .task_id
+            };
+            let e = waihu_proto::v1::dialer_service_client::DialerServiceClient::new(
+                crate::dialer_channel(cli).await?,
+            )
+            .explain_contact(with_tenant(
+                tenant,
+                pb::ExplainContactRequest {
+                    task_id,
+                    contact_no: *contact_no,
+                },
+            )?)
+            .await
+            .map_err(|s| status("ExplainContact", s))?
+            .into_inner();
+            let until = e
+                .until
+                .as_ref()
+                .and_then(waihu_events::from_timestamp)
+                .map(|t| format!(" until {}", t.to_rfc3339()))
+                .unwrap_or_default();
+            println!(
+                "contact {} ({}, {} calls so far): {}{until}\n  {}",
+                e.contact_no, e.state, e.attempts, e.reason, e.detail
+            );
         }
         TaskCommand::Import { task_id, csv } => {
             print_import(&import_csv(cli, task_id, csv).await?, 50)

@@ -212,7 +212,9 @@ async fn sigkill_of_the_dialer_twice_with_every_rule_on_leaves_everything_exact(
         .filter(|c| !released.contains_key(*c))
         .collect();
     assert!(open.is_empty(), "calls left open: {open:?}");
-    let mut per_contact: BTreeMap<u32, Vec<(u32, DateTime<Utc>, DateTime<Utc>)>> = BTreeMap::new();
+    // Per contact: (attempt, requested at, released at) of each call.
+    type Calls = Vec<(u32, DateTime<Utc>, DateTime<Utc>)>;
+    let mut per_contact: BTreeMap<u32, Calls> = BTreeMap::new();
     for (call, (no, attempt, at)) in &requested {
         per_contact
             .entry(*no)

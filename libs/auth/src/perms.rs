@@ -226,6 +226,10 @@ pub const TABLE: &[(&str, Requirement)] = &[
         Requirement::AnyOf(&[ADMIN_DNC, CALL_VIEW]),
     ),
     (
+        "/waihu.v1.DialerService/ExplainContact",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
         "/waihu.v1.DialerService/AddGlobalDoNotCall",
         Requirement::Operator(&[ADMIN_DNC]),
     ),

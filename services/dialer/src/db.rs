@@ -74,7 +74,8 @@ async fn add_tenant_usage(tx: &mut Tx<'_>, tenants: &[&str], sign: i32) -> Resul
 
 /// What each of `tenants` may still place now (absent = no limit).
 /// The tenant's local date (its entitlements' time zone, else Asia/Shanghai), in SQL.
-const TENANT_TODAY: &str = "(now() AT TIME ZONE coalesce((SELECT time_zone FROM dialer_tenants \
+pub(crate) const TENANT_TODAY: &str =
+    "(now() AT TIME ZONE coalesce((SELECT time_zone FROM dialer_tenants \
      WHERE tenant_id = $1), 'Asia/Shanghai'))::date";
 
 /// The due contacts of a task with a per-number daily limit that may still be called today:
@@ -151,7 +152,7 @@ async fn count_number_days(
     Ok(())
 }
 
-async fn tenant_allowances(
+pub(crate) async fn tenant_allowances(
     tx: &mut Tx<'_>,
     tenants: &[&str],
 ) -> Result<HashMap<String, u32>, DialerError> {
@@ -225,9 +226,9 @@ async fn release_lines(tx: &mut Tx<'_>, lines: &[(String, String)]) -> Result<()
 
 /// A line the dialer may dial on now, with its counts.
 #[derive(sqlx::FromRow)]
-struct LineRow {
+pub(crate) struct LineRow {
     tenant_id: String,
-    line_id: String,
+    pub(crate) line_id: String,
     in_flight: i32,
     max_concurrent: i32,
     cps: f64,
@@ -237,7 +238,41 @@ struct LineRow {
     day: Option<NaiveDate>,
     day_calls: i32,
     province: String,
-    city: String,
+    pub(crate) city: String,
+}
+
+impl LineRow {
+    /// The calls the line may start now (what its concurrency, daily cap and pace leave), its
+    /// local date, and which of the three binds when none is left.
+    pub(crate) fn free(
+        &self,
+        now: DateTime<Utc>,
+        burst: std::time::Duration,
+    ) -> (u32, NaiveDate, &'static str) {
+        let today = local_day(now, line_zone(&self.time_zone));
+        let mut free =
+            (self.max_concurrent.max(0) as u32).saturating_sub(self.in_flight.max(0) as u32);
+        let mut why = "all its calls are out";
+        let capped = cap_left(
+            self.daily_cap.max(0) as u32,
+            self.day,
+            self.day_calls.max(0) as u32,
+            today,
+        );
+        if let Some(left) = capped {
+            if left < free || left == 0 {
+                why = "its daily cap is reached";
+            }
+            free = free.min(left);
+        }
+        if let Some(left) = pace_allowance(self.cps, self.pace_at, now, burst) {
+            if left < free {
+                why = "it is at its calls-per-second pace";
+            }
+            free = free.min(left);
+        }
+        (free, today, why)
+    }
 }
 
 /// A running task with something due, as a round reads it.
@@ -271,7 +306,7 @@ type Paces = HashMap<(String, String), (f64, Option<DateTime<Utc>>, NaiveDate)>;
 
 /// The zone a line's day is counted in (an unknown name, which the provider adapter never
 /// sends, counts as Asia/Shanghai).
-fn line_zone(name: &str) -> chrono_tz::Tz {
+pub(crate) fn line_zone(name: &str) -> chrono_tz::Tz {
     waihu_telephony::zone::parse(name).unwrap_or(chrono_tz::Asia::Shanghai)
 }
 
@@ -925,20 +960,7 @@ impl Db {
         let mut paces: Paces = HashMap::with_capacity(rows.len());
         let mut slots: Vec<LineSlots> = Vec::with_capacity(rows.len());
         for r in rows {
-            let today = local_day(now, line_zone(&r.time_zone));
-            let mut free =
-                (r.max_concurrent.max(0) as u32).saturating_sub(r.in_flight.max(0) as u32);
-            if let Some(left) = cap_left(
-                r.daily_cap.max(0) as u32,
-                r.day,
-                r.day_calls.max(0) as u32,
-                today,
-            ) {
-                free = free.min(left);
-            }
-            if let Some(left) = pace_allowance(r.cps, r.pace_at, now, burst) {
-                free = free.min(left);
-            }
+            let (free, today, _) = r.free(now, burst);
             paces.insert(
                 (r.tenant_id.clone(), r.line_id.clone()),
                 (r.cps, r.pace_at, today),

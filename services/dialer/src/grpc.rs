@@ -5,12 +5,14 @@ use waihu_proto::v1::{self as pb, dialer_service_server::DialerService};
 use waihu_runtime::{tenant, ApiError};
 
 use crate::{
-    db::{Db, DialerError},
+    db::{Db, DialerError, RoundRules},
     dnc,
 };
 
 pub struct DialerApi {
     pub db: Db,
+    /// The rules the dial loop applies (ExplainContact applies them alike).
+    pub rules: RoundRules,
 }
 
 /// Line ids one usage request may name.
@@ -107,6 +109,31 @@ impl DialerService for DialerApi {
     ) -> Result<Response<pb::DoNotCallReply>, Status> {
         self.change(req, true, false, "DialerService/RemoveGlobalDoNotCall")
             .await
+    }
+
+    async fn explain_contact(
+        &self,
+        req: Request<pb::ExplainContactRequest>,
+    ) -> Result<Response<pb::ContactExplanation>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let r = req.into_inner();
+        let task = waihu_runtime::parse_uuid("task_id", &r.task_id)?;
+        if r.contact_no == 0 || r.contact_no > i32::MAX as u32 {
+            return Err(ApiError::invalid("contact_no", "a contact number from 1").into());
+        }
+        match self
+            .db
+            .explain(&tenant, task, r.contact_no as i32, &self.rules)
+            .await
+            .map_err(status)?
+        {
+            Some(e) => Ok(Response::new(e)),
+            None => Err(ApiError::NotFound(format!(
+                "contact {} of task {}",
+                r.contact_no, r.task_id
+            ))
+            .into()),
+        }
     }
 
     async fn check_do_not_call(

@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod dnc;
+mod explain;
 mod grpc;
 pub mod planner;
 pub mod rules;
@@ -69,6 +70,15 @@ impl Default for DialerSection {
 
 impl DialerConfig {
     pub const DEFAULT_PORT: u16 = 50052;
+
+    /// The rules a dial round applies beside the tasks' own.
+    pub fn rules(&self) -> RoundRules {
+        RoundRules {
+            burst: self.tick,
+            default_window: self.default_window.clone(),
+            weights: self.priority_weights,
+        }
+    }
 
     /// `[dialer] tick_ms` (100), `call_timeout_seconds` (7200), `default_window`
     /// ("09:00-20:00": the calling hours, every day, of tasks that set no window; several ranges
@@ -324,12 +334,13 @@ async fn lead(
         wake.clone(),
         shutdown.clone(),
     ));
-    let rules = RoundRules {
-        burst: config.tick,
-        default_window: config.default_window.clone(),
-        weights: config.priority_weights,
-    };
-    set.spawn(dial_loop(db, config.tick, rules, wake, shutdown.clone()));
+    set.spawn(dial_loop(
+        db,
+        config.tick,
+        config.rules(),
+        wake,
+        shutdown.clone(),
+    ));
     // If any part stops, this term ends; `while_leader` starts a fresh one.
     set.join_next().await;
     shutdown.cancel();
@@ -350,7 +361,10 @@ pub async fn start(
     let pool = c.open_database(SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
     let db = Db::new(pool);
-    let api = grpc::DialerApi { db: db.clone() };
+    let api = grpc::DialerApi {
+        db: db.clone(),
+        rules: config.rules(),
+    };
     let mut workers = Workers::new();
     let stop = workers.stop_token();
     let config = config.clone();
