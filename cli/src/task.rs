@@ -14,6 +14,8 @@ use crate::{
     status, Cli, CliError,
 };
 
+// Parsed once per run: the size of `Create`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum TaskCommand {
     /// Create a task; prints its id.
