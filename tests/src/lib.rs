@@ -601,6 +601,39 @@ pub fn assert_stats_match(stats: &pb::TaskStats, x: &Expected) {
     assert_eq!(outcomes, x.outcomes, "contact outcomes");
 }
 
+/// Daily calling hours covering `minutes` either side of `at` on `zone`'s clock (two ranges when
+/// they cross midnight), for windows open now whatever the hour a test runs at.
+pub fn hours_around(
+    at: chrono::DateTime<chrono::Utc>,
+    zone: waihu_telephony::zone::Tz,
+    minutes: i64,
+) -> Vec<String> {
+    use chrono::Timelike;
+    let local = at.with_timezone(&zone);
+    let m = (local.hour() * 60 + local.minute()) as i64;
+    let (from, to) = (m - minutes, m + minutes);
+    let hm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+    if from < 0 {
+        vec![
+            format!("00:00-{}", hm(to)),
+            format!("{}-24:00", hm(from + 1440)),
+        ]
+    } else if to > 1440 {
+        vec![
+            format!("00:00-{}", hm(to - 1440)),
+            format!("{}-24:00", hm(from)),
+        ]
+    } else {
+        vec![format!("{}-{}", hm(from), hm(to))]
+    }
+}
+
+/// Hours open three hours either side of now in Shanghai.
+pub fn open_now() -> Vec<String> {
+    let sh = waihu_telephony::zone::parse("Asia/Shanghai").expect("zone");
+    hours_around(chrono::Utc::now(), sh, 180)
+}
+
 /// E.164 form of the generated mainland mobiles.
 pub fn e164(phones: &[String]) -> Vec<String> {
     phones.iter().map(|p| format!("+86{p}")).collect()

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use prost::Message;
 use tokio::process::{Child, Command};
 use tokio_stream::StreamExt;
@@ -45,28 +45,6 @@ fn spawn_dialer(cluster: &Cluster, port: u16) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("the dialer starts")
-}
-
-/// Daily hours covering three hours either side of now on Shanghai's clock.
-fn open_now() -> Vec<String> {
-    let sh = waihu_telephony::zone::parse("Asia/Shanghai").expect("zone");
-    let local = Utc::now().with_timezone(&sh);
-    let m = (local.hour() * 60 + local.minute()) as i64;
-    let (from, to) = (m - 180, m + 180);
-    let hm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
-    if from < 0 {
-        vec![
-            format!("00:00-{}", hm(to)),
-            format!("{}-24:00", hm(from + 1440)),
-        ]
-    } else if to > 1440 {
-        vec![
-            format!("00:00-{}", hm(to - 1440)),
-            format!("{}-24:00", hm(from)),
-        ]
-    } else {
-        vec![format!("{}-{}", hm(from), hm(to))]
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,33 +4,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use waihu_e2e::*;
 use waihu_events::pb;
 use waihu_telephony::{window::Window, zone::Tz};
 
 fn zone(name: &str) -> Tz {
     waihu_telephony::zone::parse(name).expect("zone")
-}
-
-/// Daily ranges covering the hour either side of `at` on `zone`'s clock (two ranges when that
-/// hour crosses midnight).
-fn around(at: DateTime<Utc>, zone: Tz) -> Vec<String> {
-    let local = at.with_timezone(&zone);
-    let m = (local.hour() * 60 + local.minute()) as i64;
-    let (from, to) = (m - 60, m + 60);
-    let hm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
-    let mut out = Vec::new();
-    if from < 0 {
-        out.push(format!("00:00-{}", hm(to)));
-        out.push(format!("{}-24:00", hm(from + 24 * 60)));
-    } else if to > 24 * 60 {
-        out.push(format!("00:00-{}", hm(to - 24 * 60)));
-        out.push(format!("{}-24:00", hm(from)));
-    } else {
-        out.push(format!("{}-{}", hm(from), hm(to)));
-    }
-    out
 }
 
 /// The task's waiting contacts: (phone, next due).
@@ -123,7 +103,7 @@ async fn each_callee_is_called_in_the_window_of_its_own_clock() {
     // Open the hour either side of Shanghai's time now: New York, 12-13 hours behind, is
     // closed.
     let window = pb::CallingWindow {
-        hours: around(Utc::now(), sh),
+        hours: hours_around(Utc::now(), sh, 60),
         ..Default::default()
     };
     let mainland = phones(10, 14);

@@ -43,28 +43,6 @@ impl Shape {
     };
 }
 
-/// Daily hours covering three hours either side of now on Shanghai's clock.
-fn open_now() -> Vec<String> {
-    use chrono::Timelike;
-    let sh = waihu_telephony::zone::parse("Asia/Shanghai").expect("zone");
-    let local = chrono::Utc::now().with_timezone(&sh);
-    let m = (local.hour() * 60 + local.minute()) as i64;
-    let (from, to) = (m - 180, m + 180);
-    let hm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
-    if from < 0 {
-        vec![
-            format!("00:00-{}", hm(to)),
-            format!("{}-24:00", hm(from + 1440)),
-        ]
-    } else if to > 1440 {
-        vec![
-            format!("00:00-{}", hm(to - 1440)),
-            format!("{}-24:00", hm(from)),
-        ]
-    } else {
-        vec![format!("{}-{}", hm(from), hm(to))]
-    }
-}
 const LINE_CONCURRENCY: u32 = 100;
 /// The services in start order (the store writer first: it is the one that migrates most).
 const SERVICES: [&str; 4] = ["record", "task", "dialer", "provider-adapter"];
@@ -331,7 +309,7 @@ async fn campaign(
                         priority: (i % 3) as u32,
                         daily_call_limit: 3,
                         window: Some(pb::CallingWindow {
-                            hours: open_now(),
+                            hours: waihu_e2e::open_now(),
                             holidays: vec!["2001-01-01".into()],
                             ..Default::default()
                         }),
