@@ -78,55 +78,92 @@ pub(crate) const TENANT_TODAY: &str =
     "(now() AT TIME ZONE coalesce((SELECT time_zone FROM dialer_tenants \
      WHERE tenant_id = $1), 'Asia/Shanghai'))::date";
 
-/// The due contacts of a task with a per-number daily limit that may still be called today:
-/// a number that got `limit` calls today (over all the tenant's tasks, this round's plans
-/// included) waits until the tenant's next local midnight.
-async fn within_daily_limit(
+/// Today's calls (each tenant's local day) of these (tenant, number) pairs.
+async fn calls_today(
     tx: &mut Tx<'_>,
-    task_id: Uuid,
-    tenant_id: &str,
-    limit: i32,
-    contacts: Vec<DueContact>,
-    planned_now: &HashMap<(String, String), i32>,
-) -> Result<Vec<DueContact>, DialerError> {
-    if contacts.is_empty() {
-        return Ok(contacts);
+    tenants: &[&str],
+    phones: &[&str],
+) -> Result<HashMap<(String, String), i32>, DialerError> {
+    if tenants.is_empty() {
+        return Ok(HashMap::new());
     }
-    let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
-    let today: HashMap<String, i32> = sqlx::query_as::<_, (String, i32)>(&format!(
-        "SELECT phone, calls FROM dialer_number_days
-         WHERE tenant_id = $1 AND day = {TENANT_TODAY} AND phone = ANY($2)"
-    ))
-    .bind(tenant_id)
-    .bind(&phones)
+    Ok(sqlx::query_as::<_, (String, String, i32)>(
+        "SELECT n.tenant_id, n.phone, n.calls
+         FROM UNNEST($1::text[], $2::text[]) AS x(t, p)
+         LEFT JOIN dialer_tenants dt ON dt.tenant_id = x.t
+         JOIN dialer_number_days n ON n.tenant_id = x.t AND n.phone = x.p
+              AND n.day = (now() AT TIME ZONE coalesce(dt.time_zone, 'Asia/Shanghai'))::date",
+    )
+    .bind(tenants)
+    .bind(phones)
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
-    .collect();
-    let calls = |phone: &str| {
-        today.get(phone).copied().unwrap_or(0)
-            + planned_now
-                .get(&(tenant_id.to_string(), phone.to_string()))
+    .map(|(t, p, n)| ((t, p), n))
+    .collect())
+}
+
+/// Applies a round's deferrals in one statement each: contacts due again at a time, contacts
+/// due at their tenant's next local midnight (the per-number limit), and contacts finished
+/// without a call (do-not-call).
+async fn defer(
+    tx: &mut Tx<'_>,
+    later: &[(Uuid, i32, DateTime<Utc>)],
+    to_midnight: &[(Uuid, i32)],
+    stopped: &[(Uuid, i32)],
+) -> Result<(), DialerError> {
+    if !later.is_empty() {
+        let (t, n, at): (Vec<Uuid>, Vec<i32>, Vec<DateTime<Utc>>) =
+            later
+                .iter()
                 .copied()
-                .unwrap_or(0)
-    };
-    let (ok, full): (Vec<DueContact>, Vec<DueContact>) =
-        contacts.into_iter().partition(|c| calls(&c.phone) < limit);
-    if !full.is_empty() {
-        let nos: Vec<i32> = full.iter().map(|c| c.contact_no).collect();
-        sqlx::query(&format!(
-            "UPDATE dialer_contacts SET next_at = (({TENANT_TODAY} + 1)::timestamp AT TIME ZONE
-                 coalesce((SELECT time_zone FROM dialer_tenants WHERE tenant_id = $1),
-                          'Asia/Shanghai'))
-             WHERE task_id = $2 AND contact_no = ANY($3) AND state = 0"
-        ))
-        .bind(tenant_id)
-        .bind(task_id)
-        .bind(&nos)
+                .fold((vec![], vec![], vec![]), |mut v, (t, n, at)| {
+                    v.0.push(t);
+                    v.1.push(n);
+                    v.2.push(at);
+                    v
+                });
+        sqlx::query(
+            "UPDATE dialer_contacts c SET next_at = u.at
+             FROM UNNEST($1::uuid[], $2::int[], $3::timestamptz[]) AS u(t, n, at)
+             WHERE c.task_id = u.t AND c.contact_no = u.n AND c.state = 0",
+        )
+        .bind(&t)
+        .bind(&n)
+        .bind(&at)
         .execute(&mut **tx)
         .await?;
     }
-    Ok(ok)
+    if !to_midnight.is_empty() {
+        let (t, n): (Vec<Uuid>, Vec<i32>) = to_midnight.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE dialer_contacts c
+             SET next_at = (((now() AT TIME ZONE z.tz)::date + 1)::timestamp AT TIME ZONE z.tz)
+             FROM UNNEST($1::uuid[], $2::int[]) AS u(t, n)
+             JOIN dialer_tasks dt ON dt.task_id = u.t
+             CROSS JOIN LATERAL (SELECT coalesce((SELECT time_zone FROM dialer_tenants
+                                                  WHERE tenant_id = dt.tenant_id),
+                                                 'Asia/Shanghai') AS tz) z
+             WHERE c.task_id = u.t AND c.contact_no = u.n AND c.state = 0",
+        )
+        .bind(&t)
+        .bind(&n)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !stopped.is_empty() {
+        let (t, n): (Vec<Uuid>, Vec<i32>) = stopped.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE dialer_contacts c SET state = 2
+             FROM UNNEST($1::uuid[], $2::int[]) AS u(t, n)
+             WHERE c.task_id = u.t AND c.contact_no = u.n AND c.state = 0",
+        )
+        .bind(&t)
+        .bind(&n)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Counts the round's calls per (tenant, number) on the tenant's local day.
@@ -1051,80 +1088,102 @@ impl Db {
                 .collect();
             fair_quotas(&slots, &contenders, &allowance)
         };
-        for ((t, window, task_zone), quota) in open.into_iter().zip(quotas) {
+        // Each open task's share, fetched for all tasks at once (the shares already fit the
+        // free slots and the tenants' allowances together).
+        let caps: Vec<u32> = open
+            .iter()
+            .zip(&quotas)
+            .map(|((t, _, _), quota)| {
+                let mut cap =
+                    capacity(&slots, &t.tenant_id, &caller_lines(&t.caller_line)).min(*quota);
+                if let Some(left) = allowance.get(&t.tenant_id) {
+                    cap = cap.min(*left);
+                }
+                cap
+            })
+            .collect();
+        let (want_task, want_n): (Vec<Uuid>, Vec<i64>) = open
+            .iter()
+            .zip(&caps)
+            .filter(|(_, cap)| **cap > 0)
+            .map(|((t, _, _), cap)| (t.task_id, *cap as i64))
+            .unzip();
+        let fetched: Vec<(Uuid, i32, String, i32, Option<String>)> = if want_task.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT q.task_id, c.contact_no, c.phone, c.attempts, c.zone
+                 FROM UNNEST($1::uuid[], $2::bigint[]) WITH ORDINALITY AS q(task_id, n, i)
+                 CROSS JOIN LATERAL (
+                     SELECT contact_no, phone, attempts, zone, next_at FROM dialer_contacts
+                     WHERE task_id = q.task_id AND state = 0 AND next_at <= now()
+                     ORDER BY next_at, contact_no LIMIT q.n FOR UPDATE SKIP LOCKED) c
+                 ORDER BY q.i, c.next_at, c.contact_no",
+            )
+            .bind(&want_task)
+            .bind(&want_n)
+            .fetch_all(&mut *tx)
+            .await?
+        };
+        let mut due: HashMap<Uuid, Vec<(DueContact, Option<String>)>> = HashMap::new();
+        for (task_id, contact_no, phone, attempts, zone) in fetched {
+            due.entry(task_id).or_default().push((
+                DueContact {
+                    contact_no,
+                    phone,
+                    attempts,
+                },
+                zone,
+            ));
+        }
+        // Numbers on a do-not-call list, over every task of the round in one query.
+        let (dnc_t, dnc_p): (Vec<&str>, Vec<&str>) = open
+            .iter()
+            .flat_map(|(t, _, _)| {
+                due.get(&t.task_id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(c, _)| (t.tenant_id.as_str(), c.phone.as_str()))
+            })
+            .unzip();
+        let blocked = crate::dnc::listed_many(&mut tx, &dnc_t, &dnc_p).await?;
+        // Today's calls of the numbers whose task has a per-number limit.
+        let (day_t, day_p): (Vec<&str>, Vec<&str>) = open
+            .iter()
+            .filter(|(t, _, _)| t.daily_call_limit > 0)
+            .flat_map(|(t, _, _)| {
+                due.get(&t.task_id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(c, _)| (t.tenant_id.as_str(), c.phone.as_str()))
+            })
+            .unzip();
+        let today = calls_today(&mut tx, &day_t, &day_p).await?;
+        // What the round defers: (task, contact, until); None = the tenant's next midnight.
+        let mut later: Vec<(Uuid, i32, DateTime<Utc>)> = Vec::new();
+        let mut to_midnight: Vec<(Uuid, i32)> = Vec::new();
+        let mut stopped: Vec<(Uuid, i32)> = Vec::new();
+        for (t, window, task_zone) in open {
+            let Some(contacts) = due.remove(&t.task_id) else {
+                continue;
+            };
             let (task_id, tenant_id, daily_limit) =
                 (t.task_id, t.tenant_id.clone(), t.daily_call_limit);
-            let caller_lines = caller_lines(&t.caller_line);
-            let mut cap = capacity(&slots, &tenant_id, &caller_lines).min(quota);
-            if let Some(left) = allowance.get(&tenant_id) {
-                cap = cap.min(*left);
-            }
-            if cap == 0 {
-                if total(&slots) == 0 {
-                    break;
-                }
-                continue;
-            }
-            let due: Vec<(i32, String, i32, Option<String>)> = sqlx::query_as(
-                "SELECT contact_no, phone, attempts, zone FROM dialer_contacts
-                 WHERE task_id = $1 AND state = 0 AND next_at <= now()
-                 ORDER BY next_at, contact_no LIMIT $2 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(task_id)
-            .bind(cap as i64)
-            .fetch_all(&mut *tx)
-            .await?;
-            // A contact whose own clock is outside the window waits for its next opening.
-            let (mut waits_no, mut waits_at) = (Vec::new(), Vec::new());
-            let mut contacts = Vec::with_capacity(due.len());
-            for (contact_no, phone, attempts, zone) in due {
+            let mut go = Vec::with_capacity(contacts.len());
+            for (c, zone) in contacts {
+                // A contact whose own clock is outside the window waits for its next opening.
                 let zone = zone.as_deref().map_or(task_zone, line_zone);
-                if window.is_open(now, zone) {
-                    contacts.push(DueContact {
-                        contact_no,
-                        phone,
-                        attempts,
-                    });
-                } else {
-                    waits_no.push(contact_no);
-                    waits_at.push(
-                        window
-                            .next_open(now, zone)
-                            .unwrap_or(now + chrono::Duration::days(1)),
-                    );
+                if !window.is_open(now, zone) {
+                    let at = window
+                        .next_open(now, zone)
+                        .unwrap_or(now + chrono::Duration::days(1));
+                    later.push((task_id, c.contact_no, at));
+                    continue;
                 }
-            }
-            if !waits_no.is_empty() {
-                sqlx::query(
-                    "UPDATE dialer_contacts c SET next_at = u.at
-                     FROM UNNEST($2::int[], $3::timestamptz[]) AS u(n, at)
-                     WHERE c.task_id = $1 AND c.contact_no = u.n AND c.state = 0",
-                )
-                .bind(task_id)
-                .bind(&waits_no)
-                .bind(&waits_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            // Numbers on the tenant's or the global do-not-call list are not called (again).
-            let phones: Vec<&str> = contacts.iter().map(|c| c.phone.as_str()).collect();
-            let blocked = crate::dnc::listed(&mut tx, &tenant_id, &phones).await?;
-            let contacts = if blocked.is_empty() {
-                contacts
-            } else {
-                let (stop, go): (Vec<DueContact>, Vec<DueContact>) = contacts
-                    .into_iter()
-                    .partition(|c| blocked.contains(&c.phone));
-                let nos: Vec<i32> = stop.iter().map(|c| c.contact_no).collect();
-                sqlx::query(
-                    "UPDATE dialer_contacts SET state = 2
-                     WHERE task_id = $1 AND contact_no = ANY($2) AND state = 0",
-                )
-                .bind(task_id)
-                .bind(&nos)
-                .execute(&mut *tx)
-                .await?;
-                for c in &stop {
+                // Numbers on the tenant's or the global do-not-call list are not called
+                // (again).
+                if blocked.contains(&(tenant_id.clone(), c.phone.clone())) {
+                    stopped.push((task_id, c.contact_no));
                     finished.push(finished_event(
                         &tenant_id,
                         task_id,
@@ -1133,45 +1192,40 @@ impl Db {
                         c.attempts,
                         None,
                     ));
+                    continue;
                 }
-                go
-            };
-            let contacts = if daily_limit > 0 {
-                within_daily_limit(
-                    &mut tx,
-                    task_id,
-                    &tenant_id,
-                    daily_limit,
-                    contacts,
-                    &planned_now,
-                )
-                .await?
-            } else {
-                contacts
-            };
+                // A number that got its task's limit today (over all the tenant's tasks, this
+                // round's plans included) waits for the tenant's next local midnight.
+                if daily_limit > 0 {
+                    let key = (tenant_id.clone(), c.phone.clone());
+                    let calls = today.get(&key).copied().unwrap_or(0)
+                        + planned_now.get(&key).copied().unwrap_or(0);
+                    if calls >= daily_limit {
+                        to_midnight.push((task_id, c.contact_no));
+                        continue;
+                    }
+                }
+                go.push(c);
+            }
             let task = DueTask {
                 task_id,
                 tenant_id,
-                caller_lines,
+                caller_lines: caller_lines(&t.caller_line),
                 number_city_limit: t.number_city_limit,
-                contacts,
+                contacts: go,
             };
             let TaskPlan {
                 dials: planned,
                 no_line_in_city,
             } = plan_task(&mut slots, &task);
-            if !no_line_in_city.is_empty() {
-                // No line of the task is in their city: looked at again in a while (a line
-                // there may be added).
-                sqlx::query(
-                    "UPDATE dialer_contacts SET next_at = now() + interval '10 minutes'
-                     WHERE task_id = $1 AND contact_no = ANY($2) AND state = 0",
-                )
-                .bind(task_id)
-                .bind(&no_line_in_city)
-                .execute(&mut *tx)
-                .await?;
-            }
+            // No line of the task is in their city: looked at again in a while (a line there
+            // may be added).
+            let in_a_while = now + chrono::Duration::minutes(10);
+            later.extend(
+                no_line_in_city
+                    .into_iter()
+                    .map(|no| (task_id, no, in_a_while)),
+            );
             for d in &planned {
                 *planned_now
                     .entry((d.tenant_id.clone(), d.phone.clone()))
@@ -1188,6 +1242,7 @@ impl Db {
             }
             dials.extend(planned);
         }
+        defer(&mut tx, &later, &to_midnight, &stopped).await?;
         if dials.is_empty() {
             // Contacts deferred by the per-number daily limit or their window keep their new
             // time, tasks found closed their opening, and do-not-call contacts are finished.

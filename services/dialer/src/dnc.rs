@@ -94,6 +94,27 @@ pub async fn listed(
     .collect())
 }
 
+/// Which of these (tenant, number) pairs are on the tenant's list or the global one.
+pub async fn listed_many(
+    tx: &mut Tx<'_>,
+    tenants: &[&str],
+    phones: &[&str],
+) -> Result<HashSet<(String, String)>, DialerError> {
+    if tenants.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(sqlx::query_as::<_, (String, String)>(
+        "SELECT DISTINCT x.t, x.p FROM UNNEST($1::text[], $2::text[]) AS x(t, p)
+         JOIN dialer_dnc d ON d.phone = x.p AND d.scope IN (x.t, '*')",
+    )
+    .bind(tenants)
+    .bind(phones)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect())
+}
+
 impl Db {
     /// Adds (`add`) or removes numbers of the list of `scope` (a tenant, or [`GLOBAL`]), with
     /// the audit record of `actor`'s `action` in `tenant`: (changed, unchanged).
