@@ -570,11 +570,9 @@ impl Db {
                 .bot_expire_at
                 .as_ref()
                 .and_then(waihu_events::from_timestamp);
-            let zone = if x.time_zone.is_empty() {
-                DEFAULT_TIME_ZONE
-            } else {
-                x.time_zone.as_str()
-            };
+            // A zone the task service let through is valid; any other counts as the default,
+            // so one tenant's bad setting cannot stop the rounds of every tenant.
+            let zone = line_zone(&x.time_zone).name();
             sqlx::query(
                 "INSERT INTO dialer_tenants AS t (tenant_id, bot_enabled, bot_expire_at,
                      max_concurrent_calls, daily_calls, time_zone, version)

@@ -170,6 +170,10 @@ fn validate(e: &pb::Entitlements) -> Result<(), TaskError> {
     if e.time_zone.len() > 64 {
         return Err(ApiError::invalid("entitlements.time_zone", "too long"));
     }
+    // The dialer counts the tenant's day in this zone: a name PostgreSQL does not know would
+    // stop its rounds.
+    waihu_telephony::zone::parse(&e.time_zone)
+        .map_err(|reason| ApiError::invalid("entitlements.time_zone", reason))?;
     Ok(())
 }
 
