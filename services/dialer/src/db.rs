@@ -31,7 +31,7 @@ fn tally<'a>(keys: impl IntoIterator<Item = &'a str>) -> (Vec<&'a str>, Vec<i32>
 }
 
 /// The time zone of a tenant's day when its entitlements name none.
-const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+const DEFAULT_TIME_ZONE: &str = waihu_telephony::zone::DEFAULT;
 
 /// Adds `sign` (1 or -1) per call to each tenant's calls out; a dial (`sign` 1) also counts
 /// towards the tenant's calls today (its local day). Tenants in name order, so concurrent
@@ -327,15 +327,17 @@ struct RoundTask {
 }
 
 impl RoundTask {
-    /// The task's calling window (`default` when it set none; a window that does not decode,
-    /// which the task service never lets through, counts as the default too).
     fn window(&self, default: &Window) -> Window {
-        self.window_spec
-            .as_deref()
-            .and_then(|b| pb::CallingWindow::decode(b).ok())
-            .and_then(|w| Window::parse(&w).ok())
-            .unwrap_or_else(|| default.clone())
+        task_window(self.window_spec.as_deref(), default)
     }
+}
+
+/// A task's calling window from its stored spec (`default` when it set none; a window that
+/// does not decode, which the task service never lets through, counts as the default too).
+pub(crate) fn task_window(spec: Option<&[u8]>, default: &Window) -> Window {
+    spec.and_then(|b| pb::CallingWindow::decode(b).ok())
+        .and_then(|w| Window::parse(&w).ok())
+        .unwrap_or_else(|| default.clone())
 }
 
 /// Per (tenant, line): its pace (cps, next call due) and its local date, as a round found them.
@@ -1180,7 +1182,7 @@ impl Db {
                 }
                 // Numbers on the tenant's or the global do-not-call list are not called
                 // (again).
-                if blocked.contains(&(tenant_id.clone(), c.phone.clone())) {
+                if !blocked.is_empty() && blocked.contains(&(tenant_id.clone(), c.phone.clone())) {
                     stopped.push((task_id, c.contact_no));
                     finished.push(finished_event(
                         &tenant_id,

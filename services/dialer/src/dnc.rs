@@ -74,26 +74,6 @@ pub fn check(req: &pb::DoNotCallRequest) -> Result<Checked, ApiError> {
     Ok(out)
 }
 
-/// Which of `phones` are on `tenant`'s list or the global one.
-pub async fn listed(
-    tx: &mut Tx<'_>,
-    tenant: &str,
-    phones: &[&str],
-) -> Result<HashSet<String>, DialerError> {
-    if phones.is_empty() {
-        return Ok(HashSet::new());
-    }
-    Ok(sqlx::query_scalar(
-        "SELECT DISTINCT phone FROM dialer_dnc WHERE scope IN ($1, '*') AND phone = ANY($2)",
-    )
-    .bind(tenant)
-    .bind(phones)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .collect())
-}
-
 /// Which of these (tenant, number) pairs are on the tenant's list or the global one.
 pub async fn listed_many(
     tx: &mut Tx<'_>,

@@ -3,13 +3,14 @@
 //! is the first one holding the contact back.
 
 use chrono::{DateTime, Utc};
-use prost::Message;
 use uuid::Uuid;
 use waihu_events::{pb, timestamp};
-use waihu_telephony::window::Window;
 
 use crate::{
-    db::{line_zone, tenant_allowances, Db, DialerError, LineRow, RoundRules, TENANT_TODAY},
+    db::{
+        line_zone, task_window, tenant_allowances, Db, DialerError, LineRow, RoundRules,
+        TENANT_TODAY,
+    },
     planner::caller_lines,
 };
 
@@ -147,7 +148,8 @@ impl Db {
                 ),
             ));
         }
-        let listed = crate::dnc::listed(tx, &r.tenant_id, &[r.phone.as_str()]).await?;
+        let listed =
+            crate::dnc::listed_many(tx, &[r.tenant_id.as_str()], &[r.phone.as_str()]).await?;
         if !listed.is_empty() {
             return Ok(why(
                 state,
@@ -156,12 +158,7 @@ impl Db {
                     .into(),
             ));
         }
-        let window = r
-            .window_spec
-            .as_deref()
-            .and_then(|b| pb::CallingWindow::decode(b).ok())
-            .and_then(|w| Window::parse(&w).ok())
-            .unwrap_or_else(|| rules.default_window.clone());
+        let window = task_window(r.window_spec.as_deref(), &rules.default_window);
         let zone = r
             .zone
             .as_deref()

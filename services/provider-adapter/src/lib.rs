@@ -182,10 +182,7 @@ pub async fn start(
                 .map_err(|e| e.to_string())
         }
     });
-    let api = lines::ProviderApi {
-        lines,
-        dialer_url: config.dialer_url.clone(),
-    };
+    let api = lines::ProviderApi::new(lines, &config.dialer_url)?;
     waihu_runtime::serve(c, workers, shutdown, |r| {
         r.add_service(ProviderServiceServer::new(api))
     })

@@ -401,10 +401,21 @@ impl Lines {
     }
 }
 
-/// `ProviderService` over [`Lines`]; line status asks the dialer (`dialer_url`).
+/// `ProviderService` over [`Lines`]; line status asks the dialer over `dialer`, one channel
+/// made at start-up and connected on first use (and again after a failure).
 pub struct ProviderApi {
     pub lines: Lines,
-    pub dialer_url: String,
+    pub dialer: tonic::transport::Channel,
+}
+
+impl ProviderApi {
+    /// An API asking the dialer at `dialer_url` (checked as a URI when the settings load).
+    pub fn new(lines: Lines, dialer_url: &str) -> Result<Self, String> {
+        let dialer = tonic::transport::Endpoint::from_shared(dialer_url.to_string())
+            .map_err(|e| format!("provider.dialer_url {dialer_url:?}: {e}"))?
+            .connect_lazy();
+        Ok(ProviderApi { lines, dialer })
+    }
 }
 
 fn audit<T>(req: &Request<T>, action: &'static str) -> Audit {
@@ -514,10 +525,7 @@ impl ProviderService for ProviderApi {
         });
         forwarded(&req, ask.metadata_mut());
         let unavailable = |e: &dyn std::fmt::Display| Status::unavailable(format!("dialer: {e}"));
-        let mut dialer = DialerServiceClient::connect(self.dialer_url.clone())
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let usage = dialer
+        let usage = DialerServiceClient::new(self.dialer.clone())
             .get_line_usage(ask)
             .await
             .map_err(|s| unavailable(&s.message()))?

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// The time zone of a tenant's day when none is set.
-pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+pub const DEFAULT_TIME_ZONE: &str = waihu_telephony::zone::DEFAULT;
 
 #[derive(sqlx::FromRow)]
 struct Row {
