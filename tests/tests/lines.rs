@@ -37,6 +37,24 @@ async fn status_of(cluster: &Cluster, id: &str) -> pb::LineStatus {
         .into_inner()
 }
 
+/// Waits until the dialer explains contact `no` of `task` as held by `reason`.
+async fn held_by(cluster: &Cluster, task: &str, no: u32, reason: &str) -> pb::ContactExplanation {
+    waihu_testkit::eventually(Duration::from_secs(30), reason, || async move {
+        let e = cluster
+            .dialer()
+            .await
+            .explain_contact(pb::ExplainContactRequest {
+                task_id: task.into(),
+                contact_no: no,
+            })
+            .await
+            .ok()?
+            .into_inner();
+        (e.reason == reason).then_some(e)
+    })
+    .await
+}
+
 /// When each of the task's calls was requested, in order.
 async fn requested_at(cluster: &Cluster, task_id: &str) -> Vec<DateTime<Utc>> {
     let mut stream = cluster
@@ -126,9 +144,8 @@ async fn lines_are_checked_versioned_and_a_disabled_line_places_nothing() {
     };
     let t = create_with_contacts(&mut tasks, pinned, &numbers).await;
     start(&mut tasks, &t).await;
-    // The dialer has seen the line switched off before the task started (the events are in
-    // order on one line subject, and the dialer follows them within a round); give it rounds.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Once the dialer has the task running, it says the task has no line to dial on.
+    held_by(&cluster, &t, 1, "NO_LINE").await;
     assert!(
         calls_per_number(&cluster, &t).await.is_empty(),
         "a task pinned to a disabled line places nothing"
@@ -183,7 +200,8 @@ async fn a_line_keeps_its_pace_and_stops_at_its_daily_cap_until_raised() {
         }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let e = held_by(&cluster, &t, 100, "LINES_BUSY").await;
+    assert!(e.detail.contains("daily cap"), "{}", e.detail);
     assert_eq!(calls_per_number(&cluster, &t).await.len(), 60);
 
     // The pace: in no second more than 25 × (1 + the 50 ms tick) + 1 calls started.
