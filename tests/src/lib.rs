@@ -89,6 +89,9 @@ pub struct Cluster {
     pub call_timeout: Duration,
     /// The record service's webhook settings: quick polls and retries, so tests wait little.
     pub webhooks: waihu_record::webhook::WebhookConfig,
+    /// The dialer's default calling window (tests run at any hour: always open, unless a test
+    /// sets another and restarts the dialer).
+    pub default_window: waihu_telephony::window::Window,
     task: Option<Running>,
     dialer: Option<Running>,
     provider: Option<Running>,
@@ -138,6 +141,7 @@ impl Cluster {
                 concurrency: 16,
                 poll: Duration::from_millis(50),
             },
+            default_window: waihu_telephony::window::Window::always(),
             task: None,
             dialer: None,
             provider: None,
@@ -222,8 +226,7 @@ impl Cluster {
     pub async fn start_dialer(&mut self) {
         let mut cfg = waihu_dialer::DialerConfig::new(self.env.config());
         cfg.call_timeout = self.call_timeout;
-        // Tests run at any hour: tasks without a window may call all day.
-        cfg.default_window = waihu_telephony::window::Window::always();
+        cfg.default_window = self.default_window.clone();
         let r = run(|s| waihu_dialer::start(cfg, s)).await;
         self.dialer_addr = format!("http://{}", r.handle.addr);
         self.dialer = Some(r);
@@ -781,6 +784,7 @@ pub async fn start_gateway(
             http_addr: "127.0.0.1:0".parse().expect("addr"),
             task_addr: cluster.task_addr().to_string(),
             record_addr: cluster.record_addr().to_string(),
+            dialer_addr: cluster.dialer_addr.clone(),
             auth,
         },
         stop,

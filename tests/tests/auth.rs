@@ -211,6 +211,7 @@ async fn every_route_refuses_bad_tokens_and_missing_permissions() {
             http_addr: "127.0.0.1:0".parse().expect("addr"),
             task_addr: "http://127.0.0.1:1".into(),
             record_addr: "http://127.0.0.1:1".into(),
+            dialer_addr: "http://127.0.0.1:1".into(),
             auth,
         },
         stop.clone(),

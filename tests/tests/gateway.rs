@@ -566,13 +566,8 @@ async fn seed_003_call_status_is_built_and_the_rest_says_501_after_auth() {
 
     // Not built: 401 without a token, 403 without the permission, then 501 saying what is
     // missing; never a fake success.
+    // (Dialing and hang-up are built: tests/tests/click_to_dial.rs.)
     for (method, path, body) in [
-        (
-            "POST",
-            "/dial",
-            r#"{"customerPhone":"13800000012","callMethod":"cloud","lineId":1}"#,
-        ),
-        ("POST", "/hangup", r#"{"callId":"x"}"#),
         ("GET", "/lines", ""),
         ("POST", "/lines/7/test", ""),
         ("GET", "/device/list", ""),
@@ -581,12 +576,10 @@ async fn seed_003_call_status_is_built_and_the_rest_says_501_after_auth() {
         let (code, v) = calls.call_raw(method, path, Some(body), None).await;
         assert_eq!(code, 401, "{method} {path}: {v}");
         let viewer = waihu_e2e::token("default", "crm", &["lead:call:view"]);
-        if path != "/hangup" && path != "/dial" {
-            let (code, v) = calls
-                .call_raw(method, path, Some(body), Some(&viewer))
-                .await;
-            assert_eq!(code, 403, "{method} {path}: {v}");
-        }
+        let (code, v) = calls
+            .call_raw(method, path, Some(body), Some(&viewer))
+            .await;
+        assert_eq!(code, 403, "{method} {path}: {v}");
         let (code, v) = calls.call_raw(method, path, Some(body), Some(&token)).await;
         assert_eq!(code, 501, "{method} {path}: {v}");
         assert_eq!(v["success"], false);

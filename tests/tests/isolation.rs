@@ -647,6 +647,48 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 .await,
             OPERATOR_ONLY,
         ),
+        "/waihu.v1.DialerService/Dial" => expect_code(
+            // On A's line: B has no line by that id.
+            cluster
+                .dialer()
+                .await
+                .dial(as_b(
+                    token,
+                    pb::DialRequest {
+                        phone: "13911110001".into(),
+                        line_id: a.line_id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.DialerService/Hangup" => expect_code(
+            cluster
+                .dialer()
+                .await
+                .hangup(as_b(
+                    token,
+                    pb::HangupRequest {
+                        call_id: a.call_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.DialerService/GetCallStatus" => expect_code(
+            cluster
+                .dialer()
+                .await
+                .get_call_status(as_b(
+                    token,
+                    pb::GetCallStatusRequest {
+                        call_id: a.call_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
         "/waihu.v1.DialerService/GetLineUsage" => {
             let ask = pb::GetLineUsageRequest {
                 line_ids: vec![a.line_id.clone(), "sim-1".into()],
@@ -703,9 +745,32 @@ async fn probe_calls_route(
             }
             return Some(Ok(()));
         }
-        "/dial"
-        | "/hangup"
-        | "/lines"
+        "/dial" => {
+            let body = format!(
+                r#"{{"customerPhone":"13911110002","lineId":"{}"}}"#,
+                a.line_id
+            );
+            let (code, v) = calls
+                .call_raw("POST", "/dial", Some(&body), Some(token))
+                .await;
+            return Some(if code == 404 {
+                Ok(())
+            } else {
+                Err(format!("HTTP {code}: {v}"))
+            });
+        }
+        "/hangup" => {
+            let body = format!(r#"{{"callId":"{}"}}"#, a.call_id);
+            let (code, v) = calls
+                .call_raw("POST", "/hangup", Some(&body), Some(token))
+                .await;
+            return Some(if code == 404 {
+                Ok(())
+            } else {
+                Err(format!("HTTP {code}: {v}"))
+            });
+        }
+        "/lines"
         | "/lines/{id}"
         | "/lines/{id}/test"
         | "/device/bindQRCode"

@@ -8,6 +8,10 @@ pub const CALL_LIST: &str = "lead:call:list";
 pub const CALL_EDIT: &str = "lead:call:edit";
 pub const CALL_CONTROL: &str = "lead:call:control";
 pub const CALL_CANCEL: &str = "lead:call:cancel";
+/// Click-to-dial: place and hang up single calls outside any task.
+pub const CALL_DIAL: &str = "lead:call:dial";
+/// Click-to-dial outside the calling window (the other rules still hold).
+pub const CALL_DIAL_ANYTIME: &str = "lead:call:dial:anytime";
 pub const RECORD_LIST: &str = "lead:call:record:list";
 pub const RECORD_VIEW: &str = "lead:call:record:view";
 pub const RECORD_DOWNLOAD: &str = "lead:call:record:download";
@@ -33,6 +37,8 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     CALL_EDIT,
     CALL_CONTROL,
     CALL_CANCEL,
+    CALL_DIAL,
+    CALL_DIAL_ANYTIME,
     RECORD_LIST,
     RECORD_VIEW,
     RECORD_DOWNLOAD,
@@ -228,6 +234,18 @@ pub const TABLE: &[(&str, Requirement)] = &[
     (
         "/waihu.v1.DialerService/ExplainContact",
         Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.DialerService/Dial",
+        Requirement::AnyOf(&[CALL_DIAL]),
+    ),
+    (
+        "/waihu.v1.DialerService/Hangup",
+        Requirement::AnyOf(&[CALL_DIAL, CALL_CONTROL]),
+    ),
+    (
+        "/waihu.v1.DialerService/GetCallStatus",
+        Requirement::AnyOf(&[CALL_VIEW, CALL_DIAL, RECORD_VIEW]),
     ),
     (
         "/waihu.v1.DialerService/AddGlobalDoNotCall",

@@ -140,6 +140,43 @@ impl Bus {
             .map(|m| (m.sequence, RecordedEvent::decode(&m.payload))))
     }
 
+    /// Every message on a subject, decoded, oldest first (at most `max`): an aggregate's
+    /// history, e.g. a call's lifecycle.
+    pub async fn events_on_subject(
+        &self,
+        subject: &str,
+        max: usize,
+    ) -> Result<Vec<(u64, Result<RecordedEvent, waihu_events::DecodeError>)>, BusError> {
+        let read_error = |e: String| BusError::Read {
+            subject: subject.into(),
+            reason: e,
+        };
+        let stream = self
+            .js
+            .get_stream_no_info(&self.events_stream)
+            .await
+            .map_err(|e| read_error(e.to_string()))?;
+        let mut out = Vec::new();
+        let mut from = 1;
+        while out.len() < max {
+            match stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject)
+                .send()
+                .await
+            {
+                Ok(m) => {
+                    from = m.sequence + 1;
+                    out.push((m.sequence, RecordedEvent::decode(&m.payload)));
+                }
+                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
+                Err(e) => return Err(read_error(e.to_string())),
+            }
+        }
+        Ok(out)
+    }
+
     /// Publishes raw bytes with headers to a plain JetStream subject (dead letters, tests).
     pub async fn publish_raw(
         &self,

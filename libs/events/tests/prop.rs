@@ -259,8 +259,8 @@ fn event() -> BoxedStrategy<Event> {
         1 => (uuid(), text()).prop_map(|(t, reason)| {
             Event::TaskCancelled(pb::TaskCancelled { task_id: t.to_string(), reason })
         }),
-        1 => (uuid(), uuid(), any::<u32>(), text(), text(), any::<u32>()).prop_map(
-            |(c, t, contact_no, phone, line_id, attempt)| {
+        1 => (uuid(), uuid(), any::<u32>(), text(), text(), any::<u32>(), text(), text()).prop_map(
+            |(c, t, contact_no, phone, line_id, attempt, customer_id, order_id)| {
                 Event::CallRequested(pb::CallRequested {
                     call_id: c.to_string(),
                     task_id: t.to_string(),
@@ -268,6 +268,9 @@ fn event() -> BoxedStrategy<Event> {
                     phone,
                     line_id,
                     attempt,
+                    customer_id,
+                    order_id,
+                    ..Default::default()
                 })
             }
         ),

@@ -26,6 +26,7 @@ pub fn call_lifecycle(
             phone: format!("+86138{contact_no:08}"),
             line_id: "sim-1".into(),
             attempt,
+            ..Default::default()
         }),
         Event::CallDialing(pb::CallDialing {
             call_id: c.clone(),

@@ -3,6 +3,7 @@
 //! writer moves a call on, and with an id derived from (call, stage), so nothing is announced
 //! twice. After a crash the ledger resumes from the subject's last message.
 
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use waihu_bus::{Bus, BusError, Delivery, Expect, HandlerError};
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
@@ -48,6 +49,8 @@ pub struct CallLedger {
     seq: u64,
     version: u64,
     reached: Stage,
+    /// Cancelled when someone hangs the call up (DialerService.Hangup): the provider drops it.
+    hangup: CancellationToken,
 }
 
 fn transient(e: BusError) -> HandlerError {
@@ -82,11 +85,24 @@ impl CallLedger {
             seq: d.stream_seq,
             version: d.event.meta.stream_version,
             reached: Stage::Requested,
+            hangup: CancellationToken::new(),
         };
         if d.delivered > 1 {
             ledger.resume().await?;
         }
         Ok(ledger)
+    }
+
+    /// Lets `hangup` end the call: the provider, waiting on [`CallLedger::hung_up`], drops it.
+    pub fn with_hangup(mut self, hangup: CancellationToken) -> Self {
+        self.hangup = hangup;
+        self
+    }
+
+    /// Resolves when the call was hung up from outside (its release is already recorded by
+    /// whoever hung up; the provider only has to drop the call).
+    pub async fn hung_up(&self) {
+        self.hangup.cancelled().await
     }
 
     /// How far the call has got.
@@ -184,8 +200,12 @@ impl CallLedger {
                 self.version + 1,
             )
             .with_deterministic_id(&format!("call/{}/{}", self.call_id, stage.name()))
-            .caused_by(&self.request)
-            .with_task(self.request.meta.task_id.unwrap_or_default());
+            .caused_by(&self.request);
+            // A click-to-dial call has no task.
+            let meta = match self.request.meta.task_id {
+                Some(task) => meta.with_task(task),
+                None => meta,
+            };
             let event = RecordedEvent::new(meta, self.event(signal.clone()));
             match self
                 .bus

@@ -66,7 +66,11 @@ impl Provider for SimProvider {
             if signal.stage() <= ledger.reached() {
                 continue;
             }
-            tokio::time::sleep(self.sim.wall(after_ms)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.sim.wall(after_ms)) => {}
+                // Hung up: the release is recorded; nothing more to play.
+                _ = ledger.hung_up() => return Ok(()),
+            }
             ledger.record(signal).await?;
             if ledger.reached() == Stage::Released {
                 break;

@@ -36,7 +36,11 @@ const DEFAULT_TIME_ZONE: &str = waihu_telephony::zone::DEFAULT;
 /// Adds `sign` (1 or -1) per call to each tenant's calls out; a dial (`sign` 1) also counts
 /// towards the tenant's calls today (its local day). Tenants in name order, so concurrent
 /// rounds and releases lock the rows alike (after the lines').
-async fn add_tenant_usage(tx: &mut Tx<'_>, tenants: &[&str], sign: i32) -> Result<(), DialerError> {
+pub(crate) async fn add_tenant_usage(
+    tx: &mut Tx<'_>,
+    tenants: &[&str],
+    sign: i32,
+) -> Result<(), DialerError> {
     let (ids, counts) = tally(tenants.iter().copied());
     if ids.is_empty() {
         return Ok(());
@@ -167,7 +171,7 @@ async fn defer(
 }
 
 /// Counts the round's calls per (tenant, number) on the tenant's local day.
-async fn count_number_days(
+pub(crate) async fn count_number_days(
     tx: &mut Tx<'_>,
     tenants: &[&str],
     phones: &[String],
@@ -189,10 +193,30 @@ async fn count_number_days(
     Ok(())
 }
 
+/// One tenant's entitlements and usage (None when the dialer was never told of them: no limit).
+pub(crate) async fn tenant_limits(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+) -> Result<Option<TenantLimits>, DialerError> {
+    Ok(tenants_limits(tx, &[tenant]).await?.pop().map(|(_, l)| l))
+}
+
 pub(crate) async fn tenant_allowances(
     tx: &mut Tx<'_>,
     tenants: &[&str],
 ) -> Result<HashMap<String, u32>, DialerError> {
+    let now = Utc::now();
+    Ok(tenants_limits(tx, tenants)
+        .await?
+        .into_iter()
+        .filter_map(|(t, limits)| tenant_allowance(&limits, now).map(|a| (t, a)))
+        .collect())
+}
+
+async fn tenants_limits(
+    tx: &mut Tx<'_>,
+    tenants: &[&str],
+) -> Result<Vec<(String, TenantLimits)>, DialerError> {
     #[derive(sqlx::FromRow)]
     struct Row {
         tenant_id: String,
@@ -214,10 +238,9 @@ pub(crate) async fn tenant_allowances(
     .bind(tenants)
     .fetch_all(&mut **tx)
     .await?;
-    let now = Utc::now();
     Ok(rows
         .into_iter()
-        .filter_map(|r| {
+        .map(|r| {
             let limits = TenantLimits {
                 bot_enabled: r.bot_enabled,
                 bot_expire_at: r.bot_expire_at,
@@ -226,7 +249,7 @@ pub(crate) async fn tenant_allowances(
                 in_flight: r.in_flight.max(0) as u32,
                 today_calls: r.today_calls.max(0) as u32,
             };
-            tenant_allowance(&limits, now).map(|a| (r.tenant_id, a))
+            (r.tenant_id, limits)
         })
         .collect())
 }
@@ -264,18 +287,19 @@ async fn release_lines(tx: &mut Tx<'_>, lines: &[(String, String)]) -> Result<()
 /// A line the dialer may dial on now, with its counts.
 #[derive(sqlx::FromRow)]
 pub(crate) struct LineRow {
-    tenant_id: String,
+    pub(crate) tenant_id: String,
     pub(crate) line_id: String,
     in_flight: i32,
     max_concurrent: i32,
-    cps: f64,
-    pace_at: Option<DateTime<Utc>>,
+    pub(crate) cps: f64,
+    pub(crate) pace_at: Option<DateTime<Utc>>,
     daily_cap: i32,
     time_zone: String,
     day: Option<NaiveDate>,
     day_calls: i32,
-    province: String,
+    pub(crate) province: String,
     pub(crate) city: String,
+    pub(crate) enabled: bool,
 }
 
 impl LineRow {
@@ -341,7 +365,7 @@ pub(crate) fn task_window(spec: Option<&[u8]>, default: &Window) -> Window {
 }
 
 /// Per (tenant, line): its pace (cps, next call due) and its local date, as a round found them.
-type Paces = HashMap<(String, String), (f64, Option<DateTime<Utc>>, NaiveDate)>;
+pub(crate) type Paces = HashMap<(String, String), (f64, Option<DateTime<Utc>>, NaiveDate)>;
 
 /// The zone a line's day is counted in (an unknown name, which the provider adapter never
 /// sends, counts as Asia/Shanghai).
@@ -381,7 +405,8 @@ impl From<sqlx::Error> for DialerError {
 /// A released call, as the dialer needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Release {
-    pub task: Uuid,
+    /// None for a click-to-dial call.
+    pub task: Option<Uuid>,
     pub contact_no: i32,
     pub call: Uuid,
     pub q850: u32,
@@ -687,7 +712,13 @@ impl Db {
     /// Releases of calls the dialer no longer waits for (redeliveries) change nothing.
     pub async fn apply_released(&self, releases: &[Release]) -> Result<usize, DialerError> {
         let mut tx = self.pool.begin().await?;
-        let tasks: Vec<Uuid> = releases.iter().map(|r| r.task).collect();
+        let manual: Vec<Uuid> = releases
+            .iter()
+            .filter(|r| r.task.is_none())
+            .map(|r| r.call)
+            .collect();
+        let releases: Vec<&Release> = releases.iter().filter(|r| r.task.is_some()).collect();
+        let tasks: Vec<Uuid> = releases.iter().filter_map(|r| r.task).collect();
         let nos: Vec<i32> = releases.iter().map(|r| r.contact_no).collect();
         let calls: Vec<Uuid> = releases.iter().map(|r| r.call).collect();
         // Found by primary key alone. The contact must still be active (state 1), which its
@@ -710,11 +741,14 @@ impl Db {
         .bind(&calls)
         .fetch_all(&mut *tx)
         .await?;
-        let by_call: HashMap<Uuid, &Release> = releases.iter().map(|r| (r.call, r)).collect();
+        let by_call: HashMap<Uuid, &Release> = releases.iter().map(|r| (r.call, *r)).collect();
         let now = Utc::now();
         let (mut u_task, mut u_no, mut u_state, mut u_at) = (vec![], vec![], vec![], vec![]);
-        let mut freed: Vec<(String, String)> = Vec::new();
-        let mut freed_by: Vec<&str> = Vec::new();
+        // Manual calls hold a line slot and a tenant call each, like a contact's.
+        let mut freed: Vec<(String, String)> = self.release_manual(&mut tx, &manual).await?;
+        let manual_done = freed.len();
+        let manual_tenants: Vec<String> = freed.iter().map(|(t, _)| t.clone()).collect();
+        let mut freed_by: Vec<&str> = manual_tenants.iter().map(String::as_str).collect();
         let mut out = Vec::new();
         for row in &rows {
             let Some(r) = by_call.get(&row.active_call_id) else {
@@ -780,7 +814,7 @@ impl Db {
         if !out.is_empty() {
             self.outbox.wake();
         }
-        Ok(n)
+        Ok(n + manual_done)
     }
 
     /// Drops per-number day counts older than two days (no time zone is that far behind).
@@ -793,7 +827,7 @@ impl Db {
 
     /// Counts a round's calls on their lines: calls out, the line's local day, its pace, and the
     /// per-second tally its recent pace is read from. Lines in key order.
-    async fn lines_dialed(
+    pub(crate) async fn lines_dialed(
         &self,
         tx: &mut Tx<'_>,
         dialed: &[(&str, &str)],
@@ -986,9 +1020,14 @@ impl Db {
         let (burst, default_window) = (rules.burst, &rules.default_window);
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
+        // Manual dials count the same lines (crate::manual).
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(crate::manual::LINES_LOCK)
+            .execute(&mut *tx)
+            .await?;
         let rows: Vec<LineRow> = sqlx::query_as(
             "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
-                    time_zone, day, day_calls, province, city
+                    time_zone, day, day_calls, province, city, enabled
              FROM dialer_lines WHERE known AND enabled ORDER BY tenant_id, line_id",
         )
         .fetch_all(&mut *tx)
@@ -1293,6 +1332,7 @@ impl Db {
                 phone: d.phone,
                 line_id: d.line_id.clone(),
                 attempt: d.attempt,
+                ..Default::default()
             });
             // A new call's subject must be empty.
             out.push((RecordedEvent::new(meta, e), Expect::LastSubjectSeq(0)));
@@ -1343,21 +1383,26 @@ impl Db {
         Ok(())
     }
 
-    /// Calls out for longer than `older_than`: (call id, tenant, task).
+    /// Calls out for longer than `older_than`: (call id, tenant, task; None for a manual call).
     pub async fn calls_out_since(
         &self,
         older_than: std::time::Duration,
-    ) -> Result<Vec<(Uuid, String, Uuid)>, DialerError> {
-        Ok(sqlx::query_as(
-            "SELECT c.active_call_id, t.tenant_id, c.task_id FROM dialer_contacts c
-             JOIN dialer_tasks t ON t.task_id = c.task_id
-             WHERE c.state = 1 AND c.dialed_at < now() - make_interval(secs => $1)
-               AND c.active_call_id IS NOT NULL
-             ORDER BY c.dialed_at LIMIT 500",
+    ) -> Result<Vec<(Uuid, String, Option<Uuid>)>, DialerError> {
+        let rows: Vec<(Uuid, String, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
+            "(SELECT c.active_call_id, t.tenant_id, c.task_id, c.dialed_at FROM dialer_contacts c
+              JOIN dialer_tasks t ON t.task_id = c.task_id
+              WHERE c.state = 1 AND c.dialed_at < now() - make_interval(secs => $1)
+                AND c.active_call_id IS NOT NULL
+              ORDER BY c.dialed_at LIMIT 500)
+             UNION ALL
+             (SELECT call_id, tenant_id, NULL::uuid, requested_at FROM dialer_manual_calls
+              WHERE state = 1 AND requested_at < now() - make_interval(secs => $1)
+              ORDER BY requested_at LIMIT 500)",
         )
         .bind(older_than.as_secs_f64())
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(|(c, t, k, _)| (c, t, k)).collect())
     }
 }
 
@@ -1367,7 +1412,11 @@ pub fn release_of(e: &RecordedEvent) -> Result<Option<Release>, DialerError> {
         return Ok(None);
     };
     Ok(Some(Release {
-        task: parse_uuid(&r.task_id)?,
+        task: if r.task_id.is_empty() {
+            None
+        } else {
+            Some(parse_uuid(&r.task_id)?)
+        },
         contact_no: r.contact_no as i32,
         call: parse_uuid(&r.call_id)?,
         q850: r.cause.as_ref().map(|c| c.q850).unwrap_or(0),

@@ -5,12 +5,16 @@ use waihu_proto::v1::{self as pb, dialer_service_server::DialerService};
 use waihu_runtime::{tenant, ApiError};
 
 use crate::{
+    calls::{self, CallError},
     db::{Db, DialerError, RoundRules},
     dnc,
+    manual::{ManualDial, Refused},
 };
 
 pub struct DialerApi {
     pub db: Db,
+    /// Calls' own subjects: their live state, and where hang-ups go.
+    pub bus: waihu_bus::Bus,
     /// The rules the dial loop applies (ExplainContact applies them alike).
     pub rules: RoundRules,
 }
@@ -23,6 +27,25 @@ fn status(e: DialerError) -> Status {
         DialerError::Store(s) => ApiError::Store(s).into(),
         other => Status::internal(other.to_string()),
     }
+}
+
+fn call_status(e: CallError) -> Status {
+    match e {
+        CallError::NotFound(c) => ApiError::NotFound(format!("call {c}")).into(),
+        CallError::Busy(_) | CallError::Bus(_) => Status::unavailable(e.to_string()),
+        CallError::Unreadable(m) => Status::internal(m),
+    }
+}
+
+/// A free-text field a manual call keeps: at most `max` characters, no control characters.
+fn text(field: &str, v: &str, max: usize) -> Result<(), Status> {
+    if v.chars().count() > max {
+        return Err(ApiError::invalid(field, format!("at most {max} characters")).into());
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "must not hold control characters").into());
+    }
+    Ok(())
 }
 
 impl DialerApi {
@@ -134,6 +157,88 @@ impl DialerService for DialerApi {
             ))
             .into()),
         }
+    }
+
+    async fn dial(&self, req: Request<pb::DialRequest>) -> Result<Response<pb::DialReply>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
+        let anytime = req
+            .extensions()
+            .get::<waihu_auth::Principal>()
+            .is_some_and(|p| p.has_any(&[waihu_auth::perms::CALL_DIAL_ANYTIME]));
+        let r = req.into_inner();
+        if r.phone.trim().is_empty() {
+            return Err(ApiError::invalid("phone", "is required").into());
+        }
+        let phone = waihu_telephony::PhoneNumber::parse(&r.phone)
+            .map_err(|e| ApiError::invalid("phone", e))?;
+        if !r.line_id.is_empty() && !waihu_telephony::valid_line_id(&r.line_id) {
+            return Err(ApiError::invalid(
+                "line_id",
+                "1-64 letters, digits, '-', '_' or '.' (or empty: the nearest line)",
+            )
+            .into());
+        }
+        text("customer_id", &r.customer_id, 128)?;
+        text("customer_name", &r.customer_name, 128)?;
+        text("order_id", &r.order_id, 128)?;
+        let placed = self
+            .db
+            .dial_manual(
+                &ManualDial {
+                    tenant: &tenant,
+                    phone: phone.as_str(),
+                    line_id: &r.line_id,
+                    customer_id: &r.customer_id,
+                    customer_name: &r.customer_name,
+                    order_id: &r.order_id,
+                    requested_by: &actor,
+                    anytime,
+                },
+                &self.rules,
+            )
+            .await
+            .map_err(|e| match e {
+                Refused::Rule(m) => ApiError::FailedPrecondition(m).into(),
+                Refused::Busy(m) => ApiError::ResourceExhausted(m).into(),
+                Refused::NoLine(m) => ApiError::NotFound(m).into(),
+                Refused::Db(e) => status(e),
+            })?;
+        tracing::info!(call = %placed.call_id, line = %placed.line_id, %actor, "manual call placed");
+        Ok(Response::new(pb::DialReply {
+            call_id: placed.call_id.to_string(),
+            line_id: placed.line_id,
+            phone: phone.as_str().to_string(),
+        }))
+    }
+
+    async fn hangup(
+        &self,
+        req: Request<pb::HangupRequest>,
+    ) -> Result<Response<pb::HangupReply>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let actor = waihu_runtime::actor(&req);
+        let call = waihu_runtime::parse_uuid("call_id", &req.get_ref().call_id)?;
+        let ended = calls::hang_up(&self.db, &self.bus, &tenant, call, &actor)
+            .await
+            .map_err(call_status)?;
+        Ok(Response::new(pb::HangupReply {
+            call_id: call.to_string(),
+            ended,
+        }))
+    }
+
+    async fn get_call_status(
+        &self,
+        req: Request<pb::GetCallStatusRequest>,
+    ) -> Result<Response<pb::CallStatus>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let call = waihu_runtime::parse_uuid("call_id", &req.get_ref().call_id)?;
+        Ok(Response::new(
+            calls::status(&self.db, &self.bus, &tenant, call)
+                .await
+                .map_err(call_status)?,
+        ))
     }
 
     async fn check_do_not_call(

@@ -5,10 +5,12 @@
 //! contact twice at once and never forgets a call. One instance dials at a time (leader lock);
 //! others stand by.
 
+mod calls;
 pub mod db;
 pub mod dnc;
 mod explain;
 mod grpc;
+pub mod manual;
 pub mod planner;
 pub mod rules;
 mod watchdog;
@@ -363,6 +365,7 @@ pub async fn start(
     let db = Db::new(pool);
     let api = grpc::DialerApi {
         db: db.clone(),
+        bus: bus.clone(),
         rules: config.rules(),
     };
     let mut workers = Workers::new();

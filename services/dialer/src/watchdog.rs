@@ -33,6 +33,9 @@ pub async fn run(
         if let Err(e) = db.prune_number_days().await {
             warn!(error = %e, "cannot prune the per-number day counts");
         }
+        if let Err(e) = db.prune_manual_calls().await {
+            warn!(error = %e, "cannot prune released manual calls");
+        }
         if let Err(e) = db.prune_line_seconds().await {
             warn!(error = %e, "cannot prune the per-line second counts");
         }
@@ -52,7 +55,13 @@ pub async fn run(
     }
 }
 
-async fn settle(db: &Db, bus: &Bus, call: Uuid, tenant: &str, task: Uuid) -> Result<(), String> {
+async fn settle(
+    db: &Db,
+    bus: &Bus,
+    call: Uuid,
+    tenant: &str,
+    task: Option<Uuid>,
+) -> Result<(), String> {
     let subject = bus.subject(&Aggregate::Call(call));
     let Some((seq, last)) = bus
         .last_event_on_subject(&subject)
@@ -79,15 +88,17 @@ async fn settle(db: &Db, bus: &Bus, call: Uuid, tenant: &str, task: Uuid) -> Res
         _ => return Err(format!("unexpected {} on {subject}", last.type_name())),
     };
     let answered = matches!(last.event, Event::CallAnswered(_));
-    let meta = EventMeta::new(tenant, Aggregate::Call(call), last.meta.stream_version + 1)
+    let mut meta = EventMeta::new(tenant, Aggregate::Call(call), last.meta.stream_version + 1)
         .with_deterministic_id(&format!("call/{call}/timeout"))
-        .caused_by(&last)
-        .with_task(task);
+        .caused_by(&last);
+    if let Some(task) = task {
+        meta = meta.with_task(task);
+    }
     let event = RecordedEvent::new(
         meta,
         Event::CallReleased(pb::CallReleased {
             call_id: call.to_string(),
-            task_id: task.to_string(),
+            task_id: task.map(|t| t.to_string()).unwrap_or_default(),
             contact_no,
             cause: Some(hangup::cause(102, "waihu:call-timeout")),
             answered,

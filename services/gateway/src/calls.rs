@@ -2,28 +2,29 @@
 //! with the seed's camelCase fields; a failure is `{success: false, message}` with the HTTP
 //! status.
 //!
-//! Built: `GET /{callId}/status` (a call by its UUID or record number). Not built yet, and
-//! answering 501 after the token and permission checks: manual dialing and hang-up (they need
-//! the dialer's click-to-dial API), line management (lines come from the dialer's
-//! configuration until the line service exists) and work-phone devices. Provider webhooks
-//! (`/webhook/...`) and the phone app's reports (`/mobile/...`) belong to the provider adapter
-//! and are not routed here.
+//! Built: `POST /dial` and `POST /hangup` (the dialer's click-to-dial, `DialerService.Dial` and
+//! `Hangup`; `callMethod: "mobile"` needs work-phone devices and answers 501) and
+//! `GET /{callId}/status` (a call by its UUID or record number). Not built yet, and answering
+//! 501 after the token and permission checks: line management here (lines are managed through
+//! `ProviderService`, whose string ids the seed's numeric ones do not fit yet) and work-phone
+//! devices. Provider webhooks (`/webhook/...`) and the phone app's reports (`/mobile/...`)
+//! belong to the provider adapter and are not routed here.
 
 use axum::{
-    extract::{Path, State},
+    extract::{rejection::JsonRejection, Path, State},
     http::{HeaderMap, StatusCode},
     routing::{delete, get, post, put},
-    Router,
+    Json, Router,
 };
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 use waihu_auth::perms::{
-    ADMIN_DEVICES, ADMIN_LINES, CALL_CONTROL, CALL_CREATE, CALL_VIEW, RECORD_VIEW,
+    ADMIN_DEVICES, ADMIN_LINES, CALL_CONTROL, CALL_DIAL, CALL_VIEW, RECORD_VIEW,
 };
-use waihu_proto::v1 as pb;
+use waihu_proto::v1::{self as pb, dialer_service_client::DialerServiceClient};
 
 use crate::{
-    lead::{record_client, request},
+    lead::{object, record_client, request},
     Backends, Envelope, Reply, RouteTable,
 };
 
@@ -31,9 +32,13 @@ pub const BASE: &str = "/api/v1/calls";
 
 /// Every seed 003 route: (method, path below [`BASE`], permissions: any one).
 pub const ROUTES: RouteTable = &[
-    ("POST", "/dial", &[CALL_CREATE, CALL_CONTROL]),
-    ("POST", "/hangup", &[CALL_CONTROL]),
-    ("GET", "/{callId}/status", &[RECORD_VIEW, CALL_VIEW]),
+    ("POST", "/dial", &[CALL_DIAL]),
+    ("POST", "/hangup", &[CALL_DIAL, CALL_CONTROL]),
+    (
+        "GET",
+        "/{callId}/status",
+        &[RECORD_VIEW, CALL_VIEW, CALL_DIAL],
+    ),
     ("GET", "/lines", &[ADMIN_LINES]),
     ("POST", "/lines", &[ADMIN_LINES]),
     ("PUT", "/lines/{id}", &[ADMIN_LINES]),
@@ -48,11 +53,9 @@ pub const ROUTES: RouteTable = &[
 
 /// Why a route is not built yet, by its path.
 fn not_built(path: &str) -> &'static str {
-    if path == "/dial" || path == "/hangup" {
-        "manual dialing and hang-up are not built yet: they come with the dialer's click-to-dial API"
-    } else if path.starts_with("/lines") {
-        "line management is not built yet: lines come from the dialer's configuration \
-         (WAIHU_DIALER__LINES) until the line service exists"
+    if path.starts_with("/lines") {
+        "line management through this API is not built yet: manage lines through \
+         ProviderService (`waihu line create|update|disable|enable|list|status`)"
     } else {
         "work-phone devices are not built yet"
     }
@@ -61,8 +64,11 @@ fn not_built(path: &str) -> &'static str {
 pub fn routes(b: Backends) -> Router<Backends> {
     let router = ROUTES.iter().fold(Router::new(), |r, (method, path, _)| {
         let full = format!("{BASE}{path}");
-        if *path == "/{callId}/status" {
-            return r.route(&full, get(call_status));
+        match *path {
+            "/{callId}/status" => return r.route(&full, get(call_status)),
+            "/dial" => return r.route(&full, post(dial)),
+            "/hangup" => return r.route(&full, post(hangup)),
+            _ => {}
         }
         let why = not_built(path);
         let answer = move || async move {
@@ -79,6 +85,110 @@ pub fn routes(b: Backends) -> Router<Backends> {
     crate::guarded(router, b, BASE, ROUTES, Envelope::Bare)
 }
 
+type Body = std::result::Result<Json<serde_json::Value>, JsonRejection>;
+
+fn dialer_client(b: &Backends) -> DialerServiceClient<tonic::transport::Channel> {
+    DialerServiceClient::new(b.dialer.clone())
+}
+
+/// An optional text field of the body (a number is taken as its digits: the seed's `lineId`
+/// is a number).
+fn text_field(m: &serde_json::Map<String, Value>, field: &str) -> Result<String, Reply> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(Reply::invalid(field, "must be a string")),
+    }
+}
+
+fn bare(r: Result<Value, Reply>) -> Reply {
+    r.map_or_else(|e| e, Reply::ok).in_envelope(Envelope::Bare)
+}
+
+/// 发起外呼: a click-to-dial call on a line (`callMethod: "cloud"`, the default).
+async fn dial(State(b): State<Backends>, headers: HeaderMap, body: Body) -> Reply {
+    bare(dial_inner(&b, &headers, body).await)
+}
+
+async fn dial_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Value, Reply> {
+    let m = object(body)?;
+    let method = text_field(&m, "callMethod")?;
+    match method.as_str() {
+        "" | "cloud" => {}
+        "mobile" => {
+            return Err(Reply::error(
+                StatusCode::NOT_IMPLEMENTED,
+                "callMethod \"mobile\" needs work-phone devices, which are not built yet",
+            ))
+        }
+        _ => {
+            return Err(Reply::invalid(
+                "callMethod",
+                "must be \"cloud\" or \"mobile\"",
+            ))
+        }
+    }
+    let phone = text_field(&m, "customerPhone")?;
+    if phone.trim().is_empty() {
+        return Err(Reply::invalid("customerPhone", "is required"));
+    }
+    let reply = dialer_client(b)
+        .dial(request(
+            headers,
+            pb::DialRequest {
+                phone,
+                line_id: text_field(&m, "lineId")?,
+                customer_id: text_field(&m, "customerId")?,
+                customer_name: text_field(&m, "customerName")?,
+                order_id: text_field(&m, "orderId")?,
+            },
+        ))
+        .await
+        .map_err(|s| {
+            // Name the seed's fields, not the RPC's.
+            let msg = s
+                .message()
+                .replacen("phone:", "customerPhone:", 1)
+                .replacen("line_id:", "lineId:", 1)
+                .replacen("customer_id:", "customerId:", 1)
+                .replacen("customer_name:", "customerName:", 1)
+                .replacen("order_id:", "orderId:", 1);
+            Reply::from_status(&tonic::Status::new(s.code(), msg))
+        })?
+        .into_inner();
+    Ok(json!({
+        "success": true,
+        "callId": reply.call_id,
+        "message": format!("calling {} on line {}", reply.phone, reply.line_id),
+    }))
+}
+
+/// 挂断通话.
+async fn hangup(State(b): State<Backends>, headers: HeaderMap, body: Body) -> Reply {
+    bare(hangup_inner(&b, &headers, body).await)
+}
+
+async fn hangup_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Value, Reply> {
+    let m = object(body)?;
+    let call_id = text_field(&m, "callId")?;
+    if call_id.is_empty() {
+        return Err(Reply::invalid("callId", "is required"));
+    }
+    let r = dialer_client(b)
+        .hangup(request(headers, pb::HangupRequest { call_id }))
+        .await
+        .map_err(|s| {
+            let msg = s.message().replacen("call_id:", "callId:", 1);
+            Reply::from_status(&tonic::Status::new(s.code(), msg))
+        })?
+        .into_inner();
+    Ok(json!({
+        "success": true,
+        "message": if r.ended { "hung up" } else { "the call had already ended" },
+    }))
+}
+
 /// The seed's call states.
 fn seed_state(state: &str) -> &'static str {
     match state {
@@ -89,12 +199,36 @@ fn seed_state(state: &str) -> &'static str {
     }
 }
 
-/// 获取通话状态: where a call is, how long it has talked, when it started.
+/// 获取通话状态: where a call is, how long it has talked, when it started. A UUID is asked of
+/// the dialer (the call's own events: live); a record number of the record service.
 async fn call_status(
     State(b): State<Backends>,
     headers: HeaderMap,
     Path(call_id): Path<String>,
 ) -> Reply {
+    if uuid::Uuid::parse_str(&call_id).is_ok() {
+        let s = match dialer_client(&b)
+            .get_call_status(request(
+                &headers,
+                pb::GetCallStatusRequest {
+                    call_id: call_id.clone(),
+                },
+            ))
+            .await
+        {
+            Ok(s) => s.into_inner(),
+            Err(s) => return Reply::from_status(&s).in_envelope(Envelope::Bare),
+        };
+        let start = s.start_time.as_ref().and_then(waihu_events::from_timestamp);
+        return Reply::ok(json!({
+            "callId": s.call_id,
+            "status": s.status,
+            "duration": s.duration_seconds,
+            "startTime": start
+                .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(SecondsFormat::Secs, true))),
+        }))
+        .in_envelope(Envelope::Bare);
+    }
     let found = record_client(&b)
         .get_call_record(request(
             &headers,

@@ -111,6 +111,8 @@ pub struct GatewayConfig {
     pub task_addr: String,
     /// The record service (`[gateway] record_addr`, default `http://127.0.0.1:50054`).
     pub record_addr: String,
+    /// The dialer (`[gateway] dialer_addr`, default `http://127.0.0.1:50052`): click-to-dial.
+    pub dialer_addr: String,
     /// Token checking, as the services do it (`[auth]`): the gateway refuses a request without
     /// a valid token or the route's permission before looking at it.
     pub auth: waihu_auth::AuthConfig,
@@ -136,6 +138,7 @@ impl Default for Root {
 struct Section {
     task_addr: String,
     record_addr: String,
+    dialer_addr: String,
 }
 
 impl Default for Section {
@@ -143,6 +146,7 @@ impl Default for Section {
         Section {
             task_addr: "http://127.0.0.1:50051".into(),
             record_addr: "http://127.0.0.1:50054".into(),
+            dialer_addr: "http://127.0.0.1:50052".into(),
         }
     }
 }
@@ -158,6 +162,7 @@ impl GatewayConfig {
         for (key, v) in [
             ("gateway.task_addr", &s.task_addr),
             ("gateway.record_addr", &s.record_addr),
+            ("gateway.dialer_addr", &s.dialer_addr),
         ] {
             if tonic::transport::Endpoint::from_shared(v.clone()).is_err() {
                 return Err(ConfigError::invalid(key, format!("{v:?} is not a URL")));
@@ -167,6 +172,7 @@ impl GatewayConfig {
             http_addr: root.http_addr,
             task_addr: s.task_addr,
             record_addr: s.record_addr,
+            dialer_addr: s.dialer_addr,
             auth: layers.section("auth")?,
         })
     }
@@ -178,6 +184,7 @@ impl GatewayConfig {
 pub struct Backends {
     pub task: tonic::transport::Channel,
     pub record: tonic::transport::Channel,
+    pub dialer: tonic::transport::Channel,
     pub auth: waihu_auth::AuthLayer,
 }
 
@@ -192,6 +199,7 @@ impl Backends {
         Ok(Backends {
             task: lazy(&config.task_addr)?,
             record: lazy(&config.record_addr)?,
+            dialer: lazy(&config.dialer_addr)?,
             auth: waihu_auth::AuthLayer::from_config(&config.auth)?,
         })
     }

@@ -153,13 +153,19 @@ pub async fn start(
     let bus = Bus::connect(&c.bus()).await?;
     let lines = lines::Lines::new(pool.clone());
     let max = config.max_in_flight;
+    let playing = adapter::Playing::default();
     let handler = Arc::new(adapter::Dispatcher {
         bus: bus.clone(),
         sim: waihu_provider_sim::SimProvider {
             sim: config.simulator.clone(),
         },
+        playing: playing.clone(),
     });
     let mut workers = Workers::new();
+    let (hb, stop) = (bus.clone(), workers.stop_token());
+    workers.supervise("provider-hangups", move || {
+        adapter::hear_hangups(hb.clone(), playing.clone(), stop.clone())
+    });
     workers.spawn(
         lines
             .outbox

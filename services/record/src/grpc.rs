@@ -123,7 +123,7 @@ impl StatsService for RecordApi {
 #[derive(sqlx::FromRow)]
 struct Row {
     call_id: Uuid,
-    task_id: Uuid,
+    task_id: Option<Uuid>,
     contact_no: i32,
     started_at: DateTime<Utc>,
     phone: Option<String>,
@@ -157,7 +157,7 @@ impl Row {
         };
         pb::CallRecord {
             call_id: self.call_id.to_string(),
-            task_id: self.task_id.to_string(),
+            task_id: self.task_id.map(|t| t.to_string()).unwrap_or_default(),
             contact_no: self.contact_no as u32,
             phone: self.phone.clone().unwrap_or_default(),
             line_id: self.line_id.clone().unwrap_or_default(),

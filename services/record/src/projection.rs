@@ -160,7 +160,8 @@ pub fn counter_deltas(e: &RecordedEvent, out: &mut Vec<(Uuid, String, i64)>) {
 #[derive(Debug, Clone, Default)]
 pub struct CallRow {
     pub call_id: Uuid,
-    pub task_id: Uuid,
+    /// None for a click-to-dial call.
+    pub task_id: Option<Uuid>,
     pub tenant_id: String,
     pub contact_no: i32,
     /// The store position of the call's `CallRequested`: its number (seed 002's recordId).
@@ -198,8 +199,16 @@ pub fn fold_call(position: u64, e: &RecordedEvent, rows: &mut HashMap<Uuid, Call
         Event::CallReleased(r) => (&r.call_id, &r.task_id, r.contact_no),
         _ => return,
     };
-    let (Some(call_id), Some(task_id)) = (uuid(call), uuid(task)) else {
+    let Some(call_id) = uuid(call) else {
         return;
+    };
+    // No task: a click-to-dial call. A task id that is not one is not a call of ours.
+    let task_id = match task.as_str() {
+        "" => None,
+        t => match uuid(t) {
+            Some(t) => Some(t),
+            None => return,
+        },
     };
     let at = e.meta.occurred_at;
     let row = rows.entry(call_id).or_insert_with(|| CallRow {
