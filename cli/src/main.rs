@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod call;
 mod demo;
 mod display;
 mod dnc;
@@ -96,6 +97,9 @@ enum Command {
     /// The tenant's lines (trunks): create, change, switch off and on, list, status.
     #[command(subcommand)]
     Line(line::LineCommand),
+    /// Click-to-dial: one call now, outside any task; hang up; follow its state.
+    #[command(subcommand)]
+    Call(call::CallCommand),
     /// Do-not-call lists: the tenant's, or with --global the platform's.
     #[command(subcommand)]
     Dnc(dnc::DncCommand),
@@ -124,6 +128,7 @@ async fn main() -> ExitCode {
         Command::Webhook(c) => webhook::run(&cli, c).await,
         Command::Line(c) => line::run(&cli, c).await,
         Command::Dnc(c) => dnc::run(&cli, c).await,
+        Command::Call(c) => call::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),
     };
     match result {

@@ -308,15 +308,22 @@ async fn manual_calls_keep_the_rules_do_not_call_window_lines_and_input() {
     .await;
     assert!(e.message().contains("calling window"), "{e:?}");
     assert!(e.message().contains("opens at"), "{e:?}");
-    let placed = dialer
-        .dial(with_token(
-            "default",
-            &["lead:call:dial", "lead:call:dial:anytime"],
-            dial("13800000005", ""),
-        ))
-        .await
-        .expect("anytime")
-        .into_inner();
+    // (Once the dialer has followed the line's re-enabling.)
+    let placed = waihu_testkit::eventually(Duration::from_secs(30), "anytime dial", || {
+        let mut dialer = dialer.clone();
+        async move {
+            dialer
+                .dial(with_token(
+                    "default",
+                    &["lead:call:dial", "lead:call:dial:anytime"],
+                    dial("13800000005", ""),
+                ))
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        }
+    })
+    .await;
     wait_state(&cluster, &placed.call_id, "connected").await;
     // Without lead:call:dial at all: refused before it is looked at.
     let e = dialer
@@ -407,7 +414,13 @@ async fn seed_003_dial_and_hangup_over_http() {
             Some(&token),
         )
         .await;
-    assert_eq!(code, 501, "{v}");
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("callMethod") && m.contains("not built")),
+        "{v}"
+    );
 
     let (code, v) = calls
         .call_raw(

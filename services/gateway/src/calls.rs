@@ -3,7 +3,7 @@
 //! status.
 //!
 //! Built: `POST /dial` and `POST /hangup` (the dialer's click-to-dial, `DialerService.Dial` and
-//! `Hangup`; `callMethod: "mobile"` needs work-phone devices and answers 501) and
+//! `Hangup`; `callMethod: "mobile"` needs work-phone devices and answers 422 saying so) and
 //! `GET /{callId}/status` (a call by its UUID or record number). Not built yet, and answering
 //! 501 after the token and permission checks: line management here (lines are managed through
 //! `ProviderService`, whose string ids the seed's numeric ones do not fit yet) and work-phone
@@ -116,10 +116,12 @@ async fn dial_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Val
     let method = text_field(&m, "callMethod")?;
     match method.as_str() {
         "" | "cloud" => {}
+        // A value this deployment cannot take (422, not a server error): the work phones
+        // it needs are not built yet.
         "mobile" => {
-            return Err(Reply::error(
-                StatusCode::NOT_IMPLEMENTED,
-                "callMethod \"mobile\" needs work-phone devices, which are not built yet",
+            return Err(Reply::invalid(
+                "callMethod",
+                "\"mobile\" needs work-phone devices, which are not built yet; use \"cloud\"",
             ))
         }
         _ => {
