@@ -52,7 +52,8 @@ pub enum CallError {
 /// A call the dialer placed whose request is not on the bus yet (still in its outbox): what
 /// the dialer itself knows of it.
 async fn placed(db: &Db, tenant: &str, call: Uuid) -> Result<Option<Seen>, CallError> {
-    let row: Option<(String, String, DateTime<Utc>, Option<Uuid>, i32)> = sqlx::query_as(
+    type Row = (String, String, DateTime<Utc>, Option<Uuid>, i32);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT phone, line_id, requested_at, NULL::uuid, 0 FROM dialer_manual_calls
          WHERE call_id = $1 AND tenant_id = $2
          UNION ALL
@@ -106,10 +107,8 @@ async fn read(bus: &Bus, call: Uuid, tenant: &str) -> Result<Seen, CallError> {
             }
             Event::CallRinging(_) => seen.ringing = true,
             Event::CallAnswered(_) => seen.answered = Some(at),
-            Event::CallReleased(r) => {
-                if seen.released.is_none() {
-                    seen.released = Some((at, r.clone()));
-                }
+            Event::CallReleased(r) if seen.released.is_none() => {
+                seen.released = Some((at, r.clone()));
             }
             _ => {}
         }
@@ -196,7 +195,7 @@ pub async fn hang_up(
                 call_id: call.to_string(),
                 task_id: s.task.map(|t| t.to_string()).unwrap_or_default(),
                 contact_no: s.contact_no,
-                cause: Some(hangup::cause(16, &format!("waihu:hangup by {actor}"))),
+                cause: Some(hangup::cause(16, format!("waihu:hangup by {actor}"))),
                 answered: s.answered.is_some(),
                 ring_ms: 0,
                 talk_ms,
