@@ -98,6 +98,10 @@ async fn a_manual_call_rings_connects_and_hangs_up_and_its_line_is_freed() {
     assert_eq!(connected.task_id, "", "a manual call has no task");
     assert_eq!(connected.customer_id, "c-42");
     assert_eq!(connected.order_id, "o-7");
+    assert_eq!(
+        connected.caller_number, "+862161234567",
+        "the line's caller number"
+    );
     assert!(connected.start_time.is_some() && connected.answered_at.is_some());
     assert_eq!(in_flight(&cluster, "sim-1").await, 1);
 

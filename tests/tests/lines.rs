@@ -307,6 +307,42 @@ async fn calls_go_out_from_the_nearest_caller_number_and_city_limits_hold() {
             assert_eq!(*state, 0, "{phone} waits for a line in its city");
         }
     }
+    // Each call carries the number its callee saw: its line's caller number (read once the
+    // store has every request).
+    let requests = waihu_testkit::eventually(Duration::from_secs(30), "16 requests stored", || {
+        let (c, t) = (&cluster, t.clone());
+        async move {
+            let mut stream = c
+                .records()
+                .await
+                .export_events(pb::ExportEventsRequest {
+                    task_id: t,
+                    event_types: vec!["CallRequested".into()],
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            let mut out = Vec::new();
+            while let Some(e) = stream.next().await {
+                let env = e.ok()?.envelope?;
+                let e = waihu_events::RecordedEvent::from_envelope(env).expect("decodes");
+                if let waihu_events::Event::CallRequested(r) = e.event {
+                    out.push(r);
+                }
+            }
+            (out.len() >= 16).then_some(out)
+        }
+    })
+    .await;
+    for r in &requests {
+        let want = match r.line_id.as_str() {
+            "shanghai" => "+862161230000",
+            "beijing" => "+861081230000",
+            other => panic!("call on {other}"),
+        };
+        assert_eq!(r.caller_number, want, "{}", r.phone);
+    }
     let task = tasks
         .get_task(pb::TaskRef { task_id: t.clone() })
         .await

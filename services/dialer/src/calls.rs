@@ -29,6 +29,7 @@ struct Seen {
     line_id: String,
     customer_id: String,
     order_id: String,
+    caller_number: String,
     requested: Option<DateTime<Utc>>,
     ringing: bool,
     answered: Option<DateTime<Utc>>,
@@ -104,6 +105,7 @@ async fn read(bus: &Bus, call: Uuid, tenant: &str) -> Result<Seen, CallError> {
                 seen.line_id = r.line_id.clone();
                 seen.customer_id = r.customer_id.clone();
                 seen.order_id = r.order_id.clone();
+                seen.caller_number = r.caller_number.clone();
             }
             Event::CallRinging(_) => seen.ringing = true,
             Event::CallAnswered(_) => seen.answered = Some(at),
@@ -153,6 +155,7 @@ pub async fn status(
         cause_name: cause.map(|c| c.name).unwrap_or_default(),
         customer_id: s.customer_id,
         order_id: s.order_id,
+        caller_number: s.caller_number,
     })
 }
 

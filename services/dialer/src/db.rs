@@ -309,6 +309,7 @@ pub(crate) struct LineRow {
     pub(crate) province: String,
     pub(crate) city: String,
     pub(crate) enabled: bool,
+    pub(crate) caller_number: String,
 }
 
 impl LineRow {
@@ -1036,7 +1037,7 @@ impl Db {
             .await?;
         let rows: Vec<LineRow> = sqlx::query_as(
             "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
-                    time_zone, day, day_calls, province, city, enabled
+                    time_zone, day, day_calls, province, city, enabled, caller_number
              FROM dialer_lines WHERE known AND enabled ORDER BY tenant_id, line_id",
         )
         .fetch_all(&mut *tx)
@@ -1044,7 +1045,13 @@ impl Db {
         // Per line: what its pace and day were, to move them on by what the round places.
         let mut paces: Paces = HashMap::with_capacity(rows.len());
         let mut slots: Vec<LineSlots> = Vec::with_capacity(rows.len());
+        // Per (tenant, line): the number its callees see.
+        let mut callers: HashMap<(String, String), String> = HashMap::with_capacity(rows.len());
         for r in rows {
+            callers.insert(
+                (r.tenant_id.clone(), r.line_id.clone()),
+                r.caller_number.clone(),
+            );
             let (free, today, _) = r.free(now, burst);
             paces.insert(
                 (r.tenant_id.clone(), r.line_id.clone()),
@@ -1334,6 +1341,10 @@ impl Db {
                 .with_deterministic_id(&format!("call/{call}/requested"))
                 .with_task(d.task_id);
             u_phone.push(d.phone.clone());
+            let caller_number = callers
+                .get(&(d.tenant_id.clone(), d.line_id.clone()))
+                .cloned()
+                .unwrap_or_default();
             let e = Event::CallRequested(pb::CallRequested {
                 call_id: call.to_string(),
                 task_id: d.task_id.to_string(),
@@ -1341,6 +1352,7 @@ impl Db {
                 phone: d.phone,
                 line_id: d.line_id.clone(),
                 attempt: d.attempt,
+                caller_number,
                 ..Default::default()
             });
             // A new call's subject must be empty.

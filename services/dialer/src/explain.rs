@@ -222,7 +222,7 @@ impl Db {
         let wanted = caller_lines(&r.caller_line);
         let lines: Vec<LineRow> = sqlx::query_as(
             "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
-                    time_zone, day, day_calls, province, city, enabled
+                    time_zone, day, day_calls, province, city, enabled, caller_number
              FROM dialer_lines WHERE tenant_id = $1 AND known AND enabled ORDER BY line_id",
         )
         .bind(&r.tenant_id)

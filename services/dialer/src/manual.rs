@@ -136,7 +136,7 @@ impl Db {
         }
         let rows: Vec<LineRow> = sqlx::query_as(
             "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
-                    time_zone, day, day_calls, province, city, enabled
+                    time_zone, day, day_calls, province, city, enabled, caller_number
              FROM dialer_lines WHERE tenant_id = $1 AND known ORDER BY line_id FOR UPDATE",
         )
         .bind(d.tenant)
@@ -202,6 +202,11 @@ impl Db {
             )));
         };
         let call = Uuid::now_v7();
+        let caller_number = rows
+            .iter()
+            .find(|r| r.line_id == dial.line_id)
+            .map(|r| r.caller_number.clone())
+            .unwrap_or_default();
         sqlx::query(
             "INSERT INTO dialer_manual_calls (call_id, tenant_id, phone, line_id, state, requested_at)
              VALUES ($1, $2, $3, $4, 1, now())",
@@ -227,6 +232,7 @@ impl Db {
             customer_name: d.customer_name.to_string(),
             order_id: d.order_id.to_string(),
             requested_by: d.requested_by.to_string(),
+            caller_number,
             ..Default::default()
         });
         self.outbox
