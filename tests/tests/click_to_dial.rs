@@ -453,6 +453,42 @@ async fn seed_003_dial_and_hangup_over_http() {
         .call_raw("POST", "/hangup", Some(r#"{"callId":"x"}"#), Some(&token))
         .await;
     assert_eq!(code, 422, "{v}");
+
+    // Seed 002's call records list the manual call, with no task, and show its detail.
+    let lead = HttpApi::new(format!("http://{}/api/v1/lead-generation", gateway.addr));
+    let reader = waihu_e2e::token(
+        "default",
+        "crm",
+        &["lead:call:record:list", "lead:call:record:view"],
+    );
+    let record = waihu_testkit::eventually(Duration::from_secs(30), "the record", || {
+        let (lead, reader) = (&lead, &reader);
+        async move {
+            let (code, v) = lead
+                .call(
+                    "GET",
+                    "/call-records?phoneNumber=13800000021",
+                    None,
+                    Some(reader),
+                )
+                .await;
+            assert_eq!(code, 200, "{v}");
+            let r = v["data"]["records"].as_array()?.first()?.clone();
+            (!r["endTime"].is_null()).then_some(r)
+        }
+    })
+    .await;
+    assert!(record["taskId"].is_null(), "{record}");
+    let (code, v) = lead
+        .call(
+            "GET",
+            &format!("/call-records/{}", record["recordId"]),
+            None,
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["data"]["taskId"].is_null(), "{v}");
     stop.cancel();
     cluster.shutdown().await;
 }

@@ -61,7 +61,7 @@ async fn placed(db: &Db, tenant: &str, call: Uuid) -> Result<Option<Seen>, CallE
          SELECT c.phone, coalesce(c.line_id, ''), coalesce(c.dialed_at, now()), c.task_id,
                 c.contact_no
          FROM dialer_contacts c JOIN dialer_tasks t USING (task_id)
-         WHERE c.active_call_id = $1 AND t.tenant_id = $2",
+         WHERE c.active_call_id = $1 AND c.state = 1 AND t.tenant_id = $2",
     )
     .bind(call)
     .bind(tenant)

@@ -15,6 +15,9 @@ pub struct DialerApi {
     pub db: Db,
     /// Calls' own subjects: their live state, and where hang-ups go.
     pub bus: waihu_bus::Bus,
+    /// Manual dials in progress on this replica at most (each waits for the dial round's
+    /// lock holding a database connection: a burst must not take the pool from the dialer).
+    pub dial_gate: std::sync::Arc<tokio::sync::Semaphore>,
     /// The rules the dial loop applies (ExplainContact applies them alike).
     pub rules: RoundRules,
 }
@@ -182,6 +185,11 @@ impl DialerService for DialerApi {
         text("customer_id", &r.customer_id, 128)?;
         text("customer_name", &r.customer_name, 128)?;
         text("order_id", &r.order_id, 128)?;
+        let _permit = self
+            .dial_gate
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("the dialer is stopping"))?;
         let placed = self
             .db
             .dial_manual(

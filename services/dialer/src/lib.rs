@@ -350,6 +350,9 @@ async fn lead(
     Ok(())
 }
 
+/// Manual dials one replica works on at once (the rest queue in memory, not on connections).
+const MANUAL_DIALS_AT_ONCE: usize = 2;
+
 /// The PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "dialer";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -366,6 +369,7 @@ pub async fn start(
     let api = grpc::DialerApi {
         db: db.clone(),
         bus: bus.clone(),
+        dial_gate: Arc::new(tokio::sync::Semaphore::new(MANUAL_DIALS_AT_ONCE)),
         rules: config.rules(),
     };
     let mut workers = Workers::new();

@@ -137,7 +137,7 @@ impl Db {
         let rows: Vec<LineRow> = sqlx::query_as(
             "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
                     time_zone, day, day_calls, province, city, enabled, caller_number
-             FROM dialer_lines WHERE tenant_id = $1 AND known ORDER BY line_id FOR UPDATE",
+             FROM dialer_lines WHERE tenant_id = $1 AND known ORDER BY line_id",
         )
         .bind(d.tenant)
         .fetch_all(&mut *tx)

@@ -605,7 +605,8 @@ async fn cancel_task(
 }
 
 /// A call record in the seed's shape; `task_numbers` maps task UUIDs to numbers.
-fn record_json(r: &pb::CallRecord, task_number: u64) -> Value {
+/// A call record in the seed's shape; `taskId` is null for a click-to-dial call (no task).
+fn record_json(r: &pb::CallRecord, task_number: Option<u64>) -> Value {
     json!({
         "recordId": r.number,
         "taskId": task_number,
@@ -620,7 +621,7 @@ fn record_json(r: &pb::CallRecord, task_number: u64) -> Value {
     })
 }
 
-/// The numbers of the tasks `records` belong to.
+/// The numbers of the tasks `records` belong to (click-to-dial calls belong to none).
 async fn task_numbers(
     b: &Backends,
     headers: &HeaderMap,
@@ -629,7 +630,7 @@ async fn task_numbers(
     let mut out = HashMap::new();
     let mut tasks = task_client(b);
     for r in records {
-        if out.contains_key(&r.task_id) {
+        if r.task_id.is_empty() || out.contains_key(&r.task_id) {
             continue;
         }
         let t = tasks
@@ -704,7 +705,7 @@ async fn list_records(
     let records = listed
         .records
         .iter()
-        .map(|r| record_json(r, numbers.get(&r.task_id).copied().unwrap_or(0)))
+        .map(|r| record_json(r, numbers.get(&r.task_id).copied()))
         .collect();
     Ok(Reply::ok(page(records, listed.total, size, current)))
 }
@@ -733,10 +734,7 @@ async fn record_detail(
 ) -> Result<Reply> {
     let r = fetch_record(&b, &headers, &record_id).await?;
     let numbers = task_numbers(&b, &headers, std::slice::from_ref(&r)).await?;
-    Ok(Reply::ok(record_json(
-        &r,
-        numbers.get(&r.task_id).copied().unwrap_or(0),
-    )))
+    Ok(Reply::ok(record_json(&r, numbers.get(&r.task_id).copied())))
 }
 
 /// 2.6 A call's recording: recordings are not built yet.

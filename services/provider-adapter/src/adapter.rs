@@ -4,8 +4,9 @@
 //!
 //! Hang-ups: `DialerService.Hangup` records the call's release itself and says so on
 //! `<prefix>.ctl.hangup.<call>`; every adapter hears it, and the one playing the call has its
-//! provider drop it at once. One that misses the word stops at the call's next report, which
-//! the recorded release refuses.
+//! provider drop it at once (one that has the request queued remembers the word for ten
+//! minutes and starts the call hung up). One that misses the word (down, reconnecting) stops
+//! at the call's next report, which the recorded release refuses.
 
 use std::{
     collections::HashMap,
@@ -19,35 +20,65 @@ use waihu_bus::{Bus, Delivery, HandlerError, MessageHandler};
 use waihu_provider_core::{CallLedger, Provider};
 use waihu_provider_sim::SimProvider;
 
+/// Hang-ups heard for calls this adapter was not playing (yet): a call whose request is still
+/// queued here starts already hung up. Kept for [`EARLY_TTL`], at most [`EARLY_MAX`].
+const EARLY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+const EARLY_MAX: usize = 10_000;
+
+#[derive(Default)]
+struct Registry {
+    /// Call → (generation, token): a redelivery playing the same call gets its own entry, and
+    /// only the attempt that made an entry removes it.
+    playing: HashMap<Uuid, (u64, CancellationToken)>,
+    next: u64,
+    early: HashMap<Uuid, std::time::Instant>,
+}
+
 /// The calls this adapter is playing, by call id: what hangs each up.
 #[derive(Clone, Default)]
-pub struct Playing(Arc<Mutex<HashMap<Uuid, CancellationToken>>>);
+pub struct Playing(Arc<Mutex<Registry>>);
 
 impl Playing {
-    fn start(&self, call: Uuid) -> CancellationToken {
-        let token = CancellationToken::new();
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(call, token.clone());
-        token
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn end(&self, call: Uuid) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&call);
+    /// Registers an attempt at `call`: its generation and token (already cancelled when a
+    /// hang-up for it came first).
+    fn start(&self, call: Uuid) -> (u64, CancellationToken) {
+        let mut r = self.lock();
+        let token = CancellationToken::new();
+        if r.early.remove(&call).is_some() {
+            token.cancel();
+        }
+        r.next += 1;
+        let generation = r.next;
+        r.playing.insert(call, (generation, token.clone()));
+        (generation, token)
+    }
+
+    /// Ends the attempt `generation` at `call` (a later attempt's entry stays).
+    fn end(&self, call: Uuid, generation: u64) {
+        let mut r = self.lock();
+        if r.playing.get(&call).is_some_and(|(g, _)| *g == generation) {
+            r.playing.remove(&call);
+        }
     }
 
     fn hang_up(&self, call: Uuid) -> bool {
-        match self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&call) {
-            Some(t) => {
-                t.cancel();
-                true
-            }
-            None => false,
+        let mut r = self.lock();
+        if let Some((_, t)) = r.playing.get(&call) {
+            t.cancel();
+            return true;
         }
+        let now = std::time::Instant::now();
+        if r.early.len() >= EARLY_MAX {
+            r.early.retain(|_, at| now.duration_since(*at) < EARLY_TTL);
+        }
+        if r.early.len() < EARLY_MAX {
+            r.early.insert(call, now);
+        }
+        false
     }
 }
 
@@ -71,9 +102,10 @@ impl MessageHandler for Dispatcher {
         );
         let ledger = CallLedger::open(&self.bus, &d).await?;
         let call = ledger.call_id();
-        let mut ledger = ledger.with_hangup(self.playing.start(call));
+        let (generation, hangup) = self.playing.start(call);
+        let mut ledger = ledger.with_hangup(hangup);
         let done = self.sim.place(req, &mut ledger).await;
-        self.playing.end(call);
+        self.playing.end(call, generation);
         done
     }
 }
@@ -106,5 +138,30 @@ pub async fn hear_hangups(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hang_up_reaches_the_attempt_playing_and_one_heard_first_waits_for_it() {
+        let p = Playing::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (gen1, first) = p.start(a);
+        // A redelivery of the same call while the first attempt is still winding down.
+        let (gen2, second) = p.start(a);
+        p.end(a, gen1);
+        assert!(p.hang_up(a), "the second attempt is still registered");
+        assert!(second.is_cancelled());
+        assert!(!first.is_cancelled());
+        p.end(a, gen2);
+        // Heard before the call started here: it starts hung up, once.
+        assert!(!p.hang_up(b));
+        let (_, t) = p.start(b);
+        assert!(t.is_cancelled());
+        let (_, again) = p.start(b);
+        assert!(!again.is_cancelled());
     }
 }
