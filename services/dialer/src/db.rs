@@ -313,6 +313,30 @@ pub(crate) struct LineRow {
 }
 
 impl LineRow {
+    /// The line as a round plans on it (its free slots now), with its pace and day noted in
+    /// `paces` so the round can move them on; and which limit binds when nothing is free.
+    pub(crate) fn slots(
+        &self,
+        now: DateTime<Utc>,
+        burst: std::time::Duration,
+        paces: &mut Paces,
+    ) -> (LineSlots, &'static str) {
+        let (free, today, why) = self.free(now, burst);
+        paces.insert(
+            (self.tenant_id.clone(), self.line_id.clone()),
+            (self.cps, self.pace_at, today),
+        );
+        let slots = LineSlots {
+            tenant_id: self.tenant_id.clone(),
+            id: self.line_id.clone(),
+            free,
+            province: self.province.clone(),
+            city: self.city.clone(),
+            caller_number: self.caller_number.clone(),
+        };
+        (slots, why)
+    }
+
     /// The calls the line may start now (what its concurrency, daily cap and pace leave), its
     /// local date, and which of the three binds when none is left.
     pub(crate) fn free(
@@ -1030,11 +1054,8 @@ impl Db {
         let (burst, default_window) = (rules.burst, &rules.default_window);
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        // Manual dials count the same lines (crate::manual).
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(crate::manual::LINES_LOCK)
-            .execute(&mut *tx)
-            .await?;
+        // Manual dials count the same lines.
+        crate::manual::lock_lines(&mut tx).await?;
         let rows: Vec<LineRow> = sqlx::query_as(
             "SELECT tenant_id, line_id, in_flight, max_concurrent, cps, pace_at, daily_cap,
                     time_zone, day, day_calls, province, city, enabled, caller_number
@@ -1044,27 +1065,10 @@ impl Db {
         .await?;
         // Per line: what its pace and day were, to move them on by what the round places.
         let mut paces: Paces = HashMap::with_capacity(rows.len());
-        let mut slots: Vec<LineSlots> = Vec::with_capacity(rows.len());
-        // Per (tenant, line): the number its callees see.
-        let mut callers: HashMap<(String, String), String> = HashMap::with_capacity(rows.len());
-        for r in rows {
-            callers.insert(
-                (r.tenant_id.clone(), r.line_id.clone()),
-                r.caller_number.clone(),
-            );
-            let (free, today, _) = r.free(now, burst);
-            paces.insert(
-                (r.tenant_id.clone(), r.line_id.clone()),
-                (r.cps, r.pace_at, today),
-            );
-            slots.push(LineSlots {
-                tenant_id: r.tenant_id,
-                id: r.line_id,
-                free,
-                province: r.province,
-                city: r.city,
-            });
-        }
+        let mut slots: Vec<LineSlots> = rows
+            .iter()
+            .map(|r| r.slots(now, burst, &mut paces).0)
+            .collect();
         let total = |slots: &[LineSlots]| slots.iter().map(|l| l.free).sum::<u32>();
         if total(&slots) == 0 {
             return Ok(0);
@@ -1341,10 +1345,6 @@ impl Db {
                 .with_deterministic_id(&format!("call/{call}/requested"))
                 .with_task(d.task_id);
             u_phone.push(d.phone.clone());
-            let caller_number = callers
-                .get(&(d.tenant_id.clone(), d.line_id.clone()))
-                .cloned()
-                .unwrap_or_default();
             let e = Event::CallRequested(pb::CallRequested {
                 call_id: call.to_string(),
                 task_id: d.task_id.to_string(),
@@ -1352,7 +1352,7 @@ impl Db {
                 phone: d.phone,
                 line_id: d.line_id.clone(),
                 attempt: d.attempt,
-                caller_number,
+                caller_number: d.caller_number,
                 ..Default::default()
             });
             // A new call's subject must be empty.

@@ -2,8 +2,8 @@
 //! (do-not-call, the tenant's limits, line slots, daily caps and pace, the calling window).
 //! A manual call is a row of `dialer_manual_calls` holding its line slot until the call is
 //! released, committed with its `CallRequested` (outbox) like a round's calls; dial rounds and
-//! manual dials take one transaction lock, so neither can overfill a line the other just
-//! counted.
+//! manual dials take one transaction lock ([`lock_lines`]) before they read the counts, so
+//! neither can overfill a line the other just counted.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -15,11 +15,21 @@ use crate::{
         add_tenant_usage, count_number_days, line_zone, tenant_limits, Db, DialerError, LineRow,
         Paces, RoundRules,
     },
-    planner::{plan_task, tenant_allowance, DueContact, DueTask, LineSlots},
+    planner::{plan_task, tenant_allowance, DueContact, DueTask},
 };
 
 /// The transaction lock dial rounds and manual dials share (`pg_advisory_xact_lock`).
-pub(crate) const LINES_LOCK: i64 = 0x7761_6968_754c_4e53;
+const LINES_LOCK: i64 = 0x7761_6968_754c_4e53;
+
+/// Takes the lines' transaction lock: until `tx` ends, no other round or manual dial counts
+/// free slots.
+pub(crate) async fn lock_lines(tx: &mut waihu_store::Tx<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LINES_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
 
 /// A manual call to place, checked.
 pub struct ManualDial<'a> {
@@ -73,10 +83,6 @@ impl Db {
     ) -> Result<Placed, Refused> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(LINES_LOCK)
-            .execute(&mut *tx)
-            .await?;
         if !crate::dnc::listed_many(&mut tx, &[d.tenant], &[d.phone])
             .await?
             .is_empty()
@@ -86,22 +92,24 @@ impl Db {
                 d.phone
             )));
         }
-        let tenant_zone: Option<String> =
-            sqlx::query_scalar("SELECT time_zone FROM dialer_tenants WHERE tenant_id = $1")
-                .bind(d.tenant)
-                .fetch_optional(&mut *tx)
-                .await?;
         if !d.anytime {
             // The callee's clock where the number tells it, else the tenant's.
-            let zone = waihu_telephony::tzmap::zone_of(d.phone)
-                .map(line_zone)
-                .unwrap_or_else(|| {
+            let zone = match waihu_telephony::tzmap::zone_of(d.phone) {
+                Some(z) => line_zone(z),
+                None => {
+                    let tenant_zone: Option<String> = sqlx::query_scalar(
+                        "SELECT time_zone FROM dialer_tenants WHERE tenant_id = $1",
+                    )
+                    .bind(d.tenant)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     line_zone(
                         tenant_zone
                             .as_deref()
                             .unwrap_or(waihu_telephony::zone::DEFAULT),
                     )
-                });
+                }
+            };
             let window = &rules.default_window;
             if !window.is_open(now, zone) {
                 let opens = window
@@ -115,6 +123,8 @@ impl Db {
                 )));
             }
         }
+        // From here on the counts must not move under us: the tenant's calls out, the lines'.
+        lock_lines(&mut tx).await?;
         if let Some(limits) = tenant_limits(&mut tx, d.tenant).await? {
             // Entitlements limit every call; whether automatic dialing is on does not concern
             // a person's own call.
@@ -168,21 +178,11 @@ impl Db {
             if !d.line_id.is_empty() && r.line_id != d.line_id {
                 continue;
             }
-            let (free, today, why) = r.free(now, rules.burst);
-            if free == 0 {
+            let (slot, why) = r.slots(now, rules.burst, &mut paces);
+            if slot.free == 0 {
                 full.push(format!("line {}: {why}", r.line_id));
             }
-            paces.insert(
-                (r.tenant_id.clone(), r.line_id.clone()),
-                (r.cps, r.pace_at, today),
-            );
-            slots.push(LineSlots {
-                tenant_id: r.tenant_id.clone(),
-                id: r.line_id.clone(),
-                free,
-                province: r.province.clone(),
-                city: r.city.clone(),
-            });
+            slots.push(slot);
         }
         let task = DueTask {
             task_id: Uuid::nil(),
@@ -202,11 +202,6 @@ impl Db {
             )));
         };
         let call = Uuid::now_v7();
-        let caller_number = rows
-            .iter()
-            .find(|r| r.line_id == dial.line_id)
-            .map(|r| r.caller_number.clone())
-            .unwrap_or_default();
         sqlx::query(
             "INSERT INTO dialer_manual_calls (call_id, tenant_id, phone, line_id, state, requested_at)
              VALUES ($1, $2, $3, $4, 1, now())",
@@ -232,7 +227,7 @@ impl Db {
             customer_name: d.customer_name.to_string(),
             order_id: d.order_id.to_string(),
             requested_by: d.requested_by.to_string(),
-            caller_number,
+            caller_number: dial.caller_number.clone(),
             ..Default::default()
         });
         self.outbox

@@ -19,6 +19,8 @@ pub struct LineSlots {
     /// The caller number's province and city ("" when unknown).
     pub province: String,
     pub city: String,
+    /// The number its callees see.
+    pub caller_number: String,
 }
 
 /// How many calls a line paced at `cps` calls a second (0 = no limit) may start at `now`,
@@ -125,6 +127,8 @@ pub struct Dial {
     pub contact_no: i32,
     pub phone: String,
     pub line_id: String,
+    /// The line's caller number (what the callee sees).
+    pub caller_number: String,
     /// 1 for the first call to the contact.
     pub attempt: u32,
 }
@@ -195,6 +199,7 @@ pub fn plan_task(lines: &mut [LineSlots], task: &DueTask) -> TaskPlan {
             contact_no: c.contact_no,
             phone: c.phone.clone(),
             line_id: line.id.clone(),
+            caller_number: line.caller_number.clone(),
             attempt: c.attempts.max(0) as u32 + 1,
         });
     }
@@ -308,6 +313,7 @@ mod tests {
             free,
             province: String::new(),
             city: String::new(),
+            caller_number: String::new(),
         }
     }
 
