@@ -41,6 +41,19 @@ impl ApiError {
     }
 }
 
+/// A one-line text field (a name, an id, a reason): INVALID_ARGUMENT naming `field` when it is
+/// longer than `max` characters or holds a control character (NUL cannot be stored; line
+/// breaks do not belong in it).
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {max} characters, no control characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// A required UUID field: INVALID_ARGUMENT naming `field` when empty or malformed.
 pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
     if s.is_empty() {

@@ -10,8 +10,8 @@ pub mod telemetry;
 mod tenant;
 
 pub use api::{
-    page_token, parse_id_or_number, parse_optional_uuid, parse_time, parse_uuid, ApiError,
-    IdOrNumber,
+    check_text, page_token, parse_id_or_number, parse_optional_uuid, parse_time, parse_uuid,
+    ApiError, IdOrNumber,
 };
 pub use config::{CommonConfig, ConfigError};
 pub use health::{supervise, Health};

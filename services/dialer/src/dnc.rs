@@ -40,12 +40,7 @@ pub fn check(req: &pb::DoNotCallRequest) -> Result<Checked, ApiError> {
             format!("at most {MAX_PHONES} a request (import larger lists in chunks)"),
         ));
     }
-    if req.reason.chars().count() > MAX_REASON || req.reason.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "reason",
-            format!("at most {MAX_REASON} characters, no control characters"),
-        ));
-    }
+    waihu_runtime::check_text("reason", &req.reason, MAX_REASON)?;
     let mut out = Checked {
         phones: Vec::with_capacity(req.phones.len()),
         rejected: Vec::new(),

@@ -40,17 +40,6 @@ fn call_status(e: CallError) -> Status {
     }
 }
 
-/// A free-text field a manual call keeps: at most `max` characters, no control characters.
-fn text(field: &str, v: &str, max: usize) -> Result<(), Status> {
-    if v.chars().count() > max {
-        return Err(ApiError::invalid(field, format!("at most {max} characters")).into());
-    }
-    if v.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "must not hold control characters").into());
-    }
-    Ok(())
-}
-
 impl DialerApi {
     async fn change(
         &self,
@@ -182,9 +171,13 @@ impl DialerService for DialerApi {
             )
             .into());
         }
-        text("customer_id", &r.customer_id, 128)?;
-        text("customer_name", &r.customer_name, 128)?;
-        text("order_id", &r.order_id, 128)?;
+        for (field, value) in [
+            ("customer_id", &r.customer_id),
+            ("customer_name", &r.customer_name),
+            ("order_id", &r.order_id),
+        ] {
+            waihu_runtime::check_text(field, value, 128)?;
+        }
         let _permit = self
             .dial_gate
             .acquire()

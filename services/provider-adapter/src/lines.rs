@@ -47,12 +47,7 @@ fn check_line_id(field: &str, id: &str) -> Result<(), ApiError> {
 pub fn check(line: &pb::Line) -> Result<pb::Line, ApiError> {
     check_line_id("line.line_id", &line.line_id)?;
     let name = line.name.trim();
-    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "line.name",
-            format!("at most {MAX_NAME} characters, no control characters"),
-        ));
-    }
+    waihu_runtime::check_text("line.name", name, MAX_NAME)?;
     if !PROVIDERS.contains(&line.provider.as_str()) {
         return Err(ApiError::invalid(
             "line.provider",
