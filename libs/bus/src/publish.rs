@@ -7,6 +7,13 @@ use waihu_events::{RecordedEvent, HEADER_EVENT_TYPE};
 
 use crate::{Bus, BusError};
 
+/// Which message of a subject to read.
+enum At {
+    Last,
+    /// The first at or after this stream sequence.
+    From(u64),
+}
+
 /// Optimistic concurrency for one publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -100,7 +107,12 @@ impl Bus {
         out
     }
 
-    async fn last_raw(&self, subject: &str) -> Result<Option<StreamMessage>, BusError> {
+    /// The message on `subject` at `at` in the events stream (None when there is none).
+    async fn raw_on_subject(
+        &self,
+        subject: &str,
+        at: At,
+    ) -> Result<Option<StreamMessage>, BusError> {
         let read_error = |e: String| BusError::Read {
             subject: subject.into(),
             reason: e,
@@ -110,11 +122,20 @@ impl Bus {
             .get_stream_no_info(&self.events_stream)
             .await
             .map_err(|e| read_error(e.to_string()))?;
-        match stream.get_last_raw_message_by_subject(subject).await {
+        let request = stream.raw_message_builder();
+        let request = match at {
+            At::Last => request.last_by_subject(subject),
+            At::From(seq) => request.sequence(seq).next_by_subject(subject),
+        };
+        match request.send().await {
             Ok(m) => Ok(Some(m)),
             Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
             Err(e) => Err(read_error(e.to_string())),
         }
+    }
+
+    async fn last_raw(&self, subject: &str) -> Result<Option<StreamMessage>, BusError> {
+        self.raw_on_subject(subject, At::Last).await
     }
 
     /// The last message on a subject: its stream sequence and event id (`Nats-Msg-Id`).
@@ -147,32 +168,14 @@ impl Bus {
         subject: &str,
         max: usize,
     ) -> Result<Vec<(u64, Result<RecordedEvent, waihu_events::DecodeError>)>, BusError> {
-        let read_error = |e: String| BusError::Read {
-            subject: subject.into(),
-            reason: e,
-        };
-        let stream = self
-            .js
-            .get_stream_no_info(&self.events_stream)
-            .await
-            .map_err(|e| read_error(e.to_string()))?;
         let mut out = Vec::new();
         let mut from = 1;
         while out.len() < max {
-            match stream
-                .raw_message_builder()
-                .sequence(from)
-                .next_by_subject(subject)
-                .send()
-                .await
-            {
-                Ok(m) => {
-                    from = m.sequence + 1;
-                    out.push((m.sequence, RecordedEvent::decode(&m.payload)));
-                }
-                Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => break,
-                Err(e) => return Err(read_error(e.to_string())),
-            }
+            let Some(m) = self.raw_on_subject(subject, At::From(from)).await? else {
+                break;
+            };
+            from = m.sequence + 1;
+            out.push((m.sequence, RecordedEvent::decode(&m.payload)));
         }
         Ok(out)
     }

@@ -102,6 +102,21 @@ fn text_field(m: &serde_json::Map<String, Value>, field: &str) -> Result<String,
     }
 }
 
+/// A backend's refusal, its message naming the seed's field where it names the RPC's
+/// (`phone: ...` becomes `customerPhone: ...`).
+fn seed_fields(s: &tonic::Status, names: &[(&str, &str)]) -> Reply {
+    let msg = s.message();
+    let renamed = names.iter().find_map(|(ours, seed)| {
+        msg.strip_prefix(ours)
+            .filter(|rest| rest.starts_with(':'))
+            .map(|rest| format!("{seed}{rest}"))
+    });
+    Reply::from_status(&tonic::Status::new(
+        s.code(),
+        renamed.unwrap_or_else(|| msg.to_string()),
+    ))
+}
+
 fn bare(r: Result<Value, Reply>) -> Reply {
     r.map_or_else(|e| e, Reply::ok).in_envelope(Envelope::Bare)
 }
@@ -148,15 +163,16 @@ async fn dial_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Val
         ))
         .await
         .map_err(|s| {
-            // Name the seed's fields, not the RPC's.
-            let msg = s
-                .message()
-                .replacen("phone:", "customerPhone:", 1)
-                .replacen("line_id:", "lineId:", 1)
-                .replacen("customer_id:", "customerId:", 1)
-                .replacen("customer_name:", "customerName:", 1)
-                .replacen("order_id:", "orderId:", 1);
-            Reply::from_status(&tonic::Status::new(s.code(), msg))
+            seed_fields(
+                &s,
+                &[
+                    ("phone", "customerPhone"),
+                    ("line_id", "lineId"),
+                    ("customer_id", "customerId"),
+                    ("customer_name", "customerName"),
+                    ("order_id", "orderId"),
+                ],
+            )
         })?
         .into_inner();
     Ok(json!({
@@ -180,10 +196,7 @@ async fn hangup_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<V
     let r = dialer_client(b)
         .hangup(request(headers, pb::HangupRequest { call_id }))
         .await
-        .map_err(|s| {
-            let msg = s.message().replacen("call_id:", "callId:", 1);
-            Reply::from_status(&tonic::Status::new(s.code(), msg))
-        })?
+        .map_err(|s| seed_fields(&s, &[("call_id", "callId")]))?
         .into_inner();
     Ok(json!({
         "success": true,
@@ -221,15 +234,12 @@ async fn call_status(
             Ok(s) => s.into_inner(),
             Err(s) => return Reply::from_status(&s).in_envelope(Envelope::Bare),
         };
-        let start = s.start_time.as_ref().and_then(waihu_events::from_timestamp);
-        return Reply::ok(json!({
-            "callId": s.call_id,
-            "status": s.status,
-            "duration": s.duration_seconds,
-            "startTime": start
-                .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(SecondsFormat::Secs, true))),
-        }))
-        .in_envelope(Envelope::Bare);
+        return status_reply(
+            &s.call_id,
+            &s.status,
+            s.duration_seconds as u64,
+            time(&s.start_time),
+        );
     }
     let found = record_client(&b)
         .get_call_record(request(
@@ -250,18 +260,35 @@ async fn call_status(
             return reply.in_envelope(Envelope::Bare);
         }
     };
-    let time =
-        |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(waihu_events::from_timestamp);
     let duration = match (time(&r.answered_at), r.state.as_str()) {
         (_, "released") => r.talk_seconds.round() as u64,
         (Some(at), _) => (Utc::now() - at).num_seconds().max(0) as u64,
         (None, _) => 0,
     };
+    status_reply(
+        &r.call_id,
+        seed_state(&r.state),
+        duration,
+        time(&r.requested_at),
+    )
+}
+
+fn time(t: &Option<prost_types::Timestamp>) -> Option<chrono::DateTime<Utc>> {
+    t.as_ref().and_then(waihu_events::from_timestamp)
+}
+
+/// The seed's four status fields.
+fn status_reply(
+    call_id: &str,
+    status: &str,
+    duration: u64,
+    start: Option<chrono::DateTime<Utc>>,
+) -> Reply {
     Reply::ok(json!({
-        "callId": r.call_id,
-        "status": seed_state(&r.state),
+        "callId": call_id,
+        "status": status,
         "duration": duration,
-        "startTime": time(&r.requested_at)
+        "startTime": start
             .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(SecondsFormat::Secs, true))),
     }))
     .in_envelope(Envelope::Bare)
