@@ -197,6 +197,22 @@ impl Cluster {
             .expect("provider adapter reachable")
     }
 
+    /// Why the dialer says contact `no` of `task` is not being called (`ExplainContact`).
+    pub async fn explain(
+        &self,
+        task: &str,
+        no: u32,
+    ) -> Result<pb::ContactExplanation, tonic::Status> {
+        self.dialer()
+            .await
+            .explain_contact(pb::ExplainContactRequest {
+                task_id: task.into(),
+                contact_no: no,
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
     /// A `DialerService` client (development mode: the `default` tenant, or `x-tenant-id`).
     pub async fn dialer(&self) -> DialerServiceClient<Channel> {
         DialerServiceClient::connect(self.dialer_addr.clone())

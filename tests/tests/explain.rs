@@ -9,24 +9,8 @@ use waihu_e2e::*;
 use waihu_events::pb;
 use waihu_telephony::window::Window;
 
-async fn try_explain(
-    cluster: &Cluster,
-    task: &str,
-    no: u32,
-) -> Result<pb::ContactExplanation, tonic::Status> {
-    cluster
-        .dialer()
-        .await
-        .explain_contact(pb::ExplainContactRequest {
-            task_id: task.into(),
-            contact_no: no,
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn explain(cluster: &Cluster, task: &str, no: u32) -> pb::ContactExplanation {
-    try_explain(cluster, task, no).await.expect("explained")
+    cluster.explain(task, no).await.expect("explained")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +40,7 @@ async fn each_rule_holding_a_contact_back_is_named_with_when_it_lifts() {
     let e = waihu_testkit::eventually(Duration::from_secs(20), "the task running", || {
         let (c, t) = (&cluster, a.clone());
         async move {
-            let e = try_explain(c, &t, 1).await.ok()?;
+            let e = c.explain(&t, 1).await.ok()?;
             (e.reason != "TASK_NOT_RUNNING").then_some(e)
         }
     })
@@ -96,7 +80,7 @@ async fn each_rule_holding_a_contact_back_is_named_with_when_it_lifts() {
     let e = waihu_testkit::eventually(Duration::from_secs(20), "the task running", || {
         let (c, t) = (&cluster, b.clone());
         async move {
-            let e = try_explain(c, &t, 1).await.ok()?;
+            let e = c.explain(&t, 1).await.ok()?;
             (e.reason != "TASK_NOT_RUNNING").then_some(e)
         }
     })
@@ -160,15 +144,7 @@ async fn each_rule_holding_a_contact_back_is_named_with_when_it_lifts() {
         .await
         .expect_err("hidden");
     assert_eq!(e.code(), Code::NotFound);
-    let e = cluster
-        .dialer()
-        .await
-        .explain_contact(pb::ExplainContactRequest {
-            task_id: "nope".into(),
-            contact_no: 1,
-        })
-        .await
-        .expect_err("bad id");
+    let e = cluster.explain("nope", 1).await.expect_err("bad id");
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().starts_with("task_id"), "{}", e.message());
     cluster.shutdown().await;

@@ -40,16 +40,7 @@ async fn status_of(cluster: &Cluster, id: &str) -> pb::LineStatus {
 /// Waits until the dialer explains contact `no` of `task` as held by `reason`.
 async fn held_by(cluster: &Cluster, task: &str, no: u32, reason: &str) -> pb::ContactExplanation {
     waihu_testkit::eventually(Duration::from_secs(30), reason, || async move {
-        let e = cluster
-            .dialer()
-            .await
-            .explain_contact(pb::ExplainContactRequest {
-                task_id: task.into(),
-                contact_no: no,
-            })
-            .await
-            .ok()?
-            .into_inner();
+        let e = cluster.explain(task, no).await.ok()?;
         (e.reason == reason).then_some(e)
     })
     .await
