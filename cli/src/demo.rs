@@ -287,6 +287,7 @@ async fn make_lines(cli: &Cli, a: &DemoArgs) -> Result<Vec<String>, CliError> {
                 &cli.tenant,
                 pb::CreateLineRequest {
                     line: Some(line.clone()),
+                    ..Default::default()
                 },
             )?)
             .await;
@@ -298,6 +299,7 @@ async fn make_lines(cli: &Cli, a: &DemoArgs) -> Result<Vec<String>, CliError> {
                     pb::UpdateLineRequest {
                         line: Some(line),
                         expected_version: 0,
+                        ..Default::default()
                     },
                 )?)
                 .await

@@ -122,7 +122,10 @@ pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
             let l = c
                 .create_line(with_tenant(
                     tenant,
-                    pb::CreateLineRequest { line: Some(line) },
+                    pb::CreateLineRequest {
+                        line: Some(line),
+                        ..Default::default()
+                    },
                 )?)
                 .await
                 .map_err(|s| status("CreateLine", s))?
@@ -163,6 +166,7 @@ pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
                     pb::UpdateLineRequest {
                         line: Some(l),
                         expected_version: version,
+                        ..Default::default()
                     },
                 )?)
                 .await

@@ -1,5 +1,8 @@
 //! End-to-end harness shared by the integration tests and the benchmark: all four services
-//! in-process against the real NATS and PostgreSQL, isolated per run (own database, own prefix).
+//! in-process against the real NATS and PostgreSQL, isolated per run (own database, own prefix),
+//! and local servers speaking the cloud providers' wire formats ([`fakes`]).
+
+pub mod fakes;
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -103,6 +106,19 @@ pub struct Cluster {
     /// Events the cluster's setup put on the bus (its lines and their audit records), all
     /// stored before `start` returns: tests counting events count from here.
     pub setup_events: u64,
+    /// Where the provider adapter receives providers' callbacks (a free loopback port, kept
+    /// across restarts), and the key sealing lines' credentials.
+    pub provider_http: std::net::SocketAddr,
+    pub credentials_key: String,
+    /// How the adapter polls quiet cloud calls (quick, so tests wait little).
+    pub polling: waihu_provider::cloud::Polling,
+}
+
+/// A loopback port free now (for a service that must be told its address before it starts).
+pub fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
 }
 
 async fn run<F, Fut>(f: F) -> Running
@@ -151,6 +167,17 @@ impl Cluster {
             dialer_addr: String::new(),
             provider_addr: String::new(),
             setup_events: 0,
+            provider_http: free_port(),
+            credentials_key: {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .encode(uuid::Uuid::new_v4().as_bytes().repeat(2))
+            },
+            polling: waihu_provider::cloud::Polling {
+                initial: Duration::from_millis(300),
+                max: Duration::from_secs(2),
+                give_up: Duration::from_secs(600),
+            },
         };
         c.start_record().await;
         c.start_task().await;
@@ -183,6 +210,7 @@ impl Cluster {
                 tenant,
                 pb::CreateLineRequest {
                     line: Some(l.to_pb()),
+                    ..Default::default()
                 },
             ))
             .await
@@ -251,6 +279,12 @@ impl Cluster {
     pub async fn start_provider(&mut self) {
         let mut cfg = waihu_provider::ProviderConfig::new(self.env.config(), self.sim.clone());
         cfg.dialer_url = self.dialer_addr.clone();
+        cfg.http_addr = self.provider_http;
+        cfg.public_url = format!("http://{}", self.provider_http);
+        cfg.credentials_key = Some(waihu_runtime::config::Secret::new(
+            self.credentials_key.clone(),
+        ));
+        cfg.polling = self.polling;
         let r = run(|s| waihu_provider::start(cfg, s)).await;
         self.provider_addr = format!("http://{}", r.handle.addr);
         self.provider = Some(r);

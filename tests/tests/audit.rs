@@ -118,6 +118,7 @@ async fn every_state_changing_command_leaves_an_audit_record() {
             &token,
             pb::CreateLineRequest {
                 line: Some(line.clone()),
+                ..Default::default()
             },
         ))
         .await
@@ -129,6 +130,7 @@ async fn every_state_changing_command_leaves_an_audit_record() {
             pb::UpdateLineRequest {
                 line: Some(line),
                 expected_version: 1,
+                ..Default::default()
             },
         ))
         .await

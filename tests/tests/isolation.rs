@@ -430,7 +430,13 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
             .to_pb();
             line.caller_number = "+861088880000".into();
             match providers
-                .create_line(as_b(token, pb::CreateLineRequest { line: Some(line) }))
+                .create_line(as_b(
+                    token,
+                    pb::CreateLineRequest {
+                        line: Some(line),
+                        ..Default::default()
+                    },
+                ))
                 .await
             {
                 Err(e) => Err(format!("B cannot create its own line: {e}")),
@@ -461,6 +467,7 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                         pb::UpdateLineRequest {
                             line: Some(line),
                             expected_version: 0,
+                            ..Default::default()
                         },
                     ))
                     .await,
@@ -1054,6 +1061,7 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         .await
         .create_line(pb::CreateLineRequest {
             line: Some(a_line.to_pb()),
+            ..Default::default()
         })
         .await
         .expect("A's second line");

@@ -22,7 +22,10 @@ async fn create(cluster: &Cluster, l: pb::Line) -> Result<pb::Line, tonic::Statu
     cluster
         .providers()
         .await
-        .create_line(pb::CreateLineRequest { line: Some(l) })
+        .create_line(pb::CreateLineRequest {
+            line: Some(l),
+            ..Default::default()
+        })
         .await
         .map(|r| r.into_inner())
 }
@@ -122,6 +125,7 @@ async fn lines_are_checked_versioned_and_a_disabled_line_places_nothing() {
         .update_line(pb::UpdateLineRequest {
             line: Some(stale),
             expected_version: 1,
+            ..Default::default()
         })
         .await
         .expect_err("stale");
@@ -219,6 +223,7 @@ async fn a_line_keeps_its_pace_and_stops_at_its_daily_cap_until_raised() {
         .update_line(pb::UpdateLineRequest {
             line: Some(raised),
             expected_version: 1,
+            ..Default::default()
         })
         .await
         .expect("raised");

@@ -26,6 +26,7 @@ fn released(task: uuid::Uuid, call: uuid::Uuid, cause_name: &str, ring_ms: u64) 
             answered: false,
             ring_ms,
             talk_ms: 0,
+            ..Default::default()
         }),
     )
     .to_envelope()

@@ -51,6 +51,7 @@ async fn the_same_event_published_twice_is_stored_and_counted_once() {
             answered: false,
             ring_ms: 0,
             talk_ms: 0,
+            ..Default::default()
         }),
     );
     let bus = &cluster.env.bus;

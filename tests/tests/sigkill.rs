@@ -61,6 +61,7 @@ async fn sigkill_of_the_dialer_twice_with_every_rule_on_leaves_everything_exact(
         .update_line(pb::UpdateLineRequest {
             line: Some(line),
             expected_version: 1,
+            ..Default::default()
         })
         .await
         .expect("line paced");

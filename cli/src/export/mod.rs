@@ -213,6 +213,7 @@ pub mod testdata {
             answered: false,
             ring_ms: 5000,
             talk_ms: 0,
+            ..Default::default()
         };
         exported(
             position,

@@ -216,6 +216,10 @@ pub const TABLE: &[(&str, Requirement)] = &[
         Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
     ),
     (
+        "/waihu.v1.ProviderService/TestLine",
+        Requirement::AnyOf(&[ADMIN_LINES]),
+    ),
+    (
         "/waihu.v1.DialerService/GetLineUsage",
         Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
     ),

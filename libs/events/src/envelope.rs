@@ -421,6 +421,7 @@ mod tests {
                 answered: false,
                 ring_ms: 4000,
                 talk_ms: 0,
+                ..Default::default()
             }),
         )
     }

@@ -170,6 +170,7 @@ fn call_released() -> impl Strategy<Value = pb::CallReleased> {
                 answered,
                 ring_ms,
                 talk_ms,
+                ..Default::default()
             },
         )
 }
@@ -280,6 +281,7 @@ fn event() -> BoxedStrategy<Event> {
                 task_id: t.to_string(),
                 contact_no,
                 provider_call_id,
+..Default::default()
             })
         }),
         1 => (uuid(), any::<u32>(), any::<i32>(), any::<u32>(), text()).prop_map(

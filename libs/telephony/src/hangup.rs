@@ -65,9 +65,11 @@ pub const Q850_NAMES: &[(u32, &str)] = &[
     (17, "USER_BUSY"),
     (18, "NO_USER_RESPONSE"),
     (19, "NO_ANSWER"),
+    (20, "SUBSCRIBER_ABSENT"),
     (21, "CALL_REJECTED"),
     (22, "NUMBER_CHANGED"),
     (25, "EXCHANGE_ROUTING_ERROR"),
+    (27, "DESTINATION_OUT_OF_ORDER"),
     (28, "INVALID_NUMBER_FORMAT"),
     (31, "NORMAL_UNSPECIFIED"),
     (34, "NORMAL_CIRCUIT_CONGESTION"),
@@ -115,6 +117,72 @@ pub fn cause(q850: u32, raw: impl Into<String>) -> pb::HangupCause {
         q850,
         name: q850_name(q850).to_string(),
         raw: raw.into(),
+    }
+}
+
+/// A provider's raw codes mapped to Q.850, kept as data (a TSV file beside the provider's code):
+/// `code<TAB>q850<TAB>meaning`, one row per code, `#` comments and a `code` header line
+/// skipped. The provider crates load theirs with `include_str!` and test it row by row against
+/// `shared/vectors/`.
+#[derive(Debug, Clone)]
+pub struct CauseTable {
+    rows: Vec<CauseRow>,
+}
+
+/// One row of a [`CauseTable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CauseRow {
+    pub code: String,
+    pub q850: u32,
+    pub meaning: String,
+}
+
+impl CauseTable {
+    /// Parses a table; a malformed row, an unknown Q.850 value or a repeated code is an error
+    /// naming its line.
+    pub fn parse(tsv: &str) -> Result<CauseTable, String> {
+        let mut rows: Vec<CauseRow> = Vec::new();
+        for (n, line) in tsv.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.is_empty() || line.starts_with('#') || line.starts_with("code\t") {
+                continue;
+            }
+            let mut cols = line.split('\t');
+            let (Some(code), Some(q850)) = (cols.next(), cols.next()) else {
+                return Err(format!("line {}: want code<TAB>q850<TAB>meaning", n + 1));
+            };
+            let q850: u32 = q850
+                .parse()
+                .map_err(|_| format!("line {}: q850 {q850:?} is not a number", n + 1))?;
+            if q850_name(q850) == "UNKNOWN" {
+                return Err(format!("line {}: Q.850 {q850} has no name", n + 1));
+            }
+            if rows.iter().any(|r| r.code == code) {
+                return Err(format!("line {}: code {code:?} repeated", n + 1));
+            }
+            rows.push(CauseRow {
+                code: code.to_string(),
+                q850,
+                meaning: cols.next().unwrap_or("").to_string(),
+            });
+        }
+        Ok(CauseTable { rows })
+    }
+
+    /// The row of `code`, if the table has one.
+    pub fn get(&self, code: &str) -> Option<&CauseRow> {
+        self.rows.iter().find(|r| r.code == code)
+    }
+
+    /// The normalised cause of `code`, raw as `<prefix>:<code>`; `fallback` (a Q.850 value) for a
+    /// code the table lacks.
+    pub fn cause(&self, prefix: &str, code: &str, fallback: u32) -> pb::HangupCause {
+        let q850 = self.get(code).map(|r| r.q850).unwrap_or(fallback);
+        cause(q850, format!("{prefix}:{code}"))
+    }
+
+    pub fn rows(&self) -> &[CauseRow] {
+        &self.rows
     }
 }
 

@@ -33,11 +33,13 @@ pub fn call_lifecycle(
             task_id: t.clone(),
             contact_no,
             provider_call_id: c.clone(),
+            ..Default::default()
         }),
         Event::CallRinging(pb::CallRinging {
             call_id: c.clone(),
             task_id: t.clone(),
             contact_no,
+            ..Default::default()
         }),
     ];
     if answered {
@@ -45,6 +47,7 @@ pub fn call_lifecycle(
             call_id: c.clone(),
             task_id: t.clone(),
             contact_no,
+            ..Default::default()
         }));
     }
     events.push(Event::CallReleased(pb::CallReleased {
@@ -59,6 +62,7 @@ pub fn call_lifecycle(
         answered,
         ring_ms,
         talk_ms,
+        ..Default::default()
     }));
     events
         .into_iter()

@@ -146,7 +146,7 @@ impl CallLedger {
         Ok(())
     }
 
-    fn event(&self, signal: Signal) -> Event {
+    fn event(&self, signal: Signal, provider_report: String) -> Event {
         let r = match &self.request.event {
             Event::CallRequested(r) => r.clone(),
             _ => pb::CallRequested::default(),
@@ -158,16 +158,19 @@ impl CallLedger {
                 task_id,
                 contact_no,
                 provider_call_id,
+                provider_report,
             }),
             Signal::Ringing => Event::CallRinging(pb::CallRinging {
                 call_id,
                 task_id,
                 contact_no,
+                provider_report,
             }),
             Signal::Answered => Event::CallAnswered(pb::CallAnswered {
                 call_id,
                 task_id,
                 contact_no,
+                provider_report,
             }),
             Signal::Released {
                 cause,
@@ -182,6 +185,7 @@ impl CallLedger {
                 answered,
                 ring_ms,
                 talk_ms,
+                provider_report,
             }),
         }
     }
@@ -189,6 +193,36 @@ impl CallLedger {
     /// Records what the provider said. A signal for a stage the call has already passed (late,
     /// repeated or out of order) changes nothing; otherwise its event is published next.
     pub async fn record(&mut self, signal: Signal) -> Result<(), HandlerError> {
+        self.record_report(signal, String::new()).await
+    }
+
+    /// [`CallLedger::record`], keeping what the provider said (`raw`) on the event. A signal
+    /// that implies steps not yet recorded (an answered release heard before its ringing) first
+    /// records those, without a report, so the call's events come out in lifecycle order.
+    pub async fn record_report(&mut self, signal: Signal, raw: String) -> Result<(), HandlerError> {
+        if signal.stage() <= self.reached {
+            return Ok(());
+        }
+        let implied: &[Signal] = match &signal {
+            Signal::Released { answered: true, .. } => &[Signal::Ringing, Signal::Answered],
+            Signal::Answered => &[Signal::Ringing],
+            _ => &[],
+        };
+        // Only once the call is out (dialing): a ringing before the provider accepted the call
+        // cannot be.
+        if self.reached >= Stage::Dialing {
+            for step in implied {
+                self.publish(step.clone(), String::new()).await?;
+            }
+        }
+        self.publish(signal, raw).await
+    }
+
+    async fn publish(
+        &mut self,
+        signal: Signal,
+        provider_report: String,
+    ) -> Result<(), HandlerError> {
         let stage = signal.stage();
         loop {
             if stage <= self.reached {
@@ -206,7 +240,8 @@ impl CallLedger {
                 Some(task) => meta.with_task(task),
                 None => meta,
             };
-            let event = RecordedEvent::new(meta, self.event(signal.clone()));
+            let event =
+                RecordedEvent::new(meta, self.event(signal.clone(), provider_report.clone()));
             match self
                 .bus
                 .publish(&event, Expect::LastSubjectSeq(self.seq))

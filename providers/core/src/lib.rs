@@ -2,10 +2,14 @@
 //! about a call, and the [`CallLedger`] that turns those signals, in any order and any number of
 //! times, into the call's events exactly once each, in lifecycle order.
 
+pub mod cloud;
 mod ledger;
 
 use std::future::Future;
 
+pub use cloud::{
+    ApiError, CloudApi, Credentials, Hook, HookError, HookReply, LineConfig, Placed, Report,
+};
 pub use ledger::{CallLedger, Stage};
 use waihu_bus::HandlerError;
 use waihu_events::pb;
@@ -48,6 +52,7 @@ pub trait Provider: Send + Sync + 'static {
     /// until the call is released. `ledger.reached()` says how far an earlier attempt got.
     fn place(
         &self,
+        line: &LineConfig,
         req: &pb::CallRequested,
         ledger: &mut CallLedger,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;

@@ -6,7 +6,7 @@ pub mod model;
 pub use model::{Mix, MsRange, Outcome, Simulator};
 use waihu_bus::HandlerError;
 use waihu_events::pb;
-use waihu_provider_core::{CallLedger, Provider, Signal, Stage};
+use waihu_provider_core::{CallLedger, LineConfig, Provider, Signal, Stage};
 
 /// The simulator behind the [`Provider`] trait.
 #[derive(Debug, Clone)]
@@ -58,6 +58,7 @@ impl Provider for SimProvider {
 
     async fn place(
         &self,
+        _line: &LineConfig,
         req: &pb::CallRequested,
         ledger: &mut CallLedger,
     ) -> Result<(), HandlerError> {

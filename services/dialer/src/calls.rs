@@ -202,6 +202,7 @@ pub async fn hang_up(
                 answered: s.answered.is_some(),
                 ring_ms: 0,
                 talk_ms,
+                ..Default::default()
             }),
         );
         match bus

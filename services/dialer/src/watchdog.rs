@@ -104,6 +104,7 @@ async fn settle(
             answered,
             ring_ms: 0,
             talk_ms: 0,
+            ..Default::default()
         }),
     );
     warn!(%call, last = last.type_name(), "call out too long: declared released by the watchdog");

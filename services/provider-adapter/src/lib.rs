@@ -5,17 +5,21 @@
 //! issues.
 
 pub mod adapter;
+pub mod cloud;
 pub mod lines;
+pub mod vault;
+pub mod webhook;
 
 pub use waihu_provider_sim as sim;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{Bus, ConsumerSpec, Runner};
 use waihu_proto::v1::provider_service_server::ProviderServiceServer;
 use waihu_runtime::{
-    config::Layers, CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
+    config::{Layers, Secret},
+    CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
 };
 
 #[derive(Debug, Clone)]
@@ -26,6 +30,18 @@ pub struct ProviderConfig {
     pub max_in_flight: usize,
     /// Where the dialer serves `DialerService` (line status asks it).
     pub dialer_url: String,
+    /// Where providers' callbacks are received (`WAIHU_HTTP_ADDR`, default `0.0.0.0:8053`).
+    pub http_addr: SocketAddr,
+    /// This adapter's URL as providers reach it (`[provider] public_url`); callbacks are asked
+    /// for at `<public_url>/api/v1/calls/webhook/<provider>/status`.
+    pub public_url: String,
+    /// The key sealing lines' credentials (`[provider] credentials_key`, 32 bytes in base64),
+    /// and earlier keys still opening them (`credentials_old_keys`, comma-separated).
+    pub credentials_key: Option<Secret>,
+    pub credentials_old_keys: Vec<Secret>,
+    /// How quiet cloud calls are polled (`[provider] poll_initial_ms`, `poll_max_ms`,
+    /// `give_up_s`).
+    pub polling: cloud::Polling,
 }
 
 /// The `[simulator]` settings as written.
@@ -66,16 +82,47 @@ impl Default for SimulatorSection {
 struct ProviderSection {
     max_in_flight: usize,
     dialer_url: String,
+    public_url: String,
+    credentials_key: Secret,
+    credentials_old_keys: Secret,
+    poll_initial_ms: u64,
+    poll_max_ms: u64,
+    give_up_s: u64,
 }
+
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct Root {
+    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
+    http_addr: SocketAddr,
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)),
+        }
+    }
+}
+
+/// Where providers' callbacks are received by default.
+pub const DEFAULT_HTTP_PORT: u16 = 8053;
 
 /// Where a dialer on this machine serves by default.
 pub const DEFAULT_DIALER_URL: &str = "http://127.0.0.1:50052";
 
 impl Default for ProviderSection {
     fn default() -> Self {
+        let polling = cloud::Polling::default();
         ProviderSection {
             max_in_flight: 5000,
             dialer_url: DEFAULT_DIALER_URL.into(),
+            public_url: format!("http://127.0.0.1:{DEFAULT_HTTP_PORT}"),
+            credentials_key: Secret::default(),
+            credentials_old_keys: Secret::default(),
+            poll_initial_ms: polling.initial.as_millis() as u64,
+            poll_max_ms: polling.max.as_millis() as u64,
+            give_up_s: polling.give_up.as_secs(),
         }
     }
 }
@@ -111,7 +158,39 @@ impl ProviderConfig {
                 "must be an http:// or https:// URL",
             ));
         }
+        if !(p.public_url.starts_with("http://") || p.public_url.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "provider.public_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if p.poll_initial_ms == 0 || p.poll_max_ms < p.poll_initial_ms || p.give_up_s == 0 {
+            return Err(ConfigError::invalid(
+                "provider.poll_initial_ms",
+                "poll_initial_ms >= 1, poll_max_ms >= poll_initial_ms, give_up_s >= 1",
+            ));
+        }
+        let credentials_key = Some(p.credentials_key).filter(|k| !k.expose().trim().is_empty());
+        let credentials_old_keys: Vec<Secret> = p
+            .credentials_old_keys
+            .expose()
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| Secret::new(k.trim()))
+            .collect();
+        vault::Vault::new(credentials_key.as_ref(), &credentials_old_keys)
+            .map_err(|e| ConfigError::invalid("provider.credentials_key", e))?;
+        let root: Root = layers.root()?;
         Ok(ProviderConfig {
+            http_addr: root.http_addr,
+            public_url: p.public_url,
+            credentials_key,
+            credentials_old_keys,
+            polling: cloud::Polling {
+                initial: Duration::from_millis(p.poll_initial_ms),
+                max: Duration::from_millis(p.poll_max_ms),
+                give_up: Duration::from_secs(p.give_up_s),
+            },
             common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
             simulator: sim::Simulator {
                 seed: s.seed,
@@ -133,6 +212,11 @@ impl ProviderConfig {
             simulator,
             max_in_flight: 5000,
             dialer_url: DEFAULT_DIALER_URL.into(),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)),
+            public_url: format!("http://127.0.0.1:{DEFAULT_HTTP_PORT}"),
+            credentials_key: None,
+            credentials_old_keys: vec![],
+            polling: cloud::Polling::default(),
         }
     }
 }
@@ -151,7 +235,25 @@ pub async fn start(
     let c = &config.common;
     let pool = c.open_database(SCHEMA, &MIGRATOR).await?;
     let bus = Bus::connect(&c.bus()).await?;
-    let lines = lines::Lines::new(pool.clone());
+    let vault = vault::Vault::new(
+        config.credentials_key.as_ref(),
+        &config.credentials_old_keys,
+    )?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let registry = cloud::Providers::new(http);
+    let lines = lines::Lines::new(pool.clone(), Arc::new(vault), registry.clone());
+    let resealed = lines.reseal_stale().await?;
+    if resealed > 0 {
+        tracing::info!(
+            lines = resealed,
+            "credentials re-sealed under the current key"
+        );
+    }
+    let cache = lines::LineCache::new(lines.clone());
+    let calls = cloud::Calls { pool: pool.clone() };
     let max = config.max_in_flight;
     let playing = adapter::Playing::default();
     let handler = Arc::new(adapter::Dispatcher {
@@ -160,8 +262,54 @@ pub async fn start(
             sim: config.simulator.clone(),
         },
         playing: playing.clone(),
+        lines: cache.clone(),
+        cloud: adapter::Cloud {
+            registry: registry.clone(),
+            calls: calls.clone(),
+            public_url: config.public_url.clone(),
+            polling: config.polling,
+        },
     });
+    let hooks = Arc::new(webhook::Webhooks {
+        registry,
+        calls: calls.clone(),
+        lines: cache,
+        bus: bus.clone(),
+        playing: playing.clone(),
+        public_url: config.public_url.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} (WAIHU_HTTP_ADDR): {e}",
+                config.http_addr
+            )
+        })?;
     let mut workers = Workers::new();
+    let stop = workers.stop_token();
+    workers.spawn(async move {
+        if let Err(e) = axum::serve(listener, webhook::router(hooks))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "webhook server stopped");
+        }
+    });
+    let stop = workers.stop_token();
+    workers.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            }
+            match calls.prune(Duration::from_secs(86_400)).await {
+                Ok(n) if n > 0 => tracing::debug!(calls = n, "settled provider calls pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "provider calls not pruned"),
+            }
+        }
+    });
     let (hb, stop) = (bus.clone(), workers.stop_token());
     workers.supervise("provider-hangups", move || {
         adapter::hear_hangups(hb.clone(), playing.clone(), stop.clone())

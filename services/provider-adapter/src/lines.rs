@@ -14,8 +14,23 @@ use waihu_proto::v1::{
 use waihu_runtime::{tenant, ApiError};
 use waihu_store::{Outbox, Tx};
 
-/// Provider types this build can place calls with.
-pub const PROVIDERS: &[&str] = &["sim"];
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use waihu_provider_core::{Credentials, LineConfig};
+
+use crate::{
+    cloud::Providers,
+    vault::{Sealed, Vault},
+};
+
+/// Settings and credentials one line may have, and their sizes.
+const MAX_CONFIG_ENTRIES: usize = 32;
+const MAX_CONFIG_VALUE: usize = 2048;
+const MAX_SECRET_VALUE: usize = 4096;
 /// Lines one tenant may have.
 pub const MAX_LINES: i64 = 1000;
 /// Concurrent calls one line may carry at most.
@@ -42,22 +57,117 @@ fn check_line_id(field: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A name of a setting or credential: 1-64 characters of a-z 0-9 _.
+fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(ApiError::invalid(
+            field,
+            "names are 1-64 characters of a-z 0-9 _",
+        ));
+    }
+    Ok(())
+}
+
+/// The provider settings of a line: bounded, and every one the provider needs present.
+fn check_config(
+    provider: &str,
+    config: &std::collections::HashMap<String, String>,
+    registry: &Providers,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    if config.len() > MAX_CONFIG_ENTRIES {
+        return Err(ApiError::invalid(
+            "line.provider_config",
+            format!("at most {MAX_CONFIG_ENTRIES} settings"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in config {
+        check_name("line.provider_config", k)?;
+        waihu_runtime::check_text(&format!("line.provider_config.{k}"), v, MAX_CONFIG_VALUE)?;
+        out.insert(k.clone(), v.trim().to_string());
+    }
+    if let Some(api) = registry.get(provider) {
+        for need in api.requires().0 {
+            if out.get(*need).is_none_or(|v| v.is_empty()) {
+                return Err(ApiError::invalid(
+                    format!("line.provider_config.{need}"),
+                    format!("is required for a {provider} line"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The credentials given for a line: bounded, named, and (when `complete`) every one its
+/// provider needs present. The simulator takes none.
+fn check_credentials(
+    provider: &str,
+    creds: &std::collections::HashMap<String, String>,
+    registry: &Providers,
+    complete: bool,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let api = registry.get(provider);
+    if api.is_none() && !creds.is_empty() {
+        return Err(ApiError::invalid(
+            "credentials",
+            format!("a {provider} line takes none"),
+        ));
+    }
+    if creds.len() > MAX_CONFIG_ENTRIES {
+        return Err(ApiError::invalid(
+            "credentials",
+            format!("at most {MAX_CONFIG_ENTRIES}"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in creds {
+        check_name("credentials", k)?;
+        if v.is_empty() || v.len() > MAX_SECRET_VALUE || v.contains('\0') {
+            // The field is named, never the value.
+            return Err(ApiError::invalid(
+                format!("credentials.{k}"),
+                format!("1 to {MAX_SECRET_VALUE} bytes, no NUL"),
+            ));
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    if let (Some(api), true) = (api, complete) {
+        for need in api.requires().1 {
+            if !out.contains_key(*need) {
+                return Err(ApiError::invalid(
+                    format!("credentials.{need}"),
+                    format!("is required for a {provider} line"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A line's settings as given, checked and normalised (caller number to E.164, time zone
 /// named): INVALID_ARGUMENT naming the field.
-pub fn check(line: &pb::Line) -> Result<pb::Line, ApiError> {
+pub fn check(line: &pb::Line, registry: &Providers) -> Result<pb::Line, ApiError> {
     check_line_id("line.line_id", &line.line_id)?;
     let name = line.name.trim();
     waihu_runtime::check_text("line.name", name, MAX_NAME)?;
-    if !PROVIDERS.contains(&line.provider.as_str()) {
+    let kinds = registry.kinds();
+    if !kinds.contains(&line.provider.as_str()) {
         return Err(ApiError::invalid(
             "line.provider",
             format!(
                 "{:?} is not a provider this build has ({})",
                 line.provider.chars().take(40).collect::<String>(),
-                PROVIDERS.join(", ")
+                kinds.join(", ")
             ),
         ));
     }
+    let provider_config = check_config(&line.provider, &line.provider_config, registry)?;
     if line.caller_number.trim().is_empty() {
         return Err(ApiError::invalid("line.caller_number", "is required"));
     }
@@ -97,6 +207,8 @@ pub fn check(line: &pb::Line) -> Result<pb::Line, ApiError> {
         created_at: None,
         updated_at: None,
         region: None,
+        provider_config: provider_config.into_iter().collect(),
+        credential_names: vec![],
     })
 }
 
@@ -123,10 +235,15 @@ struct Row {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    provider_config: sqlx::types::Json<BTreeMap<String, String>>,
+    credential_names: Vec<String>,
 }
 
 const COLUMNS: &str = "line_id, name, provider, caller_number, max_concurrent, cps, daily_cap, \
-     time_zone, enabled, version, created_at, updated_at";
+     time_zone, enabled, version, created_at, updated_at, provider_config, \
+     COALESCE((SELECT c.names FROM provider_line_credentials c \
+               WHERE c.tenant_id = provider_lines.tenant_id \
+                 AND c.line_id = provider_lines.line_id), '{}') AS credential_names";
 
 impl Row {
     fn to_pb(&self) -> pb::Line {
@@ -144,6 +261,8 @@ impl Row {
             created_at: Some(timestamp(self.created_at)),
             updated_at: Some(timestamp(self.updated_at)),
             region: region(&self.caller_number),
+            provider_config: self.provider_config.0.clone().into_iter().collect(),
+            credential_names: self.credential_names.clone(),
         }
     }
 }
@@ -160,6 +279,8 @@ fn line_event(tenant: &str, line: &pb::Line, event: Event) -> (RecordedEvent, Ex
 pub struct Lines {
     pub pool: PgPool,
     pub outbox: Outbox,
+    pub vault: Arc<Vault>,
+    pub registry: Providers,
 }
 
 /// Who asked, for the audit record written with a change.
@@ -168,12 +289,122 @@ struct Audit {
     action: &'static str,
 }
 
+fn store_err(e: sqlx::Error) -> ApiError {
+    waihu_store::StoreError::from(e).into()
+}
+
 impl Lines {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, vault: Arc<Vault>, registry: Providers) -> Self {
         Lines {
             pool,
             outbox: Outbox::new(PRODUCER),
+            vault,
+            registry,
         }
+    }
+
+    /// Seals and stores a line's credentials (replacing any).
+    async fn store_credentials(
+        &self,
+        tx: &mut Tx<'_>,
+        tenant: &str,
+        line: &str,
+        creds: &BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let sealed = self
+            .vault
+            .seal(tenant, line, creds)
+            .map_err(ApiError::FailedPrecondition)?;
+        let names: Vec<&String> = creds.keys().collect();
+        sqlx::query(
+            "INSERT INTO provider_line_credentials (tenant_id, line_id, names, key_id, sealed)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id, line_id) DO UPDATE
+             SET names = $3, key_id = $4, sealed = $5, updated_at = now()",
+        )
+        .bind(tenant)
+        .bind(line)
+        .bind(names)
+        .bind(&sealed.key_id)
+        .bind(&sealed.bytes)
+        .execute(&mut **tx)
+        .await
+        .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// A line as its provider needs it (settings and opened credentials), if the tenant has it.
+    pub async fn config(&self, tenant: &str, line: &str) -> Result<Option<LineConfig>, String> {
+        #[derive(sqlx::FromRow)]
+        struct ConfigRow {
+            provider: String,
+            caller_number: String,
+            provider_config: sqlx::types::Json<BTreeMap<String, String>>,
+            key_id: Option<String>,
+            sealed: Option<Vec<u8>>,
+        }
+        let row: Option<ConfigRow> = sqlx::query_as(
+            "SELECT l.provider, l.caller_number, l.provider_config, c.key_id, c.sealed
+             FROM provider_lines l LEFT JOIN provider_line_credentials c
+               ON c.tenant_id = l.tenant_id AND c.line_id = l.line_id
+             WHERE l.tenant_id = $1 AND l.line_id = $2",
+        )
+        .bind(tenant)
+        .bind(line)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| format!("line {line}: {e}"))?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let credentials = match (r.key_id, r.sealed) {
+            (Some(key_id), Some(bytes)) => {
+                self.vault.open(tenant, line, &Sealed { key_id, bytes })?
+            }
+            _ => BTreeMap::new(),
+        };
+        Ok(Some(LineConfig {
+            tenant_id: tenant.to_string(),
+            line_id: line.to_string(),
+            provider: r.provider,
+            caller_number: r.caller_number,
+            config: r.provider_config.0,
+            credentials: Credentials::new(credentials),
+        }))
+    }
+
+    /// Re-seals, under the current key, credentials sealed under an old one (key rotation).
+    /// Returns how many were re-sealed.
+    pub async fn reseal_stale(&self) -> Result<u64, String> {
+        let Some(current) = self.vault.current_id() else {
+            return Ok(0);
+        };
+        let stale: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT tenant_id, line_id, key_id, sealed FROM provider_line_credentials
+             WHERE key_id <> $1",
+        )
+        .bind(current)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| format!("credentials: {e}"))?;
+        let mut n = 0;
+        for (tenant, line, key_id, bytes) in stale {
+            let values = self.vault.open(&tenant, &line, &Sealed { key_id, bytes })?;
+            let sealed = self.vault.seal(&tenant, &line, &values)?;
+            sqlx::query(
+                "UPDATE provider_line_credentials SET key_id = $3, sealed = $4, updated_at = now()
+                 WHERE tenant_id = $1 AND line_id = $2",
+            )
+            .bind(&tenant)
+            .bind(&line)
+            .bind(&sealed.key_id)
+            .bind(&sealed.bytes)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| format!("credentials: {e}"))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn commit(
@@ -208,8 +439,10 @@ impl Lines {
         tenant: &str,
         audit: Audit,
         line: pb::Line,
+        credentials: &std::collections::HashMap<String, String>,
     ) -> Result<pb::Line, ApiError> {
-        let line = check(&line)?;
+        let line = check(&line, &self.registry)?;
+        let creds = check_credentials(&line.provider, credentials, &self.registry, true)?;
         let mut tx = self
             .pool
             .begin()
@@ -232,10 +465,26 @@ impl Lines {
                 "tenant {tenant} has {count} lines, the most one tenant may have"
             )));
         }
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM provider_lines WHERE tenant_id = $1 AND line_id = $2)",
+        )
+        .bind(tenant)
+        .bind(&line.line_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_err)?;
+        if exists {
+            return Err(ApiError::AlreadyExists(format!("line {}", line.line_id)));
+        }
+        if !creds.is_empty() {
+            self.store_credentials(&mut tx, tenant, &line.line_id, &creds)
+                .await?;
+        }
         let row: Option<Row> = sqlx::query_as(&format!(
             "INSERT INTO provider_lines (tenant_id, line_id, name, provider, caller_number,
-                 max_concurrent, cps, daily_cap, time_zone, enabled, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, 1, now(), now())
+                 max_concurrent, cps, daily_cap, time_zone, enabled, version, created_at, updated_at,
+                 provider_config)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, 1, now(), now(), $10)
              ON CONFLICT (tenant_id, line_id) DO NOTHING RETURNING {COLUMNS}"
         ))
         .bind(tenant)
@@ -247,6 +496,7 @@ impl Lines {
         .bind(line.cps)
         .bind(line.daily_cap as i32)
         .bind(&line.time_zone)
+        .bind(sqlx::types::Json(&line.provider_config))
         .fetch_optional(&mut *tx)
         .await
         .map_err(waihu_store::StoreError::from)?;
@@ -279,8 +529,9 @@ impl Lines {
         audit: Audit,
         line: pb::Line,
         expected_version: u64,
+        credentials: &std::collections::HashMap<String, String>,
     ) -> Result<pb::Line, ApiError> {
-        let line = check(&line)?;
+        let line = check(&line, &self.registry)?;
         let mut tx = self
             .pool
             .begin()
@@ -293,10 +544,26 @@ impl Lines {
                 line.line_id, old.version
             )));
         }
+        // A line moved to another provider needs that provider's credentials now.
+        let moved = old.provider != line.provider;
+        let creds = check_credentials(&line.provider, credentials, &self.registry, moved)?;
+        if !creds.is_empty() {
+            self.store_credentials(&mut tx, tenant, &line.line_id, &creds)
+                .await?;
+        } else if moved {
+            sqlx::query(
+                "DELETE FROM provider_line_credentials WHERE tenant_id = $1 AND line_id = $2",
+            )
+            .bind(tenant)
+            .bind(&line.line_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        }
         let row: Row = sqlx::query_as(&format!(
             "UPDATE provider_lines SET name = $3, provider = $4, caller_number = $5,
                  max_concurrent = $6, cps = $7, daily_cap = $8, time_zone = $9,
-                 version = version + 1, updated_at = now()
+                 provider_config = $10, version = version + 1, updated_at = now()
              WHERE tenant_id = $1 AND line_id = $2 RETURNING {COLUMNS}"
         ))
         .bind(tenant)
@@ -308,6 +575,7 @@ impl Lines {
         .bind(line.cps)
         .bind(line.daily_cap as i32)
         .bind(&line.time_zone)
+        .bind(sqlx::types::Json(&line.provider_config))
         .fetch_one(&mut *tx)
         .await
         .map_err(waihu_store::StoreError::from)?;
@@ -438,12 +706,14 @@ impl ProviderService for ProviderApi {
     ) -> Result<Response<pb::Line>, Status> {
         let tenant = tenant(req.metadata())?;
         let audit = audit(&req, "ProviderService/CreateLine");
-        let line = req
-            .into_inner()
+        let r = req.into_inner();
+        let line = r
             .line
             .ok_or_else(|| ApiError::invalid("line", "is required"))?;
         Ok(Response::new(
-            self.lines.create(&tenant, audit, line).await?,
+            self.lines
+                .create(&tenant, audit, line, &r.credentials)
+                .await?,
         ))
     }
 
@@ -459,7 +729,7 @@ impl ProviderService for ProviderApi {
             .ok_or_else(|| ApiError::invalid("line", "is required"))?;
         Ok(Response::new(
             self.lines
-                .update(&tenant, audit, line, r.expected_version)
+                .update(&tenant, audit, line, r.expected_version, &r.credentials)
                 .await?,
         ))
     }
@@ -536,6 +806,86 @@ impl ProviderService for ProviderApi {
             cps_10s: usage.cps_10s,
         }))
     }
+
+    async fn test_line(
+        &self,
+        req: Request<pb::LineRequest>,
+    ) -> Result<Response<pb::TestLineResponse>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let id = &req.get_ref().line_id;
+        check_line_id("line_id", id)?;
+        let line = self
+            .lines
+            .config(&tenant, id)
+            .await
+            .map_err(Status::unavailable)?
+            .ok_or_else(|| ApiError::NotFound(format!("line {id}")))?;
+        let Some(api) = self.lines.registry.get(&line.provider) else {
+            return Ok(Response::new(pb::TestLineResponse {
+                success: true,
+                latency_ms: 0,
+                message: "the simulator needs no test".into(),
+            }));
+        };
+        let started = Instant::now();
+        let result = api.test(&line).await;
+        let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        let (success, message) = match result {
+            Ok(m) => (true, m),
+            Err(e) => (false, e.to_string()),
+        };
+        Ok(Response::new(pb::TestLineResponse {
+            success,
+            latency_ms,
+            message: line.scrub(&message),
+        }))
+    }
+}
+
+/// Lines as the dispatcher reads them, kept a few seconds (a changed line is seen within
+/// [`LINE_TTL`]).
+#[derive(Clone)]
+pub struct LineCache {
+    lines: Lines,
+    cache: Arc<Mutex<HashMap<LineKey, Cached>>>,
+}
+
+/// (tenant, line id), and a line read at a time.
+type LineKey = (String, String);
+type Cached = (Instant, Arc<LineConfig>);
+
+pub const LINE_TTL: Duration = Duration::from_secs(5);
+const LINE_CACHE_MAX: usize = 10_000;
+
+impl LineCache {
+    pub fn new(lines: Lines) -> Self {
+        LineCache {
+            lines,
+            cache: Arc::default(),
+        }
+    }
+
+    pub async fn get(&self, tenant: &str, line: &str) -> Result<Option<Arc<LineConfig>>, String> {
+        let key = (tenant.to_string(), line.to_string());
+        {
+            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, l)) = c.get(&key) {
+                if at.elapsed() < LINE_TTL {
+                    return Ok(Some(l.clone()));
+                }
+            }
+        }
+        let Some(found) = self.lines.config(tenant, line).await? else {
+            return Ok(None);
+        };
+        let found = Arc::new(found);
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= LINE_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(key, (Instant::now(), found.clone()));
+        Ok(Some(found))
+    }
 }
 
 #[cfg(test)]
@@ -566,7 +916,8 @@ mod tests {
 
     #[test]
     fn a_line_is_normalised_and_each_bad_field_is_named() {
-        let ok = check(&line()).expect("valid");
+        let reg = Providers::new(reqwest::Client::new());
+        let ok = check(&line(), &reg).expect("valid");
         assert_eq!(ok.caller_number, "+865921234567");
         assert_eq!(ok.time_zone, "Asia/Shanghai");
         assert_eq!(ok.name, "主线路");
@@ -579,7 +930,7 @@ mod tests {
         let bad = |f: fn(&mut pb::Line)| {
             let mut l = line();
             f(&mut l);
-            field(check(&l))
+            field(check(&l, &reg))
         };
         assert_eq!(bad(|l| l.line_id = "a b".into()), "line.line_id");
         assert_eq!(bad(|l| l.line_id.clear()), "line.line_id");
@@ -592,5 +943,41 @@ mod tests {
         assert_eq!(bad(|l| l.daily_cap = u32::MAX), "line.daily_cap");
         assert_eq!(bad(|l| l.time_zone = "Mars/Base".into()), "line.time_zone");
         assert_eq!(bad(|l| l.name = "a\u{0}b".into()), "line.name");
+        assert_eq!(
+            bad(|l| {
+                l.provider = "twilio".into();
+            }),
+            "line.provider_config.account_sid"
+        );
+        assert_eq!(
+            bad(|l| {
+                l.provider_config.insert("Bad Name".into(), "x".into());
+            }),
+            "line.provider_config"
+        );
+        let creds = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let cfield = |provider: &str, c: &[(&str, &str)]| match check_credentials(
+            provider,
+            &creds(c),
+            &reg,
+            true,
+        ) {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        };
+        assert_eq!(cfield("twilio", &[]), "credentials.auth_token");
+        assert_eq!(
+            cfield("twilio", &[("auth_token", "")]),
+            "credentials.auth_token"
+        );
+        assert_eq!(cfield("sim", &[("auth_token", "x")]), "credentials");
+        let ok = check_credentials("twilio", &creds(&[("auth_token", "t0k")]), &reg, true)
+            .expect("complete");
+        assert_eq!(ok.len(), 1);
     }
 }

@@ -206,6 +206,7 @@ mod tests {
             answered: false,
             ring_ms: 4500,
             talk_ms: 0,
+            ..Default::default()
         }));
         let facts = CallFacts {
             call_id: call,

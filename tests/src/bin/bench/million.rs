@@ -267,7 +267,10 @@ async fn campaign(
             line.daily_cap = 10_000_000;
         }
         providers
-            .create_line(pb::CreateLineRequest { line: Some(line) })
+            .create_line(pb::CreateLineRequest {
+                line: Some(line),
+                ..Default::default()
+            })
             .await
             .map_err(|e| format!("CreateLine: {e}"))?;
     }

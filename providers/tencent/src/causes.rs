@@ -1,0 +1,106 @@
+//! Tencent CCC hangup causes: the CDR push's `EndStatus` codes mapped to Q.850. The mapping is
+//! data, `causes.tsv` at the crate root (`code<TAB>q850<TAB>EndStatusString: meaning`), checked
+//! row by row against `shared/vectors/tencent_end_status.tsv` by the tests.
+
+use std::sync::LazyLock;
+
+use waihu_events::pb;
+use waihu_telephony::hangup::CauseTable;
+
+/// The Q.850 cause of an `EndStatus` the table lacks (such as the inbound-only 100 and 102-107):
+/// NORMAL_UNSPECIFIED.
+pub const FALLBACK_Q850: u32 = 31;
+
+static TABLE: LazyLock<CauseTable> = LazyLock::new(|| {
+    CauseTable::parse(include_str!("../causes.tsv"))
+        .expect("causes.tsv is a valid cause table (the tests parse it)")
+});
+
+/// The `EndStatus` table.
+pub fn table() -> &'static CauseTable {
+    &TABLE
+}
+
+/// The normalised cause of a CDR's `EndStatus`; raw `tencent:<code>`.
+pub fn cause(end_status: i64) -> pb::HangupCause {
+    table().cause("tencent", &end_status.to_string(), FALLBACK_Q850)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vectors;
+
+    /// The mapping we decided on, code by code.
+    const DECIDED: &[(&str, u32)] = &[
+        ("0", 41),
+        ("1", 16),
+        ("2", 41),
+        ("108", 21),
+        ("109", 34),
+        ("110", 63),
+        ("111", 41),
+        ("201", 31),
+        ("202", 19),
+        ("203", 21),
+        ("204", 20),
+        ("205", 1),
+        ("206", 17),
+        ("207", 20),
+        ("208", 38),
+        ("209", 487),
+        ("210", 20),
+        ("211", 41),
+        ("212", 21),
+    ];
+
+    #[test]
+    fn table_matches_the_vector_row_by_row() {
+        let text = vectors::read("tencent_end_status.tsv");
+        let mut codes = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("code\t"))
+        {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let [code, string, meaning] = cols[..] else {
+                panic!("vector row {line:?} has three columns");
+            };
+            let row = table()
+                .get(code)
+                .unwrap_or_else(|| panic!("EndStatus {code} is in causes.tsv"));
+            assert_eq!(row.meaning.split(':').next(), Some(string), "code {code}");
+            assert_eq!(row.meaning, format!("{string}: {meaning}"), "code {code}");
+            codes.push(code);
+        }
+        assert!(!codes.is_empty(), "the vector file has rows");
+        let ours: Vec<&str> = table().rows().iter().map(|r| r.code.as_str()).collect();
+        assert_eq!(
+            ours, codes,
+            "the same codes, no more, in the vector's order"
+        );
+    }
+
+    #[test]
+    fn table_holds_the_decided_mapping() {
+        for (code, q850) in DECIDED {
+            assert_eq!(
+                table().get(code).map(|r| r.q850),
+                Some(*q850),
+                "code {code}"
+            );
+        }
+        assert_eq!(table().rows().len(), DECIDED.len());
+    }
+
+    #[test]
+    fn causes_carry_the_raw_code() {
+        let busy = cause(206);
+        assert_eq!((busy.q850, busy.name.as_str()), (17, "USER_BUSY"));
+        assert_eq!(busy.raw, "tencent:206");
+        let inbound_only = cause(105);
+        assert_eq!(inbound_only.q850, FALLBACK_Q850);
+        assert_eq!(inbound_only.raw, "tencent:105");
+        assert_eq!(cause(-1).raw, "tencent:-1");
+    }
+}

@@ -1,0 +1,208 @@
+//! Campaigns on a Twilio line, against a local server speaking Twilio's wire format
+//! (`waihu_e2e::fakes::twilio`): the statistics come out exactly as the fake decided, though its
+//! callbacks come twice, late, out of order or not at all; bad callbacks are refused; the line's
+//! credentials never show.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use waihu_e2e::{
+    fakes::twilio::{default_decide, twilio_signature, Delivery, FakeTwilio, Fate},
+    *,
+};
+use waihu_events::pb::{self, ContactOutcome};
+use waihu_provider::sim::Simulator;
+
+/// A Twilio line on the fake, as `ProviderService.CreateLine` takes it.
+fn twilio_line(fake: &FakeTwilio, id: &str, max_concurrent: u32) -> pb::CreateLineRequest {
+    pb::CreateLineRequest {
+        line: Some(pb::Line {
+            line_id: id.into(),
+            name: "Twilio test line".into(),
+            provider: "twilio".into(),
+            caller_number: "+14155550100".into(),
+            max_concurrent,
+            provider_config: [
+                ("account_sid".to_string(), fake.account_sid.clone()),
+                ("base_url".to_string(), fake.base_url()),
+            ]
+            .into(),
+            ..Default::default()
+        }),
+        credentials: [("auth_token".to_string(), fake.auth_token.clone())].into(),
+    }
+}
+
+/// What the statistics must be, from the fake's log of what it decided.
+fn expected_from(fake: &FakeTwilio, contacts: u64) -> Expected {
+    let mut x = Expected {
+        contacts,
+        ..Default::default()
+    };
+    let mut last: BTreeMap<String, u32> = BTreeMap::new();
+    for c in fake.calls() {
+        x.calls_placed += 1;
+        let q850 = match &c.fate {
+            Fate::Answered { talk_s } => {
+                x.calls_answered += 1;
+                x.talk_ms += talk_s * 1000;
+                16
+            }
+            Fate::Busy => 17,
+            Fate::NoAnswer => 19,
+            // Twilio's call resource has no SIP code: a failed call heard of only by polling
+            // is a plain "failed" (41); its callback carries SipResponseCode.
+            Fate::Failed { .. } if c.delivery == Delivery::Silent => 41,
+            Fate::Failed { sip } => waihu_telephony::hangup::sip_to_q850(*sip),
+        };
+        *x.causes.entry(q850).or_default() += 1;
+        last.insert(c.to.clone(), q850);
+    }
+    for q850 in last.values() {
+        let outcome = match q850 {
+            16 => ContactOutcome::Answered,
+            1 => ContactOutcome::InvalidNumber,
+            _ => ContactOutcome::Unreached,
+        };
+        *x.outcomes.entry(outcome as i32).or_default() += 1;
+    }
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_on_a_twilio_line_ends_with_the_statistics_the_provider_decided() {
+    let fake = FakeTwilio::start(default_decide).await;
+    let cluster = Cluster::start(Simulator::default(), vec![]).await;
+    let line = cluster
+        .providers()
+        .await
+        .create_line(twilio_line(&fake, "twilio-1", 120))
+        .await
+        .expect("twilio line")
+        .into_inner();
+    assert_eq!(line.credential_names, vec!["auth_token".to_string()]);
+    let tested = cluster
+        .providers()
+        .await
+        .test_line(pb::LineRequest {
+            line_id: "twilio-1".into(),
+        })
+        .await
+        .expect("test")
+        .into_inner();
+    assert!(tested.success, "{}", tested.message);
+
+    let contacts = 500;
+    let list = phones(contacts, 3);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(&mut tasks, spec("twilio", 1, 0), &list).await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(240)).await;
+    let stats = wait_stats_settled(&cluster, &task, contacts as u64, Duration::from_secs(60)).await;
+    let x = expected_from(&fake, contacts as u64);
+    assert_stats_match(&stats, &x);
+    // The fake's mix reached every kind of delivery and outcome; every call was retried at most
+    // once (recall 1) and nothing was placed twice for one attempt.
+    assert!(x.causes.len() >= 4, "{:?}", x.causes);
+    assert!(x.calls_placed > contacts as u64, "some recalls");
+    let per_number = calls_per_number(&cluster, &task).await;
+    assert!(per_number.values().all(|n| *n <= 2), "{per_number:?}");
+    assert_eq!(fake.refused_auth(), 0);
+    // Each call's lifecycle events came out once each, in order, whatever order the callbacks
+    // came in.
+    let bad: Vec<(String, String)> = sqlx::query_as(
+        "SELECT stream_id, string_agg(event_type, ',' ORDER BY stream_version)
+         FROM events WHERE stream_id LIKE 'call-%' GROUP BY stream_id
+         HAVING string_agg(event_type, ',' ORDER BY stream_version) NOT IN (
+           'CallRequested,CallDialing,CallRinging,CallAnswered,CallReleased',
+           'CallRequested,CallDialing,CallRinging,CallReleased',
+           'CallRequested,CallDialing,CallReleased')",
+    )
+    .fetch_all(&cluster.env.pool)
+    .await
+    .expect("store");
+    assert!(bad.is_empty(), "{bad:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_unknown_oversized_and_malformed_callbacks_are_refused() {
+    let fake = FakeTwilio::start(|_, _| (Fate::Answered { talk_s: 3 }, Delivery::Silent)).await;
+    let cluster = Cluster::start(Simulator::default(), vec![]).await;
+    cluster
+        .providers()
+        .await
+        .create_line(twilio_line(&fake, "twilio-1", 10))
+        .await
+        .expect("line");
+    let list = phones(1, 4);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(&mut tasks, spec("hooks", 0, 0), &list).await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    let sid = fake.calls()[0].sid.clone();
+    let url = format!(
+        "http://{}/api/v1/calls/webhook/twilio/status",
+        cluster.provider_http
+    );
+    let http = reqwest::Client::new();
+    let post = |body: String, sig: Option<String>| {
+        let mut r = http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(s) = sig {
+            r = r.header("x-twilio-signature", s);
+        }
+        r.send()
+    };
+    let params = |sid: &str| {
+        vec![
+            ("CallSid".to_string(), sid.to_string()),
+            ("CallStatus".to_string(), "completed".to_string()),
+        ]
+    };
+    let body = |p: &[(String, String)]| {
+        p.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let status =
+        |r: Result<reqwest::Response, reqwest::Error>| r.expect("reachable").status().as_u16();
+    // Signed right: accepted (the call is over; nothing changes).
+    let good = twilio_signature(&fake.auth_token, &url, &params(&sid));
+    assert_eq!(
+        status(post(body(&params(&sid)), Some(good.clone())).await),
+        200
+    );
+    // Signed with another token, signed for another body, unsigned: 401.
+    let forged = twilio_signature("not-the-token", &url, &params(&sid));
+    assert_eq!(status(post(body(&params(&sid)), Some(forged)).await), 401);
+    let mut other = params(&sid);
+    other[1].1 = "busy".into();
+    assert_eq!(status(post(body(&other), Some(good.clone())).await), 401);
+    assert_eq!(status(post(body(&params(&sid)), None).await), 401);
+    // A call we never placed: 404; not the provider's format: 400; too big: 413.
+    let unknown = params("CA0000");
+    let sig = twilio_signature(&fake.auth_token, &url, &unknown);
+    assert_eq!(status(post(body(&unknown), Some(sig)).await), 404);
+    assert_eq!(
+        status(post("CallStatus=completed".into(), Some(good.clone())).await),
+        400
+    );
+    let huge = format!("CallSid={sid}&Pad={}", "x".repeat(200_000));
+    assert_eq!(status(post(huge, Some(good)).await), 413);
+    // An unknown provider: 404.
+    let r = http
+        .post(format!(
+            "http://{}/api/v1/calls/webhook/nope",
+            cluster.provider_http
+        ))
+        .body("x")
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(r.status().as_u16(), 404);
+    // The campaign itself was unaffected: one answered call.
+    let stats = wait_stats_settled(&cluster, &task, 1, Duration::from_secs(30)).await;
+    assert_eq!((stats.calls_placed, stats.calls_answered), (1, 1));
+    cluster.shutdown().await;
+}
