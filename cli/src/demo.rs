@@ -112,6 +112,9 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
             .env("WAIHU_SIMULATOR__TIME_SCALE", a.time_scale.to_string())
             .env("WAIHU_PROVIDER__DIALER_URL", &cli.dialer_addr)
             .env("WAIHU_DIALER__TICK_MS", "50")
+            // Only the provider adapter serves HTTP (providers' callbacks): on loopback, and not
+            // wherever WAIHU_HTTP_ADDR (the gateway's, for this demo) points.
+            .env("WAIHU_HTTP_ADDR", "127.0.0.1:8053")
             .stdout(out.try_clone()?)
             .stderr(out)
             .kill_on_drop(true)

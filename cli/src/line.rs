@@ -1,7 +1,7 @@
 //! `waihu line create|update|disable|enable|list|get|status`: the tenant's lines (trunks), served
 //! by the provider adapter's `ProviderService`.
 
-use std::process::ExitCode;
+use std::{collections::HashMap, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Subcommand};
 use waihu_proto::v1::{self as pb, provider_service_client::ProviderServiceClient};
@@ -29,6 +29,90 @@ pub enum LineCommand {
     Get { line_id: String },
     /// What a line carries now: calls out, today's calls against its cap, recent pace.
     Status { line_id: String },
+    /// Make a real signed request to the line's provider and say whether it worked and how
+    /// long it took.
+    Test { line_id: String },
+}
+
+/// A line's provider settings and credentials as given on the command line. Credentials never
+/// come from the command line itself (it shows in `ps` and shell history): from a file or from
+/// environment variables.
+#[derive(Args)]
+pub struct ProviderArgs {
+    /// A provider setting that is not secret, NAME=VALUE (repeatable), e.g.
+    /// `--config account_sid=AC123 --config base_url=https://api.twilio.com`.
+    #[arg(long = "config", value_name = "NAME=VALUE")]
+    config: Vec<String>,
+    /// Credentials from a file: a JSON object `{"auth_token": "..."}`, or NAME=VALUE lines
+    /// (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    credentials_file: Option<PathBuf>,
+    /// A credential from an environment variable, NAME=VARIABLE (repeatable), e.g.
+    /// `--credential-env auth_token=TWILIO_AUTH_TOKEN`.
+    #[arg(long = "credential-env", value_name = "NAME=VARIABLE")]
+    credential_env: Vec<String>,
+}
+
+fn pair(arg: &str, what: &str) -> Result<(String, String), CliError> {
+    arg.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{what} {arg:?}: want NAME=VALUE").into())
+}
+
+impl ProviderArgs {
+    fn config(&self) -> Result<HashMap<String, String>, CliError> {
+        self.config.iter().map(|a| pair(a, "--config")).collect()
+    }
+
+    /// The credentials the options name (empty when none).
+    fn credentials(&self) -> Result<HashMap<String, String>, CliError> {
+        let mut out = HashMap::new();
+        if let Some(path) = &self.credentials_file {
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            };
+            out.extend(parse_credentials(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+        }
+        for a in &self.credential_env {
+            let (name, var) = pair(a, "--credential-env")?;
+            let value = std::env::var(&var).map_err(|_| {
+                format!("--credential-env {name}: environment variable {var} is not set")
+            })?;
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
+}
+
+/// Credentials as a file holds them: a JSON object of strings, or NAME=VALUE lines (blank lines
+/// and `#` comments skipped).
+pub fn parse_credentials(text: &str) -> Result<HashMap<String, String>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(trimmed).map_err(|e| format!("not a JSON object: {e}"))?;
+        return v
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k, s)),
+                _ => Err(format!("{k}: values must be strings")),
+            })
+            .collect();
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(n, l)| {
+            l.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| format!("line {}: want NAME=VALUE", n + 1))
+        })
+        .collect()
 }
 
 #[derive(Args)]
@@ -39,7 +123,8 @@ pub struct CreateArgs {
     /// Shown to people (default: the id).
     #[arg(long)]
     name: Option<String>,
-    /// Who places its calls: sim (the simulator) in this build.
+    /// Who places its calls: sim (the simulator), twilio, aliyun, tencent or ronglian (see
+    /// docs/providers.md for each one's --config settings and credentials).
     #[arg(long, default_value = "sim")]
     provider: String,
     /// The number callees see (外显号码).
@@ -57,6 +142,8 @@ pub struct CreateArgs {
     /// IANA time zone of the line's day.
     #[arg(long, default_value = "Asia/Shanghai")]
     timezone: String,
+    #[command(flatten)]
+    provider_args: ProviderArgs,
 }
 
 #[derive(Args)]
@@ -76,13 +163,17 @@ pub struct UpdateArgs {
     daily_cap: Option<u32>,
     #[arg(long)]
     timezone: Option<String>,
+    /// Settings given replace the line's settings of the same name; credentials given replace
+    /// all stored ones.
+    #[command(flatten)]
+    provider_args: ProviderArgs,
 }
 
 /// One line as a line of text.
 pub fn text(l: &pb::Line) -> String {
     let or_none = |v: String, zero: bool| if zero { "none".to_string() } else { v };
     format!(
-        "{}  {}  provider {}  caller {}  max {}  cps {}  daily cap {}  tz {}  v{}{}",
+        "{}  {}  provider {}  caller {}  max {}  cps {}  daily cap {}  tz {}  v{}{}{}",
         l.line_id,
         if l.enabled { "enabled" } else { "DISABLED" },
         l.provider,
@@ -96,8 +187,23 @@ pub fn text(l: &pb::Line) -> String {
             String::new()
         } else {
             format!("  {:?}", l.name)
-        }
+        },
+        provider_text(l)
     )
+}
+
+/// A line's provider settings (values) and credentials (names only).
+fn provider_text(l: &pb::Line) -> String {
+    let mut out = String::new();
+    let mut config: Vec<_> = l.provider_config.iter().collect();
+    config.sort();
+    for (k, v) in config {
+        out.push_str(&format!("  {k}={v}"));
+    }
+    if !l.credential_names.is_empty() {
+        out.push_str(&format!("  credentials: {}", l.credential_names.join(",")));
+    }
+    out
 }
 
 pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
@@ -117,6 +223,7 @@ pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
                 cps: a.cps,
                 daily_cap: a.daily_cap,
                 time_zone: a.timezone.clone(),
+                provider_config: a.provider_args.config()?,
                 ..Default::default()
             };
             let l = c
@@ -124,7 +231,7 @@ pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
                     tenant,
                     pb::CreateLineRequest {
                         line: Some(line),
-                        ..Default::default()
+                        credentials: a.provider_args.credentials()?,
                     },
                 )?)
                 .await
@@ -160,13 +267,14 @@ pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
             if let Some(v) = &a.timezone {
                 l.time_zone = v.clone();
             }
+            l.provider_config.extend(a.provider_args.config()?);
             let l = c
                 .update_line(with_tenant(
                     tenant,
                     pb::UpdateLineRequest {
                         line: Some(l),
                         expected_version: version,
-                        ..Default::default()
+                        credentials: a.provider_args.credentials()?,
                     },
                 )?)
                 .await
@@ -226,6 +334,22 @@ pub async fn run(cli: &Cli, cmd: &LineCommand) -> Result<ExitCode, CliError> {
                 .into_inner();
             println!("{}", status_text(&s));
         }
+        LineCommand::Test { line_id } => {
+            let t = c
+                .test_line(with_tenant(tenant, get(line_id))?)
+                .await
+                .map_err(|s| status("TestLine", s))?
+                .into_inner();
+            println!(
+                "{line_id}  {}  {} ms  {}",
+                if t.success { "ok" } else { "FAILED" },
+                t.latency_ms,
+                t.message
+            );
+            if !t.success {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -252,4 +376,26 @@ pub fn status_text(s: &pb::LineStatus) -> String {
             String::new()
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_files_are_json_or_name_value_lines() {
+        let j =
+            parse_credentials(r#" {"auth_token": "t0k", "webhook_token": "w"} "#).expect("json");
+        assert_eq!(j.get("auth_token").map(String::as_str), Some("t0k"));
+        let l =
+            parse_credentials("# twilio\nauth_token = t0k\n\nwebhook_token=a=b\n").expect("lines");
+        assert_eq!(l.get("auth_token").map(String::as_str), Some("t0k"));
+        assert_eq!(l.get("webhook_token").map(String::as_str), Some("a=b"));
+        assert!(parse_credentials("auth_token")
+            .expect_err("no =")
+            .contains("line 1"));
+        assert!(parse_credentials(r#"{"n": 1}"#)
+            .expect_err("number")
+            .contains("n:"));
+    }
 }

@@ -9,6 +9,7 @@ mod dnc;
 mod export;
 mod import;
 mod line;
+mod provider;
 mod replay;
 mod task;
 mod tenant;
@@ -106,6 +107,9 @@ enum Command {
     /// Tokens for development and tests.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Provider tools: work out a request or callback signature offline.
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
 }
 
 #[tokio::main]
@@ -115,7 +119,7 @@ async fn main() -> ExitCode {
     sigpipe::reset();
     let _telemetry = telemetry();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Auth(_)) {
+    if !matches!(cli.command, Command::Auth(_) | Command::Provider(_)) {
         auth::token(&cli);
     }
     let result = match &cli.command {
@@ -130,6 +134,7 @@ async fn main() -> ExitCode {
         Command::Dnc(c) => dnc::run(&cli, c).await,
         Command::Call(c) => call::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),
+        Command::Provider(c) => provider::run(c),
     };
     match result {
         Ok(code) => code,

@@ -110,6 +110,8 @@ pub struct Cluster {
     /// across restarts), and the key sealing lines' credentials.
     pub provider_http: std::net::SocketAddr,
     pub credentials_key: String,
+    /// Earlier credential keys the adapter still opens (rotation).
+    pub credentials_old_keys: Vec<String>,
     /// How the adapter polls quiet cloud calls (quick, so tests wait little).
     pub polling: waihu_provider::cloud::Polling,
 }
@@ -168,6 +170,7 @@ impl Cluster {
             provider_addr: String::new(),
             setup_events: 0,
             provider_http: free_port(),
+            credentials_old_keys: vec![],
             credentials_key: {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
@@ -284,10 +287,24 @@ impl Cluster {
         cfg.credentials_key = Some(waihu_runtime::config::Secret::new(
             self.credentials_key.clone(),
         ));
+        cfg.credentials_old_keys = self
+            .credentials_old_keys
+            .iter()
+            .map(|k| waihu_runtime::config::Secret::new(k.clone()))
+            .collect();
         cfg.polling = self.polling;
         let r = run(|s| waihu_provider::start(cfg, s)).await;
         self.provider_addr = format!("http://{}", r.handle.addr);
         self.provider = Some(r);
+    }
+
+    /// Stops the provider adapter cleanly and starts it again (with the cluster's current
+    /// settings, e.g. `polling`).
+    pub async fn restart_provider(&mut self) {
+        if let Some(p) = self.provider.take() {
+            p.stop().await;
+        }
+        self.start_provider().await;
     }
 
     /// Kills the record service as a crash would: no drain, transactions cut off.

@@ -527,6 +527,19 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 .await,
             HIDDEN,
         ),
+        "/waihu.v1.ProviderService/TestLine" => expect_code(
+            cluster
+                .providers()
+                .await
+                .test_line(as_b(
+                    token,
+                    pb::LineRequest {
+                        line_id: a.line_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
         "/waihu.v1.ProviderService/ListLines" => {
             match cluster
                 .providers()

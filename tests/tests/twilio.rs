@@ -206,3 +206,164 @@ async fn forged_unknown_oversized_and_malformed_callbacks_are_refused() {
     assert_eq!((stats.calls_placed, stats.calls_answered), (1, 1));
     cluster.shutdown().await;
 }
+
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_line_secret_shows_in_no_log_line_reply_or_event() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug,h2=info,hyper=info,tower=info,sqlx=info,async_nats=info,reqwest=info,hyper_util=info")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+    let fake = FakeTwilio::start(default_decide).await;
+    let cluster = Cluster::start(Simulator::default(), vec![]).await;
+    let mut p = cluster.providers().await;
+    let created = p
+        .create_line(twilio_line(&fake, "twilio-1", 20))
+        .await
+        .expect("line")
+        .into_inner();
+    // A second line with a wrong token: the provider refuses its calls and its test.
+    let wrong_token = format!("wrong-{}", uuid::Uuid::new_v4().simple());
+    let mut bad = twilio_line(&fake, "twilio-bad", 5);
+    bad.credentials = [("auth_token".to_string(), wrong_token.clone())].into();
+    p.create_line(bad).await.expect("bad line");
+    let t = p
+        .test_line(pb::LineRequest {
+            line_id: "twilio-bad".into(),
+        })
+        .await
+        .expect("test runs")
+        .into_inner();
+    assert!(!t.success, "{t:?}");
+    let replies = format!(
+        "{created:?} {:?} {:?} {t:?}",
+        p.list_lines(pb::ListLinesRequest {})
+            .await
+            .expect("list")
+            .into_inner(),
+        p.get_line(pb::LineRequest {
+            line_id: "twilio-1".into()
+        })
+        .await
+        .expect("get")
+        .into_inner()
+    );
+    let list = phones(40, 5);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(&mut tasks, spec("secrets", 0, 0), &list).await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    // A forged callback, logged as refused.
+    let url = format!(
+        "http://{}/api/v1/calls/webhook/twilio/status",
+        cluster.provider_http
+    );
+    let sid = fake.calls()[0].sid.clone();
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", "bm90IGEgc2lnbmF0dXJl")
+        .body(format!("CallSid={sid}&CallStatus=completed"))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(r.status().as_u16(), 401);
+    wait_stats_settled(&cluster, &task, 40, Duration::from_secs(60)).await;
+    let envelopes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT envelope FROM events")
+        .fetch_all(&cluster.env.pool)
+        .await
+        .expect("store");
+    let sealed: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT sealed FROM provider.provider_line_credentials")
+            .fetch_all(&cluster.env.pool)
+            .await
+            .expect("credentials");
+    cluster.shutdown().await;
+
+    let logs = String::from_utf8_lossy(&capture.0.lock().expect("capture")).to_string();
+    assert!(
+        logs.contains("authentication failed"),
+        "the forged callback is logged"
+    );
+    assert!(
+        logs.contains("line misconfigured"),
+        "the bad line's refusals are logged"
+    );
+    for secret in [fake.auth_token.as_str(), wrong_token.as_str()] {
+        assert!(!logs.contains(secret), "a secret in the logs");
+        assert!(!replies.contains(secret), "a secret in a reply");
+        for e in envelopes.iter().chain(&sealed) {
+            assert!(
+                !e.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret in an event or stored in clear"
+            );
+        }
+    }
+    assert!(
+        replies.contains("auth_token"),
+        "the credential's name is shown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotated_key_reseals_the_credentials_and_the_line_keeps_working() {
+    let fake = FakeTwilio::start(default_decide).await;
+    let mut cluster = Cluster::start(Simulator::default(), vec![]).await;
+    cluster
+        .providers()
+        .await
+        .create_line(twilio_line(&fake, "twilio-1", 10))
+        .await
+        .expect("line");
+    let key_ids = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, String>("SELECT key_id FROM provider.provider_line_credentials")
+            .fetch_all(&pool)
+            .await
+            .expect("credentials")
+    };
+    let before = key_ids(cluster.env.pool.clone()).await;
+    assert_eq!(before.len(), 1);
+    // Rotate: a new key, the old one kept to open what it sealed.
+    let old = cluster.credentials_key.clone();
+    cluster.credentials_key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    };
+    cluster.credentials_old_keys = vec![old];
+    cluster.restart_provider().await;
+    let after = key_ids(cluster.env.pool.clone()).await;
+    assert_ne!(after, before, "re-sealed under the new key at start-up");
+    // The old key can go now: the line still opens and dials.
+    cluster.credentials_old_keys.clear();
+    cluster.restart_provider().await;
+    let t = cluster
+        .providers()
+        .await
+        .test_line(pb::LineRequest {
+            line_id: "twilio-1".into(),
+        })
+        .await
+        .expect("test")
+        .into_inner();
+    assert!(t.success, "{t:?}");
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(&mut tasks, spec("rotated", 0, 0), &phones(20, 6)).await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    let stats = wait_stats_settled(&cluster, &task, 20, Duration::from_secs(60)).await;
+    assert_eq!(stats.calls_placed, fake.calls().len() as u64);
+    cluster.shutdown().await;
+}

@@ -135,7 +135,7 @@ mod tests {
             expected(
                 12,
                 "CallReleased",
-                r#""payload":{"callId":"6f7c","taskId":"9d5e","contactNo":7,"cause":{"q850":17,"name":"USER_BUSY","raw":"sip:486"},"answered":false,"ringMs":"5000","talkMs":"0"}"#
+                r#""payload":{"callId":"6f7c","taskId":"9d5e","contactNo":7,"cause":{"q850":17,"name":"USER_BUSY","raw":"sip:486"},"answered":false,"ringMs":"5000","talkMs":"0","providerReport":""}"#
             )
         );
         Ok(())

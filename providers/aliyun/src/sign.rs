@@ -22,18 +22,7 @@ pub const ACS3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
 /// The header carrying the body's hash; V3 always signs it.
 pub const CONTENT_SHA256_HEADER: &str = "x-acs-content-sha256";
 
-/// What signing one vector-shaped entry gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
-    /// The value to compare with the entry's expectation: the base64 `Signature` for RPC V1, the
-    /// whole `Authorization` header value for ACS3.
-    pub signature: String,
-    pub string_to_sign: String,
-    /// Intermediate values by name (`canonical_request_sha256`, `payload_sha256`,
-    /// `canonical_request` and `signature`, the hex signature alone, for ACS3; none for RPC V1,
-    /// whose only one is `string_to_sign`).
-    pub extra: Vec<(String, String)>,
-}
+pub use waihu_provider_core::Signed;
 
 /// Bytes percentEncode leaves as they are: `A-Z a-z 0-9 - _ . ~`.
 const KEPT: &AsciiSet = &NON_ALPHANUMERIC

@@ -139,9 +139,14 @@ pub struct Placed {
     pub raw: String,
 }
 
+/// How a report names our call when the provider echoes our reference (a user-data field set
+/// when dialing) rather than its own call id: `waihu-call:<our call id>`.
+pub const OUR_CALL_PREFIX: &str = "waihu-call:";
+
 /// One thing the provider said about one of its calls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// The provider's call id, or `waihu-call:<our call id>` ([`OUR_CALL_PREFIX`]).
     pub provider_call_id: String,
     pub signal: Signal,
     /// What it said, as it said it (bounded by the adapter before it is kept).
@@ -255,6 +260,15 @@ pub trait CloudApi: Send + Sync + 'static {
 
     /// The reply the provider expects to a callback it delivered.
     fn hook_reply(&self) -> HookReply;
+
+    /// For a callback that names no call we know (an acknowledgement-only push such as a
+    /// recording notice keyed by the provider's session): a `provider_config` setting and its
+    /// value that find the lines it may come from (e.g. `sdk_app_id`), so it can still be
+    /// authenticated before it is acknowledged. `None` (the default): such a callback is 404.
+    fn hook_line_match(&self, hook: &Hook<'_>) -> Option<(&'static str, String)> {
+        let _ = hook;
+        None
+    }
 }
 
 /// Compares two byte strings in time independent of where they differ.

@@ -51,6 +51,8 @@ pub struct CallLedger {
     reached: Stage,
     /// Cancelled when someone hangs the call up (DialerService.Hangup): the provider drops it.
     hangup: CancellationToken,
+    /// The call was released by someone else (a hang-up, the watchdog), not by this ledger.
+    ended_elsewhere: bool,
 }
 
 fn transient(e: BusError) -> HandlerError {
@@ -86,6 +88,7 @@ impl CallLedger {
             version: d.event.meta.stream_version,
             reached: Stage::Requested,
             hangup: CancellationToken::new(),
+            ended_elsewhere: false,
         };
         if d.delivered > 1 {
             ledger.resume().await?;
@@ -131,19 +134,33 @@ impl CallLedger {
         let Ok(last) = last else {
             // Something unreadable ended up on the subject: nothing of ours can follow it.
             self.reached = Stage::Released;
+            self.ended_elsewhere = true;
             return Ok(());
         };
         self.version = last.meta.stream_version;
         self.reached = if last.meta.event_id == self.request.meta.event_id {
             Stage::Requested
         } else {
-            Stage::ALL
+            match Stage::ALL
                 .into_iter()
                 .find(|s| event_id(self.call_id, *s) == last.meta.event_id)
-                // Not one of ours: the call was ended by something else (the watchdog).
-                .unwrap_or(Stage::Released)
+            {
+                Some(stage) => stage,
+                // Not one of ours: the call was ended by something else (a hang-up, the
+                // watchdog).
+                None => {
+                    self.ended_elsewhere = true;
+                    Stage::Released
+                }
+            }
         };
         Ok(())
+    }
+
+    /// Whether the call was released by someone else (a hang-up, the watchdog) rather than
+    /// through this ledger: the provider may still have it up, and should drop it.
+    pub fn ended_elsewhere(&self) -> bool {
+        self.ended_elsewhere
     }
 
     fn event(&self, signal: Signal, provider_report: String) -> Event {

@@ -14,6 +14,17 @@ pub use ledger::{CallLedger, Stage};
 use waihu_bus::HandlerError;
 use waihu_events::pb;
 
+/// What signing one entry shaped like those of `shared/vectors/signatures.json` gives
+/// (`waihu provider sign`): the value to compare with the entry's expectation (a signature or a
+/// whole `Authorization` header, per scheme), the text that was signed, and intermediate values
+/// by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub signature: String,
+    pub string_to_sign: String,
+    pub extra: Vec<(String, String)>,
+}
+
 /// What a provider learnt about a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {

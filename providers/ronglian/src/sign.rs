@@ -28,17 +28,7 @@ const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
     None => panic!("UTC+8 is a valid offset"),
 };
 
-/// What signing one vector-shaped entry gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
-    /// The value to compare with the entry's expectation: the `sig` query parameter.
-    pub signature: String,
-    /// The MD5 input with the auth token shown as `<auth_token>`, so that the output never
-    /// carries the secret: `AccountSid<auth_token>Batch`.
-    pub string_to_sign: String,
-    /// `authorization` (the header value) and `batch`.
-    pub extra: Vec<(String, String)>,
-}
+pub use waihu_provider_core::Signed;
 
 /// The batch of an instant: its Beijing time as `yyyyMMddHHmmss`.
 pub fn batch_at(instant: DateTime<Utc>) -> String {

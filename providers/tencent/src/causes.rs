@@ -26,6 +26,30 @@ pub fn cause(end_status: i64) -> pb::HangupCause {
     table().cause("tencent", &end_status.to_string(), FALLBACK_Q850)
 }
 
+/// The `EndStatus` code an `EndStatusString` stands for (`busy` → 206), from the table's meaning
+/// column (`busy: busy`); `None` for a string the table lacks.
+pub fn code_of_string(end_status_string: &str) -> Option<i64> {
+    let wanted = end_status_string.trim();
+    table()
+        .rows()
+        .iter()
+        .find(|r| r.meaning.split(':').next() == Some(wanted))
+        .and_then(|r| r.code.parse().ok())
+}
+
+/// The normalised cause of a CDR that names its end only by `EndStatusString` (the push's
+/// documented field): the same as its code's (raw `tencent:<code>`), or, for a string the table
+/// lacks, [`FALLBACK_Q850`] with raw `tencent:<string>`.
+pub fn cause_of_string(end_status_string: &str) -> pb::HangupCause {
+    match code_of_string(end_status_string) {
+        Some(code) => cause(code),
+        None => waihu_telephony::hangup::cause(
+            FALLBACK_Q850,
+            format!("tencent:{}", end_status_string.trim()),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +126,22 @@ mod tests {
         assert_eq!(inbound_only.q850, FALLBACK_Q850);
         assert_eq!(inbound_only.raw, "tencent:105");
         assert_eq!(cause(-1).raw, "tencent:-1");
+    }
+
+    #[test]
+    fn strings_map_like_their_codes() {
+        for row in table().rows() {
+            let string = row.meaning.split(':').next().expect("a string");
+            let code: i64 = row.code.parse().expect("numeric code");
+            assert_eq!(code_of_string(string), Some(code), "{string}");
+            assert_eq!(cause_of_string(string), cause(code), "{string}");
+        }
+        assert_eq!(code_of_string(" busy "), Some(206));
+        let unknown = cause_of_string("voiceMailReached");
+        assert_eq!(
+            (unknown.q850, unknown.raw.as_str()),
+            (FALLBACK_Q850, "tencent:voiceMailReached")
+        );
+        assert_eq!(code_of_string(""), None);
     }
 }

@@ -22,16 +22,7 @@ pub const TC3_ALGORITHM: &str = "TC3-HMAC-SHA256";
 /// The headers signed, as listed in `SignedHeaders`.
 pub const SIGNED_HEADERS: &str = "content-type;host";
 
-/// What signing one vector-shaped entry gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
-    /// The value to compare with the entry's expectation: the whole `Authorization` header.
-    pub signature: String,
-    pub string_to_sign: String,
-    /// Intermediate values by name: `date`, `payload_sha256`, `canonical_request_sha256`,
-    /// `canonical_request`, `signature` (the hex signature alone).
-    pub extra: Vec<(String, String)>,
-}
+pub use waihu_provider_core::Signed;
 
 /// What [`tc3_sign`] gives.
 #[derive(Debug, Clone, PartialEq, Eq)]

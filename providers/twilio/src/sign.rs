@@ -102,13 +102,7 @@ pub fn validate_json(auth_token: &str, url: &str, body: &[u8], given: &str) -> b
         && validate_form(auth_token, url, &[], given)
 }
 
-/// A signature worked out from a vector-shaped entry (`waihu provider sign twilio`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Signed {
-    pub signature: String,
-    pub string_to_sign: String,
-    pub extra: Vec<(String, String)>,
-}
+pub use waihu_provider_core::Signed;
 
 fn field<'a>(entry: &'a serde_json::Value, name: &str) -> Result<&'a str, String> {
     entry

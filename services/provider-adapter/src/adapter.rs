@@ -1,6 +1,6 @@
-//! The dispatcher: a dial command (`CallRequested`) goes to the provider of its line, which
-//! reports through the call's ledger. This build has one provider type, the simulator, and every
-//! line is served by it; routing by the line's provider type comes with the provider issues.
+//! The dispatcher: a dial command (`CallRequested`) goes to the provider of its line (read from
+//! this adapter's lines, cached for a few seconds): the simulator, or a cloud provider driven by
+//! [`crate::cloud`], each reporting through the call's ledger.
 //!
 //! Hang-ups: `DialerService.Hangup` records the call's release itself and says so on
 //! `<prefix>.ctl.hangup.<call>`; every adapter hears it, and the one playing the call has its

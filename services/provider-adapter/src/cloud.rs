@@ -30,8 +30,12 @@ pub struct Providers {
 
 impl Providers {
     pub fn new(http: reqwest::Client) -> Self {
-        let apis: Vec<Arc<dyn CloudApi>> =
-            vec![Arc::new(waihu_provider_twilio::Twilio::new(http.clone()))];
+        let apis: Vec<Arc<dyn CloudApi>> = vec![
+            Arc::new(waihu_provider_twilio::Twilio::new(http.clone())),
+            Arc::new(waihu_provider_aliyun::Aliyun::new(http.clone())),
+            Arc::new(waihu_provider_tencent::Tencent::new(http.clone())),
+            Arc::new(waihu_provider_ronglian::Ronglian::new(http.clone())),
+        ];
         Providers {
             apis: apis.into_iter().map(|a| (a.kind(), a)).collect(),
         }
@@ -203,12 +207,30 @@ impl Calls {
         Ok(())
     }
 
-    /// Whose call the provider's `provider_call_id` is.
+    /// Whose call the provider's `provider_call_id` is. A provider that echoes our reference
+    /// instead (a user-data field set when dialing) reports `waihu-call:<our call id>`
+    /// ([`waihu_provider_core::cloud::OUR_CALL_PREFIX`]); that is looked up among this
+    /// provider's calls by our id.
     pub async fn owner(
         &self,
         provider: &str,
         provider_call_id: &str,
     ) -> Result<Option<Owner>, sqlx::Error> {
+        if let Some(ours) =
+            provider_call_id.strip_prefix(waihu_provider_core::cloud::OUR_CALL_PREFIX)
+        {
+            let Ok(call) = Uuid::parse_str(ours) else {
+                return Ok(None);
+            };
+            return sqlx::query_as(
+                "SELECT call_id, tenant_id, line_id FROM provider_calls
+                 WHERE call_id = $1 AND provider = $2",
+            )
+            .bind(call)
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await;
+        }
         sqlx::query_as(
             "SELECT call_id, tenant_id, line_id FROM provider_calls
              WHERE provider = $1 AND provider_call_id = $2",
@@ -244,10 +266,14 @@ impl Calls {
                 ),
                 _ => (0, String::new(), false, 0, 0),
             };
+            // A report of a call already over (late, or repeated) is not kept again.
             new += sqlx::query(
                 "INSERT INTO provider_reports
                      (call_id, stage, q850, cause_raw, answered, ring_ms, talk_ms, raw)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                 WHERE NOT EXISTS (SELECT 1 FROM provider_calls
+                                   WHERE call_id = $1 AND settled_at IS NOT NULL)
+                 ON CONFLICT DO NOTHING",
             )
             .bind(call)
             .bind(stage_no(r.signal.stage()))
@@ -370,6 +396,11 @@ impl CloudPlayer<'_> {
                 }
             }
             if ledger.reached() == Stage::Released {
+                if ledger.ended_elsewhere() {
+                    // Released from outside (a hang-up heard while we were placing it, the
+                    // watchdog): the provider may still have the call up.
+                    self.drop_call(line, call, &provider_call_id).await;
+                }
                 self.calls.settle(call).await?;
                 return Ok(());
             }
@@ -390,13 +421,18 @@ impl CloudPlayer<'_> {
                 }
                 _ = ledger.hung_up() => {
                     // The release is recorded by whoever hung up; the provider drops the call.
-                    if let Err(e) = self.api.hang_up(line, &provider_call_id).await {
-                        tracing::warn!(%call, provider = self.api.kind(), error = %e, "provider hang-up failed");
-                    }
+                    self.drop_call(line, call, &provider_call_id).await;
                     self.calls.settle(call).await?;
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// Asks the provider to end a call released on our side (best effort: logged when it fails).
+    async fn drop_call(&self, line: &LineConfig, call: Uuid, provider_call_id: &str) {
+        if let Err(e) = self.api.hang_up(line, provider_call_id).await {
+            tracing::warn!(%call, provider = self.api.kind(), error = %e, "provider hang-up failed");
         }
     }
 

@@ -1,8 +1,9 @@
 //! The provider adapter: owns tenants' lines (`ProviderService`, announced as line events the
-//! dialer follows) and hands dial commands to the provider of their line (`providers/`), whose
-//! signals the call ledger turns into normalised call events. This build has the simulator
-//! provider; the SIP trunk and cloud call centres (Aliyun, Tencent, Ronglian) come in later
-//! issues.
+//! dialer follows; their credentials sealed at rest, [`vault`]) and hands dial commands to the
+//! provider of their line (`providers/`: the simulator, Twilio, Aliyun, Tencent, Ronglian),
+//! whose signals the call ledger turns into normalised call events. Cloud providers' callbacks
+//! arrive on its HTTP server ([`webhook`]); quiet calls are polled ([`cloud`]). The SIP trunk
+//! and work phones come in a later issue.
 
 pub mod adapter;
 pub mod cloud;

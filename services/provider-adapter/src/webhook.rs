@@ -16,7 +16,7 @@ use axum::{
     Router,
 };
 use waihu_bus::Bus;
-use waihu_provider_core::cloud::{Hook, HookError};
+use waihu_provider_core::cloud::{CloudApi, Hook, HookError};
 
 use crate::{
     adapter::{announce_report, Playing},
@@ -115,6 +115,11 @@ async fn receive(
         .unwrap_or_default();
     let owner = match hooks.calls.owner(api.kind(), &first).await {
         Ok(Some(o)) => o,
+        Ok(None) if reports.is_empty() => {
+            // Nothing to record: authenticate it by the lines it may come from, then
+            // acknowledge it.
+            return acknowledge_unmatched(&hooks, api.as_ref(), &hook, provider, &first).await;
+        }
         Ok(None) => {
             tracing::warn!(provider, provider_call_id = %first, "callback for a call we do not know");
             return refuse(StatusCode::NOT_FOUND, "unknown call");
@@ -180,6 +185,11 @@ async fn receive(
     for (call, _) in &mine {
         announce_report(&hooks.bus, &hooks.playing, *call).await;
     }
+    success(api.as_ref())
+}
+
+/// The reply the provider expects.
+fn success(api: &dyn CloudApi) -> Response {
     let reply = api.hook_reply();
     (
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
@@ -187,4 +197,52 @@ async fn receive(
         reply.body,
     )
         .into_response()
+}
+
+/// A callback that records nothing and names no call we know: acknowledged when it
+/// authenticates for one of the lines its provider says it may come from
+/// ([`CloudApi::hook_line_match`]), 401 when it authenticates for none, 404 when no line fits.
+async fn acknowledge_unmatched(
+    hooks: &Webhooks,
+    api: &dyn CloudApi,
+    hook: &Hook<'_>,
+    provider: &str,
+    first: &str,
+) -> Response {
+    let Some((setting, value)) = api.hook_line_match(hook) else {
+        tracing::warn!(provider, provider_call_id = %first, "callback for a call we do not know");
+        return refuse(StatusCode::NOT_FOUND, "unknown call");
+    };
+    let candidates: Vec<(String, String)> = match sqlx::query_as(
+        "SELECT tenant_id, line_id FROM provider_lines
+         WHERE provider = $1 AND provider_config ->> $2 = $3 ORDER BY tenant_id, line_id LIMIT 20",
+    )
+    .bind(api.kind())
+    .bind(setting)
+    .bind(&value)
+    .fetch_all(&hooks.calls.pool)
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(provider, error = %e, "callback not taken: database");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again");
+        }
+    };
+    if candidates.is_empty() {
+        return refuse(StatusCode::NOT_FOUND, "unknown line");
+    }
+    for (tenant, line) in &candidates {
+        if let Ok(Some(l)) = hooks.lines.get(tenant, line).await {
+            if api.verify_hook(&l, hook) {
+                return success(api);
+            }
+        }
+    }
+    tracing::warn!(
+        provider,
+        setting,
+        "callback refused: authentication failed for every line it may come from"
+    );
+    refuse(StatusCode::UNAUTHORIZED, "authentication failed")
 }

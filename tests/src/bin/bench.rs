@@ -9,6 +9,8 @@
 mod million;
 #[path = "bench/procs.rs"]
 mod procs;
+#[path = "bench/webhooks.rs"]
+mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -18,10 +20,12 @@ use waihu_e2e::*;
 use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;
 
-const USAGE: &str = "usage: waihu-bench [--only base|ingest|1m|rules]
+const USAGE: &str = "usage: waihu-bench [--only base|ingest|webhooks|1m|rules]
 
-  --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts
+  --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts,
+                webhook ingestion
   --only ingest raw PostgreSQL ceiling and store ingest only
+  --only webhooks raw JetStream ceiling and provider callback ingestion only
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
                 (needs the release binaries: cargo build --release --bins)
   --only rules  100,000 contacts over 10 tasks and 20 lines, with every dialing rule on and
@@ -58,6 +62,7 @@ enum Only {
     All,
     Base,
     Ingest,
+    Webhooks,
     Million,
     Rules,
 }
@@ -73,7 +78,7 @@ fn parse_args() -> Result<Only, String> {
             }
             "--only" => args
                 .next()
-                .ok_or("--only needs a value: base, ingest, 1m or rules")?,
+                .ok_or("--only needs a value: base, ingest, webhooks, 1m or rules")?,
             _ => match a.strip_prefix("--only=") {
                 Some(v) => v.to_string(),
                 None => return Err(format!("unknown argument {a:?}")),
@@ -82,11 +87,12 @@ fn parse_args() -> Result<Only, String> {
         only = match value.as_str() {
             "base" => Only::Base,
             "ingest" => Only::Ingest,
+            "webhooks" => Only::Webhooks,
             "1m" => Only::Million,
             "rules" => Only::Rules,
             other => {
                 return Err(format!(
-                    "--only {other:?}: expected base, ingest, 1m or rules"
+                    "--only {other:?}: expected base, ingest, webhooks, 1m or rules"
                 ))
             }
         };
@@ -256,6 +262,34 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
     (import_rate, big, attempts_rate, stats.calls_placed)
 }
 
+/// Provider callbacks accepted and turned into call events, beside the JetStream ceiling.
+async fn webhook_ingest(js_ceiling: f64) {
+    let calls = n(3000);
+    match webhooks::run(calls).await {
+        Ok((rate, sent)) => {
+            report(
+                "webhook_ingest",
+                rate,
+                "callbacks/s",
+                &format!(
+                    "{sent} signed Twilio status callbacks over HTTP ({calls} calls x ringing, \
+                     in-progress, completed), {} at once: authenticated, kept, turned into call \
+                     events and projected",
+                    webhooks::CONCURRENCY
+                ),
+            );
+            report_with(
+                "webhook_ingest_share",
+                rate / js_ceiling * 100.0,
+                1,
+                "%",
+                "webhook_ingest callbacks/s as a share of raw_jetstream_acked_publish msg/s, same run",
+            );
+        }
+        Err(e) => eprintln!("waihu-bench: webhook ingestion failed: {e}"),
+    }
+}
+
 /// The figures of the base section the million-contact section is compared with.
 struct Base {
     call_attempts: f64,
@@ -295,6 +329,7 @@ async fn base() -> Base {
         "msg/s",
         "300-byte messages, acks awaited in windows of 1000",
     );
+    webhook_ingest(js).await;
     ingest_share(&env).await;
     env.cleanup().await;
     let (import_rate, contacts, attempts, calls) = import_and_dial().await;
@@ -331,10 +366,24 @@ async fn main() -> std::process::ExitCode {
             }
             Only::Base => "raw ceilings first, then the pipeline, in one run",
             Only::Ingest => "the PostgreSQL ceiling and store ingest, in one run",
+            Only::Webhooks => "the JetStream ceiling and webhook ingestion, in one run",
             Only::Million => "the 1M campaign only",
             Only::Rules => "the rules campaigns only (every rule on, then off)",
         }
     );
+    if only == Only::Webhooks {
+        let env = TestEnv::new().await;
+        let js = raw_jetstream(&env).await;
+        env.cleanup().await;
+        report(
+            "raw_jetstream_acked_publish",
+            js,
+            "msg/s",
+            "300-byte messages, acks awaited in windows of 1000",
+        );
+        webhook_ingest(js).await;
+        return std::process::ExitCode::SUCCESS;
+    }
     if only == Only::Ingest {
         let env = TestEnv::new().await;
         ingest_share(&env).await;

@@ -1,0 +1,394 @@
+//! Campaigns on a Tencent CCC line, against a local server speaking CCC's wire format
+//! (`waihu_e2e::fakes::tencent`): the statistics come out exactly as the fake decided, though
+//! its CDR pushes come twice, late, before the task says the call is over, or not at all; bad
+//! pushes are refused; the line test signs a real read and fails, without the secret, on a
+//! wrong key.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use waihu_e2e::{
+    fakes::tencent::{default_decide, Delivery, FakeTencent, Fate},
+    *,
+};
+use waihu_events::pb::{self, ContactOutcome};
+use waihu_provider::sim::Simulator;
+use waihu_telephony::hangup::{CALL_REJECTED, INVALID_NUMBER_Q850};
+
+/// A Tencent line on the fake, as `ProviderService.CreateLine` takes it.
+fn tencent_line(
+    fake: &FakeTencent,
+    id: &str,
+    max_concurrent: u32,
+    secret_key: &str,
+) -> pb::CreateLineRequest {
+    pb::CreateLineRequest {
+        line: Some(pb::Line {
+            line_id: id.into(),
+            name: "Tencent CCC test line".into(),
+            provider: "tencent".into(),
+            caller_number: "+862066668888".into(),
+            max_concurrent,
+            provider_config: [
+                ("sdk_app_id", fake.sdk_app_id.to_string()),
+                ("secret_id", fake.secret_id.clone()),
+                ("ivr_id", "7".to_string()),
+                ("webhook_user", fake.webhook_user.clone()),
+                ("base_url", fake.base_url()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            ..Default::default()
+        }),
+        credentials: [
+            ("secret_key".to_string(), secret_key.to_string()),
+            (
+                "webhook_password".to_string(),
+                fake.webhook_password.clone(),
+            ),
+        ]
+        .into(),
+    }
+}
+
+/// The Q.850 cause each fate must end with: the EndStatus table restated here, not read from
+/// the crate under test.
+fn q850_of(fate: &Fate) -> u32 {
+    match fate {
+        Fate::Answered { .. } => 16,
+        Fate::NotAnswer => 19,
+        Fate::Busy => 17,
+        Fate::PowerOff => 20,
+        Fate::NumberNotExist => 1,
+        Fate::UserReject => 21,
+        Fate::OperatorError => 38,
+    }
+}
+
+/// What the statistics must be, from the fake's log of what it decided. CCC's poll API reads
+/// back the very CDR the push carries (`DescribeTelCdr`), so a call heard of only by polling
+/// ends exactly as a pushed one does.
+fn expected_from(fake: &FakeTencent, contacts: u64) -> Expected {
+    let mut x = Expected {
+        contacts,
+        ..Default::default()
+    };
+    let mut last: BTreeMap<String, (u32, bool)> = BTreeMap::new();
+    for c in fake.calls() {
+        x.calls_placed += 1;
+        let q850 = q850_of(&c.fate);
+        let answered = matches!(c.fate, Fate::Answered { .. });
+        if let Fate::Answered { talk_s, .. } = c.fate {
+            x.calls_answered += 1;
+            x.talk_ms += talk_s * 1000;
+        }
+        *x.causes.entry(q850).or_default() += 1;
+        last.insert(c.callee.clone(), (q850, answered));
+    }
+    for (q850, answered) in last.values() {
+        let outcome = if *answered {
+            ContactOutcome::Answered
+        } else if INVALID_NUMBER_Q850.contains(q850) {
+            ContactOutcome::InvalidNumber
+        } else if *q850 == CALL_REJECTED {
+            ContactOutcome::Rejected
+        } else {
+            ContactOutcome::Unreached
+        };
+        *x.outcomes.entry(outcome as i32).or_default() += 1;
+    }
+    x
+}
+
+/// The push URL as set in the CCC console.
+fn push_url(cluster: &Cluster) -> String {
+    format!(
+        "http://{}/api/v1/calls/webhook/tencent",
+        cluster.provider_http
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_on_a_tencent_line_ends_with_the_statistics_the_provider_decided() {
+    let fake = FakeTencent::start(default_decide).await;
+    let cluster = Cluster::start(Simulator::default(), vec![]).await;
+    fake.push_to(&push_url(&cluster));
+    let line = cluster
+        .providers()
+        .await
+        .create_line(tencent_line(&fake, "tencent-1", 120, &fake.secret_key))
+        .await
+        .expect("tencent line")
+        .into_inner();
+    assert_eq!(
+        line.credential_names,
+        vec!["secret_key".to_string(), "webhook_password".to_string()]
+    );
+
+    let contacts = 500;
+    let list = phones(contacts, 5);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(&mut tasks, spec("tencent", 1, 0), &list).await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(240)).await;
+    let stats = wait_stats_settled(&cluster, &task, contacts as u64, Duration::from_secs(60)).await;
+    let x = expected_from(&fake, contacts as u64);
+    assert_stats_match(&stats, &x);
+    // The mix reached every fate and every delivery; every call was retried at most once
+    // (recall 1) and nothing was placed twice for one attempt; every request was signed right.
+    assert_eq!(x.causes.len(), 7, "{:?}", x.causes);
+    let calls = fake.calls();
+    for d in [
+        Delivery::InOrder,
+        Delivery::Twice,
+        Delivery::Late,
+        Delivery::Early,
+        Delivery::Silent,
+    ] {
+        assert!(calls.iter().any(|c| c.delivery == d), "{d:?}");
+    }
+    assert!(x.calls_placed > contacts as u64, "some recalls");
+    let per_number = calls_per_number(&cluster, &task).await;
+    assert!(per_number.values().all(|n| *n <= 2), "{per_number:?}");
+    assert_eq!(fake.refused(), vec![]);
+    // Each task was one callee, tried once, carrying our reference.
+    assert!(calls.iter().all(|c| c.uui.starts_with("waihu-call:")));
+    let tasks_made: std::collections::BTreeSet<u64> = calls.iter().map(|c| c.task_id).collect();
+    assert_eq!(tasks_made.len(), calls.len());
+    // Silent calls were found by polling the task and reading the CDR back.
+    assert!(fake.requests("DescribeAutoCalloutTask") > 0);
+    assert!(fake.requests("DescribeTelCdr") > 0);
+    // Every push was taken with CCC's expected reply, none refused (recording pushes name only
+    // a session: authenticated by the application's lines and acknowledged).
+    let pushes = fake.pushes();
+    let cdr_pushes: Vec<_> = pushes.iter().filter(|p| p.action == "cdr").collect();
+    assert!(!cdr_pushes.is_empty());
+    for p in &cdr_pushes {
+        assert_eq!(
+            (p.status, p.body.as_str()),
+            (200, r#"{"ErrCode":0}"#),
+            "{p:?}"
+        );
+    }
+    let records: Vec<_> = pushes.iter().filter(|p| p.action == "record").collect();
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|p| p.status == 200), "{records:?}");
+    // Each call's lifecycle events came out once each, in order, whatever order the pushes and
+    // polls came in.
+    let bad: Vec<(String, String)> = sqlx::query_as(
+        "SELECT stream_id, string_agg(event_type, ',' ORDER BY stream_version)
+         FROM events WHERE stream_id LIKE 'call-%' GROUP BY stream_id
+         HAVING string_agg(event_type, ',' ORDER BY stream_version) NOT IN (
+           'CallRequested,CallDialing,CallRinging,CallAnswered,CallReleased',
+           'CallRequested,CallDialing,CallRinging,CallReleased',
+           'CallRequested,CallDialing,CallReleased')",
+    )
+    .fetch_all(&cluster.env.pool)
+    .await
+    .expect("store");
+    assert!(bad.is_empty(), "{bad:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_unknown_oversized_and_malformed_pushes_are_refused_and_the_line_test_signs() {
+    let fake = FakeTencent::start(|_, _| {
+        (
+            Fate::Answered {
+                ring_s: 1,
+                talk_s: 3,
+            },
+            Delivery::Silent,
+        )
+    })
+    .await;
+    let cluster = Cluster::start(Simulator::default(), vec![]).await;
+    fake.push_to(&push_url(&cluster));
+    let mut providers = cluster.providers().await;
+    providers
+        .create_line(tencent_line(&fake, "tencent-1", 10, &fake.secret_key))
+        .await
+        .expect("line");
+    // One call, heard of by polling alone.
+    let list = phones(1, 4);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(&mut tasks, spec("hooks", 0, 0), &list).await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    let placed = fake.calls()[0].clone();
+    assert!(placed.uui.starts_with("waihu-call:"));
+
+    let http = reqwest::Client::new();
+    let url = push_url(&cluster);
+    let basic = |user: &str, pass: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
+    };
+    let right = basic(&fake.webhook_user, &fake.webhook_password);
+    let post = |query: &str, body: String, auth: Option<String>| {
+        let mut r = http
+            .post(format!("{url}{query}"))
+            .header("content-type", "application/json;charset=utf8")
+            .body(body);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let cdr = |uui: &str| {
+        json!({
+            "SdkAppId": fake.sdk_app_id, "SessionId": placed.session_id, "Caller": placed.caller,
+            "Callee": placed.callee, "Direction": 1, "CallType": 1, "Duration": 3,
+            "StartTimestamp": placed.not_before, "RingTimestamp": placed.not_before + 1,
+            "AcceptTimestamp": placed.not_before + 2, "EndedTimestamp": placed.not_before + 5,
+            "EndStatusString": "ok", "HungUpSide": "user", "UUI": uui,
+        })
+        .to_string()
+    };
+    let status = |r: Result<reqwest::Response, reqwest::Error>| async move {
+        let r = r.expect("reachable");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    };
+    let cdr_query = "?action=cdr&version=1";
+    // Authentic: taken with CCC's expected reply (the call is over; nothing changes).
+    assert_eq!(
+        status(post(cdr_query, cdr(&placed.uui), Some(right.clone())).await).await,
+        (200, r#"{"ErrCode":0}"#.to_string())
+    );
+    // A wrong password, a wrong user, another scheme, none: 401.
+    for auth in [
+        Some(basic(&fake.webhook_user, "not-the-password")),
+        Some(basic("someone", &fake.webhook_password)),
+        Some(format!("Bearer {}", fake.webhook_password)),
+        None,
+    ] {
+        assert_eq!(
+            status(post(cdr_query, cdr(&placed.uui), auth.clone()).await)
+                .await
+                .0,
+            401,
+            "{auth:?}"
+        );
+    }
+    // A call we never placed, or a CDR naming only its session: 404.
+    let stranger = format!("waihu-call:{}", uuid::Uuid::new_v4());
+    assert_eq!(
+        status(post(cdr_query, cdr(&stranger), Some(right.clone())).await)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        status(post(cdr_query, cdr(""), Some(right.clone())).await)
+            .await
+            .0,
+        404
+    );
+    // Not CCC's format: 400 (not JSON, no session, no end, no action, another version).
+    for (query, body) in [
+        (cdr_query, "not json".to_string()),
+        (
+            cdr_query,
+            json!({"EndStatus": 1, "UUI": placed.uui}).to_string(),
+        ),
+        (
+            cdr_query,
+            json!({"SessionId": "s", "UUI": placed.uui}).to_string(),
+        ),
+        ("", cdr(&placed.uui)),
+        ("?action=cdr&version=2", cdr(&placed.uui)),
+    ] {
+        assert_eq!(
+            status(post(query, body.clone(), Some(right.clone())).await)
+                .await
+                .0,
+            400,
+            "{query} {body}"
+        );
+    }
+    // Too big: 413.
+    let huge = json!({"SessionId": "s", "Pad": "x".repeat(200_000)}).to_string();
+    assert_eq!(
+        status(post(cdr_query, huge, Some(right.clone())).await)
+            .await
+            .0,
+        413
+    );
+    // A recording push as documented names only its session and application: authenticated
+    // against the application's lines, then acknowledged with nothing recorded (401 with
+    // wrong credentials). One that names our call is authenticated the same way.
+    let record = |uui: Option<&str>| {
+        let mut v = json!({"SdkAppId": fake.sdk_app_id, "RecordId": "r1",
+            "SessionId": placed.session_id, "Timestamp": placed.not_before + 5,
+            "EndpointUser": placed.callee, "RecordURL": "http://recorder.example/r1.mp3"});
+        if let Some(u) = uui {
+            v["UUI"] = Value::from(u);
+        }
+        v.to_string()
+    };
+    let record_query = "?action=record&version=1";
+    assert_eq!(
+        status(post(record_query, record(None), Some(right.clone())).await).await,
+        (200, r#"{"ErrCode":0}"#.to_string())
+    );
+    assert_eq!(
+        status(post(record_query, record(None), None).await).await.0,
+        401
+    );
+    assert_eq!(
+        status(post(record_query, record(Some(&placed.uui)), Some(right.clone())).await).await,
+        (200, r#"{"ErrCode":0}"#.to_string())
+    );
+    assert_eq!(
+        status(post(record_query, record(Some(&placed.uui)), None).await)
+            .await
+            .0,
+        401
+    );
+    // The campaign itself was unaffected: one answered call of 3 seconds.
+    let stats = wait_stats_settled(&cluster, &task, 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        (
+            stats.calls_placed,
+            stats.calls_answered,
+            stats.total_talk_seconds
+        ),
+        (1, 1, 3)
+    );
+    // The line test: a signed read that passes, and one CCC refuses, never showing the key (a
+    // line made only now: a campaign would use it too).
+    let wrong_secret = "wrong-secret-key-1234567890";
+    providers
+        .create_line(tencent_line(&fake, "tencent-bad", 10, wrong_secret))
+        .await
+        .expect("line with a wrong key");
+    let good = providers
+        .test_line(pb::LineRequest {
+            line_id: "tencent-1".into(),
+        })
+        .await
+        .expect("test")
+        .into_inner();
+    assert!(good.success, "{}", good.message);
+    assert_eq!(fake.requests("DescribeAutoCalloutTasks"), 1);
+    let bad = providers
+        .test_line(pb::LineRequest {
+            line_id: "tencent-bad".into(),
+        })
+        .await
+        .expect("test")
+        .into_inner();
+    assert!(!bad.success, "{}", bad.message);
+    assert!(
+        bad.message.contains("AuthFailure.SignatureFailure"),
+        "{}",
+        bad.message
+    );
+    assert!(!bad.message.contains(wrong_secret), "{}", bad.message);
+    assert!(!bad.message.contains(&fake.secret_key), "{}", bad.message);
+    assert_eq!(fake.refused().len(), 1);
+
+    cluster.shutdown().await;
+}
