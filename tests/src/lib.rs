@@ -1,8 +1,14 @@
 //! End-to-end harness shared by the integration tests and the benchmark: all four services
 //! in-process against the real NATS and PostgreSQL, isolated per run (own database, own prefix),
-//! and local servers speaking the cloud providers' wire formats ([`fakes`]).
+//! and local servers speaking the cloud providers' wire formats ([`fakes`]), with what the
+//! cloud providers' tests share ([`providers`]).
 
 pub mod fakes;
+pub mod providers;
+
+pub use providers::{
+    assert_lifecycles, expected_from_calls, post_callback, CallEnd, Capture, LIFECYCLES,
+};
 
 use std::{collections::BTreeMap, time::Duration};
 

@@ -2,11 +2,7 @@
 //! debug level captured, then the capture is searched for the list's numbers (as typed and in
 //! E.164), the bearer token a client sent, and the signing key.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use tonic::Request;
 use waihu_auth::{AuthConfig, Claims, Keys, ALL_PERMISSIONS};
@@ -14,28 +10,9 @@ use waihu_e2e::*;
 use waihu_events::pb;
 use waihu_runtime::CommonConfig;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("capture").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_hold_no_phone_number_token_or_key() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug,h2=info,hyper=info,tower=info,sqlx=info,async_nats=info")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let capture = Capture::install("debug,h2=info,hyper=info,tower=info,sqlx=info,async_nats=info");
 
     let cluster = Cluster::start(fast_sim(21), one_line(20)).await;
     let keys = Keys::load(&AuthConfig::with_hs256(CommonConfig::TEST_KEY)).expect("keys");
@@ -68,7 +45,7 @@ async fn logs_hold_no_phone_number_token_or_key() {
     wait_stats_settled(&cluster, &task_id, 40, Duration::from_secs(60)).await;
     cluster.shutdown().await;
 
-    let logs = String::from_utf8_lossy(&capture.0.lock().expect("capture")).to_string();
+    let logs = capture.text();
     assert!(
         logs.lines().count() > 20,
         "the capture holds the services' logs ({} lines)",

@@ -6,13 +6,13 @@
 //! provider; forged, unknown, malformed and oversized notifications are refused; a line's test
 //! passes with its credentials and fails, without showing them, with wrong ones.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use waihu_e2e::{
     fakes::ronglian::{default_decide, Delivery, FakeRonglian, Fate, Kind, Options},
     *,
 };
-use waihu_events::pb::{self, ContactOutcome};
+use waihu_events::pb;
 use waihu_provider::sim::Simulator;
 
 const WEBHOOK_TOKEN: &str = "notify-secret/42+&=";
@@ -64,36 +64,24 @@ fn ronglian_line(
 /// are chosen to agree with them (see `Fate::byetype`), so a call's cause is the same whether
 /// its poll or its notification told it first.
 fn expected_from(fake: &FakeRonglian, contacts: u64) -> Expected {
-    let mut x = Expected {
-        contacts,
-        ..Default::default()
-    };
-    let mut last: BTreeMap<String, u32> = BTreeMap::new();
-    for c in fake.calls() {
-        x.calls_placed += 1;
+    let ends = fake.calls().into_iter().map(|c| {
         let q850 = match &c.fate {
-            Fate::Answered { talk_s } => {
-                x.calls_answered += 1;
-                x.talk_ms += talk_s * 1000;
-                16
-            }
+            Fate::Answered { .. } => 16,
             Fate::NoAnswer => 19,
             Fate::Failed => 41,
             // 100006, an invalid number: released at once with INVALID_NUMBER_FORMAT.
             Fate::Refused => 28,
         };
-        *x.causes.entry(q850).or_default() += 1;
-        last.insert(c.to.clone(), q850);
-    }
-    for q850 in last.values() {
-        let outcome = match q850 {
-            16 => ContactOutcome::Answered,
-            28 => ContactOutcome::InvalidNumber,
-            _ => ContactOutcome::Unreached,
-        };
-        *x.outcomes.entry(outcome as i32).or_default() += 1;
-    }
-    x
+        CallEnd {
+            number: c.to,
+            q850,
+            talk_s: match c.fate {
+                Fate::Answered { talk_s } => Some(talk_s),
+                _ => None,
+            },
+        }
+    });
+    expected_from_calls(contacts, ends)
 }
 
 /// The notifications the fake must have had acknowledged once it is done: one per call, two
@@ -110,68 +98,18 @@ fn acks_due(fake: &FakeRonglian) -> u64 {
         .sum()
 }
 
-/// Each call's events are one of the lifecycle shapes; a call refused at the request has no
-/// dialing. Returns how many were refused so.
-async fn assert_lifecycles(cluster: &Cluster) -> usize {
-    // Once every call's release is in the store.
-    let shapes =
-        waihu_testkit::eventually(Duration::from_secs(30), "every call released", || async {
-            let shapes: Vec<(String, String)> = sqlx::query_as(
-                "SELECT stream_id, string_agg(event_type, ',' ORDER BY stream_version)
-             FROM events WHERE stream_id LIKE 'call-%' GROUP BY stream_id",
-            )
-            .fetch_all(&cluster.env.pool)
-            .await
-            .expect("store");
-            shapes
-                .iter()
-                .all(|(_, s)| s.ends_with(",CallReleased"))
-                .then_some(shapes)
-        })
-        .await;
-    let bad: Vec<&(String, String)> = shapes
-        .iter()
-        .filter(|(_, s)| {
-            ![
-                "CallRequested,CallDialing,CallRinging,CallAnswered,CallReleased",
-                "CallRequested,CallDialing,CallRinging,CallReleased",
-                "CallRequested,CallDialing,CallReleased",
-                "CallRequested,CallReleased",
-            ]
-            .contains(&s.as_str())
-        })
-        .collect();
-    assert!(bad.is_empty(), "{bad:?}");
-    shapes
-        .iter()
-        .filter(|(_, s)| s == "CallRequested,CallReleased")
-        .count()
-}
-
 /// Runs a campaign of `contacts` on a fresh line in `mode` and checks it against the fake.
 async fn campaign(mode: &str, contacts: usize, salt: u32) {
     let fake = FakeRonglian::start(default_decide).await;
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
     let line = cluster
-        .providers()
-        .await
         .create_line(ronglian_line(&fake, "rl-1", mode, 120))
-        .await
-        .expect("ronglian line")
-        .into_inner();
+        .await;
     assert_eq!(
         line.credential_names,
         vec!["auth_token", "sub_account_token", "webhook_token"]
     );
-    let tested = cluster
-        .providers()
-        .await
-        .test_line(pb::LineRequest {
-            line_id: "rl-1".into(),
-        })
-        .await
-        .expect("test")
-        .into_inner();
+    let tested = cluster.test_line("rl-1").await;
     assert!(tested.success, "{}", tested.message);
 
     let list = phones(contacts, salt);
@@ -276,11 +214,8 @@ async fn hanging_up_a_two_way_callback_cancels_it_at_ronglian() {
     .await;
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
     cluster
-        .providers()
-        .await
         .create_line(ronglian_line(&fake, "rl-cb", "callback", 2))
-        .await
-        .expect("line");
+        .await;
     // The dialer hears of the new line shortly.
     let placed =
         waihu_testkit::eventually(Duration::from_secs(30), "the line dialable", || async {
@@ -363,12 +298,9 @@ async fn forged_unknown_oversized_and_malformed_notifications_are_refused() {
     )
     .await;
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
-    let providers = || cluster.providers();
-    providers()
-        .await
+    cluster
         .create_line(ronglian_line(&fake, "rl-1", "notify", 10))
-        .await
-        .expect("line");
+        .await;
     let list = phones(1, 4);
     let mut tasks = cluster.tasks().await;
     let task = create_with_contacts(&mut tasks, spec("hooks", 0, 0), &list).await;
@@ -384,10 +316,12 @@ async fn forged_unknown_oversized_and_malformed_notifications_are_refused() {
     assert!(good_url.starts_with(&base), "{good_url}");
     let http = reqwest::Client::new();
     let post = |url: String, body: String| {
-        http.post(url)
-            .header("content-type", "application/xml")
-            .body(body)
-            .send()
+        let http = &http;
+        async move {
+            post_callback(http, &url, "application/xml", None, body)
+                .await
+                .0
+        }
     };
     let selling = |sid: &str, user_data: &str| {
         format!(
@@ -397,11 +331,13 @@ async fn forged_unknown_oversized_and_malformed_notifications_are_refused() {
             call.to
         )
     };
-    let status =
-        |r: Result<reqwest::Response, reqwest::Error>| r.expect("reachable").status().as_u16();
     // With the line's token: accepted, with exactly the reply Ronglian wants (the call is over;
     // nothing changes). By callSid, and by our userData alone.
-    let r = post(good_url.clone(), selling(&sid, ""))
+    let r = http
+        .post(good_url.clone())
+        .header("content-type", "application/xml")
+        .body(selling(&sid, ""))
+        .send()
         .await
         .expect("reachable");
     assert_eq!(r.status().as_u16(), 200);
@@ -412,29 +348,26 @@ async fn forged_unknown_oversized_and_malformed_notifications_are_refused() {
         .is_some_and(|c| c.starts_with("application/xml")));
     assert_eq!(r.text().await.expect("body"), HOOK_REPLY);
     assert_eq!(
-        status(post(good_url.clone(), selling("", &call.user_data)).await),
+        post(good_url.clone(), selling("", &call.user_data)).await,
         200
     );
     // A wrong token, none, or the token elsewhere: 401.
     assert_eq!(
-        status(post(format!("{base}?token=not-it"), selling(&sid, "")).await),
+        post(format!("{base}?token=not-it"), selling(&sid, "")).await,
         401
     );
-    assert_eq!(status(post(base.clone(), selling(&sid, "")).await), 401);
+    assert_eq!(post(base.clone(), selling(&sid, "")).await, 401);
     assert_eq!(
-        status(post(format!("{base}?tok=notify-secret"), selling(&sid, "")).await),
+        post(format!("{base}?tok=notify-secret"), selling(&sid, "")).await,
         401
     );
     // A call we never placed, by callSid or by a call id that is not ours: 404.
     assert_eq!(
-        status(post(good_url.clone(), selling("ff8080813d2d5ee5", "")).await),
+        post(good_url.clone(), selling("ff8080813d2d5ee5", "")).await,
         404
     );
     let stranger = uuid::Uuid::new_v4().to_string();
-    assert_eq!(
-        status(post(good_url.clone(), selling("", &stranger)).await),
-        404
-    );
+    assert_eq!(post(good_url.clone(), selling("", &stranger)).await, 404);
     // Not Ronglian's format: 400; too big: 413.
     for body in [
         "not xml".to_string(),
@@ -442,10 +375,10 @@ async fn forged_unknown_oversized_and_malformed_notifications_are_refused() {
         format!("<Request><action>SellingCall</action><callSid>{sid}</callSid></Request>"),
         format!("<Response><action>SellingCall</action><callSid>{sid}</callSid><state>0</state></Response>"),
     ] {
-        assert_eq!(status(post(good_url.clone(), body.clone()).await), 400, "{body}");
+        assert_eq!(post(good_url.clone(), body.clone()).await, 400, "{body}");
     }
     let huge = selling(&sid, &"x".repeat(200_000));
-    assert_eq!(status(post(good_url.clone(), huge).await), 413);
+    assert_eq!(post(good_url.clone(), huge).await, 413);
     // The campaign itself was unaffected: one answered call, its end found by polling.
     let stats = wait_stats_settled(&cluster, &task, 1, Duration::from_secs(30)).await;
     assert_eq!((stats.calls_placed, stats.calls_answered), (1, 1));
@@ -453,14 +386,7 @@ async fn forged_unknown_oversized_and_malformed_notifications_are_refused() {
 
     // TestLine: with the line's credentials it passes; with a wrong token it fails, saying
     // why without the token; a callback line without its sub-account token fails naming it.
-    let ok = providers()
-        .await
-        .test_line(pb::LineRequest {
-            line_id: "rl-1".into(),
-        })
-        .await
-        .expect("test")
-        .into_inner();
+    let ok = cluster.test_line("rl-1").await;
     assert!(ok.success, "{}", ok.message);
     assert!(ok.message.contains("waihu test"), "{}", ok.message);
     let wrong_token = "0badc0ffee0badc0ffee0badc0ffee00";
@@ -468,31 +394,17 @@ async fn forged_unknown_oversized_and_malformed_notifications_are_refused() {
     wrong
         .credentials
         .insert("auth_token".into(), wrong_token.into());
-    providers().await.create_line(wrong).await.expect("line");
+    cluster.create_line(wrong).await;
     let refused_before = fake.refused_auth();
-    let bad = providers()
-        .await
-        .test_line(pb::LineRequest {
-            line_id: "rl-wrong".into(),
-        })
-        .await
-        .expect("test")
-        .into_inner();
+    let bad = cluster.test_line("rl-wrong").await;
     assert!(!bad.success, "{}", bad.message);
     assert!(bad.message.contains("101115"), "{}", bad.message);
     assert!(!bad.message.contains(wrong_token), "{}", bad.message);
     assert_eq!(fake.refused_auth(), refused_before + 1);
     let mut no_sub = ronglian_line(&fake, "rl-nosub", "callback", 1);
     no_sub.credentials.remove("sub_account_token");
-    providers().await.create_line(no_sub).await.expect("line");
-    let bad = providers()
-        .await
-        .test_line(pb::LineRequest {
-            line_id: "rl-nosub".into(),
-        })
-        .await
-        .expect("test")
-        .into_inner();
+    cluster.create_line(no_sub).await;
+    let bad = cluster.test_line("rl-nosub").await;
     assert!(!bad.success, "{}", bad.message);
     assert!(bad.message.contains("sub_account_token"), "{}", bad.message);
     cluster.shutdown().await;

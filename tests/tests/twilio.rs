@@ -3,50 +3,23 @@
 //! callbacks come twice, late, out of order or not at all; bad callbacks are refused; the line's
 //! credentials never show.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use waihu_e2e::{
     fakes::twilio::{default_decide, twilio_signature, Delivery, FakeTwilio, Fate},
     *,
 };
-use waihu_events::pb::{self, ContactOutcome};
+use waihu_events::pb;
 use waihu_provider::sim::Simulator;
 
-/// A Twilio line on the fake, as `ProviderService.CreateLine` takes it.
-fn twilio_line(fake: &FakeTwilio, id: &str, max_concurrent: u32) -> pb::CreateLineRequest {
-    pb::CreateLineRequest {
-        line: Some(pb::Line {
-            line_id: id.into(),
-            name: "Twilio test line".into(),
-            provider: "twilio".into(),
-            caller_number: "+14155550100".into(),
-            max_concurrent,
-            provider_config: [
-                ("account_sid".to_string(), fake.account_sid.clone()),
-                ("base_url".to_string(), fake.base_url()),
-            ]
-            .into(),
-            ..Default::default()
-        }),
-        credentials: [("auth_token".to_string(), fake.auth_token.clone())].into(),
-    }
-}
+/// How Twilio posts its status callbacks.
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// What the statistics must be, from the fake's log of what it decided.
 fn expected_from(fake: &FakeTwilio, contacts: u64) -> Expected {
-    let mut x = Expected {
-        contacts,
-        ..Default::default()
-    };
-    let mut last: BTreeMap<String, u32> = BTreeMap::new();
-    for c in fake.calls() {
-        x.calls_placed += 1;
+    let ends = fake.calls().into_iter().map(|c| {
         let q850 = match &c.fate {
-            Fate::Answered { talk_s } => {
-                x.calls_answered += 1;
-                x.talk_ms += talk_s * 1000;
-                16
-            }
+            Fate::Answered { .. } => 16,
             Fate::Busy => 17,
             Fate::NoAnswer => 19,
             // Twilio's call resource has no SIP code: a failed call heard of only by polling
@@ -54,41 +27,26 @@ fn expected_from(fake: &FakeTwilio, contacts: u64) -> Expected {
             Fate::Failed { .. } if c.delivery == Delivery::Silent => 41,
             Fate::Failed { sip } => waihu_telephony::hangup::sip_to_q850(*sip),
         };
-        *x.causes.entry(q850).or_default() += 1;
-        last.insert(c.to.clone(), q850);
-    }
-    for q850 in last.values() {
-        let outcome = match q850 {
-            16 => ContactOutcome::Answered,
-            1 => ContactOutcome::InvalidNumber,
-            _ => ContactOutcome::Unreached,
+        let talk_s = match c.fate {
+            Fate::Answered { talk_s } => Some(talk_s),
+            _ => None,
         };
-        *x.outcomes.entry(outcome as i32).or_default() += 1;
-    }
-    x
+        CallEnd {
+            number: c.to,
+            q850,
+            talk_s,
+        }
+    });
+    expected_from_calls(contacts, ends)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_campaign_on_a_twilio_line_ends_with_the_statistics_the_provider_decided() {
     let fake = FakeTwilio::start(default_decide).await;
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
-    let line = cluster
-        .providers()
-        .await
-        .create_line(twilio_line(&fake, "twilio-1", 120))
-        .await
-        .expect("twilio line")
-        .into_inner();
+    let line = cluster.create_line(fake.line("twilio-1", 120)).await;
     assert_eq!(line.credential_names, vec!["auth_token".to_string()]);
-    let tested = cluster
-        .providers()
-        .await
-        .test_line(pb::LineRequest {
-            line_id: "twilio-1".into(),
-        })
-        .await
-        .expect("test")
-        .into_inner();
+    let tested = cluster.test_line("twilio-1").await;
     assert!(tested.success, "{}", tested.message);
 
     let contacts = 500;
@@ -107,19 +65,8 @@ async fn a_campaign_on_a_twilio_line_ends_with_the_statistics_the_provider_decid
     assert!(per_number.values().all(|n| *n <= 2), "{per_number:?}");
     assert_eq!(fake.refused_auth(), 0);
     // Each call's lifecycle events came out once each, in order, whatever order the callbacks
-    // came in.
-    let bad: Vec<(String, String)> = sqlx::query_as(
-        "SELECT stream_id, string_agg(event_type, ',' ORDER BY stream_version)
-         FROM events WHERE stream_id LIKE 'call-%' GROUP BY stream_id
-         HAVING string_agg(event_type, ',' ORDER BY stream_version) NOT IN (
-           'CallRequested,CallDialing,CallRinging,CallAnswered,CallReleased',
-           'CallRequested,CallDialing,CallRinging,CallReleased',
-           'CallRequested,CallDialing,CallReleased')",
-    )
-    .fetch_all(&cluster.env.pool)
-    .await
-    .expect("store");
-    assert!(bad.is_empty(), "{bad:?}");
+    // came in; every call was dialed.
+    assert_eq!(assert_lifecycles(&cluster).await, 0);
     cluster.shutdown().await;
 }
 
@@ -127,12 +74,7 @@ async fn a_campaign_on_a_twilio_line_ends_with_the_statistics_the_provider_decid
 async fn forged_unknown_oversized_and_malformed_callbacks_are_refused() {
     let fake = FakeTwilio::start(|_, _| (Fate::Answered { talk_s: 3 }, Delivery::Silent)).await;
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
-    cluster
-        .providers()
-        .await
-        .create_line(twilio_line(&fake, "twilio-1", 10))
-        .await
-        .expect("line");
+    cluster.create_line(fake.line("twilio-1", 10)).await;
     let list = phones(1, 4);
     let mut tasks = cluster.tasks().await;
     let task = create_with_contacts(&mut tasks, spec("hooks", 0, 0), &list).await;
@@ -144,14 +86,11 @@ async fn forged_unknown_oversized_and_malformed_callbacks_are_refused() {
     );
     let http = reqwest::Client::new();
     let post = |body: String, sig: Option<String>| {
-        let mut r = http
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        if let Some(s) = sig {
-            r = r.header("x-twilio-signature", s);
+        let (http, url) = (&http, &url);
+        async move {
+            let sig = sig.as_deref().map(|s| ("x-twilio-signature", s));
+            post_callback(http, url, FORM, sig, body).await.0
         }
-        r.send()
     };
     let params = |sid: &str| {
         vec![
@@ -165,31 +104,26 @@ async fn forged_unknown_oversized_and_malformed_callbacks_are_refused() {
             .collect::<Vec<_>>()
             .join("&")
     };
-    let status =
-        |r: Result<reqwest::Response, reqwest::Error>| r.expect("reachable").status().as_u16();
     // Signed right: accepted (the call is over; nothing changes).
     let good = twilio_signature(&fake.auth_token, &url, &params(&sid));
-    assert_eq!(
-        status(post(body(&params(&sid)), Some(good.clone())).await),
-        200
-    );
+    assert_eq!(post(body(&params(&sid)), Some(good.clone())).await, 200);
     // Signed with another token, signed for another body, unsigned: 401.
     let forged = twilio_signature("not-the-token", &url, &params(&sid));
-    assert_eq!(status(post(body(&params(&sid)), Some(forged)).await), 401);
+    assert_eq!(post(body(&params(&sid)), Some(forged)).await, 401);
     let mut other = params(&sid);
     other[1].1 = "busy".into();
-    assert_eq!(status(post(body(&other), Some(good.clone())).await), 401);
-    assert_eq!(status(post(body(&params(&sid)), None).await), 401);
+    assert_eq!(post(body(&other), Some(good.clone())).await, 401);
+    assert_eq!(post(body(&params(&sid)), None).await, 401);
     // A call we never placed: 404; not the provider's format: 400; too big: 413.
     let unknown = params("CA0000");
     let sig = twilio_signature(&fake.auth_token, &url, &unknown);
-    assert_eq!(status(post(body(&unknown), Some(sig)).await), 404);
+    assert_eq!(post(body(&unknown), Some(sig)).await, 404);
     assert_eq!(
-        status(post("CallStatus=completed".into(), Some(good.clone())).await),
+        post("CallStatus=completed".into(), Some(good.clone())).await,
         400
     );
     let huge = format!("CallSid={sid}&Pad={}", "x".repeat(200_000));
-    assert_eq!(status(post(huge, Some(good)).await), 413);
+    assert_eq!(post(huge, Some(good)).await, 413);
     // An unknown provider: 404.
     let r = http
         .post(format!(
@@ -207,49 +141,22 @@ async fn forged_unknown_oversized_and_malformed_callbacks_are_refused() {
     cluster.shutdown().await;
 }
 
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("capture").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_line_secret_shows_in_no_log_line_reply_or_event() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug,h2=info,hyper=info,tower=info,sqlx=info,async_nats=info,reqwest=info,hyper_util=info")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let capture = Capture::install(
+        "debug,h2=info,hyper=info,tower=info,sqlx=info,async_nats=info,reqwest=info,hyper_util=info",
+    );
     let fake = FakeTwilio::start(default_decide).await;
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
-    let mut p = cluster.providers().await;
-    let created = p
-        .create_line(twilio_line(&fake, "twilio-1", 20))
-        .await
-        .expect("line")
-        .into_inner();
+    let created = cluster.create_line(fake.line("twilio-1", 20)).await;
     // A second line with a wrong token: the provider refuses its calls and its test.
     let wrong_token = format!("wrong-{}", uuid::Uuid::new_v4().simple());
-    let mut bad = twilio_line(&fake, "twilio-bad", 5);
+    let mut bad = fake.line("twilio-bad", 5);
     bad.credentials = [("auth_token".to_string(), wrong_token.clone())].into();
-    p.create_line(bad).await.expect("bad line");
-    let t = p
-        .test_line(pb::LineRequest {
-            line_id: "twilio-bad".into(),
-        })
-        .await
-        .expect("test runs")
-        .into_inner();
+    cluster.create_line(bad).await;
+    let t = cluster.test_line("twilio-bad").await;
     assert!(!t.success, "{t:?}");
+    let mut p = cluster.providers().await;
     let replies = format!(
         "{created:?} {:?} {:?} {t:?}",
         p.list_lines(pb::ListLinesRequest {})
@@ -273,15 +180,15 @@ async fn the_line_secret_shows_in_no_log_line_reply_or_event() {
         cluster.provider_http
     );
     let sid = fake.calls()[0].sid.clone();
-    let r = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-twilio-signature", "bm90IGEgc2lnbmF0dXJl")
-        .body(format!("CallSid={sid}&CallStatus=completed"))
-        .send()
-        .await
-        .expect("reachable");
-    assert_eq!(r.status().as_u16(), 401);
+    let (status, _) = post_callback(
+        &reqwest::Client::new(),
+        &url,
+        FORM,
+        Some(("x-twilio-signature", "bm90IGEgc2lnbmF0dXJl")),
+        format!("CallSid={sid}&CallStatus=completed"),
+    )
+    .await;
+    assert_eq!(status, 401);
     wait_stats_settled(&cluster, &task, 40, Duration::from_secs(60)).await;
     let envelopes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT envelope FROM events")
         .fetch_all(&cluster.env.pool)
@@ -294,7 +201,7 @@ async fn the_line_secret_shows_in_no_log_line_reply_or_event() {
             .expect("credentials");
     cluster.shutdown().await;
 
-    let logs = String::from_utf8_lossy(&capture.0.lock().expect("capture")).to_string();
+    let logs = capture.text();
     assert!(
         logs.contains("authentication failed"),
         "the forged callback is logged"
@@ -323,12 +230,7 @@ async fn the_line_secret_shows_in_no_log_line_reply_or_event() {
 async fn a_rotated_key_reseals_the_credentials_and_the_line_keeps_working() {
     let fake = FakeTwilio::start(default_decide).await;
     let mut cluster = Cluster::start(Simulator::default(), vec![]).await;
-    cluster
-        .providers()
-        .await
-        .create_line(twilio_line(&fake, "twilio-1", 10))
-        .await
-        .expect("line");
+    cluster.create_line(fake.line("twilio-1", 10)).await;
     let key_ids = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, String>("SELECT key_id FROM provider.provider_line_credentials")
             .fetch_all(&pool)
@@ -350,15 +252,7 @@ async fn a_rotated_key_reseals_the_credentials_and_the_line_keeps_working() {
     // The old key can go now: the line still opens and dials.
     cluster.credentials_old_keys.clear();
     cluster.restart_provider().await;
-    let t = cluster
-        .providers()
-        .await
-        .test_line(pb::LineRequest {
-            line_id: "twilio-1".into(),
-        })
-        .await
-        .expect("test")
-        .into_inner();
+    let t = cluster.test_line("twilio-1").await;
     assert!(t.success, "{t:?}");
     let mut tasks = cluster.tasks().await;
     let task = create_with_contacts(&mut tasks, spec("rotated", 0, 0), &phones(20, 6)).await;

@@ -351,12 +351,7 @@ mod tests {
     use hmac::{Hmac, Mac};
     use serde_json::json;
     use sha2::{Digest, Sha256};
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use waihu_provider_core::vectors::pairs;
 
     fn signer(scheme: Scheme) -> Signer<'static> {
         Signer {

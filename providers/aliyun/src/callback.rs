@@ -21,11 +21,7 @@ pub const TOKEN_CREDENTIAL: &str = "webhook_token";
 
 /// Seed 003's reply to every callback.
 pub fn reply() -> HookReply {
-    HookReply {
-        status: 200,
-        content_type: "application/json",
-        body: r#"{"success":true}"#.into(),
-    }
+    HookReply::json(r#"{"success":true}"#)
 }
 
 /// Whether the callback's `token` equals the line's `webhook_token` (compared in constant time;

@@ -38,17 +38,12 @@ fn leading_sip_code(reason: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vectors;
+    use waihu_provider_core::vectors;
 
     #[test]
     fn every_sip_vector_row_maps_through_the_release_reason() {
-        let text = vectors::read("sip_to_q850.tsv");
         let mut rows = 0;
-        for line in text
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("sip\t"))
-        {
-            let cols: Vec<&str> = line.split('\t').collect();
+        for cols in vectors::tsv_rows("sip_to_q850.tsv") {
             let sip: u16 = cols[0].parse().expect("sip code");
             let q850: u32 = cols[1].parse().expect("q850");
             let reason = format!("{sip}-Text");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use waihu_events::pb;
 use waihu_provider_core::cloud::{
-    ApiError, BoxFuture, CloudApi, Hook, HookError, HookReply, LineConfig, Placed, Report,
+    self, ApiError, BoxFuture, CloudApi, Hook, HookError, HookReply, LineConfig, Placed, Report,
     OUR_CALL_PREFIX,
 };
 use waihu_provider_core::Signal;
@@ -52,14 +52,6 @@ impl SendError {
     }
 }
 
-fn http_error(e: reqwest::Error) -> ApiError {
-    if e.is_connect() || e.is_builder() {
-        ApiError::Transient(format!("aliyun unreachable: {e}"))
-    } else {
-        ApiError::Unknown(format!("aliyun request: {e}"))
-    }
-}
-
 impl Aliyun {
     /// Sends `action` signed as the line says; the reply's JSON on success.
     async fn call(
@@ -85,15 +77,7 @@ impl Aliyun {
         for (k, v) in &prepared.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| SendError::Api(http_error(e)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| SendError::Api(http_error(e)))?;
+        let (status, body) = cloud::send("aliyun", req).await.map_err(SendError::Api)?;
         // Nothing of the secret goes further than here (an error may quote the request).
         let body = line.scrub(&body);
         match api::read_reply(status, &body) {

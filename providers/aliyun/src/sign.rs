@@ -16,6 +16,7 @@ use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ring::{digest, hmac};
 use serde_json::Value;
+use waihu_provider_core::vectors::{field, str_field};
 
 /// The V3 algorithm name, first word of the `Authorization` header and of `StringToSign`.
 pub const ACS3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
@@ -252,22 +253,6 @@ pub fn sign_acs3_vector(entry: &Value) -> Result<Signed, String> {
 // Reading vector entries
 // ---------------------------------------------------------------------------------------------
 
-/// Field `name` of a vector entry.
-fn field<'a>(entry: &'a Value, name: &str) -> Result<&'a Value, String> {
-    entry
-        .as_object()
-        .ok_or("the entry is not a JSON object")?
-        .get(name)
-        .ok_or_else(|| format!("missing field `{name}`"))
-}
-
-/// Field `name` of a vector entry, a string.
-fn str_field<'a>(entry: &'a Value, name: &str) -> Result<&'a str, String> {
-    field(entry, name)?
-        .as_str()
-        .ok_or_else(|| format!("field `{name}` is not a string"))
-}
-
 /// Field `name` of a vector entry as name/value pairs: an object whose values are strings,
 /// numbers or booleans, or arrays of them for a name that repeats.
 fn pairs_field(entry: &Value, name: &str) -> Result<Vec<(String, String)>, String> {
@@ -303,32 +288,10 @@ fn scalar(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vectors;
     use ::hmac::{Hmac, Mac};
     use serde_json::json;
     use sha2::{Digest, Sha256};
-
-    fn expected<'a>(entry: &'a Value, name: &str) -> &'a str {
-        entry
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("the vector gives {name}"))
-    }
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn extra<'a>(signed: &'a Signed, name: &str) -> &'a str {
-        signed
-            .extra
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("extra has {name}"))
-    }
+    use waihu_provider_core::vectors::{self, expected, extra, pairs, Xorshift};
 
     /// The official RPC entry's parameters, typed.
     fn rpc_params(entry: &Value) -> Vec<(String, String)> {
@@ -547,41 +510,25 @@ mod tests {
         assert!(sign_acs3_vector(&Value::Null).is_err());
     }
 
-    /// A small deterministic generator (xorshift64) for the cross-checks.
-    struct Gen(u64);
-
-    impl Gen {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        /// Text of `len` characters, ASCII mostly, with separators and multi-byte characters.
-        fn text(&mut self, len: usize) -> String {
-            const POOL: &[char] = &[
-                'a', 'Z', '0', '9', '-', '_', '.', '~', ' ', '&', '=', '%', '+', '/', '*', '未',
-                '命', '名', '😀',
-            ];
-            (0..len).map(|_| POOL[self.below(POOL.len())]).collect()
-        }
+    /// Text of `len` characters, ASCII mostly, with separators and multi-byte characters.
+    fn text(g: &mut Xorshift, len: usize) -> String {
+        const POOL: &[char] = &[
+            'a', 'Z', '0', '9', '-', '_', '.', '~', ' ', '&', '=', '%', '+', '/', '*', '未', '命',
+            '名', '😀',
+        ];
+        (0..len).map(|_| POOL[g.below(POOL.len())]).collect()
     }
 
     #[test]
     fn ring_agrees_with_independent_hmac_and_sha2() {
-        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        let mut g = Xorshift(0x9E37_79B9_7F4A_7C15);
         for i in 0..48 {
             // Secrets from empty to past the 64-byte HMAC block.
-            let secret = g.text(i * 3);
+            let secret = text(&mut g, i * 3);
             let params: Vec<(String, String)> = (0..g.below(6))
                 .map(|_| {
                     let (name_len, value_len) = (1 + g.below(8), g.below(20));
-                    (g.text(name_len), g.text(value_len))
+                    (text(&mut g, name_len), text(&mut g, value_len))
                 })
                 .collect();
 
@@ -600,7 +547,7 @@ mod tests {
                 path: "/".into(),
                 query: params,
                 headers: pairs(&[("x-acs-action", "MakeCall")]),
-                body: g.text(i * 5).into_bytes(),
+                body: text(&mut g, i * 5).into_bytes(),
             };
             let signed = acs3_sign("ak", &secret, &req);
             assert_eq!(

@@ -215,6 +215,49 @@ pub struct HookReply {
     pub body: String,
 }
 
+impl HookReply {
+    /// HTTP 200 with a JSON body.
+    pub fn json(body: &str) -> HookReply {
+        HookReply {
+            status: 200,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    }
+
+    /// HTTP 200 with an XML body.
+    pub fn xml(body: &str) -> HookReply {
+        HookReply {
+            status: 200,
+            content_type: "application/xml",
+            body: body.to_string(),
+        }
+    }
+}
+
+/// A request to `provider` that got no reply, as an [`ApiError`]: transient when it never left
+/// (no connection, a request that could not be built), else outcome unknown (it may have
+/// arrived: a timeout, a reply cut short).
+pub fn http_error(provider: &str, e: reqwest::Error) -> ApiError {
+    if e.is_connect() || e.is_builder() {
+        ApiError::Transient(format!("{provider} unreachable: {e}"))
+    } else {
+        ApiError::Unknown(format!("{provider} request: {e}"))
+    }
+}
+
+/// Sends a request to `provider`: the reply's HTTP status and body, whatever the status; no
+/// reply is [`http_error`]'s error.
+pub async fn send(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, String), ApiError> {
+    let resp = request.send().await.map_err(|e| http_error(provider, e))?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.map_err(|e| http_error(provider, e))?;
+    Ok((status, body))
+}
+
 /// A cloud call centre's client. Every request carries the line (settings and credentials);
 /// the client keeps no per-line state.
 pub trait CloudApi: Send + Sync + 'static {

@@ -4,6 +4,7 @@
 
 pub mod cloud;
 mod ledger;
+pub mod vectors;
 
 use std::future::Future;
 

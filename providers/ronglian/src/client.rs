@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use waihu_events::pb;
 use waihu_provider_core::cloud::{
-    constant_time_eq, ApiError, BoxFuture, CloudApi, Hook, HookError, HookReply, LineConfig,
+    self, constant_time_eq, ApiError, BoxFuture, CloudApi, Hook, HookError, HookReply, LineConfig,
     Placed, Report,
 };
 
@@ -112,14 +112,6 @@ pub fn prepare(
         authorization: sign::authorization(sid, batch),
         body: body.map(Value::to_string),
     })
-}
-
-fn http_error(e: reqwest::Error) -> ApiError {
-    if e.is_connect() || e.is_builder() {
-        ApiError::Transient(format!("ronglian unreachable: {e}"))
-    } else {
-        ApiError::Unknown(format!("ronglian request: {e}"))
-    }
 }
 
 /// A reply's `statusCode` (a string, sometimes a number).
@@ -339,10 +331,7 @@ impl Ronglian {
         if let Some(body) = p.body {
             r = r.body(body);
         }
-        let resp = r.send().await.map_err(http_error)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(http_error)?;
-        Ok((status, body))
+        cloud::send("ronglian", r).await
     }
 }
 
@@ -464,11 +453,7 @@ impl CloudApi for Ronglian {
     }
 
     fn hook_reply(&self) -> HookReply {
-        HookReply {
-            status: 200,
-            content_type: "application/xml",
-            body: HOOK_REPLY.into(),
-        }
+        HookReply::xml(HOOK_REPLY)
     }
 }
 

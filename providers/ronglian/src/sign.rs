@@ -16,6 +16,7 @@ use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Utc};
 use md5::{Digest, Md5};
 use serde_json::Value;
+use waihu_provider_core::vectors::str_field;
 
 /// The `Accept` header the REST API wants.
 pub const ACCEPT: &str = "application/json";
@@ -71,30 +72,12 @@ pub fn sign_vector(entry: &Value) -> Result<Signed, String> {
     })
 }
 
-/// Field `name` of a vector entry, a string.
-fn str_field<'a>(entry: &'a Value, name: &str) -> Result<&'a str, String> {
-    entry
-        .as_object()
-        .ok_or("the entry is not a JSON object")?
-        .get(name)
-        .ok_or_else(|| format!("missing field `{name}`"))?
-        .as_str()
-        .ok_or_else(|| format!("field `{name}` is not a string"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vectors;
     use chrono::TimeZone;
     use serde_json::json;
-
-    fn expected<'a>(entry: &'a Value, name: &str) -> &'a str {
-        entry
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("the vector gives {name}"))
-    }
+    use waihu_provider_core::vectors::{self, expected};
 
     #[test]
     fn vector_typed() {

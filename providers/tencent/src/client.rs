@@ -715,11 +715,7 @@ impl CloudApi for Tencent {
     }
 
     fn hook_reply(&self) -> HookReply {
-        HookReply {
-            status: 200,
-            content_type: "application/json",
-            body: HOOK_REPLY.into(),
-        }
+        HookReply::json(HOOK_REPLY)
     }
 
     /// A push naming no call of ours (a recording notice, an inbound CDR) comes from the lines

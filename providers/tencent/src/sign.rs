@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use ring::{digest, hmac};
 use serde_json::Value;
+use waihu_provider_core::vectors::{field, str_field};
 
 /// The algorithm name, first word of the `Authorization` header and of `StringToSign`.
 pub const TC3_ALGORITHM: &str = "TC3-HMAC-SHA256";
@@ -156,45 +157,13 @@ pub fn sign_vector(entry: &Value) -> Result<Signed, String> {
     })
 }
 
-/// Field `name` of a vector entry.
-fn field<'a>(entry: &'a Value, name: &str) -> Result<&'a Value, String> {
-    entry
-        .as_object()
-        .ok_or("the entry is not a JSON object")?
-        .get(name)
-        .ok_or_else(|| format!("missing field `{name}`"))
-}
-
-/// Field `name` of a vector entry, a string.
-fn str_field<'a>(entry: &'a Value, name: &str) -> Result<&'a str, String> {
-    field(entry, name)?
-        .as_str()
-        .ok_or_else(|| format!("field `{name}` is not a string"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vectors;
     use ::hmac::{Hmac, Mac};
     use serde_json::json;
     use sha2::{Digest, Sha256};
-
-    fn expected<'a>(entry: &'a Value, name: &str) -> &'a str {
-        entry
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("the vector gives {name}"))
-    }
-
-    fn extra<'a>(signed: &'a Signed, name: &str) -> &'a str {
-        signed
-            .extra
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("extra has {name}"))
-    }
+    use waihu_provider_core::vectors::{self, expected, extra};
 
     /// Signs the official entry with the typed function, with `secret_key`.
     fn typed(entry: &Value, secret_key: &str) -> Tc3Signed {
@@ -341,13 +310,8 @@ mod tests {
 
     #[test]
     fn ring_agrees_with_independent_hmac_and_sha2() {
-        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut g = vectors::Xorshift(0x2545_F491_4F6C_DD1D);
+        let mut next = || g.next_u64();
         for i in 0..48usize {
             // Keys from empty to past the 64-byte HMAC block; payloads of any bytes.
             let secret_key: String = (0..i * 2)

@@ -57,22 +57,16 @@ pub fn cause(status: &str) -> Option<pb::HangupCause> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use waihu_provider_core::vectors;
 
     #[test]
     fn every_status_of_the_vector_is_a_progress_step_or_a_row_of_the_table() {
-        let dir = std::env::var_os("WAIHU_VECTORS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-            });
-        let text = std::fs::read_to_string(dir.join("twilio_call_status.tsv")).expect("the vector");
         let mut seen = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.starts_with("status\t") && !l.is_empty())
-        {
-            let (status, meaning) = line.split_once('\t').expect("two columns");
+        for row in vectors::tsv_rows("twilio_call_status.tsv") {
+            let [status, meaning] = &row[..] else {
+                panic!("vector row {row:?} has two columns");
+            };
+            let status = status.as_str();
             seen.push(status.to_string());
             if PROGRESS.contains(&status) {
                 assert!(table().get(status).is_none(), "{status} is progress");
@@ -81,7 +75,7 @@ mod tests {
             let row = table()
                 .get(status)
                 .unwrap_or_else(|| panic!("{status} has no row"));
-            assert_eq!(row.meaning, meaning, "meaning of {status}");
+            assert_eq!(&row.meaning, meaning, "meaning of {status}");
             let c = cause(status).expect("final");
             assert_eq!(c.raw, format!("twilio:{status}"));
             assert_eq!(c.q850, row.q850);

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use waihu_events::pb;
 use waihu_provider_core::cloud::{
-    url_form, ApiError, BoxFuture, CloudApi, Hook, HookError, HookReply, LineConfig, Placed, Report,
+    self, url_form, ApiError, BoxFuture, CloudApi, Hook, HookError, HookReply, LineConfig, Placed,
+    Report,
 };
 use waihu_telephony::hangup;
 
@@ -67,14 +68,6 @@ fn refusal(status: u16, body: &str) -> ApiError {
     }
 }
 
-fn http_error(e: reqwest::Error) -> ApiError {
-    if e.is_connect() || e.is_builder() {
-        ApiError::Transient(format!("twilio unreachable: {e}"))
-    } else {
-        ApiError::Unknown(format!("twilio request: {e}"))
-    }
-}
-
 impl Twilio {
     /// Sends a request to `path` under the account, form-encoded when `form` is given; the
     /// reply's body on 2xx.
@@ -100,14 +93,10 @@ impl Twilio {
             }
             None => self.http.get(&url),
         };
-        let resp = req
+        let req = req
             .basic_auth(sid, Some(token))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(http_error)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(http_error)?;
+            .timeout(Duration::from_secs(10));
+        let (status, body) = cloud::send("twilio", req).await?;
         if (200..300).contains(&status) {
             Ok(body)
         } else {
@@ -289,11 +278,7 @@ impl CloudApi for Twilio {
     }
 
     fn hook_reply(&self) -> HookReply {
-        HookReply {
-            status: 200,
-            content_type: "application/xml",
-            body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".into(),
-        }
+        HookReply::xml("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")
     }
 }
 

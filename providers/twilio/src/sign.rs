@@ -160,30 +160,12 @@ pub fn sign_vector(entry: &serde_json::Value) -> Result<Signed, String> {
 mod tests {
     use super::*;
     use ::hmac::Mac;
-    use std::path::PathBuf;
-
-    fn vector() -> serde_json::Value {
-        let dir = std::env::var_os("WAIHU_VECTORS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
-            });
-        let text = std::fs::read_to_string(dir.join("signatures.json")).expect("vectors");
-        let all: serde_json::Value = serde_json::from_str(&text).expect("json");
-        all["twilio_request_validator"].clone()
-    }
-
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use waihu_provider_core::vectors::{self, pairs};
 
     const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
 
     fn call_params(caller: &str) -> Vec<(String, String)> {
-        params(&[
+        pairs(&[
             ("CallSid", "CA1234567890ABCDE"),
             ("Caller", caller),
             ("Digits", "1234"),
@@ -194,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_official_vectors_are_reproduced() {
-        let v = vector();
+        let v = vectors::signature_entry("twilio_request_validator");
         let token = v["auth_token"].as_str().expect("token");
         let url = v["url"].as_str().expect("url");
         let mut ps: Vec<(String, String)> = v["params"]
@@ -232,7 +214,7 @@ mod tests {
             &call_params("+12349013030"),
             "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
         ));
-        let dup = params(&[
+        let dup = pairs(&[
             ("Sid", "CA123"),
             ("SidAccount", "AC123"),
             ("Digits", "5678"),

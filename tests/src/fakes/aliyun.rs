@@ -27,6 +27,8 @@ use std::{
 use axum::{http::StatusCode, routing::post, Router};
 use serde_json::{json, Value};
 
+use super::{bind, deliver, digit, serve};
+
 mod actions;
 mod gateway;
 
@@ -165,15 +167,7 @@ pub type Decide = fn(&str, u32) -> (Fate, Delivery);
 /// released without a reason (d2 8) or answered. Delivery by d2: 0 silent, 1 twice, 2 final
 /// first, 3 late, 4 tags only, else in order.
 pub fn default_decide(callee: &str, nth: u32) -> (Fate, Delivery) {
-    let digit = |i: usize| {
-        callee
-            .bytes()
-            .rev()
-            .nth(i)
-            .map(|b| b.wrapping_sub(b'0'))
-            .unwrap_or(0) as u64
-    };
-    let (d, d2) = (digit(0), digit(1));
+    let (d, d2) = (digit(callee, 0), digit(callee, 1));
     let reason = if d2 % 2 == 0 { "200-OK" } else { "" };
     let fate = match (d, nth) {
         (0..=3, _) => Fate::Answered {
@@ -232,10 +226,7 @@ pub struct FakeAliyun {
 
 impl FakeAliyun {
     pub async fn start(decide: Decide) -> FakeAliyun {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = bind().await;
         let fake = FakeAliyun {
             instance_id: format!("ccc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             access_key_id: format!("LTAI5t{}", &uuid::Uuid::new_v4().simple().to_string()[..18]),
@@ -255,9 +246,7 @@ impl FakeAliyun {
         let app = Router::new()
             .route("/", post(actions::rpc).get(actions::rpc))
             .with_state(fake.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        serve(listener, app);
         fake
     }
 
@@ -365,28 +354,27 @@ impl FakeAliyun {
     /// be known yet), as a provider would.
     async fn callback(&self, url: &str, body: Value) {
         let body = body.to_string();
-        for attempt in 0..8 {
-            let sent = self
-                .http
+        let request = || {
+            self.http
                 .post(url)
                 .header("content-type", "application/json")
                 .body(body.clone())
-                .send()
-                .await;
-            self.lock().callbacks_sent += 1;
-            if let Ok(r) = sent {
-                if r.status().is_success() {
-                    let reply = r.text().await.unwrap_or_default();
-                    if serde_json::from_str::<Value>(&reply).ok() != Some(json!({"success": true}))
-                    {
-                        self.lock().bad_replies += 1;
-                    }
-                    return;
-                }
+        };
+        let pause = |attempt: u32| Duration::from_millis(150 * u64::from(attempt + 1));
+        let taken = deliver(8, pause, request, |status, reply| {
+            let mut g = self.lock();
+            g.callbacks_sent += 1;
+            let taken = (200..300).contains(&status);
+            if taken && serde_json::from_str::<Value>(reply).ok() != Some(json!({"success": true}))
+            {
+                g.bad_replies += 1;
             }
-            tokio::time::sleep(Duration::from_millis(150 * (attempt + 1))).await;
+            taken
+        })
+        .await;
+        if !taken {
+            self.lock().callbacks_failed += 1;
         }
-        self.lock().callbacks_failed += 1;
     }
 
     /// Plays an accepted call: its end (and, a little later, its detail record), and its

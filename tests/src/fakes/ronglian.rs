@@ -33,6 +33,8 @@ use base64::Engine;
 use md5::Digest;
 use serde_json::{json, Value};
 
+use super::{bind, deliver, digit, next_try, serve};
+
 /// What the fake decided for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {
@@ -131,14 +133,6 @@ struct Inner {
 
 /// The decision rule: from the number's last digits and the how-many-th call to it.
 pub type Decide = fn(&str, u32) -> (Fate, Delivery);
-
-fn digit(to: &str, from_end: usize) -> u64 {
-    to.bytes()
-        .rev()
-        .nth(from_end)
-        .map(|b| b.wrapping_sub(b'0'))
-        .unwrap_or(0) as u64
-}
 
 /// The default mix: most answered, no answer and failures (retried), a refused number, a
 /// failure that clears on the second try; a tenth of calls silent, a tenth notified twice, a
@@ -283,10 +277,7 @@ impl FakeRonglian {
     }
 
     pub async fn start_with(decide: Decide, options: Options) -> FakeRonglian {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = bind().await;
         let hex = || uuid::Uuid::new_v4().simple().to_string();
         let fake = FakeRonglian {
             account_sid: hex(),
@@ -316,9 +307,7 @@ impl FakeRonglian {
             .route("/2013-12-26/Accounts/{sid}/CallResult", get(call_result))
             .route("/2013-12-26/Accounts/{sid}/AccountInfo", get(account_info))
             .with_state(fake.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        serve(listener, app);
         fake
     }
 
@@ -415,24 +404,27 @@ impl FakeRonglian {
 
     /// Sends one notification, retrying a few times until it is acknowledged.
     async fn notify(&self, url: &str, body: String) {
-        for _ in 0..5 {
-            let sent = self
-                .http
+        let request = || {
+            self.http
                 .post(url)
                 .header("content-type", "application/xml;charset=utf-8")
                 .body(body.clone())
-                .send()
-                .await;
-            self.lock().notifications_sent += 1;
-            if let Ok(r) = sent {
-                let ok = r.status() == StatusCode::OK;
-                if ok && r.text().await.is_ok_and(|t| t.contains(ACK)) {
-                    self.lock().notifications_acked += 1;
-                    return;
+        };
+        deliver(
+            5,
+            |_| Duration::from_millis(200),
+            request,
+            |status, reply| {
+                let mut g = self.lock();
+                g.notifications_sent += 1;
+                let acked = status == 200 && reply.contains(ACK);
+                if acked {
+                    g.notifications_acked += 1;
                 }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+                acked
+            },
+        )
+        .await;
     }
 
     /// Ends call `idx` (unless it was cancelled) and returns its notification and URL.
@@ -482,11 +474,7 @@ impl FakeRonglian {
                 g.busy_replies += 1;
                 return error("100699", "系统内部错误");
             }
-            let nth = {
-                let n = g.tries.entry(to.clone()).or_default();
-                *n += 1;
-                *n
-            };
+            let nth = next_try(&mut g.tries, &to);
             let (fate, delivery) = (self.decide)(&to, nth);
             let call_sid =
                 (fate != Fate::Refused).then(|| uuid::Uuid::new_v4().simple().to_string());
@@ -547,6 +535,22 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Option<serde_json::Map<String,
     }
 }
 
+impl FakeRonglian {
+    /// The JSON body of a request to `path_sid`'s account, once its signature checked; else the
+    /// error code to reply with.
+    fn signed_body(
+        &self,
+        under: Under,
+        path_sid: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<serde_json::Map<String, Value>, (&'static str, &'static str)> {
+        self.check(under, path_sid, headers, query)?;
+        json_body(headers, body).ok_or(("100003", "包体格式错误"))
+    }
+}
+
 fn field(m: &serde_json::Map<String, Value>, name: &str) -> String {
     m.get(name)
         .and_then(Value::as_str)
@@ -561,11 +565,9 @@ async fn landing(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err((code, msg)) = fake.check(Under::Main, &sid, &headers, query.as_deref()) {
-        return error(code, msg);
-    }
-    let Some(m) = json_body(&headers, &body) else {
-        return error("100003", "包体格式错误");
+    let m = match fake.signed_body(Under::Main, &sid, query.as_deref(), &headers, &body) {
+        Ok(m) => m,
+        Err((code, msg)) => return error(code, msg),
     };
     let (to, url, user_data) = (field(&m, "to"), field(&m, "respUrl"), field(&m, "userData"));
     if field(&m, "appId") != fake.app_id {
@@ -590,11 +592,9 @@ async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err((code, msg)) = fake.check(Under::Sub, &sid, &headers, query.as_deref()) {
-        return error(code, msg);
-    }
-    let Some(m) = json_body(&headers, &body) else {
-        return error("100003", "包体格式错误");
+    let m = match fake.signed_body(Under::Sub, &sid, query.as_deref(), &headers, &body) {
+        Ok(m) => m,
+        Err((code, msg)) => return error(code, msg),
     };
     let (from, to) = (field(&m, "from"), field(&m, "to"));
     let (url, user_data) = (field(&m, "hangupCdrUrl"), field(&m, "userData"));
@@ -611,11 +611,9 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err((code, msg)) = fake.check(Under::Sub, &sid, &headers, query.as_deref()) {
-        return error(code, msg);
-    }
-    let Some(m) = json_body(&headers, &body) else {
-        return error("100003", "包体格式错误");
+    let m = match fake.signed_body(Under::Sub, &sid, query.as_deref(), &headers, &body) {
+        Ok(m) => m,
+        Err((code, msg)) => return error(code, msg),
     };
     if field(&m, "appId") != fake.app_id {
         return error("100003", "appId错误");

@@ -33,6 +33,8 @@ use hmac::Mac;
 use serde_json::{json, Value};
 use sha2::Digest;
 
+use super::{bind, deliver, digit, next_try, serve};
+
 /// The API version the fake speaks.
 pub const VERSION: &str = "2020-02-10";
 /// How far a request's timestamp may be from now, as CCC allows.
@@ -150,15 +152,7 @@ pub type Decide = fn(&str, u32) -> (Fate, Delivery);
 /// number does not exist; rejected; a carrier error that clears on the second try. A tenth of
 /// calls is never pushed, a tenth pushed twice, a tenth late, a tenth early.
 pub fn default_decide(callee: &str, nth: u32) -> (Fate, Delivery) {
-    let digit = |i: usize| {
-        callee
-            .bytes()
-            .rev()
-            .nth(i)
-            .map(|b| b.wrapping_sub(b'0'))
-            .unwrap_or(0) as u64
-    };
-    let (d, d2) = (digit(0), digit(1));
+    let (d, d2) = (digit(callee, 0), digit(callee, 1));
     let fate = match (d, nth) {
         (0..=3, _) => Fate::Answered {
             ring_s: 1 + d2 % 4,
@@ -330,10 +324,7 @@ fn ccc_number_ok(n: &str) -> bool {
 
 impl FakeTencent {
     pub async fn start(decide: Decide) -> FakeTencent {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = bind().await;
         let fake = FakeTencent {
             secret_id: format!("AKID{}", uuid::Uuid::new_v4().simple()),
             secret_key: format!("{}", uuid::Uuid::new_v4().simple()),
@@ -353,9 +344,7 @@ impl FakeTencent {
             late: Duration::from_millis(1500),
         };
         let app = Router::new().route("/", post(api)).with_state(fake.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        serve(listener, app);
         fake
     }
 
@@ -521,11 +510,7 @@ impl FakeTencent {
                 .and_then(|a| a.get("UUI").and_then(Value::as_str))
                 .unwrap_or(task_uui)
                 .to_string();
-            let nth = {
-                let n = g.tries.entry(callee.clone()).or_default();
-                *n += 1;
-                *n
-            };
+            let nth = next_try(&mut g.tries, &callee);
             let (fate, delivery) = (self.decide)(&callee, nth);
             let idx = g.calls.len();
             g.calls.push(Placed {
@@ -726,34 +711,31 @@ impl FakeTencent {
             base64::engine::general_purpose::STANDARD
                 .encode(format!("{}:{}", self.webhook_user, self.webhook_password))
         );
-        for _ in 0..4 {
-            let sent = self
-                .http
+        let request = || {
+            self.http
                 .post(format!("{url}?action={action}&version=1"))
                 .header("content-type", "application/json;charset=utf8")
                 .header("authorization", &auth)
                 .header("x-tccc-push-uuid", &push_id)
                 .body(body.to_string())
-                .send()
-                .await;
-            let (status, reply) = match sent {
-                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-                Err(e) => (0, e.to_string()),
-            };
-            let ok = serde_json::from_str::<Value>(&reply)
-                .ok()
-                .is_some_and(|v| v.get("ErrCode").and_then(Value::as_i64) == Some(0));
-            self.lock().pushes.push(PushReply {
-                action,
-                session_id: session.clone(),
-                status,
-                body: reply,
-            });
-            if ok {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        };
+        deliver(
+            4,
+            |_| Duration::from_millis(200),
+            request,
+            |status, reply| {
+                self.lock().pushes.push(PushReply {
+                    action,
+                    session_id: session.clone(),
+                    status,
+                    body: reply.to_string(),
+                });
+                serde_json::from_str::<Value>(reply)
+                    .ok()
+                    .is_some_and(|v| v.get("ErrCode").and_then(Value::as_i64) == Some(0))
+            },
+        )
+        .await;
     }
 
     /// Runs one callee: calling, then over with its CDR, pushed as its delivery says.

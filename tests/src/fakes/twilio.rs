@@ -23,6 +23,9 @@ use axum::{
 };
 use base64::Engine;
 use hmac::Mac;
+use waihu_events::pb;
+
+use super::{bind, deliver, digit, next_try, serve};
 
 /// What the fake decided for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +94,7 @@ pub type Decide = fn(&str, u32) -> (Fate, Delivery);
 /// The default mix: half answered, busy, no answer, a 404, a 486 that clears on the second
 /// try; a tenth of calls silent, a tenth with callbacks twice, a tenth final-first.
 pub fn default_decide(to: &str, nth: u32) -> (Fate, Delivery) {
-    let d = to.bytes().last().map(|b| b.wrapping_sub(b'0')).unwrap_or(0) as u64;
-    let d2 = to
-        .bytes()
-        .rev()
-        .nth(1)
-        .map(|b| b.wrapping_sub(b'0'))
-        .unwrap_or(0) as u64;
+    let (d, d2) = (digit(to, 0), digit(to, 1));
     let fate = match (d, nth) {
         (0..=3, _) => Fate::Answered {
             talk_s: 5 + (d * 7 + d2 * 3) % 50,
@@ -146,10 +143,7 @@ pub fn twilio_signature(token: &str, url: &str, params: &[(String, String)]) -> 
 
 impl FakeTwilio {
     pub async fn start(decide: Decide) -> FakeTwilio {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = bind().await;
         let fake = FakeTwilio {
             account_sid: format!("AC{}", uuid::Uuid::new_v4().simple()),
             auth_token: format!("{}", uuid::Uuid::new_v4().simple()),
@@ -167,14 +161,32 @@ impl FakeTwilio {
             )
             .route("/2010-04-01/Accounts/{sid}", get(account))
             .with_state(fake.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        serve(listener, app);
         fake
     }
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A Twilio line on this fake, as `ProviderService.CreateLine` takes it.
+    pub fn line(&self, id: &str, max_concurrent: u32) -> pb::CreateLineRequest {
+        pb::CreateLineRequest {
+            line: Some(pb::Line {
+                line_id: id.into(),
+                name: "Twilio test line".into(),
+                provider: "twilio".into(),
+                caller_number: "+14155550100".into(),
+                max_concurrent,
+                provider_config: [
+                    ("account_sid".to_string(), self.account_sid.clone()),
+                    ("base_url".to_string(), self.base_url()),
+                ]
+                .into(),
+                ..Default::default()
+            }),
+            credentials: [("auth_token".to_string(), self.auth_token.clone())].into(),
+        }
     }
 
     /// Every call placed, in order.
@@ -222,21 +234,23 @@ impl FakeTwilio {
             }
             ser.finish()
         };
-        for _ in 0..5 {
-            let sent = self
-                .http
+        let request = || {
+            self.http
                 .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .header("x-twilio-signature", &sig)
                 .body(body.clone())
-                .send()
-                .await;
-            self.lock().callbacks_sent += 1;
-            match sent {
-                Ok(r) if r.status().is_success() => return,
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
+        };
+        deliver(
+            5,
+            |_| Duration::from_millis(200),
+            request,
+            |status, _| {
+                self.lock().callbacks_sent += 1;
+                (200..300).contains(&status)
+            },
+        )
+        .await;
     }
 
     /// Plays a placed call: its statuses over time, and their callbacks as its delivery says.
@@ -292,34 +306,41 @@ impl FakeTwilio {
             seq.1.push(("SequenceNumber".into(), i.to_string()));
         }
         tokio::time::sleep(self.delay).await;
-        // The resource moves through the statuses whatever the callbacks do.
-        for (status, _) in &steps {
-            if let Some(c) = self.lock().calls.get_mut(idx) {
-                if !c.hung_up {
-                    c.status = status.clone();
-                }
+        // The resource moves through the statuses as Twilio calls back about them: a fetch sees
+        // a status once its callback was delivered (at once when no callback is sent), so a
+        // poll never learns of an end before the callback telling more about it (a failed
+        // call's SipResponseCode) was taken. It never moves backwards.
+        let last = steps.len() - 1;
+        // Which steps are called back, in order, and how many times each.
+        let plan: Vec<(usize, usize)> = match delivery {
+            Delivery::Silent => vec![],
+            Delivery::InOrder => (0..=last).map(|i| (i, 1)).collect(),
+            Delivery::Twice => (0..=last).map(|i| (i, 2)).collect(),
+            Delivery::FinalFirst => std::iter::once((last, 1))
+                .chain((0..last).map(|i| (i, 1)))
+                .chain(std::iter::once((last, 1)))
+                .collect(),
+        };
+        if plan.is_empty() {
+            self.show(idx, &steps[last].0);
+        }
+        let mut shown = 0;
+        for (i, times) in plan {
+            for _ in 0..times {
+                self.callback(&callback_url, steps[i].1.clone()).await;
+            }
+            if i >= shown {
+                shown = i;
+                self.show(idx, &steps[i].0);
             }
         }
-        match delivery {
-            Delivery::Silent => {}
-            Delivery::InOrder => {
-                for (_, p) in steps {
-                    self.callback(&callback_url, p).await;
-                }
-            }
-            Delivery::Twice => {
-                for (_, p) in steps {
-                    self.callback(&callback_url, p.clone()).await;
-                    self.callback(&callback_url, p).await;
-                }
-            }
-            Delivery::FinalFirst => {
-                let last = steps.pop().expect("a final status");
-                self.callback(&callback_url, last.1.clone()).await;
-                for (_, p) in steps {
-                    self.callback(&callback_url, p).await;
-                }
-                self.callback(&callback_url, last.1).await;
+    }
+
+    /// What a fetch of call `idx` returns from now on (unless it was hung up).
+    fn show(&self, idx: usize, status: &str) {
+        if let Some(c) = self.lock().calls.get_mut(idx) {
+            if !c.hung_up {
+                c.status = status.to_string();
             }
         }
     }
@@ -392,11 +413,7 @@ async fn create(
     }
     let (idx, reply) = {
         let mut g = fake.lock();
-        let nth = {
-            let n = g.tries.entry(to.clone()).or_default();
-            *n += 1;
-            *n
-        };
+        let nth = next_try(&mut g.tries, &to);
         let (fate, delivery) = (fake.decide)(&to, nth);
         let call = Placed {
             sid: format!("CA{}", uuid::Uuid::new_v4().simple()),

@@ -10,7 +10,6 @@ use waihu_e2e::{
     fakes::twilio::{twilio_signature, Delivery, FakeTwilio, Fate},
     *,
 };
-use waihu_events::pb;
 use waihu_provider::sim::Simulator;
 
 /// Callbacks in flight at once.
@@ -30,22 +29,7 @@ pub async fn run(calls: usize) -> Result<(f64, usize), String> {
     cluster
         .providers()
         .await
-        .create_line(pb::CreateLineRequest {
-            line: Some(pb::Line {
-                line_id: "twilio-bench".into(),
-                name: "bench".into(),
-                provider: "twilio".into(),
-                caller_number: "+14155550100".into(),
-                max_concurrent: calls as u32,
-                provider_config: [
-                    ("account_sid".to_string(), fake.account_sid.clone()),
-                    ("base_url".to_string(), fake.base_url()),
-                ]
-                .into(),
-                ..Default::default()
-            }),
-            credentials: [("auth_token".to_string(), fake.auth_token.clone())].into(),
-        })
+        .create_line(fake.line("twilio-bench", calls as u32))
         .await
         .map_err(|e| format!("line: {e}"))?;
     let mut tasks = cluster.tasks().await;

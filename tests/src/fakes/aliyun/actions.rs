@@ -179,11 +179,7 @@ fn make_call(fake: FakeAliyun, get: &dyn Fn(&str) -> String, scheme: Scheme) -> 
                 "Request was denied due to user flow control.",
             );
         }
-        let nth = {
-            let n = g.tries.entry(callee.clone()).or_default();
-            *n += 1;
-            *n
-        };
+        let nth = crate::fakes::next_try(&mut g.tries, &callee);
         let (fate, delivery) = (fake.decide)(&callee, nth);
         let idx = g.calls.len();
         let job = if fate == Fate::Refused {
