@@ -301,20 +301,18 @@ impl Calls {
         .map_err(db)
     }
 
-    /// The call is over: its reports go (late callbacks for it are still recognised).
+    /// The call is over: its reports go (late callbacks for it are still recognised). One
+    /// statement, one round trip.
     async fn settle(&self, call: Uuid) -> Result<(), HandlerError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("UPDATE provider_calls SET settled_at = now() WHERE call_id = $1")
-            .bind(call)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("DELETE FROM provider_reports WHERE call_id = $1")
-            .bind(call)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+        sqlx::query(
+            "WITH gone AS (DELETE FROM provider_reports WHERE call_id = $1)
+             UPDATE provider_calls SET settled_at = now() WHERE call_id = $1",
+        )
+        .bind(call)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     /// Forgets calls settled more than `age` ago, and reports left for calls long gone.
