@@ -44,7 +44,20 @@ pub fn router(hooks: Arc<Webhooks>) -> Router {
         .route("/api/v1/calls/webhook/{provider}/{*rest}", post(receive))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(close_after_refused_body))
         .with_state(hooks)
+}
+
+/// A body refused for its size was not read to its end, so the connection cannot carry another
+/// request: say so (`Connection: close`), or a client reusing it fails its next request.
+async fn close_after_refused_body(mut r: Response) -> Response {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    r
 }
 
 fn refuse(status: StatusCode, why: &str) -> Response {
