@@ -158,6 +158,19 @@ impl Layers {
         serde_path_to_error::deserialize(self.0.clone()).map_err(|e| located("", e))
     }
 
+    /// Where a service serving HTTP listens: the top-level `http_addr` (`WAIHU_HTTP_ADDR`), set
+    /// per process like `grpc_addr`, else `0.0.0.0:<default_port>`.
+    pub fn http_addr(&self, default_port: u16) -> Result<SocketAddr, ConfigError> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct Http {
+            http_addr: Option<SocketAddr>,
+        }
+        let h: Http = self.root()?;
+        Ok(h.http_addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port))))
+    }
+
     /// The section `key` (such as `simulator`) as `T`; its `Default` when nothing sets it.
     pub fn section<T: DeserializeOwned + Default>(&self, key: &str) -> Result<T, ConfigError> {
         match self.0.get::<config::Value>(key) {

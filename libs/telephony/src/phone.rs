@@ -36,7 +36,7 @@ impl PhoneNumber {
             return Self::e164(&digits, trimmed);
         }
         let b = digits.as_bytes();
-        if b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) {
+        if is_mobile(b) {
             return Ok(PhoneNumber(format!("+86{digits}")));
         }
         if b.first() == Some(&b'0') && (10..=12).contains(&b.len()) && landline_area(&b[1..]) {
@@ -57,7 +57,7 @@ impl PhoneNumber {
         }
         if let Some(national) = digits.strip_prefix("86") {
             let n = national.as_bytes();
-            let mobile = n.len() == 11 && n[0] == b'1' && (b'3'..=b'9').contains(&n[1]);
+            let mobile = is_mobile(n);
             let landline = (9..=11).contains(&n.len()) && landline_area(n);
             if !mobile && !landline {
                 return Err(format!(
@@ -99,6 +99,23 @@ pub fn mask(number: &str) -> String {
 
 /// Whether a national number (without the trunk 0) starts with a mainland area code: 2-9, or
 /// Beijing's 10 (the only area code starting with 1).
+/// Whether mainland national digits are a mobile number (11 digits, 13x-19x).
+fn is_mobile(national: &[u8]) -> bool {
+    national.len() == 11 && national[0] == b'1' && (b'3'..=b'9').contains(&national[1])
+}
+
+/// A +86 number as it is dialed inside the mainland: a mobile, or a 400/800 service number, as
+/// its digits; a landline with its trunk 0 (`+862161234567` → `02161234567`,
+/// `+861012345678` → `01012345678`). `None` for a number of another country.
+pub fn mainland_national(e164: &str) -> Option<String> {
+    let rest = e164.trim().strip_prefix("+86")?;
+    if is_mobile(rest.as_bytes()) || rest.starts_with("400") || rest.starts_with("800") {
+        Some(rest.to_string())
+    } else {
+        Some(format!("0{rest}"))
+    }
+}
+
 fn landline_area(national: &[u8]) -> bool {
     match national {
         [b'1', b'0', ..] => true,
@@ -110,6 +127,16 @@ fn landline_area(national: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::PhoneNumber;
+
+    #[test]
+    fn mainland_numbers_dial_nationally() {
+        use super::mainland_national as n;
+        assert_eq!(n("+8613912345678").as_deref(), Some("13912345678"));
+        assert_eq!(n("+862161234567").as_deref(), Some("02161234567"));
+        assert_eq!(n("+861012345678").as_deref(), Some("01012345678"));
+        assert_eq!(n("+864008123456").as_deref(), Some("4008123456"));
+        assert_eq!(n("+14155550100"), None);
+    }
 
     fn ok(raw: &str) -> String {
         PhoneNumber::parse(raw)

@@ -305,18 +305,7 @@ pub fn ccc_number(e164: &str, national: bool) -> String {
     if !national {
         return e164.to_string();
     }
-    match e164.strip_prefix("+86") {
-        Some(rest) => {
-            let b = rest.as_bytes();
-            let mobile = b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]);
-            if mobile || rest.starts_with("400") || rest.starts_with("800") {
-                rest.to_string()
-            } else {
-                format!("0{rest}")
-            }
-        }
-        None => e164.to_string(),
-    }
+    waihu_telephony::phone::mainland_national(e164).unwrap_or_else(|| e164.to_string())
 }
 
 /// A JSON value CCC gives as a number or as a string of digits (CallDuration is an int in

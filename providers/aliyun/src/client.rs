@@ -128,13 +128,8 @@ pub fn make_call_params(
 ) -> Result<Vec<(String, String)>, ApiError> {
     let instance = line.setting("instance_id")?;
     let national = national(line)?;
-    let caller = if req.caller_number.is_empty() {
-        &line.caller_number
-    } else {
-        &req.caller_number
-    };
     let callee = api::ccc_number(&req.phone, national);
-    let caller = api::ccc_number(caller, national);
+    let caller = api::ccc_number(line.caller_for(req), national);
     let timeout = ring_timeout(line)?.to_string();
     let tags = format!("{OUR_CALL_PREFIX}{}", req.call_id);
     Ok(params(&[

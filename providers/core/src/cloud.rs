@@ -89,6 +89,15 @@ impl LineConfig {
             .unwrap_or(default)
     }
 
+    /// The number the callee sees: the one the call was placed with, else the line's.
+    pub fn caller_for<'a>(&'a self, req: &'a pb::CallRequested) -> &'a str {
+        if req.caller_number.trim().is_empty() {
+            &self.caller_number
+        } else {
+            &req.caller_number
+        }
+    }
+
     /// A credential the provider needs.
     pub fn secret(&self, name: &str) -> Result<&str, ApiError> {
         self.credentials

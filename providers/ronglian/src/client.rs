@@ -206,12 +206,8 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// with their trunk 0), others with the international prefix 00.
 pub fn national(e164: &str) -> String {
     let s = e164.trim();
-    if let Some(rest) = s.strip_prefix("+86") {
-        if rest.starts_with('1') {
-            rest.to_string()
-        } else {
-            format!("0{rest}")
-        }
+    if let Some(n) = waihu_telephony::phone::mainland_national(s) {
+        n
     } else if let Some(rest) = s.strip_prefix('+') {
         format!("00{rest}")
     } else {
@@ -238,12 +234,7 @@ pub fn dial_request(
     batch: &str,
 ) -> Result<Prepared, ApiError> {
     let to = national(&req.phone);
-    let caller = if req.caller_number.is_empty() {
-        &line.caller_number
-    } else {
-        &req.caller_number
-    };
-    let display = national(caller);
+    let display = national(line.caller_for(req));
     let url = notify_url(line, callback_url)?;
     let max_call_time = line.setting_or("max_call_time", "");
     match Mode::of(line)? {

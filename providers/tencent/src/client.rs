@@ -328,11 +328,7 @@ fn http_error(action: &str, e: reqwest::Error) -> ApiError {
 pub fn dial_body(line: &LineConfig, req: &pb::CallRequested, now: i64) -> Result<Value, ApiError> {
     let app = sdk_app_id(line)?;
     let (ivr, agent) = call_flow(line)?;
-    let caller = if req.caller_number.trim().is_empty() {
-        &line.caller_number
-    } else {
-        &req.caller_number
-    };
+    let caller = line.caller_for(req);
     if caller.trim().is_empty() {
         return Err(ApiError::Config(format!(
             "line {} has no caller number",

@@ -134,11 +134,7 @@ impl CloudApi for Twilio {
         callback_url: &'a str,
     ) -> BoxFuture<'a, Result<Placed, ApiError>> {
         Box::pin(async move {
-            let from = if req.caller_number.is_empty() {
-                line.caller_number.clone()
-            } else {
-                req.caller_number.clone()
-            };
+            let from = line.caller_for(req).to_string();
             let mut form = vec![
                 ("To", req.phone.clone()),
                 ("From", from),

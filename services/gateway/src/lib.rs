@@ -120,21 +120,6 @@ pub struct GatewayConfig {
 
 #[derive(serde::Deserialize)]
 #[serde(default)]
-struct Root {
-    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
-    http_addr: SocketAddr,
-}
-
-impl Default for Root {
-    fn default() -> Self {
-        Root {
-            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
-        }
-    }
-}
-
-#[derive(serde::Deserialize)]
-#[serde(default)]
 struct Section {
     task_addr: String,
     record_addr: String,
@@ -157,7 +142,6 @@ impl GatewayConfig {
     }
 
     pub fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
-        let root: Root = layers.root()?;
         let s: Section = layers.section("gateway")?;
         for (key, v) in [
             ("gateway.task_addr", &s.task_addr),
@@ -169,7 +153,7 @@ impl GatewayConfig {
             }
         }
         Ok(GatewayConfig {
-            http_addr: root.http_addr,
+            http_addr: layers.http_addr(8080)?,
             task_addr: s.task_addr,
             record_addr: s.record_addr,
             dialer_addr: s.dialer_addr,

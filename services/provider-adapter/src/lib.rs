@@ -91,21 +91,6 @@ struct ProviderSection {
     give_up_s: u64,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(default)]
-struct Root {
-    #[serde(deserialize_with = "waihu_runtime::config::from_str")]
-    http_addr: SocketAddr,
-}
-
-impl Default for Root {
-    fn default() -> Self {
-        Root {
-            http_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)),
-        }
-    }
-}
-
 /// Where providers' callbacks are received by default.
 pub const DEFAULT_HTTP_PORT: u16 = 8053;
 
@@ -181,9 +166,8 @@ impl ProviderConfig {
             .collect();
         vault::Vault::new(credentials_key.as_ref(), &credentials_old_keys)
             .map_err(|e| ConfigError::invalid("provider.credentials_key", e))?;
-        let root: Root = layers.root()?;
         Ok(ProviderConfig {
-            http_addr: root.http_addr,
+            http_addr: layers.http_addr(DEFAULT_HTTP_PORT)?,
             public_url: p.public_url,
             credentials_key,
             credentials_old_keys,
