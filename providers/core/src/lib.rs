@@ -45,6 +45,16 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// A release before anyone answered (refused, failed, given up): no ring or talk time.
+    pub fn unanswered(cause: pb::HangupCause) -> Signal {
+        Signal::Released {
+            cause,
+            answered: false,
+            ring_ms: 0,
+            talk_ms: 0,
+        }
+    }
+
     pub fn stage(&self) -> Stage {
         match self {
             Signal::Dialing { .. } => Stage::Dialing,

@@ -432,18 +432,13 @@ fn task_reports(provider_call_id: &str, view: &CalleeView, raw: &str) -> Vec<Rep
         (Some(CALLEE_ANSWERED), _) => vec![report(Signal::Answered)],
         (Some(CALLEE_NOT_ANSWERED | CALLEE_CALLING), _) => vec![],
         (state, Some(task @ (TASK_COMPLETED | TASK_TERMINATED))) if view.sessions.is_empty() => {
-            vec![report(Signal::Released {
-                cause: hangup::cause(
-                    41,
-                    format!(
-                        "tencent:task-state:{task}/callee-state:{}",
-                        state.map_or("none".to_string(), |s| s.to_string())
-                    ),
+            vec![report(Signal::unanswered(hangup::cause(
+                41,
+                format!(
+                    "tencent:task-state:{task}/callee-state:{}",
+                    state.map_or("none".to_string(), |s| s.to_string())
                 ),
-                answered: false,
-                ring_ms: 0,
-                talk_ms: 0,
-            })]
+            )))]
         }
         _ => vec![],
     }

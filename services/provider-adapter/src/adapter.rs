@@ -157,12 +157,7 @@ impl Dispatcher {
 }
 
 fn released(q850: u32, raw: String) -> Signal {
-    Signal::Released {
-        cause: waihu_telephony::hangup::cause(q850, raw),
-        answered: false,
-        ring_ms: 0,
-        talk_ms: 0,
-    }
+    Signal::unanswered(waihu_telephony::hangup::cause(q850, raw))
 }
 
 impl MessageHandler for Dispatcher {

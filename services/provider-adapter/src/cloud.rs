@@ -346,15 +346,6 @@ pub struct CloudPlayer<'a> {
     pub wake: Arc<Notify>,
 }
 
-fn failed(cause: pb::HangupCause) -> Signal {
-    Signal::Released {
-        cause,
-        answered: false,
-        ring_ms: 0,
-        talk_ms: 0,
-    }
-}
-
 impl CloudPlayer<'_> {
     /// Places the call (unless an earlier attempt did), then turns reports into events until it
     /// is released, hung up or given up.
@@ -379,7 +370,10 @@ impl CloudPlayer<'_> {
                 None => {
                     // Dialing was recorded, yet the id was not kept: nothing to follow.
                     ledger
-                        .record(failed(hangup::cause(41, "waihu:provider-call-lost")))
+                        .record(Signal::unanswered(hangup::cause(
+                            41,
+                            "waihu:provider-call-lost",
+                        )))
                         .await?;
                     return Ok(());
                 }
@@ -458,7 +452,10 @@ impl CloudPlayer<'_> {
                 // the task's rules).
                 tracing::warn!(%call, provider = self.api.kind(), "earlier attempt's outcome unknown: not calling again");
                 ledger
-                    .record(failed(hangup::cause(41, "waihu:outcome-unknown")))
+                    .record(Signal::unanswered(hangup::cause(
+                        41,
+                        "waihu:outcome-unknown",
+                    )))
                     .await?;
                 return Ok(None);
             }
@@ -479,13 +476,13 @@ impl CloudPlayer<'_> {
             }
             Err(ApiError::Refused { cause, message }) => {
                 tracing::info!(%call, provider = self.api.kind(), %message, "provider refused the call");
-                ledger.record(failed(cause)).await?;
+                ledger.record(Signal::unanswered(cause)).await?;
                 Ok(None)
             }
             Err(ApiError::Config(message)) => {
                 tracing::error!(%call, line = %line.line_id, provider = self.api.kind(), %message, "line misconfigured: call not placed");
                 ledger
-                    .record(failed(hangup::cause(
+                    .record(Signal::unanswered(hangup::cause(
                         41,
                         format!("{}:line-configuration", self.api.kind()),
                     )))
@@ -499,7 +496,10 @@ impl CloudPlayer<'_> {
             Err(ApiError::Unknown(message)) => {
                 tracing::warn!(%call, provider = self.api.kind(), %message, "call request outcome unknown");
                 ledger
-                    .record(failed(hangup::cause(41, "waihu:outcome-unknown")))
+                    .record(Signal::unanswered(hangup::cause(
+                        41,
+                        "waihu:outcome-unknown",
+                    )))
                     .await?;
                 Ok(None)
             }

@@ -865,6 +865,26 @@ impl LineCache {
         }
     }
 
+    /// (tenant, line) of the lines of `provider` whose setting `setting` is `value` (at most 20):
+    /// where a callback naming no call may come from.
+    pub async fn matching(
+        &self,
+        provider: &str,
+        setting: &str,
+        value: &str,
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT tenant_id, line_id FROM provider_lines
+             WHERE provider = $1 AND provider_config ->> $2 = $3
+             ORDER BY tenant_id, line_id LIMIT 20",
+        )
+        .bind(provider)
+        .bind(setting)
+        .bind(value)
+        .fetch_all(&self.lines.pool)
+        .await
+    }
+
     pub async fn get(&self, tenant: &str, line: &str) -> Result<Option<Arc<LineConfig>>, String> {
         let key = (tenant.to_string(), line.to_string());
         {

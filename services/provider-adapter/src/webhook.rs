@@ -226,16 +226,7 @@ async fn acknowledge_unmatched(
         tracing::warn!(provider, provider_call_id = %first, "callback for a call we do not know");
         return refuse(StatusCode::NOT_FOUND, "unknown call");
     };
-    let candidates: Vec<(String, String)> = match sqlx::query_as(
-        "SELECT tenant_id, line_id FROM provider_lines
-         WHERE provider = $1 AND provider_config ->> $2 = $3 ORDER BY tenant_id, line_id LIMIT 20",
-    )
-    .bind(api.kind())
-    .bind(setting)
-    .bind(&value)
-    .fetch_all(&hooks.calls.pool)
-    .await
-    {
+    let candidates = match hooks.lines.matching(api.kind(), setting, &value).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(provider, error = %e, "callback not taken: database");
