@@ -5,6 +5,7 @@
 
 pub mod fakes;
 pub mod providers;
+pub mod sipp;
 
 pub use providers::{
     assert_lifecycles, expected_from_calls, post_callback, CallEnd, Capture, LIFECYCLES,
@@ -120,6 +121,8 @@ pub struct Cluster {
     pub credentials_old_keys: Vec<String>,
     /// How the adapter polls quiet cloud calls (quick, so tests wait little).
     pub polling: waihu_provider::cloud::Polling,
+    /// Where the adapter keeps SIP calls' recordings (a directory of the cluster's own).
+    pub recordings: std::path::PathBuf,
 }
 
 /// A loopback port free now (for a service that must be told its address before it starts).
@@ -177,6 +180,7 @@ impl Cluster {
             setup_events: 0,
             provider_http: free_port(),
             credentials_old_keys: vec![],
+            recordings: std::env::temp_dir().join(format!("waihu-rec-{}", uuid::Uuid::new_v4())),
             credentials_key: {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
@@ -299,6 +303,9 @@ impl Cluster {
             .map(|k| waihu_runtime::config::Secret::new(k.clone()))
             .collect();
         cfg.polling = self.polling;
+        if let Some(sip) = cfg.sip.as_mut() {
+            sip.recordings = self.recordings.clone();
+        }
         let r = run(|s| waihu_provider::start(cfg, s)).await;
         self.provider_addr = format!("http://{}", r.handle.addr);
         self.provider = Some(r);
@@ -425,6 +432,7 @@ impl Cluster {
         {
             r.stop().await;
         }
+        let _ = std::fs::remove_dir_all(&self.recordings);
         self.env.cleanup().await;
     }
 }

@@ -235,6 +235,63 @@ impl CallLedger {
         self.publish(signal, raw).await
     }
 
+    /// Adds `event` to the call after its release (a recording kept, say), once: its id is
+    /// derived from the call and `name`, and it follows whatever the call's subject holds last.
+    pub async fn attach(&mut self, name: &str, event: Event) -> Result<(), HandlerError> {
+        let id = format!("call/{}/{name}", self.call_id);
+        for _ in 0..10 {
+            let meta = EventMeta::new(
+                self.request.meta.tenant_id.clone(),
+                Aggregate::Call(self.call_id),
+                self.version + 1,
+            )
+            .with_deterministic_id(&id)
+            .caused_by(&self.request);
+            let meta = match self.request.meta.task_id {
+                Some(task) => meta.with_task(task),
+                None => meta,
+            };
+            let wanted = meta.event_id;
+            let recorded = RecordedEvent::new(meta, event.clone());
+            match self
+                .bus
+                .publish(&recorded, Expect::LastSubjectSeq(self.seq))
+                .await
+            {
+                Ok(o) => {
+                    self.seq = o.sequence();
+                    self.version += 1;
+                    return Ok(());
+                }
+                Err(BusError::WrongLastSequence { .. }) => {
+                    // Something else was added to the call first (or this was, by an
+                    // earlier attempt): follow it.
+                    match self
+                        .bus
+                        .last_event_on_subject(&self.subject)
+                        .await
+                        .map_err(transient)?
+                    {
+                        Some((seq, Ok(last))) => {
+                            if last.meta.event_id == wanted {
+                                return Ok(());
+                            }
+                            self.seq = seq;
+                            self.version = last.meta.stream_version;
+                        }
+                        Some((seq, Err(_))) => self.seq = seq,
+                        None => {}
+                    }
+                }
+                Err(e) => return Err(transient(e)),
+            }
+        }
+        Err(HandlerError::Transient(format!(
+            "{} keeps moving: {name} not added",
+            self.subject
+        )))
+    }
+
     async fn publish(
         &mut self,
         signal: Signal,

@@ -120,6 +120,8 @@ pub struct Dispatcher {
     pub sim: SimProvider,
     pub playing: Playing,
     pub lines: LineCache,
+    /// The SIP user agent (None when the adapter has no `sip_bind`).
+    pub sip: Option<waihu_provider_sip::SipProvider>,
     pub cloud: Cloud,
 }
 
@@ -133,6 +135,15 @@ impl Dispatcher {
     ) -> Result<(), HandlerError> {
         if line.provider == "sim" {
             return self.sim.place(line, req, ledger).await;
+        }
+        if line.provider == waihu_provider_sip::KIND {
+            let Some(sip) = &self.sip else {
+                tracing::error!(line = %line.line_id, "a sip line, but this adapter has no SIP (provider.sip_bind is empty)");
+                return ledger
+                    .record(released(41, "waihu:no-sip-here".into()))
+                    .await;
+            };
+            return sip.place(line, req, ledger).await;
         }
         let Some(api) = self.cloud.registry.get(&line.provider) else {
             tracing::error!(line = %line.line_id, provider = %line.provider, "no such provider in this build");

@@ -45,9 +45,10 @@ impl Providers {
         self.apis.get(kind).cloned()
     }
 
-    /// The provider types lines may name: the simulator and every cloud provider here.
+    /// The provider types lines may name: the simulator, `sip` and every cloud provider here.
     pub fn kinds(&self) -> Vec<&'static str> {
         let mut k: Vec<&'static str> = self.apis.keys().copied().collect();
+        k.push(waihu_provider_sip::KIND);
         k.sort();
         k.insert(0, "sim");
         k

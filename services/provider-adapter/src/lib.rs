@@ -2,8 +2,9 @@
 //! dialer follows; their credentials sealed at rest, [`vault`]) and hands dial commands to the
 //! provider of their line (`providers/`: the simulator, Twilio, Aliyun, Tencent, Ronglian),
 //! whose signals the call ledger turns into normalised call events. Cloud providers' callbacks
-//! arrive on its HTTP server ([`webhook`]); quiet calls are polled ([`cloud`]). The SIP trunk
-//! and work phones come in a later issue.
+//! arrive on its HTTP server ([`webhook`]); quiet calls are polled ([`cloud`]). `sip` lines
+//! dial SIP trunks through the adapter's own SIP user agent (`providers/sip`). Work phones come
+//! in a later issue.
 
 pub mod adapter;
 pub mod cloud;
@@ -43,6 +44,9 @@ pub struct ProviderConfig {
     /// How quiet cloud calls are polled (`[provider] poll_initial_ms`, `poll_max_ms`,
     /// `give_up_s`).
     pub polling: cloud::Polling,
+    /// The SIP user agent of `sip` lines (`[provider] sip_bind`, `sip_public_ip`, `rtp_ports`,
+    /// `recordings_dir`); None when `sip_bind` is empty (no SIP here).
+    pub sip: Option<waihu_provider_sip::StackConfig>,
 }
 
 /// The `[simulator]` settings as written.
@@ -89,6 +93,10 @@ struct ProviderSection {
     poll_initial_ms: u64,
     poll_max_ms: u64,
     give_up_s: u64,
+    sip_bind: String,
+    sip_public_ip: String,
+    rtp_ports: String,
+    recordings_dir: String,
 }
 
 /// Where providers' callbacks are received by default.
@@ -109,6 +117,10 @@ impl Default for ProviderSection {
             poll_initial_ms: polling.initial.as_millis() as u64,
             poll_max_ms: polling.max.as_millis() as u64,
             give_up_s: polling.give_up.as_secs(),
+            sip_bind: "0.0.0.0:5060".into(),
+            sip_public_ip: String::new(),
+            rtp_ports: String::new(),
+            recordings_dir: "recordings".into(),
         }
     }
 }
@@ -156,6 +168,7 @@ impl ProviderConfig {
                 "poll_initial_ms >= 1, poll_max_ms >= poll_initial_ms, give_up_s >= 1",
             ));
         }
+        let sip = sip_config(&p)?;
         let credentials_key = Some(p.credentials_key).filter(|k| !k.expose().trim().is_empty());
         let credentials_old_keys: Vec<Secret> = p
             .credentials_old_keys
@@ -167,6 +180,7 @@ impl ProviderConfig {
         vault::Vault::new(credentials_key.as_ref(), &credentials_old_keys)
             .map_err(|e| ConfigError::invalid("provider.credentials_key", e))?;
         Ok(ProviderConfig {
+            sip,
             http_addr: layers.http_addr(DEFAULT_HTTP_PORT)?,
             public_url: p.public_url,
             credentials_key,
@@ -202,8 +216,66 @@ impl ProviderConfig {
             credentials_key: None,
             credentials_old_keys: vec![],
             polling: cloud::Polling::default(),
+            // Embedded adapters (tests, several to a machine) take any free SIP port.
+            sip: Some(waihu_provider_sip::StackConfig {
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..Default::default()
+            }),
         }
     }
+}
+
+/// The SIP user agent's settings, checked: each bad one named.
+fn sip_config(p: &ProviderSection) -> Result<Option<waihu_provider_sip::StackConfig>, ConfigError> {
+    let bind = p.sip_bind.trim();
+    if bind.is_empty() {
+        return Ok(None);
+    }
+    let bind: SocketAddr = bind.parse().map_err(|_| {
+        ConfigError::invalid(
+            "provider.sip_bind",
+            "must be IP:port (e.g. 0.0.0.0:5060), or empty for no SIP",
+        )
+    })?;
+    let public_ip = match p.sip_public_ip.trim() {
+        "" => None,
+        ip => Some(ip.parse().map_err(|_| {
+            ConfigError::invalid("provider.sip_public_ip", "must be an IP address")
+        })?),
+    };
+    let rtp_ports = match p.rtp_ports.trim() {
+        "" => None,
+        r => {
+            let range = r
+                .split_once('-')
+                .and_then(|(lo, hi)| {
+                    Some((
+                        lo.trim().parse::<u16>().ok()?,
+                        hi.trim().parse::<u16>().ok()?,
+                    ))
+                })
+                .filter(|(lo, hi)| *lo >= 1024 && lo < hi);
+            Some(range.ok_or_else(|| {
+                ConfigError::invalid(
+                    "provider.rtp_ports",
+                    "must be LOW-HIGH with 1024 <= LOW < HIGH <= 65535 (e.g. 20000-29999)",
+                )
+            })?)
+        }
+    };
+    let recordings = p.recordings_dir.trim();
+    if recordings.is_empty() {
+        return Err(ConfigError::invalid(
+            "provider.recordings_dir",
+            "must name a directory",
+        ));
+    }
+    Ok(Some(waihu_provider_sip::StackConfig {
+        bind,
+        public_ip,
+        rtp_ports,
+        recordings: recordings.into(),
+    }))
 }
 
 /// The PostgreSQL schema this service owns.
@@ -238,6 +310,14 @@ pub async fn start(
         );
     }
     let cache = lines::LineCache::new(lines.clone());
+    let sip = match &config.sip {
+        Some(s) => Some(
+            waihu_provider_sip::SipProvider::start(s.clone(), shutdown.child_token())
+                .await
+                .map_err(|e| format!("{e} (WAIHU_PROVIDER__SIP_BIND; empty for no SIP)"))?,
+        ),
+        None => None,
+    };
     let calls = cloud::Calls { pool: pool.clone() };
     let max = config.max_in_flight;
     let playing = adapter::Playing::default();
@@ -248,6 +328,7 @@ pub async fn start(
         },
         playing: playing.clone(),
         lines: cache.clone(),
+        sip: sip.clone(),
         cloud: adapter::Cloud {
             registry: registry.clone(),
             calls: calls.clone(),
@@ -321,7 +402,7 @@ pub async fn start(
                 .map_err(|e| e.to_string())
         }
     });
-    let api = lines::ProviderApi::new(lines, &config.dialer_url)?;
+    let api = lines::ProviderApi::new(lines, &config.dialer_url, sip)?;
     waihu_runtime::serve(c, workers, shutdown, |r| {
         r.add_service(ProviderServiceServer::new(api))
     })

@@ -91,6 +91,10 @@ fn check_config(
         waihu_runtime::check_text(&format!("line.provider_config.{k}"), v, MAX_CONFIG_VALUE)?;
         out.insert(k.clone(), v.trim().to_string());
     }
+    if provider == waihu_provider_sip::KIND {
+        waihu_provider_sip::Trunk::from_config(&out)
+            .map_err(|e| ApiError::invalid(format!("line.provider_config.{}", e.field), e.why))?;
+    }
     if let Some(api) = registry.get(provider) {
         for need in api.requires().0 {
             if out.get(*need).is_none_or(|v| v.is_empty()) {
@@ -113,7 +117,18 @@ fn check_credentials(
     complete: bool,
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let api = registry.get(provider);
-    if api.is_none() && !creds.is_empty() {
+    if provider == waihu_provider_sip::KIND {
+        // Only the digest password, and only with a username (checked with the settings).
+        if let Some(k) = creds
+            .keys()
+            .find(|k| !waihu_provider_sip::CREDENTIALS.contains(&k.as_str()))
+        {
+            return Err(ApiError::invalid(
+                format!("credentials.{k}"),
+                "a sip line takes only the credential password",
+            ));
+        }
+    } else if api.is_none() && !creds.is_empty() {
         return Err(ApiError::invalid(
             "credentials",
             format!("a {provider} line takes none"),
@@ -669,15 +684,21 @@ impl Lines {
 pub struct ProviderApi {
     pub lines: Lines,
     pub dialer: tonic::transport::Channel,
+    /// The SIP user agent, which tests `sip` lines (None when the adapter has no SIP).
+    pub sip: Option<waihu_provider_sip::SipProvider>,
 }
 
 impl ProviderApi {
     /// An API asking the dialer at `dialer_url` (checked as a URI when the settings load).
-    pub fn new(lines: Lines, dialer_url: &str) -> Result<Self, String> {
+    pub fn new(
+        lines: Lines,
+        dialer_url: &str,
+        sip: Option<waihu_provider_sip::SipProvider>,
+    ) -> Result<Self, String> {
         let dialer = tonic::transport::Endpoint::from_shared(dialer_url.to_string())
             .map_err(|e| format!("provider.dialer_url {dialer_url:?}: {e}"))?
             .connect_lazy();
-        Ok(ProviderApi { lines, dialer })
+        Ok(ProviderApi { lines, dialer, sip })
     }
 }
 
@@ -820,6 +841,23 @@ impl ProviderService for ProviderApi {
             .await
             .map_err(Status::unavailable)?
             .ok_or_else(|| ApiError::NotFound(format!("line {id}")))?;
+        if line.provider == waihu_provider_sip::KIND {
+            let started = Instant::now();
+            let result = match &self.sip {
+                Some(sip) => sip.probe(&line, std::time::Duration::from_secs(10)).await,
+                None => Err("this adapter has no SIP (provider.sip_bind is empty)".into()),
+            };
+            let latency_ms = started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+            let (success, message) = match result {
+                Ok(m) => (true, m),
+                Err(e) => (false, e),
+            };
+            return Ok(Response::new(pb::TestLineResponse {
+                success,
+                latency_ms,
+                message: line.scrub(&message),
+            }));
+        }
         let Some(api) = self.lines.registry.get(&line.provider) else {
             return Ok(Response::new(pb::TestLineResponse {
                 success: true,
