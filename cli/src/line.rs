@@ -51,6 +51,30 @@ pub struct ProviderArgs {
     /// `--credential-env auth_token=TWILIO_AUTH_TOKEN`.
     #[arg(long = "credential-env", value_name = "NAME=VARIABLE")]
     credential_env: Vec<String>,
+    /// sip lines: the trunk, HOST:PORT (same as `--config trunk=HOST:PORT`).
+    #[arg(long, value_name = "HOST:PORT")]
+    trunk: Option<String>,
+    /// sip lines: udp (the default) or tcp (same as `--config transport=...`).
+    #[arg(long, value_name = "udp|tcp")]
+    transport: Option<String>,
+    /// sip lines: the digest user when the trunk challenges (same as `--config username=...`).
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+    /// sip lines: the digest password, read from a file (its first line; `-` for standard
+    /// input); the credential `password`.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+/// Reads a file named on the command line (`-` for standard input).
+fn read_arg_file(path: &std::path::Path) -> Result<String, CliError> {
+    if path.as_os_str() == "-" {
+        return Ok(std::io::read_to_string(std::io::stdin())?);
+    }
+    Ok(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    )
 }
 
 fn pair(arg: &str, what: &str) -> Result<(String, String), CliError> {
@@ -62,20 +86,41 @@ fn pair(arg: &str, what: &str) -> Result<(String, String), CliError> {
 
 impl ProviderArgs {
     fn config(&self) -> Result<HashMap<String, String>, CliError> {
-        self.config.iter().map(|a| pair(a, "--config")).collect()
+        let mut config: HashMap<String, String> = self
+            .config
+            .iter()
+            .map(|a| pair(a, "--config"))
+            .collect::<Result<_, _>>()?;
+        for (name, v) in [
+            ("trunk", &self.trunk),
+            ("transport", &self.transport),
+            ("username", &self.username),
+        ] {
+            if let Some(v) = v {
+                config.insert(name.to_string(), v.clone());
+            }
+        }
+        Ok(config)
     }
 
     /// The credentials the options name (empty when none).
     fn credentials(&self) -> Result<HashMap<String, String>, CliError> {
         let mut out = HashMap::new();
         if let Some(path) = &self.credentials_file {
-            let text = if path.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())?
-            } else {
-                std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            };
+            let text = read_arg_file(path)?;
             out.extend(parse_credentials(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+        }
+        if let Some(path) = &self.password_file {
+            let text = read_arg_file(path)?;
+            let password = text.lines().next().unwrap_or("").trim_end_matches('\r');
+            if password.is_empty() {
+                return Err(format!(
+                    "--password-file {}: the first line is empty",
+                    path.display()
+                )
+                .into());
+            }
+            out.insert("password".into(), password.to_string());
         }
         for a in &self.credential_env {
             let (name, var) = pair(a, "--credential-env")?;
@@ -123,7 +168,8 @@ pub struct CreateArgs {
     /// Shown to people (default: the id).
     #[arg(long)]
     name: Option<String>,
-    /// Who places its calls: sim (the simulator), twilio, aliyun, tencent or ronglian (see
+    /// Who places its calls: sim (the simulator), sip (a SIP trunk: --trunk, --transport,
+    /// --username, --password-file), twilio, aliyun, tencent or ronglian (see
     /// docs/providers.md for each one's --config settings and credentials).
     #[arg(long, default_value = "sim")]
     provider: String,

@@ -82,6 +82,15 @@ impl Sipp {
     /// Starts `tests/sipp/<scenario>` as a UAS on loopback; `pause_ms` is its default pause
     /// (how long the trunk talks before it hangs up). Waits until it listens.
     pub async fn start(scenario: &str, pause_ms: u64) -> Sipp {
+        Sipp::launch(scenario, pause_ms, false).await
+    }
+
+    /// [`Sipp::start`] taking SIP over TCP (one connection per caller) instead of UDP.
+    pub async fn start_tcp(scenario: &str, pause_ms: u64) -> Sipp {
+        Sipp::launch(scenario, pause_ms, true).await
+    }
+
+    async fn launch(scenario: &str, pause_ms: u64, tcp: bool) -> Sipp {
         let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("sipp")
             .join(scenario);
@@ -100,6 +109,7 @@ impl Sipp {
             .args(["-d", &pause_ms.to_string()])
             .args(["-nostdin", "-trace_err", "-max_socket", "1000"])
             .args(["-l", "1000", "-aa"])
+            .args(if tcp { &["-t", "t1"][..] } else { &[][..] })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -108,7 +118,14 @@ impl Sipp {
             .expect("sipp (Debian package sip-tester; scripts/ensure-tools.sh installs it)");
         // Listening once its port is taken.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let free = |port: u16| {
+            if tcp {
+                std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            } else {
+                UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            }
+        };
+        while free(port) {
             assert!(std::time::Instant::now() < deadline, "sipp did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

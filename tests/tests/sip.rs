@@ -231,6 +231,79 @@ async fn a_trunk_that_challenges_gets_the_digest_and_a_wrong_password_is_refused
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tcp_trunk_and_a_hang_up_while_ringing() {
+    let trunk = Sipp::start_tcp("trunk.xml", 300).await;
+    let cluster = Cluster::start(Simulator::default(), vec![]).await;
+    cluster
+        .create_line(trunk.line("sip-tcp", 5, &[("transport", "tcp")]))
+        .await;
+    let tested = cluster.test_line("sip-tcp").await;
+    assert!(tested.success, "{}", tested.message);
+    // Answered (0) and busy (1), over TCP.
+    let list = vec!["13900000030".to_string(), "13900000031".to_string()];
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(&mut tasks, spec("tcp", 0, 0), &list).await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    let stats = wait_stats_settled(&cluster, &task, 2, Duration::from_secs(30)).await;
+    assert_eq!(stats.calls_answered, 1, "{}", trunk.errors());
+    let causes: BTreeMap<u32, u64> = stats
+        .hangup_causes
+        .iter()
+        .map(|c| (c.q850, c.count))
+        .collect();
+    assert_eq!(causes, BTreeMap::from([(16, 1), (17, 1)]));
+
+    // A click-to-dial call to a number that rings until CANCEL, hung up while ringing: the
+    // hang-up's release is the call's only one, and the line is free again.
+    let mut dialer = cluster.dialer().await;
+    let placed = dialer
+        .dial(pb::DialRequest {
+            phone: "13900000036".into(),
+            line_id: "sip-tcp".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("dial")
+        .into_inner();
+    waihu_testkit::eventually(Duration::from_secs(20), "ringing", || {
+        let (cluster, id) = (&cluster, &placed.call_id);
+        async move {
+            let calls = call_events(cluster).await;
+            calls
+                .get(&format!("call-{id}"))?
+                .iter()
+                .any(|e| e.type_name() == "CallRinging")
+                .then_some(())
+        }
+    })
+    .await;
+    let ended = dialer
+        .hangup(pb::HangupRequest {
+            call_id: placed.call_id.clone(),
+        })
+        .await
+        .expect("hangup")
+        .into_inner();
+    assert!(ended.ended);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = call_events(&cluster).await;
+    let shape: Vec<&str> = calls[&format!("call-{}", placed.call_id)]
+        .iter()
+        .map(|e| e.type_name())
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            "CallRequested",
+            "CallDialing",
+            "CallRinging",
+            "CallReleased"
+        ]
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sip_lines_with_bad_settings_are_refused_naming_the_setting() {
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
     let mut providers = cluster.providers().await;

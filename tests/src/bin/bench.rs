@@ -9,6 +9,8 @@
 mod million;
 #[path = "bench/procs.rs"]
 mod procs;
+#[path = "bench/sip.rs"]
+mod sip;
 #[path = "bench/webhooks.rs"]
 mod webhooks;
 
@@ -20,12 +22,13 @@ use waihu_e2e::*;
 use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;
 
-const USAGE: &str = "usage: waihu-bench [--only base|ingest|webhooks|1m|rules]
+const USAGE: &str = "usage: waihu-bench [--only base|ingest|webhooks|sip|1m|rules]
 
   --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts,
-                webhook ingestion
+                webhook ingestion, SIP call setup
   --only ingest raw PostgreSQL ceiling and store ingest only
   --only webhooks raw JetStream ceiling and provider callback ingestion only
+  --only sip    SIP calls set up per second against sipp (and the JetStream ceiling)
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
                 (needs the release binaries: cargo build --release --bins)
   --only rules  100,000 contacts over 10 tasks and 20 lines, with every dialing rule on and
@@ -63,6 +66,7 @@ enum Only {
     Base,
     Ingest,
     Webhooks,
+    Sip,
     Million,
     Rules,
 }
@@ -78,7 +82,7 @@ fn parse_args() -> Result<Only, String> {
             }
             "--only" => args
                 .next()
-                .ok_or("--only needs a value: base, ingest, webhooks, 1m or rules")?,
+                .ok_or("--only needs a value: base, ingest, webhooks, sip, 1m or rules")?,
             _ => match a.strip_prefix("--only=") {
                 Some(v) => v.to_string(),
                 None => return Err(format!("unknown argument {a:?}")),
@@ -88,11 +92,12 @@ fn parse_args() -> Result<Only, String> {
             "base" => Only::Base,
             "ingest" => Only::Ingest,
             "webhooks" => Only::Webhooks,
+            "sip" => Only::Sip,
             "1m" => Only::Million,
             "rules" => Only::Rules,
             other => {
                 return Err(format!(
-                    "--only {other:?}: expected base, ingest, webhooks, 1m or rules"
+                    "--only {other:?}: expected base, ingest, webhooks, sip, 1m or rules"
                 ))
             }
         };
@@ -302,6 +307,33 @@ async fn webhook_ingest(js_ceiling: f64) {
     }
 }
 
+/// SIP calls set up per second against sipp, beside the JetStream ceiling.
+async fn sip_setup(js_ceiling: f64) {
+    let calls = n(3000);
+    match sip::run(calls).await {
+        Ok((rate, calls)) => {
+            report(
+                "sip_call_setup",
+                rate,
+                "calls/s",
+                &format!(
+                    "{calls} calls on a sip line to sipp on loopback, up to {} at once: each \
+                     INVITE/100/180/200/ACK, 1 s of RTP recorded, BYE from the trunk, projected",
+                    sip::CONCURRENCY
+                ),
+            );
+            report_with(
+                "sip_call_setup_share",
+                rate / js_ceiling * 100.0,
+                1,
+                "%",
+                "sip_call_setup calls/s as a share of raw_jetstream_acked_publish msg/s, same run",
+            );
+        }
+        Err(e) => eprintln!("waihu-bench: SIP call setup not measured: {e}"),
+    }
+}
+
 /// The figures of the base section the million-contact section is compared with.
 struct Base {
     call_attempts: f64,
@@ -336,6 +368,7 @@ async fn base() -> Base {
     let env = TestEnv::new().await;
     let js = raw_jetstream(&env).await;
     webhook_ingest(js).await;
+    sip_setup(js).await;
     ingest_share(&env).await;
     env.cleanup().await;
     let (import_rate, contacts, attempts, calls) = import_and_dial().await;
@@ -373,6 +406,7 @@ async fn main() -> std::process::ExitCode {
             Only::Base => "raw ceilings first, then the pipeline, in one run",
             Only::Ingest => "the PostgreSQL ceiling and store ingest, in one run",
             Only::Webhooks => "the JetStream ceiling and webhook ingestion, in one run",
+            Only::Sip => "the JetStream ceiling and SIP call setup, in one run",
             Only::Million => "the 1M campaign only",
             Only::Rules => "the rules campaigns only (every rule on, then off)",
         }
@@ -382,6 +416,13 @@ async fn main() -> std::process::ExitCode {
         let js = raw_jetstream(&env).await;
         env.cleanup().await;
         webhook_ingest(js).await;
+        return std::process::ExitCode::SUCCESS;
+    }
+    if only == Only::Sip {
+        let env = TestEnv::new().await;
+        let js = raw_jetstream(&env).await;
+        env.cleanup().await;
+        sip_setup(js).await;
         return std::process::ExitCode::SUCCESS;
     }
     if only == Only::Ingest {
