@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod call;
 mod demo;
+mod device;
 mod display;
 mod dnc;
 mod export;
@@ -46,7 +47,7 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50054"
     )]
     record_addr: String,
-    /// Provider adapter gRPC address (lines).
+    /// Provider adapter gRPC address (lines, work phones).
     #[arg(
         long,
         global = true,
@@ -98,6 +99,9 @@ enum Command {
     /// The tenant's lines (trunks): create, change, switch off and on, list, status.
     #[command(subcommand)]
     Line(line::LineCommand),
+    /// Work phones: a binding QR code for the phone app, the bound phones, status, unbind.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
     /// Click-to-dial: one call now, outside any task; hang up; follow its state.
     #[command(subcommand)]
     Call(call::CallCommand),
@@ -131,6 +135,7 @@ async fn main() -> ExitCode {
         Command::Tenant(c) => tenant::run(&cli, c).await,
         Command::Webhook(c) => webhook::run(&cli, c).await,
         Command::Line(c) => line::run(&cli, c).await,
+        Command::Device(c) => device::run(&cli, c).await,
         Command::Dnc(c) => dnc::run(&cli, c).await,
         Command::Call(c) => call::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),

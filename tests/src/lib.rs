@@ -4,8 +4,10 @@
 //! cloud providers' tests share ([`providers`]).
 
 pub mod fakes;
+pub mod phone;
 pub mod providers;
 pub mod sipp;
+pub use phone::Phone;
 
 pub use providers::{
     assert_lifecycles, expected_from_calls, post_callback, CallEnd, Capture, LIFECYCLES,
@@ -123,6 +125,8 @@ pub struct Cluster {
     pub polling: waihu_provider::cloud::Polling,
     /// Where the adapter keeps SIP calls' recordings (a directory of the cluster's own).
     pub recordings: std::path::PathBuf,
+    /// How the adapter keeps track of work phones (quick, so tests wait little).
+    pub devices: waihu_provider::devices::DeviceTimings,
 }
 
 /// A loopback port free now (for a service that must be told its address before it starts).
@@ -181,6 +185,12 @@ impl Cluster {
             provider_http: free_port(),
             credentials_old_keys: vec![],
             recordings: std::env::temp_dir().join(format!("waihu-rec-{}", uuid::Uuid::new_v4())),
+            devices: waihu_provider::devices::DeviceTimings {
+                offline_after: Duration::from_secs(2),
+                disconnect_after: Duration::from_secs(3),
+                dial_wait: Duration::from_secs(4),
+                bind_ttl: Duration::from_secs(300),
+            },
             credentials_key: {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
@@ -306,6 +316,9 @@ impl Cluster {
         if let Some(sip) = cfg.sip.as_mut() {
             sip.recordings = self.recordings.clone();
         }
+        cfg.recordings = self.recordings.clone();
+        cfg.devices = self.devices;
+        cfg.websocket_url = waihu_provider::websocket_url_for(&cfg.public_url);
         let r = run(|s| waihu_provider::start(cfg, s)).await;
         self.provider_addr = format!("http://{}", r.handle.addr);
         self.provider = Some(r);
@@ -866,6 +879,8 @@ pub async fn start_gateway(
             task_addr: cluster.task_addr().to_string(),
             record_addr: cluster.record_addr().to_string(),
             dialer_addr: cluster.dialer_addr.clone(),
+            provider_addr: cluster.provider_addr.clone(),
+            provider_public_url: format!("http://{}", cluster.provider_http),
             auth,
         },
         stop,

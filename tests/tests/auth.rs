@@ -212,6 +212,8 @@ async fn every_route_refuses_bad_tokens_and_missing_permissions() {
             task_addr: "http://127.0.0.1:1".into(),
             record_addr: "http://127.0.0.1:1".into(),
             dialer_addr: "http://127.0.0.1:1".into(),
+            provider_addr: "http://127.0.0.1:1".into(),
+            provider_public_url: "http://127.0.0.1:1".into(),
             auth,
         },
         stop.clone(),
@@ -224,6 +226,11 @@ async fn every_route_refuses_bad_tokens_and_missing_permissions() {
     let routes = waihu_gateway::route_permissions();
     assert!(routes.len() >= 25, "{} routes", routes.len());
     for (method, path, needed) in routes {
+        // The phone app's bind carries no user token (it is sent on to the adapter, whose
+        // one-time token is the proof): tests/tests/work_phones.rs.
+        if needed.is_empty() {
+            continue;
+        }
         // Path parameters filled in with a number.
         let path = path
             .split('/')

@@ -567,12 +567,7 @@ async fn seed_003_call_status_is_built_and_the_rest_says_501_after_auth() {
     // Not built: 401 without a token, 403 without the permission, then 501 saying what is
     // missing; never a fake success.
     // (Dialing and hang-up are built: tests/tests/click_to_dial.rs.)
-    for (method, path, body) in [
-        ("GET", "/lines", ""),
-        ("POST", "/lines/7/test", ""),
-        ("GET", "/device/list", ""),
-        ("GET", "/device/3/status", ""),
-    ] {
+    for (method, path, body) in [("GET", "/lines", ""), ("POST", "/lines/7/test", "")] {
         let (code, v) = calls.call_raw(method, path, Some(body), None).await;
         assert_eq!(code, 401, "{method} {path}: {v}");
         let viewer = waihu_e2e::token("default", "crm", &["lead:call:view"]);

@@ -29,6 +29,8 @@ struct Secrets {
     line_id: String,
     /// A number on A's do-not-call list.
     dnc_phone: String,
+    /// A work phone A has bound.
+    device: u64,
 }
 
 /// How B's call of one RPC must end.
@@ -527,6 +529,60 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 .await,
             HIDDEN,
         ),
+        "/waihu.v1.ProviderService/CreateDeviceBinding" => {
+            // B binds for itself; the token is B's own (its phone would be B's).
+            match cluster
+                .providers()
+                .await
+                .create_device_binding(as_b(
+                    token,
+                    pb::CreateDeviceBindingRequest {
+                        user_id: "b-user".into(),
+                    },
+                ))
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("B cannot make its own binding: {e}")),
+            }
+        }
+        "/waihu.v1.ProviderService/ListDevices" => {
+            match cluster
+                .providers()
+                .await
+                .list_devices(as_b(token, pb::ListDevicesRequest::default()))
+                .await
+            {
+                Ok(r) if r.get_ref().devices.iter().any(|d| d.id == a.device) => {
+                    Err("B's list holds A's phone".into())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("B cannot list its own phones: {e}")),
+            }
+        }
+        "/waihu.v1.ProviderService/GetDevice" => expect_code(
+            cluster
+                .providers()
+                .await
+                .get_device(as_b(token, pb::DeviceRequest { id: a.device }))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ProviderService/UnbindDevice" => {
+            let verdict = expect_code(
+                cluster
+                    .providers()
+                    .await
+                    .unbind_device(as_b(token, pb::DeviceRequest { id: a.device }))
+                    .await,
+                HIDDEN,
+            );
+            if cluster.device(a.device).await.unbound_at.is_some() {
+                Err("B unbound A's phone".into())
+            } else {
+                verdict
+            }
+        }
         "/waihu.v1.ProviderService/TestLine" => expect_code(
             cluster
                 .providers()
@@ -744,8 +800,8 @@ async fn tenants_of(cluster: &Cluster) -> TenantServiceClient<tonic::transport::
 
 /// Calls the HTTP route `method` `path` as B against A's resources and judges the answer; None
 /// for a route the table does not list.
-/// Seed 003's routes: the call status is hidden; the routes not built answer 501 (they hold
-/// nothing of anyone's).
+/// Seed 003's routes: the call status and A's phones are hidden; the routes not built answer
+/// 501 (they hold nothing of anyone's).
 async fn probe_calls_route(
     calls: &HttpApi,
     token: &str,
@@ -790,14 +846,37 @@ async fn probe_calls_route(
                 Err(format!("HTTP {code}: {v}"))
             });
         }
-        "/lines"
-        | "/lines/{id}"
-        | "/lines/{id}/test"
-        | "/device/bindQRCode"
-        | "/device/bind"
-        | "/device/list"
-        | "/device/{id}"
-        | "/device/{id}/status" => {
+        // B's own QR code; the app's bind is sent on to the adapter (308), whose token is
+        // the proof.
+        "/device/bindQRCode" | "/device/bind" => {
+            let (code, v) = calls.call_raw(method, route, Some("{}"), Some(token)).await;
+            return Some(if (route == "/device/bind" && code == 308) || code == 200 {
+                Ok(())
+            } else {
+                Err(format!("HTTP {code}: {v}"))
+            });
+        }
+        "/device/list" => {
+            let (code, v) = calls.call_raw("GET", route, None, Some(token)).await;
+            let holds_a = v["devices"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d["id"].as_u64() == Some(a.device)));
+            return Some(if code == 200 && !holds_a {
+                Ok(())
+            } else {
+                Err(format!("HTTP {code}: {v}"))
+            });
+        }
+        "/device/{id}" | "/device/{id}/status" => {
+            let path = route.replace("{id}", &a.device.to_string());
+            let (code, v) = calls.call_raw(method, &path, None, Some(token)).await;
+            return Some(if code == 404 {
+                Ok(())
+            } else {
+                Err(format!("HTTP {code}: {v}"))
+            });
+        }
+        "/lines" | "/lines/{id}" | "/lines/{id}/test" => {
             let path = route.replace("{id}", "1");
             calls.call_raw(method, &path, Some("{}"), Some(token)).await
         }
@@ -1087,6 +1166,10 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
         delivery_id,
         line_id: a_line.id.clone(),
         dnc_phone: "+8613922220000".into(),
+        device: cluster
+            .bind_phone("a-user", "a-phone", "13912349999", "android")
+            .await
+            .id,
     };
     cluster
         .dialer()

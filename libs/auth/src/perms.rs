@@ -220,6 +220,22 @@ pub const TABLE: &[(&str, Requirement)] = &[
         Requirement::AnyOf(&[ADMIN_LINES]),
     ),
     (
+        "/waihu.v1.ProviderService/CreateDeviceBinding",
+        Requirement::AnyOf(&[ADMIN_DEVICES]),
+    ),
+    (
+        "/waihu.v1.ProviderService/ListDevices",
+        Requirement::AnyOf(&[ADMIN_DEVICES]),
+    ),
+    (
+        "/waihu.v1.ProviderService/GetDevice",
+        Requirement::AnyOf(&[ADMIN_DEVICES]),
+    ),
+    (
+        "/waihu.v1.ProviderService/UnbindDevice",
+        Requirement::AnyOf(&[ADMIN_DEVICES]),
+    ),
+    (
         "/waihu.v1.DialerService/GetLineUsage",
         Requirement::AnyOf(&[ADMIN_LINES, CALL_VIEW]),
     ),

@@ -16,6 +16,9 @@ pub enum Aggregate {
     /// A line (trunk) of a tenant, by the v5 UUID of tenant and line id ([`Aggregate::line`]);
     /// its events carry both.
     Line(Uuid),
+    /// A work phone of a tenant, by the v5 UUID of tenant and device number
+    /// ([`Aggregate::device`]).
+    Device(Uuid),
 }
 
 /// Namespace of tenants' aggregate ids.
@@ -39,6 +42,14 @@ impl Aggregate {
         ))
     }
 
+    /// The aggregate of work phone `id` of tenant `tenant_id`.
+    pub fn device(tenant_id: &str, id: u64) -> Aggregate {
+        Aggregate::Device(Uuid::new_v5(
+            &TENANT_NAMESPACE,
+            format!("device\0{tenant_id}\0{id}").as_bytes(),
+        ))
+    }
+
     /// The id the aggregate is named by (a contact's task).
     pub fn id(&self) -> Uuid {
         match self {
@@ -47,7 +58,8 @@ impl Aggregate {
             | Aggregate::Contact(id, _)
             | Aggregate::Tenant(id)
             | Aggregate::Audit(id)
-            | Aggregate::Line(id) => *id,
+            | Aggregate::Line(id)
+            | Aggregate::Device(id) => *id,
         }
     }
 
@@ -60,6 +72,7 @@ impl Aggregate {
             Aggregate::Tenant(id) => format!("tenant-{id}"),
             Aggregate::Audit(id) => format!("audit-{id}"),
             Aggregate::Line(id) => format!("line-{id}"),
+            Aggregate::Device(id) => format!("device-{id}"),
         }
     }
 
@@ -72,6 +85,7 @@ impl Aggregate {
             Aggregate::Tenant(id) => format!("tenant.{id}"),
             Aggregate::Audit(id) => format!("audit.{id}"),
             Aggregate::Line(id) => format!("line.{id}"),
+            Aggregate::Device(id) => format!("device.{id}"),
         }
     }
 
@@ -95,6 +109,11 @@ impl Aggregate {
         if let Some(rest) = s.strip_prefix("line-") {
             return Uuid::parse_str(rest)
                 .map(Aggregate::Line)
+                .map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("device-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Device)
                 .map_err(|_| err());
         }
         if let Some(rest) = s.strip_prefix("tenant-") {

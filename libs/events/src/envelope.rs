@@ -35,6 +35,8 @@ pub enum Event {
     LineUpdated(pb::LineUpdated),
     LineDisabled(pb::LineDisabled),
     LineEnabled(pb::LineEnabled),
+    DeviceBound(pb::DeviceBound),
+    DeviceUnbound(pb::DeviceUnbound),
 }
 
 macro_rules! event_kinds {
@@ -86,6 +88,8 @@ event_kinds!(
     LineUpdated,
     LineDisabled,
     LineEnabled,
+    DeviceBound,
+    DeviceUnbound,
 );
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -235,61 +235,22 @@ impl CallLedger {
         self.publish(signal, raw).await
     }
 
-    /// Adds `event` to the call after its release (a recording kept, say), once: its id is
-    /// derived from the call and `name`, and it follows whatever the call's subject holds last.
+    /// Adds `event` to the call after its release (a recording kept, say), once: see
+    /// [`attach_to_call`].
     pub async fn attach(&mut self, name: &str, event: Event) -> Result<(), HandlerError> {
-        let id = format!("call/{}/{name}", self.call_id);
-        for _ in 0..10 {
-            let meta = EventMeta::new(
-                self.request.meta.tenant_id.clone(),
-                Aggregate::Call(self.call_id),
-                self.version + 1,
-            )
-            .with_deterministic_id(&id)
-            .caused_by(&self.request);
-            let meta = match self.request.meta.task_id {
-                Some(task) => meta.with_task(task),
-                None => meta,
-            };
-            let wanted = meta.event_id;
-            let recorded = RecordedEvent::new(meta, event.clone());
-            match self
-                .bus
-                .publish(&recorded, Expect::LastSubjectSeq(self.seq))
-                .await
-            {
-                Ok(o) => {
-                    self.seq = o.sequence();
-                    self.version += 1;
-                    return Ok(());
-                }
-                Err(BusError::WrongLastSequence { .. }) => {
-                    // Something else was added to the call first (or this was, by an
-                    // earlier attempt): follow it.
-                    match self
-                        .bus
-                        .last_event_on_subject(&self.subject)
-                        .await
-                        .map_err(transient)?
-                    {
-                        Some((seq, Ok(last))) => {
-                            if last.meta.event_id == wanted {
-                                return Ok(());
-                            }
-                            self.seq = seq;
-                            self.version = last.meta.stream_version;
-                        }
-                        Some((seq, Err(_))) => self.seq = seq,
-                        None => {}
-                    }
-                }
-                Err(e) => return Err(transient(e)),
-            }
-        }
-        Err(HandlerError::Transient(format!(
-            "{} keeps moving: {name} not added",
-            self.subject
-        )))
+        let (seq, version) = attach(
+            &self.bus,
+            &self.request.meta.tenant_id,
+            self.call_id,
+            Some(&self.request),
+            name,
+            event,
+            Some((self.seq, self.version)),
+        )
+        .await?;
+        self.seq = seq;
+        self.version = version;
+        Ok(())
     }
 
     async fn publish(
@@ -342,4 +303,86 @@ impl CallLedger {
             }
         }
     }
+}
+
+/// Adds `event` to call `call_id` of `tenant` (a recording uploaded after the call, say), once:
+/// its id is derived from the call and `name`, and it follows whatever the call's subject holds
+/// last.
+pub async fn attach_to_call(
+    bus: &Bus,
+    tenant: &str,
+    call_id: Uuid,
+    name: &str,
+    event: Event,
+) -> Result<(), HandlerError> {
+    attach(bus, tenant, call_id, None, name, event, None)
+        .await
+        .map(|_| ())
+}
+
+/// Publishes `event` on the call's subject after its last message (`at`: its sequence and
+/// version, when known); returns the new ones.
+async fn attach(
+    bus: &Bus,
+    tenant: &str,
+    call_id: Uuid,
+    cause: Option<&RecordedEvent>,
+    name: &str,
+    event: Event,
+    at: Option<(u64, u64)>,
+) -> Result<(u64, u64), HandlerError> {
+    let subject = bus.subject(&Aggregate::Call(call_id));
+    let id = format!("call/{call_id}/{name}");
+    let (mut seq, mut version, mut task) = match at {
+        Some((s, v)) => (s, v, cause.and_then(|c| c.meta.task_id)),
+        None => match last_on(bus, &subject).await? {
+            Some((s, Ok(e))) => (s, e.meta.stream_version, e.meta.task_id),
+            Some((s, Err(_))) => (s, 0, None),
+            None => {
+                return Err(HandlerError::Permanent(format!(
+                    "{subject} is empty: no call to add {name} to"
+                )))
+            }
+        },
+    };
+    if task.is_none() {
+        task = cause.and_then(|c| c.meta.task_id);
+    }
+    for _ in 0..10 {
+        let meta = EventMeta::new(tenant.to_string(), Aggregate::Call(call_id), version + 1)
+            .with_deterministic_id(&id);
+        let meta = match cause {
+            Some(c) => meta.caused_by(c),
+            None => meta,
+        };
+        let meta = match task {
+            Some(t) => meta.with_task(t),
+            None => meta,
+        };
+        let wanted = meta.event_id;
+        let recorded = RecordedEvent::new(meta, event.clone());
+        match bus.publish(&recorded, Expect::LastSubjectSeq(seq)).await {
+            Ok(o) => return Ok((o.sequence(), version + 1)),
+            Err(BusError::WrongLastSequence { .. }) => match last_on(bus, &subject).await? {
+                Some((_, Ok(e))) if e.meta.event_id == wanted => return Ok((seq, version)),
+                Some((s, Ok(e))) => {
+                    seq = s;
+                    version = e.meta.stream_version;
+                }
+                Some((s, Err(_))) => seq = s,
+                None => {}
+            },
+            Err(e) => return Err(transient(e)),
+        }
+    }
+    Err(HandlerError::Transient(format!(
+        "{subject} keeps moving: {name} not added"
+    )))
+}
+
+async fn last_on(
+    bus: &Bus,
+    subject: &str,
+) -> Result<Option<(u64, Result<RecordedEvent, waihu_events::DecodeError>)>, HandlerError> {
+    bus.last_event_on_subject(subject).await.map_err(transient)
 }

@@ -11,7 +11,7 @@ use std::future::Future;
 pub use cloud::{
     ApiError, CloudApi, Credentials, Hook, HookError, HookReply, LineConfig, Placed, Report,
 };
-pub use ledger::{CallLedger, Stage};
+pub use ledger::{attach_to_call, CallLedger, Stage};
 use waihu_bus::HandlerError;
 use waihu_events::pb;
 

@@ -3,12 +3,14 @@
 //! status.
 //!
 //! Built: `POST /dial` and `POST /hangup` (the dialer's click-to-dial, `DialerService.Dial` and
-//! `Hangup`; `callMethod: "mobile"` needs work-phone devices and answers 422 saying so) and
-//! `GET /{callId}/status` (a call by its UUID or record number). Not built yet, and answering
-//! 501 after the token and permission checks: line management here (lines are managed through
-//! `ProviderService`, whose string ids the seed's numeric ones do not fit yet) and work-phone
-//! devices. Provider webhooks (`/webhook/...`) and the phone app's reports (`/mobile/...`)
-//! belong to the provider adapter and are not routed here.
+//! `Hangup`; `callMethod: "mobile"` dials through a bound work phone, the line
+//! `mobile-<deviceId>`), `GET /{callId}/status` (a call by its UUID or record number) and the
+//! work-phone devices (`/device/...`, `ProviderService`; see `device.rs`). Not built yet, and
+//! answering 501 after the token and permission checks: line management here (lines are managed
+//! through `ProviderService`, whose string ids the seed's numeric ones do not fit yet). Provider
+//! webhooks (`/webhook/...`), the phone app's binding, WebSocket and reports (`/mobile/...`)
+//! belong to the provider adapter; the binding alone is answered here, with a redirect there,
+//! for an app given the gateway's address.
 
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
@@ -24,8 +26,9 @@ use waihu_auth::perms::{
 use waihu_proto::v1::{self as pb, dialer_service_client::DialerServiceClient};
 
 use crate::{
+    device,
     lead::{object, record_client, request},
-    Backends, Envelope, Reply, RouteTable,
+    Backends, Envelope, Reply, RouteTable, PUBLIC,
 };
 
 pub const BASE: &str = "/api/v1/calls";
@@ -45,21 +48,16 @@ pub const ROUTES: RouteTable = &[
     ("DELETE", "/lines/{id}", &[ADMIN_LINES]),
     ("POST", "/lines/{id}/test", &[ADMIN_LINES]),
     ("POST", "/device/bindQRCode", &[ADMIN_DEVICES]),
-    ("POST", "/device/bind", &[ADMIN_DEVICES]),
+    // The phone app's own call: no user token (its QR code's one-time token instead).
+    ("POST", "/device/bind", PUBLIC),
     ("GET", "/device/list", &[ADMIN_DEVICES]),
     ("DELETE", "/device/{id}", &[ADMIN_DEVICES]),
     ("GET", "/device/{id}/status", &[ADMIN_DEVICES]),
 ];
 
-/// Why a route is not built yet, by its path.
-fn not_built(path: &str) -> &'static str {
-    if path.starts_with("/lines") {
-        "line management through this API is not built yet: manage lines through \
-         ProviderService (`waihu line create|update|disable|enable|list|status`)"
-    } else {
-        "work-phone devices are not built yet"
-    }
-}
+/// Why a route is not built yet (line management).
+const NOT_BUILT: &str = "line management through this API is not built yet: manage lines \
+                         through ProviderService (`waihu line create|update|disable|enable|list|status`)";
 
 pub fn routes(b: Backends) -> Router<Backends> {
     let router = ROUTES.iter().fold(Router::new(), |r, (method, path, _)| {
@@ -68,11 +66,15 @@ pub fn routes(b: Backends) -> Router<Backends> {
             "/{callId}/status" => return r.route(&full, get(call_status)),
             "/dial" => return r.route(&full, post(dial)),
             "/hangup" => return r.route(&full, post(hangup)),
+            "/device/bindQRCode" => return r.route(&full, post(device::bind_qr_code)),
+            "/device/bind" => return r.route(&full, post(device::bind)),
+            "/device/list" => return r.route(&full, get(device::list)),
+            "/device/{id}" => return r.route(&full, delete(device::unbind)),
+            "/device/{id}/status" => return r.route(&full, get(device::status)),
             _ => {}
         }
-        let why = not_built(path);
-        let answer = move || async move {
-            Reply::error(StatusCode::NOT_IMPLEMENTED, why).in_envelope(Envelope::Bare)
+        let answer = || async {
+            Reply::error(StatusCode::NOT_IMPLEMENTED, NOT_BUILT).in_envelope(Envelope::Bare)
         };
         let m = match *method {
             "GET" => get(answer),
@@ -93,7 +95,7 @@ fn dialer_client(b: &Backends) -> DialerServiceClient<tonic::transport::Channel>
 
 /// An optional text field of the body (a number is taken as its digits: the seed's `lineId`
 /// is a number).
-fn text_field(m: &serde_json::Map<String, Value>, field: &str) -> Result<String, Reply> {
+pub(crate) fn text_field(m: &serde_json::Map<String, Value>, field: &str) -> Result<String, Reply> {
     match m.get(field) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -104,48 +106,34 @@ fn text_field(m: &serde_json::Map<String, Value>, field: &str) -> Result<String,
 
 /// A backend's refusal, its message naming the seed's field where it names the RPC's
 /// (`phone: ...` becomes `customerPhone: ...`).
-fn seed_fields(s: &tonic::Status, names: &[(&str, &str)]) -> Reply {
+pub(crate) fn seed_fields(s: &tonic::Status, names: &[(&str, &str)]) -> Reply {
+    Reply::from_status(&renamed(s, names))
+}
+
+/// `s` with the field its message starts with named as the seed names it.
+pub(crate) fn renamed(s: &tonic::Status, names: &[(&str, &str)]) -> tonic::Status {
     let msg = s.message();
     let renamed = names.iter().find_map(|(ours, seed)| {
         msg.strip_prefix(ours)
             .filter(|rest| rest.starts_with(':'))
             .map(|rest| format!("{seed}{rest}"))
     });
-    Reply::from_status(&tonic::Status::new(
-        s.code(),
-        renamed.unwrap_or_else(|| msg.to_string()),
-    ))
+    tonic::Status::new(s.code(), renamed.unwrap_or_else(|| msg.to_string()))
 }
 
-fn bare(r: Result<Value, Reply>) -> Reply {
+pub(crate) fn bare(r: Result<Value, Reply>) -> Reply {
     r.map_or_else(|e| e, Reply::ok).in_envelope(Envelope::Bare)
 }
 
-/// 发起外呼: a click-to-dial call on a line (`callMethod: "cloud"`, the default).
+/// 发起外呼: a click-to-dial call on a line (`callMethod: "cloud"`, the default) or through a
+/// bound work phone (`"mobile"`, its line `mobile-<deviceId>`).
 async fn dial(State(b): State<Backends>, headers: HeaderMap, body: Body) -> Reply {
     bare(dial_inner(&b, &headers, body).await)
 }
 
 async fn dial_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Value, Reply> {
     let m = object(body)?;
-    let method = text_field(&m, "callMethod")?;
-    match method.as_str() {
-        "" | "cloud" => {}
-        // A value this deployment cannot take (422, not a server error): the work phones
-        // it needs are not built yet.
-        "mobile" => {
-            return Err(Reply::invalid(
-                "callMethod",
-                "\"mobile\" needs work-phone devices, which are not built yet; use \"cloud\"",
-            ))
-        }
-        _ => {
-            return Err(Reply::invalid(
-                "callMethod",
-                "must be \"cloud\" or \"mobile\"",
-            ))
-        }
-    }
+    let (line_id, line_field) = dial_line(&m)?;
     let phone = text_field(&m, "customerPhone")?;
     if phone.trim().is_empty() {
         return Err(Reply::invalid("customerPhone", "is required"));
@@ -155,7 +143,7 @@ async fn dial_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Val
             headers,
             pb::DialRequest {
                 phone,
-                line_id: text_field(&m, "lineId")?,
+                line_id: line_id.clone(),
                 customer_id: text_field(&m, "customerId")?,
                 customer_name: text_field(&m, "customerName")?,
                 order_id: text_field(&m, "orderId")?,
@@ -163,11 +151,21 @@ async fn dial_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Val
         ))
         .await
         .map_err(|s| {
+            if line_field == "deviceId"
+                && s.code() == tonic::Code::NotFound
+                && s.message().contains(&line_id)
+            {
+                // The phone's line is missing: the phone is, as the caller named it.
+                return Reply::error(
+                    StatusCode::NOT_FOUND,
+                    format!("deviceId: no bound work phone has the line {line_id}"),
+                );
+            }
             seed_fields(
                 &s,
                 &[
                     ("phone", "customerPhone"),
-                    ("line_id", "lineId"),
+                    ("line_id", line_field),
                     ("customer_id", "customerId"),
                     ("customer_name", "customerName"),
                     ("order_id", "orderId"),
@@ -180,6 +178,52 @@ async fn dial_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Result<Val
         "callId": reply.call_id,
         "message": format!("calling {} on line {}", reply.phone, reply.line_id),
     }))
+}
+
+/// The line a dial request names, and the body field that named it: `lineId` (`cloud`, empty
+/// for the dialer's choice) or `deviceId` (`mobile`: a bound phone's line is `mobile-<id>`).
+fn dial_line(m: &serde_json::Map<String, Value>) -> Result<(String, &'static str), Reply> {
+    let given = |field: &str| !matches!(m.get(field), None | Some(Value::Null));
+    match text_field(m, "callMethod")?.as_str() {
+        "" | "cloud" => {
+            if given("deviceId") {
+                return Err(Reply::invalid(
+                    "deviceId",
+                    "only with callMethod \"mobile\" (a cloud call takes lineId)",
+                ));
+            }
+            Ok((text_field(m, "lineId")?, "lineId"))
+        }
+        "mobile" => {
+            if given("lineId") {
+                return Err(Reply::invalid(
+                    "lineId",
+                    "not with callMethod \"mobile\": the call goes on the phone's own line \
+                     (give deviceId)",
+                ));
+            }
+            let id = match m.get("deviceId") {
+                None | Some(Value::Null) => return Err(Reply::invalid(
+                    "deviceId",
+                    "is required with callMethod \"mobile\" (the bound work phone to call from)",
+                )),
+                Some(Value::Number(n)) => n.as_u64(),
+                Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+                Some(_) => None,
+            };
+            match id {
+                Some(id) if id > 0 => Ok((device::line_of(id), "deviceId")),
+                _ => Err(Reply::invalid(
+                    "deviceId",
+                    "must be a device id (a positive integer)",
+                )),
+            }
+        }
+        _ => Err(Reply::invalid(
+            "callMethod",
+            "must be \"cloud\" or \"mobile\"",
+        )),
+    }
 }
 
 /// 挂断通话.
@@ -297,6 +341,47 @@ fn status_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(v: Value) -> serde_json::Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("an object"),
+        }
+    }
+
+    #[test]
+    fn a_mobile_call_goes_on_the_devices_line_and_a_cloud_call_on_its_line_id() {
+        let line = |v: Value| dial_line(&body(v)).map_err(|r| r.message().to_string());
+        assert_eq!(
+            line(json!({"callMethod": "mobile", "deviceId": 7})),
+            Ok(("mobile-7".to_string(), "deviceId"))
+        );
+        assert_eq!(
+            line(json!({"callMethod": "mobile", "deviceId": "12"})),
+            Ok(("mobile-12".to_string(), "deviceId"))
+        );
+        assert_eq!(
+            line(json!({"callMethod": "cloud", "lineId": 3})),
+            Ok(("3".to_string(), "lineId"))
+        );
+        assert_eq!(line(json!({})), Ok((String::new(), "lineId")));
+        for (v, field) in [
+            (json!({"callMethod": "mobile"}), "deviceId"),
+            (json!({"callMethod": "mobile", "deviceId": 0}), "deviceId"),
+            (json!({"callMethod": "mobile", "deviceId": -2}), "deviceId"),
+            (json!({"callMethod": "mobile", "deviceId": 1.5}), "deviceId"),
+            (json!({"callMethod": "mobile", "deviceId": "x"}), "deviceId"),
+            (
+                json!({"callMethod": "mobile", "deviceId": 7, "lineId": "a"}),
+                "lineId",
+            ),
+            (json!({"callMethod": "cloud", "deviceId": 7}), "deviceId"),
+            (json!({"callMethod": "fax"}), "callMethod"),
+        ] {
+            let e = line(v.clone()).expect_err("refused");
+            assert!(e.starts_with(&format!("{field}:")), "{v}: {e}");
+        }
+    }
 
     #[test]
     fn call_states_map_to_the_seeds() {

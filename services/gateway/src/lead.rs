@@ -93,7 +93,8 @@ pub(crate) fn request<T>(headers: &HeaderMap, msg: T) -> tonic::Request<T> {
     r
 }
 
-fn time(t: &Option<prost_types::Timestamp>) -> Value {
+/// A time as the seeds write it (RFC 3339, seconds, `Z`), null when absent.
+pub(crate) fn time(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .and_then(waihu_events::from_timestamp)
         .map_or(Value::Null, |t| {

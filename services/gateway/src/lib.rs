@@ -4,13 +4,19 @@
 //! development mode `x-tenant-id` is passed on too.
 //!
 //! Built: seed 002's `/api/v1/lead-generation/call-tasks...` and `/call-records...` routes, seed
-//! 000's `/api/caller/...` routes, seed 003's `/api/v1/calls/...` routes (the call status built,
-//! dialing, lines and devices answering 501 until they exist), and their OpenAPI 3.1 document at
-//! `/openapi.json`.
+//! 000's `/api/caller/...` routes, seed 003's `/api/v1/calls/...` routes (call status, dialing
+//! and work-phone devices built, line management answering 501 until it exists), and their
+//! OpenAPI 3.1 document at `/openapi.json`.
+//!
+//! One route takes no token: the phone app's `POST /api/v1/calls/device/bind`, which carries the
+//! one-time binding token of its QR code instead and is redirected (308) to the provider adapter
+//! that serves it (see [`PUBLIC`]).
 
 pub mod caller;
 pub mod calls;
+mod device;
 pub mod lead;
+mod qr;
 mod reply;
 
 use std::net::SocketAddr;
@@ -23,6 +29,11 @@ pub use reply::{Envelope, Reply};
 
 /// A route table: (method, path below the table's base, the permissions it needs: any one).
 pub type RouteTable = &'static [(&'static str, &'static str, &'static [&'static str])];
+
+/// The permissions of a route that takes no token at all: the guard lets every request through
+/// to it. Only the phone app's binding uses it (the app has no user token; its one-time binding
+/// token is checked by the provider adapter it is redirected to); a test keeps it that way.
+pub const PUBLIC: &[&str] = &[];
 
 /// Every HTTP route the gateway serves, as (method, full path).
 pub fn routes() -> Vec<(&'static str, String)> {
@@ -93,6 +104,10 @@ async fn admit(
     let Some(wanted) = wanted else {
         return next.run(req).await;
     };
+    if wanted.is_empty() {
+        // [`PUBLIC`]: the route checks what it needs itself.
+        return next.run(req).await;
+    }
     let what = format!("{method} {}", req.uri().path());
     match g.backends.auth.admit(&what, req.headers(), wanted) {
         Ok(_) => next.run(req).await,
@@ -113,6 +128,13 @@ pub struct GatewayConfig {
     pub record_addr: String,
     /// The dialer (`[gateway] dialer_addr`, default `http://127.0.0.1:50052`): click-to-dial.
     pub dialer_addr: String,
+    /// The provider adapter (`[gateway] provider_addr`, default `http://127.0.0.1:50053`):
+    /// work-phone devices.
+    pub provider_addr: String,
+    /// The provider adapter's HTTP server as the phone app reaches it (`[gateway]
+    /// provider_public_url`, default `http://127.0.0.1:8053`, no trailing `/`): the app's
+    /// `POST /api/v1/calls/device/bind` sent here is redirected there.
+    pub provider_public_url: String,
     /// Token checking, as the services do it (`[auth]`): the gateway refuses a request without
     /// a valid token or the route's permission before looking at it.
     pub auth: waihu_auth::AuthConfig,
@@ -124,6 +146,8 @@ struct Section {
     task_addr: String,
     record_addr: String,
     dialer_addr: String,
+    provider_addr: String,
+    provider_public_url: String,
 }
 
 impl Default for Section {
@@ -132,6 +156,8 @@ impl Default for Section {
             task_addr: "http://127.0.0.1:50051".into(),
             record_addr: "http://127.0.0.1:50054".into(),
             dialer_addr: "http://127.0.0.1:50052".into(),
+            provider_addr: "http://127.0.0.1:50053".into(),
+            provider_public_url: "http://127.0.0.1:8053".into(),
         }
     }
 }
@@ -147,6 +173,7 @@ impl GatewayConfig {
             ("gateway.task_addr", &s.task_addr),
             ("gateway.record_addr", &s.record_addr),
             ("gateway.dialer_addr", &s.dialer_addr),
+            ("gateway.provider_addr", &s.provider_addr),
         ] {
             if tonic::transport::Endpoint::from_shared(v.clone()).is_err() {
                 return Err(ConfigError::invalid(key, format!("{v:?} is not a URL")));
@@ -157,9 +184,23 @@ impl GatewayConfig {
             task_addr: s.task_addr,
             record_addr: s.record_addr,
             dialer_addr: s.dialer_addr,
+            provider_addr: s.provider_addr,
+            provider_public_url: public_url(&s.provider_public_url)
+                .map_err(|why| ConfigError::invalid("gateway.provider_public_url", why))?,
             auth: layers.section("auth")?,
         })
     }
+}
+
+/// An absolute http(s) URL without a trailing `/`, paths to append to.
+fn public_url(v: &str) -> Result<String, String> {
+    let bad = || format!("{v:?} is not an http:// or https:// URL");
+    let uri: axum::http::Uri = v.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
+        return Err(bad());
+    }
+    Ok(v.trim_end_matches('/').to_string())
 }
 
 /// The clients the routes call, connected lazily (a service that is down gives 503, not a
@@ -169,6 +210,9 @@ pub struct Backends {
     pub task: tonic::transport::Channel,
     pub record: tonic::transport::Channel,
     pub dialer: tonic::transport::Channel,
+    pub provider: tonic::transport::Channel,
+    /// [`GatewayConfig::provider_public_url`].
+    pub provider_public_url: std::sync::Arc<str>,
     pub auth: waihu_auth::AuthLayer,
 }
 
@@ -184,6 +228,8 @@ impl Backends {
             task: lazy(&config.task_addr)?,
             record: lazy(&config.record_addr)?,
             dialer: lazy(&config.dialer_addr)?,
+            provider: lazy(&config.provider_addr)?,
+            provider_public_url: config.provider_public_url.as_str().into(),
             auth: waihu_auth::AuthLayer::from_config(&config.auth)?,
         })
     }
@@ -253,11 +299,16 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("valid JSON");
         assert_eq!(doc["openapi"], "3.1.0");
         let mut documented = std::collections::BTreeSet::new();
+        let mut tokenless = std::collections::BTreeSet::new();
         for (path, ops) in doc["paths"].as_object().expect("paths") {
             for (method, op) in ops.as_object().expect("operations") {
                 documented.insert((method.to_uppercase(), path.clone()));
                 let responses = op["responses"].as_object().expect("responses");
-                assert!(responses.contains_key("401"), "{method} {path}: 401");
+                if op["security"] == serde_json::json!([]) {
+                    tokenless.insert((method.to_uppercase(), path.clone()));
+                } else {
+                    assert!(responses.contains_key("401"), "{method} {path}: 401");
+                }
                 for r in responses.values() {
                     assert!(
                         r["content"]["application/json"]["schema"].is_object(),
@@ -271,6 +322,28 @@ mod tests {
             .map(|(m, p)| (m.to_string(), p))
             .collect();
         assert_eq!(documented, served);
+        let public: std::collections::BTreeSet<(String, String)> = route_permissions()
+            .into_iter()
+            .filter(|(_, _, perms)| perms.is_empty())
+            .map(|(m, p, _)| (m.to_string(), p))
+            .collect();
+        assert_eq!(
+            tokenless, public,
+            "the document says which routes take no token"
+        );
+    }
+
+    #[test]
+    fn only_the_phone_apps_binding_takes_no_token() {
+        let public: Vec<(&str, String)> = route_permissions()
+            .into_iter()
+            .filter(|(_, _, perms)| perms.is_empty())
+            .map(|(m, p, _)| (m, p))
+            .collect();
+        assert_eq!(
+            public,
+            vec![("POST", "/api/v1/calls/device/bind".to_string())]
+        );
     }
 
     #[test]
@@ -281,13 +354,31 @@ mod tests {
         };
         let c = GatewayConfig::from_layers(&layers(&[])).expect("defaults");
         assert_eq!(c.http_addr.port(), 8080);
+        assert_eq!(c.provider_addr, "http://127.0.0.1:50053");
+        assert_eq!(c.provider_public_url, "http://127.0.0.1:8053");
         let c = GatewayConfig::from_layers(&layers(&[
             ("WAIHU_HTTP_ADDR", "127.0.0.1:9090"),
             ("WAIHU_GATEWAY__TASK_ADDR", "http://10.0.0.5:50051"),
+            ("WAIHU_GATEWAY__PROVIDER_ADDR", "http://10.0.0.6:50053"),
+            (
+                "WAIHU_GATEWAY__PROVIDER_PUBLIC_URL",
+                "https://calls.example.com/adapter/",
+            ),
         ]))
         .expect("set");
         assert_eq!(c.http_addr.port(), 9090);
         assert_eq!(c.task_addr, "http://10.0.0.5:50051");
+        assert_eq!(c.provider_addr, "http://10.0.0.6:50053");
+        assert_eq!(
+            c.provider_public_url, "https://calls.example.com/adapter",
+            "no trailing / to append paths to"
+        );
+        for bad in ["calls.example.com", "ftp://calls.example.com", "http://"] {
+            let e =
+                GatewayConfig::from_layers(&layers(&[("WAIHU_GATEWAY__PROVIDER_PUBLIC_URL", bad)]))
+                    .expect_err(bad);
+            assert!(e.to_string().contains("gateway.provider_public_url"), "{e}");
+        }
         let e = GatewayConfig::from_layers(&layers(&[("WAIHU_HTTP_ADDR", "anywhere")]))
             .expect_err("bad address");
         assert!(e.to_string().contains("WAIHU_HTTP_ADDR"), "{e}");

@@ -55,6 +55,11 @@ impl Reply {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The same reply in `envelope`.
     pub fn in_envelope(mut self, envelope: Envelope) -> Reply {
         self.envelope = envelope;

@@ -26,6 +26,9 @@ pub const MAX_RAW: usize = 4096;
 #[derive(Clone)]
 pub struct Providers {
     apis: HashMap<&'static str, Arc<dyn CloudApi>>,
+    /// Work phones (`mobile`), set once the adapter's phone hub exists (it needs the lines,
+    /// which need this registry).
+    mobile: Arc<std::sync::OnceLock<Arc<dyn CloudApi>>>,
 }
 
 impl Providers {
@@ -38,10 +41,19 @@ impl Providers {
         ];
         Providers {
             apis: apis.into_iter().map(|a| (a.kind(), a)).collect(),
+            mobile: Arc::default(),
         }
     }
 
+    /// Sets the `mobile` provider (once).
+    pub fn set_mobile(&self, api: Arc<dyn CloudApi>) {
+        let _ = self.mobile.set(api);
+    }
+
     pub fn get(&self, kind: &str) -> Option<Arc<dyn CloudApi>> {
+        if kind == crate::devices::KIND {
+            return self.mobile.get().cloned();
+        }
         self.apis.get(kind).cloned()
     }
 
@@ -49,6 +61,7 @@ impl Providers {
     pub fn kinds(&self) -> Vec<&'static str> {
         let mut k: Vec<&'static str> = self.apis.keys().copied().collect();
         k.push(waihu_provider_sip::KIND);
+        k.push(crate::devices::KIND);
         k.sort();
         k.insert(0, "sim");
         k

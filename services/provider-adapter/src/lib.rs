@@ -8,7 +8,9 @@
 
 pub mod adapter;
 pub mod cloud;
+pub mod devices;
 pub mod lines;
+pub mod mobile;
 pub mod vault;
 pub mod webhook;
 
@@ -47,6 +49,14 @@ pub struct ProviderConfig {
     /// The SIP user agent of `sip` lines (`[provider] sip_bind`, `sip_public_ip`, `rtp_ports`,
     /// `recordings_dir`); None when `sip_bind` is empty (no SIP here).
     pub sip: Option<waihu_provider_sip::StackConfig>,
+    /// Work phones: how they are kept track of (`[provider] device_offline_s`,
+    /// `device_disconnect_s`, `device_dial_wait_s`, `device_bind_ttl_s`), and where they connect
+    /// (`[provider] websocket_url`, default `<public_url as ws://>/ws`).
+    pub devices: devices::DeviceTimings,
+    pub websocket_url: String,
+    /// Where recordings of calls are kept (`[provider] recordings_dir`): SIP calls' and the
+    /// ones phones upload.
+    pub recordings: std::path::PathBuf,
 }
 
 /// The `[simulator]` settings as written.
@@ -97,6 +107,11 @@ struct ProviderSection {
     sip_public_ip: String,
     rtp_ports: String,
     recordings_dir: String,
+    websocket_url: String,
+    device_offline_s: u64,
+    device_disconnect_s: u64,
+    device_dial_wait_s: u64,
+    device_bind_ttl_s: u64,
 }
 
 /// Where providers' callbacks are received by default.
@@ -121,6 +136,11 @@ impl Default for ProviderSection {
             sip_public_ip: String::new(),
             rtp_ports: String::new(),
             recordings_dir: "recordings".into(),
+            websocket_url: String::new(),
+            device_offline_s: 60,
+            device_disconnect_s: 90,
+            device_dial_wait_s: 60,
+            device_bind_ttl_s: 300,
         }
     }
 }
@@ -169,6 +189,34 @@ impl ProviderConfig {
             ));
         }
         let sip = sip_config(&p)?;
+        if p.device_offline_s == 0
+            || p.device_disconnect_s < p.device_offline_s
+            || p.device_dial_wait_s == 0
+            || p.device_bind_ttl_s == 0
+        {
+            return Err(ConfigError::invalid(
+                "provider.device_offline_s",
+                "device_offline_s >= 1, device_disconnect_s >= device_offline_s, \
+                 device_dial_wait_s >= 1, device_bind_ttl_s >= 1",
+            ));
+        }
+        let devices = devices::DeviceTimings {
+            offline_after: Duration::from_secs(p.device_offline_s),
+            disconnect_after: Duration::from_secs(p.device_disconnect_s),
+            dial_wait: Duration::from_secs(p.device_dial_wait_s),
+            bind_ttl: Duration::from_secs(p.device_bind_ttl_s),
+        };
+        let websocket_url = match p.websocket_url.trim() {
+            "" => websocket_url_for(&p.public_url),
+            u if u.starts_with("ws://") || u.starts_with("wss://") => u.to_string(),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "provider.websocket_url",
+                    "must be a ws:// or wss:// URL",
+                ))
+            }
+        };
+        let recordings = p.recordings_dir.trim().into();
         let credentials_key = Some(p.credentials_key).filter(|k| !k.expose().trim().is_empty());
         let credentials_old_keys: Vec<Secret> = p
             .credentials_old_keys
@@ -181,6 +229,9 @@ impl ProviderConfig {
             .map_err(|e| ConfigError::invalid("provider.credentials_key", e))?;
         Ok(ProviderConfig {
             sip,
+            devices,
+            websocket_url,
+            recordings,
             http_addr: layers.http_addr(DEFAULT_HTTP_PORT)?,
             public_url: p.public_url,
             credentials_key,
@@ -216,6 +267,9 @@ impl ProviderConfig {
             credentials_key: None,
             credentials_old_keys: vec![],
             polling: cloud::Polling::default(),
+            devices: devices::DeviceTimings::default(),
+            websocket_url: websocket_url_for(&format!("http://127.0.0.1:{DEFAULT_HTTP_PORT}")),
+            recordings: "recordings".into(),
             // Embedded adapters (tests, several to a machine) take any free SIP port.
             sip: Some(waihu_provider_sip::StackConfig {
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -223,6 +277,16 @@ impl ProviderConfig {
             }),
         }
     }
+}
+
+/// Where phones connect, from the adapter's public URL: `http(s)://host` -> `ws(s)://host/ws`.
+pub fn websocket_url_for(public_url: &str) -> String {
+    let base = public_url.trim_end_matches('/');
+    let ws = match base.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => format!("ws://{}", base.trim_start_matches("http://")),
+    };
+    format!("{ws}/ws")
 }
 
 /// The SIP user agent's settings, checked: each bad one named.
@@ -321,6 +385,25 @@ pub async fn start(
     let calls = cloud::Calls { pool: pool.clone() };
     let max = config.max_in_flight;
     let playing = adapter::Playing::default();
+    let phones = mobile::Mobile {
+        devices: devices::Devices {
+            pool: pool.clone(),
+            lines: lines.clone(),
+            timings: config.devices,
+        },
+        calls: calls.clone(),
+        lines: cache.clone(),
+        bus: bus.clone(),
+        playing: playing.clone(),
+        hub: mobile::Hub::default(),
+        websocket_url: config.websocket_url.clone(),
+        bind_url: format!(
+            "{}/api/v1/calls/device/bind",
+            config.public_url.trim_end_matches('/')
+        ),
+        recordings: config.recordings.clone(),
+    };
+    registry.set_mobile(Arc::new(phones.clone()));
     let handler = Arc::new(adapter::Dispatcher {
         bus: bus.clone(),
         sim: waihu_provider_sim::SimProvider {
@@ -354,10 +437,15 @@ pub async fn start(
         })?;
     let mut workers = Workers::new();
     let stop = workers.stop_token();
+    let http_phones = phones.clone();
     workers.spawn(async move {
-        if let Err(e) = axum::serve(listener, webhook::router(hooks))
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        let app = webhook::router(hooks).merge(mobile::router(http_phones));
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
         {
             tracing::error!(error = %e, "webhook server stopped");
         }
@@ -375,6 +463,10 @@ pub async fn start(
                 Err(e) => tracing::warn!(error = %e, "provider calls not pruned"),
             }
         }
+    });
+    let (hp, phones_stop) = (phones.clone(), workers.stop_token());
+    workers.supervise("provider-phones", move || {
+        hp.clone().hear(phones_stop.clone())
     });
     let (hb, stop) = (bus.clone(), workers.stop_token());
     workers.supervise("provider-hangups", move || {
@@ -402,7 +494,8 @@ pub async fn start(
                 .map_err(|e| e.to_string())
         }
     });
-    let api = lines::ProviderApi::new(lines, &config.dialer_url, sip)?;
+    let mut api = lines::ProviderApi::new(lines, &config.dialer_url, sip)?;
+    api.mobile = Some(phones);
     waihu_runtime::serve(c, workers, shutdown, |r| {
         r.add_service(ProviderServiceServer::new(api))
     })

@@ -188,6 +188,12 @@ pub fn check(line: &pb::Line, registry: &Providers) -> Result<pb::Line, ApiError
     }
     let caller = waihu_telephony::PhoneNumber::parse(&line.caller_number)
         .map_err(|e| ApiError::invalid("line.caller_number", e))?;
+    if line.provider == crate::devices::KIND && line.max_concurrent != 1 {
+        return Err(ApiError::invalid(
+            "line.max_concurrent",
+            "a mobile line (a work phone) places one call at a time: 1",
+        ));
+    }
     if line.max_concurrent == 0 || line.max_concurrent > MAX_CONCURRENT {
         return Err(ApiError::invalid(
             "line.max_concurrent",
@@ -299,9 +305,9 @@ pub struct Lines {
 }
 
 /// Who asked, for the audit record written with a change.
-struct Audit {
-    actor: String,
-    action: &'static str,
+pub(crate) struct Audit {
+    pub actor: String,
+    pub action: &'static str,
 }
 
 fn store_err(e: sqlx::Error) -> ApiError {
@@ -449,7 +455,7 @@ impl Lines {
         Ok(())
     }
 
-    async fn create(
+    pub(crate) async fn create(
         &self,
         tenant: &str,
         audit: Audit,
@@ -603,7 +609,7 @@ impl Lines {
     }
 
     /// Switches a line off or on; a line already so is returned as it is (no event).
-    async fn set_enabled(
+    pub(crate) async fn set_enabled(
         &self,
         tenant: &str,
         audit: Audit,
@@ -686,6 +692,8 @@ pub struct ProviderApi {
     pub dialer: tonic::transport::Channel,
     /// The SIP user agent, which tests `sip` lines (None when the adapter has no SIP).
     pub sip: Option<waihu_provider_sip::SipProvider>,
+    /// Work phones.
+    pub mobile: Option<crate::mobile::Mobile>,
 }
 
 impl ProviderApi {
@@ -698,7 +706,12 @@ impl ProviderApi {
         let dialer = tonic::transport::Endpoint::from_shared(dialer_url.to_string())
             .map_err(|e| format!("provider.dialer_url {dialer_url:?}: {e}"))?
             .connect_lazy();
-        Ok(ProviderApi { lines, dialer, sip })
+        Ok(ProviderApi {
+            lines,
+            dialer,
+            sip,
+            mobile: None,
+        })
     }
 }
 
@@ -828,6 +841,80 @@ impl ProviderService for ProviderApi {
         }))
     }
 
+    async fn create_device_binding(
+        &self,
+        req: Request<pb::CreateDeviceBindingRequest>,
+    ) -> Result<Response<pb::DeviceBinding>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let m = self.phones()?;
+        let actor = waihu_runtime::actor(&req);
+        let user = match req.get_ref().user_id.trim() {
+            "" => actor,
+            u => u.to_string(),
+        };
+        let (token, expires) = m.devices.create_binding(&tenant, &user).await?;
+        let qr = serde_json::json!({
+            "action": "bind_device",
+            "serverUrl": m.websocket_url,
+            "token": token,
+            "userId": user,
+            "timestamp": chrono::Utc::now().timestamp_millis(),
+        });
+        Ok(Response::new(pb::DeviceBinding {
+            token,
+            qr_payload: qr.to_string(),
+            expires_at: Some(prost_types::Timestamp {
+                seconds: expires.timestamp(),
+                nanos: expires.timestamp_subsec_nanos() as i32,
+            }),
+            bind_url: m.bind_url.clone(),
+            websocket_url: m.websocket_url.clone(),
+        }))
+    }
+
+    async fn list_devices(
+        &self,
+        req: Request<pb::ListDevicesRequest>,
+    ) -> Result<Response<pb::ListDevicesResponse>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let m = self.phones()?;
+        let rows = m.devices.list(&tenant, &req.get_ref().user_id).await?;
+        Ok(Response::new(pb::ListDevicesResponse {
+            devices: rows.iter().map(|d| d.to_pb()).collect(),
+        }))
+    }
+
+    async fn get_device(
+        &self,
+        req: Request<pb::DeviceRequest>,
+    ) -> Result<Response<pb::Device>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let m = self.phones()?;
+        let id = device_id(req.get_ref().id)?;
+        let d = m
+            .devices
+            .get(&tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+        Ok(Response::new(d.to_pb()))
+    }
+
+    async fn unbind_device(
+        &self,
+        req: Request<pb::DeviceRequest>,
+    ) -> Result<Response<pb::Device>, Status> {
+        let tenant = tenant(req.metadata())?;
+        let m = self.phones()?;
+        let actor = waihu_runtime::actor(&req);
+        let id = device_id(req.get_ref().id)?;
+        let d = m
+            .devices
+            .unbind(&tenant, id, &actor, "device unbound")
+            .await?;
+        m.unbound(id).await;
+        Ok(Response::new(d.to_pb()))
+    }
+
     async fn test_line(
         &self,
         req: Request<pb::LineRequest>,
@@ -877,6 +964,24 @@ impl ProviderService for ProviderApi {
             latency_ms,
             message: line.scrub(&message),
         }))
+    }
+}
+
+fn device_id(id: u64) -> Result<i64, ApiError> {
+    if id == 0 || id > i64::MAX as u64 {
+        return Err(ApiError::invalid(
+            "id",
+            "a device number (from ListDevices)",
+        ));
+    }
+    Ok(id as i64)
+}
+
+impl ProviderApi {
+    fn phones(&self) -> Result<&crate::mobile::Mobile, ApiError> {
+        self.mobile
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("work phones are not served here".into()))
     }
 }
 

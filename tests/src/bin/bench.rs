@@ -318,8 +318,9 @@ async fn sip_setup(js_ceiling: f64) {
                 "calls/s",
                 &format!(
                     "{calls} calls on a sip line to sipp on loopback, up to {} at once: each \
-                     INVITE/100/180/200/ACK, 1 s of RTP recorded, BYE from the trunk, projected",
-                    sip::CONCURRENCY
+                     INVITE/100/180/200/ACK, {} ms of RTP recorded, BYE from the trunk, projected",
+                    sip::CONCURRENCY,
+                    sip::TALK_MS
                 ),
             );
             report_with(

@@ -1,11 +1,14 @@
 //! SIP call setup: calls/s a `sip` line sets up against sipp playing the trunk on loopback
-//! (`tests/sipp/trunk.xml`), every call answered (INVITE, 100, 180, 200, ACK), talking one
-//! second while RTP is recorded, then hung up by the trunk; up to `CONCURRENCY` at once.
+//! (`tests/sipp/trunk.xml`), every call answered (INVITE, 100, 180, 200, ACK), talking
+//! [`TALK_MS`] while RTP is recorded, then hung up by the trunk; up to `CONCURRENCY` at once.
 
 use std::time::{Duration, Instant};
 
 use waihu_e2e::{sipp::Sipp, *};
 use waihu_provider::sim::Simulator;
+
+/// How long each call talks (RTP recorded) before the trunk hangs up.
+pub const TALK_MS: u64 = 200;
 
 /// Calls up at once at most (the line's max_concurrent).
 pub const CONCURRENCY: u32 = 300;
@@ -19,7 +22,7 @@ pub async fn run(calls: usize) -> Result<(f64, usize), String> {
     {
         return Err("sipp is not installed (scripts/ensure-tools.sh installs it)".into());
     }
-    let trunk = Sipp::start("trunk.xml", 1000).await;
+    let trunk = Sipp::start("trunk.xml", TALK_MS).await;
     let cluster = Cluster::start(Simulator::default(), vec![]).await;
     cluster
         .providers()
