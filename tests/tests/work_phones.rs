@@ -117,6 +117,10 @@ async fn a_bound_phone_dials_reports_and_uploads_and_the_call_comes_out_whole() 
         json!({"callId": call, "status": "ringing"}),
     )
     .await;
+    // A recording before the call is over is refused (the release must come first).
+    events_until(&cluster, &call, "CallRinging").await;
+    let (status, reply) = phone.upload(&call, &[1u8; 16]).await;
+    assert_eq!(status, 409, "{reply}");
     app.send(
         "CALL_STATUS",
         "m-4",
@@ -208,6 +212,20 @@ async fn a_bound_phone_dials_reports_and_uploads_and_the_call_comes_out_whole() 
         .bind_phone_raw(bind(&binding.token, "android"))
         .await;
     assert_eq!(status, 401);
+    // Once only.
+    assert_eq!(phone.upload(&call, &audio).await.0, 409);
+
+    // The same phone bound again: the earlier binding ends (its socket told, its token dead),
+    // the new one has its own line.
+    let again = cluster
+        .bind_phone("user_001", "android-abc", "13912345678", "android")
+        .await;
+    assert_ne!(again.id, phone.id);
+    app.expect("DEVICE_UNBIND", WAIT).await;
+    assert_eq!(phone.connect().await.err(), Some(401));
+    let mut app = again.connect().await.expect("the new binding connects");
+    app.send("HEARTBEAT", "m-9", json!({})).await;
+    app.expect("HEARTBEAT_ACK", WAIT).await;
     app.close().await;
     cluster.shutdown().await;
 }

@@ -335,7 +335,17 @@ async fn attach(
     let id = format!("call/{call_id}/{name}");
     let (mut seq, mut version, mut task) = match at {
         Some((s, v)) => (s, v, cause.and_then(|c| c.meta.task_id)),
+        // Without a ledger (a recording uploaded later), only after the call's release: an
+        // event after it must never stand where the release is still to come.
         None => match last_on(bus, &subject).await? {
+            Some((_, Ok(e)))
+                if !matches!(e.event, Event::CallReleased(_) | Event::RecordingAvailable(_)) =>
+            {
+                return Err(HandlerError::Permanent(format!(
+                    "the call is not over yet (its last event is {}): {name} comes after its release",
+                    e.type_name()
+                )))
+            }
             Some((s, Ok(e))) => (s, e.meta.stream_version, e.meta.task_id),
             Some((s, Err(_))) => (s, 0, None),
             None => {
@@ -364,7 +374,9 @@ async fn attach(
         match bus.publish(&recorded, Expect::LastSubjectSeq(seq)).await {
             Ok(o) => return Ok((o.sequence(), version + 1)),
             Err(BusError::WrongLastSequence { .. }) => match last_on(bus, &subject).await? {
-                Some((_, Ok(e))) if e.meta.event_id == wanted => return Ok((seq, version)),
+                Some((s, Ok(e))) if e.meta.event_id == wanted => {
+                    return Ok((s, e.meta.stream_version))
+                }
                 Some((s, Ok(e))) => {
                     seq = s;
                     version = e.meta.stream_version;

@@ -50,9 +50,15 @@ pub fn reason_q850(resp: &Response) -> Option<u32> {
     })
 }
 
-/// The cause of a final response: its Q.850 `Reason` when it has one, else the SIP table.
+/// The cause of a final response: its Q.850 `Reason` when it has one, else the SIP table; a
+/// final 401 or 407 (the trunk refused our credentials, or we had none) is the line's fault,
+/// not the contact's (the table's own note): 41, so the contact is tried again once the line
+/// is fixed rather than finished as rejected.
 pub fn final_cause(resp: &Response) -> pb::HangupCause {
     let code = resp.status_code.code();
+    if code == 401 || code == 407 {
+        return hangup::cause(41, format!("sip:{code}"));
+    }
     match reason_q850(resp) {
         Some(q) => hangup::cause(q, format!("sip:{code}")),
         None => hangup::from_sip(code),
@@ -109,10 +115,22 @@ impl Provider for SipProvider {
         }
         if ledger.reached() >= Stage::Dialing {
             // The INVITE went out from an adapter that stopped: its dialog is gone with it,
-            // and calling again could ring the phone twice.
+            // and calling again could ring the phone twice. A call that was answered stays
+            // answered (its contact was reached).
+            let cause = hangup::cause(41, "waihu:outcome-unknown");
+            let signal = if ledger.reached() >= Stage::Answered {
+                Signal::Released {
+                    cause,
+                    answered: true,
+                    ring_ms: 0,
+                    talk_ms: 0,
+                }
+            } else {
+                Signal::unanswered(cause)
+            };
             return ledger
                 .record_report(
-                    release(41, "waihu:outcome-unknown"),
+                    signal,
                     "the adapter placing this SIP call stopped before it ended".into(),
                 )
                 .await;
@@ -156,9 +174,10 @@ impl Provider for SipProvider {
                 }
             };
         let inner = &self.inner;
-        let media = Media::open(inner.media_ip_for(target), inner.config.rtp_ports)
+        let media = Media::open(inner.rtp_bind_ip(target), inner.config.rtp_ports)
             .await
             .map_err(|e| HandlerError::Transient(format!("no RTP port: {e}")))?;
+        let media_addr = SocketAddr::new(inner.media_ip_for(target), media.local.port());
         let sip_call_id = format!("{}@waihu", ledger.call_id());
         // Recorded before the INVITE leaves: a crash after this point can no longer send it
         // twice.
@@ -167,6 +186,11 @@ impl Provider for SipProvider {
                 provider_call_id: sip_call_id.clone(),
             })
             .await?;
+        if ledger.reached() >= Stage::Released {
+            // Hung up (or settled by the watchdog) before it went out: not sent.
+            let _ = media.finish().await;
+            return Ok(());
+        }
         let outcome = self
             .run(
                 &trunk,
@@ -176,6 +200,7 @@ impl Provider for SipProvider {
                 &caller,
                 &sip_call_id,
                 &media,
+                media_addr,
                 ledger,
             )
             .await;
@@ -211,7 +236,17 @@ fn file_uri(path: &std::path::Path) -> String {
 }
 
 impl crate::stack::Inner {
-    /// The address the trunk should send media to.
+    /// The address the call's RTP socket binds: the SIP socket's (all interfaces when that
+    /// is a wildcard), never the public address, which behind NAT is not this host's.
+    fn rtp_bind_ip(&self, trunk: SocketAddr) -> std::net::IpAddr {
+        let ip = self.config.bind.ip();
+        if ip.is_unspecified() && trunk.ip().is_loopback() {
+            return trunk.ip();
+        }
+        ip
+    }
+
+    /// The address the trunk should send media to (written in the SDP).
     fn media_ip_for(&self, trunk: SocketAddr) -> std::net::IpAddr {
         if trunk.ip().is_loopback() && self.config.public_ip.is_none() {
             return trunk.ip();
@@ -231,6 +266,7 @@ impl SipProvider {
         caller: &str,
         sip_call_id: &str,
         media: &Media,
+        media_addr: SocketAddr,
         ledger: &mut CallLedger,
     ) -> Result<(), HandlerError> {
         let inner = &self.inner;
@@ -238,9 +274,9 @@ impl SipProvider {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
         };
-        let uri = |user: &str, host: &str| -> Result<rsipstack::sip::Uri, HandlerError> {
+        let uri = |user: &str, host: &str| {
             rsipstack::sip::Uri::try_from(format!("sip:{user}@{host}{transport_param}").as_str())
-                .map_err(|e| HandlerError::Permanent(format!("SIP URI for {user}: {e}")))
+                .map_err(|e| format!("SIP URI for {user}@{host}: {e}"))
         };
         let domain = if trunk.domain == trunk.host {
             format!("{}:{}", trunk.host, trunk.port)
@@ -258,10 +294,25 @@ impl SipProvider {
             auth_username: None,
         });
         let contact_user = trunk.username.as_deref().unwrap_or(caller);
+        let uris = (|| {
+            Ok::<_, String>((
+                uri(caller, &domain)?,
+                uri(callee, &domain)?,
+                uri(contact_user, &inner.contact.to_string())?,
+            ))
+        })();
+        let (caller_uri, callee_uri, contact_uri) = match uris {
+            Ok(u) => u,
+            Err(e) => {
+                return ledger
+                    .record_report(release(41, "sip:line-configuration"), e)
+                    .await
+            }
+        };
         let opt = InviteOption {
-            caller: uri(caller, &domain)?,
-            callee: uri(callee, &domain)?,
-            contact: uri(contact_user, &inner.contact.to_string())?,
+            caller: caller_uri,
+            callee: callee_uri,
+            contact: contact_uri,
             destination: Some(SipAddr {
                 r#type: Some(match trunk.transport {
                     Transport::Udp => rsipstack::sip::transport::Transport::Udp,
@@ -270,13 +321,13 @@ impl SipProvider {
                 addr: target.into(),
             }),
             content_type: Some("application/sdp".into()),
-            offer: Some(sdp_offer(media.local, rand_session())),
+            offer: Some(sdp_offer(media_addr, rand_session())),
             credential,
             call_id: Some(sip_call_id.to_string()),
             ..Default::default()
         };
-        let (states, mut state_rx) = inner.dialogs.new_dialog_state_channel();
-        let (dialog, mut invite) = match inner.dialogs.do_invite_async(opt, states) {
+        let (states, state_rx) = inner.dialogs.new_dialog_state_channel();
+        let (dialog, invite) = match inner.dialogs.do_invite_async(opt, states) {
             Ok(d) => d,
             Err(e) => {
                 return ledger
@@ -284,6 +335,34 @@ impl SipProvider {
                     .await
             }
         };
+        let followed = self
+            .follow(trunk, &dialog, invite, state_rx, media, ledger)
+            .await;
+        if followed.is_err() {
+            // The events could not be recorded (the bus is away): the call is not left up
+            // with nobody following it; the redelivery records its end.
+            if let Err(e) = dialog.hangup().await {
+                tracing::debug!(error = %e, "CANCEL/BYE not sent");
+            }
+        }
+        inner.dialogs.remove_dialog(&dialog.id());
+        followed
+    }
+
+    /// Follows an INVITE sent: its ringing and final response, then the talk until either
+    /// side hangs up, recording what happens.
+    async fn follow(
+        &self,
+        trunk: &Trunk,
+        dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
+        mut invite: rsipstack::platform::JoinHandle<
+            rsipstack::dialog::invitation::InviteAsyncResult,
+        >,
+        mut state_rx: rsipstack::dialog::dialog::DialogStateReceiver,
+        media: &Media,
+        ledger: &mut CallLedger,
+    ) -> Result<(), HandlerError> {
+        let inner = &self.inner;
         // Until the final response: ringing, our ring timeout, a hang-up.
         let started = Instant::now();
         let mut ring_deadline = started + trunk.ring_timeout;
@@ -297,6 +376,11 @@ impl SipProvider {
                         if ringing_at.is_none() && stopped.is_none() {
                             ringing_at = Some(Instant::now());
                             ledger.record_report(Signal::Ringing, status_line(&resp)).await?;
+                            if ledger.reached() >= Stage::Released {
+                                // Released from elsewhere (the watchdog): end it here too.
+                                stopped = Some(Stopped::HungUp);
+                                let _ = dialog.cancel().await;
+                            }
                         }
                     }
                 }
@@ -317,8 +401,8 @@ impl SipProvider {
             }
         };
         let ring_ms = |now: Instant| ringing_at.map_or(0, |r| (now - r).as_millis() as u64);
-        let (id, resp) = match final_response {
-            Ok(Ok((id, resp))) => (id, resp),
+        let resp = match final_response {
+            Ok(Ok((_, resp))) => resp,
             Ok(Err(e)) => {
                 return ledger
                     .record_report(release(41, "sip:transport-error"), e.to_string())
@@ -333,7 +417,6 @@ impl SipProvider {
             .is_some_and(|r| r.status_code.kind() == StatusCodeKind::Successful);
         if !answered || stopped.is_some() {
             // A 2xx crossing our CANCEL is ended with a BYE by the stack.
-            inner.dialogs.remove_dialog(&id);
             let signal = match (stopped, resp.as_ref()) {
                 (Some(Stopped::HungUp), _) => return Ok(()),
                 (Some(Stopped::RingTimeout), _) => Signal::Released {
@@ -356,12 +439,19 @@ impl SipProvider {
             });
             return ledger.record_report(signal, report).await;
         }
-        let resp = resp.unwrap_or_else(|| unreachable!("answered has a response"));
+        let Some(resp) = resp else {
+            return Ok(());
+        };
         let answered_at = Instant::now();
         let ring_ms = ring_ms(answered_at);
         ledger
             .record_report(Signal::Answered, status_line(&resp))
             .await?;
+        if ledger.reached() >= Stage::Released {
+            // Released from elsewhere while it was being answered.
+            let _ = dialog.bye().await;
+            return Ok(());
+        }
         if trunk.record {
             media.record(
                 inner
@@ -398,12 +488,10 @@ impl SipProvider {
                     if let Err(e) = dialog.bye().await {
                         tracing::debug!(error = %e, "BYE not answered");
                     }
-                    inner.dialogs.remove_dialog(&id);
                     return Ok(());
                 }
             }
         };
-        inner.dialogs.remove_dialog(&id);
         let talk_ms = answered_at.elapsed().as_millis() as u64;
         ledger
             .record_report(

@@ -16,7 +16,8 @@
 //! - `transport`: `udp` (the default) or `tcp`;
 //! - `username`: the digest user when the trunk challenges (with the credential `password`);
 //! - `domain`: the host of the From and Request URIs when it is not the trunk's;
-//! - `ring_timeout_s`: seconds of ringing before we CANCEL (default 45, 1-600);
+//! - `ring_timeout_s`: seconds from the INVITE before we CANCEL an unanswered call (default 45,
+//!   1-600);
 //! - `max_call_s`: seconds an answered call may last before we BYE (default 3600, 1-86400);
 //! - `record`: `true` (the default) or `false`.
 
@@ -152,10 +153,14 @@ impl Trunk {
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty());
         if let Some(u) = &username {
-            if u.len() > 128 || u.chars().any(|c| c.is_control() || c == '"') {
+            // A SIP URI user part: letters, digits and - _ . + ! ~ * ' ( ) (no escaping).
+            let ok = u.len() <= 128
+                && u.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.+!~*'()".contains(c));
+            if !ok {
                 return Err(bad(
                     "username",
-                    "at most 128 characters, no control characters or quotes",
+                    "at most 128 of the characters A-Z a-z 0-9 - _ . + ! ~ * ' ( )",
                 ));
             }
         }

@@ -11,7 +11,7 @@ use std::{
 use rsipstack::{
     dialog::{dialog::Dialog, dialog_layer::DialogLayer},
     sip::{Method, StatusCode},
-    transaction::Endpoint,
+    transaction::{endpoint::EndpointOption, Endpoint},
     transport::{udp::UdpConnection, TransportLayer},
     EndpointBuilder,
 };
@@ -100,6 +100,12 @@ impl SipProvider {
         .map_err(|e| format!("cannot listen for SIP on {bind}: {e}"))?;
         transports.add_transport(connection.into());
         let endpoint = EndpointBuilder::new()
+            // Timer C (an INVITE ringing with no final answer) beyond the longest ring timeout
+            // a line may set (600 s): our CANCEL decides, not the stack's 180 s default.
+            .with_option(EndpointOption {
+                timerc: std::time::Duration::from_secs(660),
+                ..Default::default()
+            })
             .with_cancel_token(token.clone())
             .with_transport_layer(transports)
             .with_user_agent(concat!("waihu/", env!("CARGO_PKG_VERSION")))

@@ -190,7 +190,12 @@ impl Devices {
     /// Binds a phone with a binding token: its row and its own token. The token must be
     /// unused and unexpired (else UNAUTHENTICATED); a phone bound before under the same
     /// `deviceId` is unbound first.
-    pub async fn bind(&self, req: &BindRequest, ip: &str) -> Result<(DeviceRow, String), ApiError> {
+    /// Also returns the number of the phone's earlier binding, ended by this one.
+    pub async fn bind(
+        &self,
+        req: &BindRequest,
+        ip: &str,
+    ) -> Result<(DeviceRow, String, Option<i64>), ApiError> {
         let device_id = text("deviceId", &req.device_id, 100, true)?;
         let phone = waihu_telephony::PhoneNumber::parse(req.phone_number.trim())
             .map_err(|e| ApiError::invalid("phoneNumber", e))?
@@ -221,15 +226,19 @@ impl Devices {
                 "the binding token is unknown, used or expired: scan a new QR code".into(),
             ));
         };
-        let earlier: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM provider_devices
-             WHERE tenant_id = $1 AND device_id = $2 AND unbound_at IS NULL",
-        )
+        // The same phone bound again: its earlier binding ends here.
+        let earlier: Option<DeviceRow> = sqlx::query_as(&format!(
+            "UPDATE provider_devices SET unbound_at = now(), online = false
+             WHERE tenant_id = $1 AND device_id = $2 AND unbound_at IS NULL RETURNING {COLUMNS}"
+        ))
         .bind(&tenant)
         .bind(&device_id)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(old) = &earlier {
+            self.close_out(&mut tx, &tenant, old, &user).await?;
+        }
         let (token, hash) = new_token()?;
         let row: DeviceRow = sqlx::query_as(&format!(
             "INSERT INTO provider_devices (tenant_id, user_id, device_id, phone_number,
@@ -274,11 +283,9 @@ impl Devices {
             .await?;
         tx.commit().await.map_err(db)?;
         self.lines.outbox.wake();
-        if let Some(old) = earlier {
-            // The same phone bound again: its earlier binding ends.
-            if let Err(e) = self.unbind(&tenant, old, &user, "bound again").await {
-                tracing::warn!(device = old, error = %e, "earlier binding not ended");
-            }
+        if let Some(old) = &earlier {
+            self.disable_line(&tenant, old.id, &user, "bound again")
+                .await;
         }
         let line = pb::Line {
             line_id: line_id(row.id),
@@ -295,13 +302,67 @@ impl Devices {
             ..Default::default()
         };
         let audit = Audit {
-            actor: user,
+            actor: user.clone(),
             action: "device/bind",
         };
-        self.lines
+        if let Err(e) = self
+            .lines
             .create(&tenant, audit, line, &Default::default())
-            .await?;
-        Ok((row, token))
+            .await
+        {
+            // A phone without its line could never be dialed: the binding is undone.
+            tracing::error!(device = row.id, error = %e, "the phone's line was not created; binding undone");
+            if let Err(u) = self
+                .unbind(&tenant, row.id, &user, "its line could not be created")
+                .await
+            {
+                tracing::error!(device = row.id, error = %u, "binding not undone");
+            }
+            return Err(e);
+        }
+        Ok((row, token, earlier.map(|d| d.id)))
+    }
+
+    /// Ends a binding in `tx`: its commands are dropped and `DeviceUnbound` is recorded.
+    async fn close_out(
+        &self,
+        tx: &mut waihu_store::Tx<'_>,
+        tenant: &str,
+        row: &DeviceRow,
+        actor: &str,
+    ) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE provider_device_commands SET done_at = now()
+             WHERE device = $1 AND done_at IS NULL",
+        )
+        .bind(row.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        let event = Event::DeviceUnbound(pb::DeviceUnbound {
+            id: row.id as u64,
+            user_id: row.user_id.clone(),
+            device_id: row.device_id.clone(),
+            phone_number: row.phone_number.clone(),
+            actor: actor.to_string(),
+        });
+        self.push(tx, tenant, row.id, 2, event, actor, "device/unbind")
+            .await
+    }
+
+    /// Disables an unbound phone's line (logged when it cannot be).
+    async fn disable_line(&self, tenant: &str, id: i64, actor: &str, reason: &str) {
+        let audit = Audit {
+            actor: actor.to_string(),
+            action: "device/unbind",
+        };
+        if let Err(e) = self
+            .lines
+            .set_enabled(tenant, audit, &line_id(id), false, reason)
+            .await
+        {
+            tracing::warn!(device = id, error = %e, "the unbound phone's line was not disabled");
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -379,36 +440,10 @@ impl Devices {
                 None => Err(ApiError::NotFound(format!("device {id}"))),
             };
         };
-        sqlx::query(
-            "UPDATE provider_device_commands SET done_at = now()
-             WHERE device = $1 AND done_at IS NULL",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let event = Event::DeviceUnbound(pb::DeviceUnbound {
-            id: id as u64,
-            user_id: row.user_id.clone(),
-            device_id: row.device_id.clone(),
-            phone_number: row.phone_number.clone(),
-            actor: actor.to_string(),
-        });
-        self.push(&mut tx, tenant, id, 2, event, actor, "device/unbind")
-            .await?;
+        self.close_out(&mut tx, tenant, &row, actor).await?;
         tx.commit().await.map_err(db)?;
         self.lines.outbox.wake();
-        let audit = Audit {
-            actor: actor.to_string(),
-            action: "device/unbind",
-        };
-        if let Err(e) = self
-            .lines
-            .set_enabled(tenant, audit, &line_id(id), false, reason)
-            .await
-        {
-            tracing::warn!(device = id, error = %e, "the unbound phone's line was not disabled");
-        }
+        self.disable_line(tenant, id, actor, reason).await;
         Ok(row)
     }
 
@@ -423,9 +458,9 @@ impl Devices {
         .map_err(db)
     }
 
-    /// Marks a phone heard from now (online), or offline.
-    pub async fn seen(&self, id: i64, online: bool) -> Result<(), ApiError> {
-        sqlx::query(
+    /// Marks a phone heard from now (online), or offline; false when it is no longer bound.
+    pub async fn seen(&self, id: i64, online: bool) -> Result<bool, ApiError> {
+        let n = sqlx::query(
             "UPDATE provider_devices
              SET online = $2, last_heartbeat = CASE WHEN $2 THEN now() ELSE last_heartbeat END
              WHERE id = $1 AND unbound_at IS NULL",
@@ -434,7 +469,8 @@ impl Devices {
         .bind(online)
         .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(())
+        .map_err(db)?
+        .rows_affected();
+        Ok(n > 0)
     }
 }

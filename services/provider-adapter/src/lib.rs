@@ -402,6 +402,7 @@ pub async fn start(
             config.public_url.trim_end_matches('/')
         ),
         recordings: config.recordings.clone(),
+        uploads: mobile::upload_slots(),
     };
     registry.set_mobile(Arc::new(phones.clone()));
     let handler = Arc::new(adapter::Dispatcher {
@@ -438,6 +439,7 @@ pub async fn start(
     let mut workers = Workers::new();
     let stop = workers.stop_token();
     let http_phones = phones.clone();
+    let pruned_phones = phones.clone();
     workers.spawn(async move {
         let app = webhook::router(hooks).merge(mobile::router(http_phones));
         if let Err(e) = axum::serve(
@@ -456,6 +458,9 @@ pub async fn start(
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            }
+            if let Err(e) = pruned_phones.prune().await {
+                tracing::warn!(error = %e, "phone commands not pruned");
             }
             match calls.prune(Duration::from_secs(86_400)).await {
                 Ok(n) if n > 0 => tracing::debug!(calls = n, "settled provider calls pruned"),

@@ -55,6 +55,13 @@ use crate::{
 const MAX_RECORDING: usize = 200 * 1024 * 1024;
 /// Largest JSON message or report (64 KiB).
 const MAX_MESSAGE: usize = 64 * 1024;
+/// How long a phone that took a dial command may stay silent about it before the call is given
+/// up (its app died with the command).
+const REPORT_WAIT: Duration = Duration::from_secs(600);
+/// Recording uploads at once, per adapter.
+const UPLOADS: usize = 4;
+/// The recording formats phones upload, by file extension.
+const RECORDING_EXTENSIONS: &[&str] = &["wav", "mp3", "m4a", "aac", "amr", "ogg", "opus", "3gp"];
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -106,6 +113,13 @@ pub struct Mobile {
     pub websocket_url: String,
     pub bind_url: String,
     pub recordings: std::path::PathBuf,
+    /// Recording uploads in progress (at most [`UPLOADS`]).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+}
+
+/// The upload slots of a new [`Mobile`].
+pub fn upload_slots() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(UPLOADS))
 }
 
 fn subject(bus: &Bus, device: i64) -> String {
@@ -128,6 +142,16 @@ impl Mobile {
         {
             tracing::debug!(device, error = %e, "phone not nudged; it gets its commands when it reconnects");
         }
+    }
+
+    /// Forgets commands done more than a day ago.
+    pub async fn prune(&self) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(
+            "DELETE FROM provider_device_commands WHERE done_at < now() - interval '1 day'",
+        )
+        .execute(&self.devices.pool)
+        .await?
+        .rows_affected())
     }
 
     pub async fn unbound(&self, device: i64) {
@@ -193,21 +217,35 @@ impl Mobile {
         let expires = chrono::Utc::now()
             + chrono::Duration::from_std(self.devices.timings.dial_wait)
                 .map_err(|e| ApiError::Config(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO provider_device_commands
-                 (message_id, device, call_id, task_id, contact_no, kind, body, expires_at)
-             VALUES ($1, $2, $3, $4, $5, 'DIAL_COMMAND', $6, $7)",
-        )
-        .bind(&message_id)
-        .bind(device.id)
-        .bind(Uuid::parse_str(&req.call_id).ok())
-        .bind(&req.task_id)
-        .bind(req.contact_no as i32)
-        .bind(sqlx::types::Json(&data))
-        .bind(expires)
-        .execute(&self.devices.pool)
-        .await
-        .map_err(|e| ApiError::Transient(format!("command not kept: {e}")))?;
+        let call = Uuid::parse_str(&req.call_id)
+            .map_err(|_| ApiError::Config(format!("call id {:?} is not a UUID", req.call_id)))?;
+        // The command and the call's provider id in one transaction: an adapter that dies
+        // after it finds the call placed (and follows it), never a command nobody follows.
+        let keep = async {
+            let mut tx = self.devices.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO provider_device_commands
+                     (message_id, device, call_id, task_id, contact_no, kind, body, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, 'DIAL_COMMAND', $6, $7)",
+            )
+            .bind(&message_id)
+            .bind(device.id)
+            .bind(call)
+            .bind(&req.task_id)
+            .bind(req.contact_no as i32)
+            .bind(sqlx::types::Json(&data))
+            .bind(expires)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE provider_calls SET provider_call_id = $2 WHERE call_id = $1")
+                .bind(call)
+                .bind(&message_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        keep.await
+            .map_err(|e| ApiError::Transient(format!("command not kept: {e}")))?;
         self.tell(device.id, Nudge::Flush).await;
         let mut raw = format!(
             "DIAL_COMMAND {message_id} for device {} ({}{})",
@@ -232,7 +270,29 @@ impl Mobile {
     }
 
     async fn status_inner(&self, message_id: &str) -> Result<Vec<Report>, ApiError> {
-        // A dial the phone never got in time: given up.
+        // A dial the phone never got in time: given up. One it got but never said a word
+        // about for REPORT_WAIT (the app died with it): given up too.
+        let silent: Option<(i64,)> = sqlx::query_as(
+            "UPDATE provider_device_commands SET done_at = now()
+             WHERE message_id = $1 AND done_at IS NULL AND delivered_at IS NOT NULL
+               AND delivered_at < now() - make_interval(secs => $2)
+             RETURNING device",
+        )
+        .bind(message_id)
+        .bind(REPORT_WAIT.as_secs_f64())
+        .fetch_optional(&self.devices.pool)
+        .await
+        .map_err(|e| ApiError::Transient(e.to_string()))?;
+        if let Some((device,)) = silent {
+            return Ok(vec![Report {
+                provider_call_id: message_id.to_string(),
+                signal: Signal::unanswered(hangup::cause(41, "mobile:no-report")),
+                raw: format!(
+                    "device {device} took the dial command and said nothing for {} s",
+                    REPORT_WAIT.as_secs()
+                ),
+            }]);
+        }
         let expired: Option<(i64,)> = sqlx::query_as(
             "UPDATE provider_device_commands SET done_at = now()
              WHERE message_id = $1 AND done_at IS NULL AND delivered_at IS NULL
@@ -350,9 +410,11 @@ impl Mobile {
             }
             _ => return Ok(()),
         };
+        // The phone must still be bound (an open WebSocket outlives nothing).
         let owner: Option<(String, String)> = sqlx::query_as(
             "SELECT c.tenant_id, c.line_id FROM provider_device_commands d
              JOIN provider_calls c ON c.call_id = d.call_id
+             JOIN provider_devices p ON p.id = d.device AND p.unbound_at IS NULL
              WHERE d.call_id = $1 AND d.device = $2 AND d.kind = 'DIAL_COMMAND'",
         )
         .bind(call)
@@ -374,12 +436,10 @@ impl Mobile {
         else {
             return Err((StatusCode::NOT_FOUND, format!("line {line_id} is gone")));
         };
-        let mut raw = data.to_string();
-        raw.truncate(4096);
         let report = Report {
             provider_call_id: String::new(),
             signal,
-            raw: format!("{kind} {raw}"),
+            raw: crate::cloud::keep(&line, &format!("{kind} {data}")),
         };
         self.calls
             .save(call, &line, &[report])
@@ -403,11 +463,23 @@ impl Mobile {
     /// Sends the phone its open commands (all of them after a (re)connect, else those not yet
     /// delivered), marking them delivered.
     async fn flush(&self, device: i64, socket: &mut WebSocket, all: bool) -> Result<(), String> {
+        // Claimed (marked delivered) before it is sent, in one statement: a hang-up or the
+        // dial's expiry racing the send sees it delivered and cancels it on the phone rather
+        // than releasing a call the phone is about to dial. A cancel needs no report: done
+        // once claimed. What the phone has not reported on goes again on a reconnect, for a
+        // day at most.
         let rows: Vec<(String, String, sqlx::types::Json<Value>)> = sqlx::query_as(
-            "SELECT message_id, kind, body FROM provider_device_commands
-             WHERE device = $1 AND done_at IS NULL AND ($2 OR delivered_at IS NULL)
-               AND (kind <> 'DIAL_COMMAND' OR delivered_at IS NOT NULL OR expires_at > now())
-             ORDER BY created_at LIMIT 100",
+            "UPDATE provider_device_commands c
+             SET delivered_at = coalesce(c.delivered_at, now()),
+                 done_at = CASE WHEN c.kind = 'CANCEL_DIAL' THEN now() ELSE c.done_at END
+             FROM (SELECT message_id FROM provider_device_commands
+                   WHERE device = $1 AND done_at IS NULL AND ($2 OR delivered_at IS NULL)
+                     AND created_at > now() - interval '1 day'
+                     AND (kind <> 'DIAL_COMMAND' OR delivered_at IS NOT NULL OR expires_at > now())
+                   ORDER BY created_at LIMIT 100
+                   FOR UPDATE) open
+             WHERE c.message_id = open.message_id
+             RETURNING c.message_id, c.kind, c.body",
         )
         .bind(device)
         .bind(all)
@@ -419,32 +491,25 @@ impl Mobile {
                 .send(Message::Text(message(&kind, &id, body.0).into()))
                 .await
                 .map_err(|e| e.to_string())?;
-            // A cancel needs no report: done once sent.
-            sqlx::query(
-                "UPDATE provider_device_commands SET delivered_at = coalesce(delivered_at, now()),
-                     done_at = CASE WHEN kind = 'CANCEL_DIAL' THEN now() ELSE done_at END
-                 WHERE message_id = $1",
-            )
-            .bind(&id)
-            .execute(&self.devices.pool)
-            .await
-            .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 
-    /// Keeps an uploaded recording of one of the phone's calls and announces it.
+    /// Keeps an uploaded recording (written to `temp`, `len` bytes) of one of the phone's
+    /// calls, once the call is over, and announces it. Once per call.
     async fn keep_recording(
         &self,
         device: &DeviceRow,
         call: Uuid,
         file_name: &str,
         content_type: &str,
-        bytes: &[u8],
+        temp: &std::path::Path,
+        len: u64,
     ) -> Result<String, (StatusCode, String)> {
         let row: Option<(String, i32, String)> = sqlx::query_as(
             "SELECT d.task_id, d.contact_no, c.tenant_id FROM provider_device_commands d
              JOIN provider_calls c ON c.call_id = d.call_id
+             JOIN provider_devices p ON p.id = d.device AND p.unbound_at IS NULL
              WHERE d.call_id = $1 AND d.device = $2 AND d.kind = 'DIAL_COMMAND'",
         )
         .bind(call)
@@ -461,21 +526,38 @@ impl Mobile {
         let ext = std::path::Path::new(file_name)
             .extension()
             .and_then(|e| e.to_str())
-            .filter(|e| e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
-            .unwrap_or("bin")
-            .to_ascii_lowercase();
+            .map(str::to_ascii_lowercase)
+            .filter(|e| RECORDING_EXTENSIONS.contains(&e.as_str()))
+            .ok_or_else(|| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "file: the file name must end in one of .{}",
+                        RECORDING_EXTENSIONS.join(", .")
+                    ),
+                )
+            })?;
         let path = self.recordings.join(format!("{call}.{ext}"));
-        let write = async {
-            tokio::fs::create_dir_all(&self.recordings).await?;
-            tokio::fs::write(&path, bytes).await
-        };
-        write.await.map_err(|e| {
+        // Once: a file already kept for the call is not replaced (its event says where it is).
+        let mut kept = false;
+        for e in RECORDING_EXTENSIONS {
+            kept |= tokio::fs::try_exists(self.recordings.join(format!("{call}.{e}")))
+                .await
+                .unwrap_or(false);
+        }
+        if kept {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("call {call}: its recording was uploaded already"),
+            ));
+        }
+        tokio::fs::rename(temp, &path).await.map_err(|e| {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("recording not kept: {e}"),
             )
         })?;
-        let abs = std::path::absolute(&path).unwrap_or(path);
+        let abs = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
         let uri = format!("file://{}", abs.display());
         let event = Event::RecordingAvailable(pb::RecordingAvailable {
             call_id: call.to_string(),
@@ -484,14 +566,22 @@ impl Mobile {
             uri: uri.clone(),
             content_type: content_type.to_string(),
             duration_ms: 0,
-            bytes: bytes.len() as u64,
+            bytes: len,
             codec: String::new(),
             source: crate::devices::KIND.into(),
         });
-        waihu_provider_core::attach_to_call(&self.bus, &tenant, call, "recording", event)
+        match waihu_provider_core::attach_to_call(&self.bus, &tenant, call, "recording", event)
             .await
-            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        Ok(uri)
+        {
+            Ok(()) => Ok(uri),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                Err(match e {
+                    waihu_bus::HandlerError::Permanent(why) => (StatusCode::CONFLICT, why),
+                    other => (StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+                })
+            }
+        }
     }
 }
 
@@ -645,15 +735,20 @@ async fn bind(
         );
     };
     match m.devices.bind(&req, &peer.ip().to_string()).await {
-        Ok((d, token)) => Json(json!({
-            "success": true,
-            "websocketUrl": m.websocket_url,
-            "userId": d.user_id,
-            "authToken": token,
-            "id": d.id,
-            "lineId": crate::devices::line_id(d.id),
-        }))
-        .into_response(),
+        Ok((d, token, earlier)) => {
+            if let Some(old) = earlier {
+                m.unbound(old).await;
+            }
+            Json(json!({
+                "success": true,
+                "websocketUrl": m.websocket_url,
+                "userId": d.user_id,
+                "authToken": token,
+                "id": d.id,
+                "lineId": crate::devices::line_id(d.id),
+            }))
+            .into_response()
+        }
         Err(e) => api_fail(e),
     }
 }
@@ -706,48 +801,101 @@ async fn upload(
         Ok(d) => d,
         Err(r) => return r,
     };
-    let mut call: Option<String> = None;
-    let mut file: Option<(String, String, bytes::Bytes)> = None;
-    loop {
-        match form.next_field().await {
-            Ok(Some(f)) => {
-                let name = f.name().unwrap_or("").to_string();
-                if name == "callId" {
-                    call = f.text().await.ok();
-                } else if name == "file" {
-                    let file_name = f.file_name().unwrap_or("recording").to_string();
-                    let ct = f
-                        .content_type()
-                        .unwrap_or("application/octet-stream")
-                        .to_string();
-                    match f.bytes().await {
-                        Ok(b) => file = Some((file_name, ct, b)),
-                        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("file: {e}")),
-                    }
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return fail(
-                    StatusCode::BAD_REQUEST,
-                    &format!("not a multipart form: {e}"),
-                )
-            }
-        }
+    let Ok(_slot) = m.uploads.clone().try_acquire_owned() else {
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many uploads at once: try again shortly",
+        );
+    };
+    if let Err(e) = tokio::fs::create_dir_all(&m.recordings).await {
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("recordings directory: {e}"),
+        );
     }
-    let Some(call) = call.and_then(|c| Uuid::parse_str(c.trim()).ok()) else {
-        return fail(StatusCode::BAD_REQUEST, "callId: is required (a call id)");
-    };
-    let Some((file_name, ct, bytes)) = file.filter(|f| !f.2.is_empty()) else {
-        return fail(StatusCode::BAD_REQUEST, "file: is required");
-    };
-    match m
-        .keep_recording(&device, call, &file_name, &ct, &bytes)
-        .await
-    {
+    // The file goes to disk as it arrives (bounded memory), under a temporary name until the
+    // call it belongs to is known and checked.
+    let temp = m.recordings.join(format!(".upload-{}", Uuid::new_v4()));
+    let result = receive_upload(&m, &device, &mut form, &temp).await;
+    let _ = tokio::fs::remove_file(&temp).await;
+    match result {
         Ok(url) => Json(json!({"success": true, "recordingUrl": url})).into_response(),
         Err((s, why)) => fail(s, &why),
     }
+}
+
+async fn receive_upload(
+    m: &Mobile,
+    device: &DeviceRow,
+    form: &mut Multipart,
+    temp: &std::path::Path,
+) -> Result<String, (StatusCode, String)> {
+    use tokio::io::AsyncWriteExt;
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
+    let mut call: Option<String> = None;
+    let mut file: Option<(String, String, u64)> = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(bad(format!("not a multipart form: {e}"))),
+        };
+        match field.name().unwrap_or("") {
+            "callId" => {
+                let mut field = field;
+                let mut text = Vec::new();
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| bad(format!("callId: {e}")))?
+                {
+                    text.extend_from_slice(&chunk);
+                    if text.len() > 64 {
+                        return Err(bad("callId: too long for a call id".into()));
+                    }
+                }
+                call = Some(String::from_utf8_lossy(&text).trim().to_string());
+            }
+            "file" => {
+                let name = field.file_name().unwrap_or("recording").to_string();
+                let ct = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let mut field = field;
+                let mut out = tokio::fs::File::create(temp)
+                    .await
+                    .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                let mut len = 0u64;
+                while let Some(chunk) =
+                    field.chunk().await.map_err(|e| bad(format!("file: {e}")))?
+                {
+                    len += chunk.len() as u64;
+                    if len > MAX_RECORDING as u64 {
+                        return Err((
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("file: at most {MAX_RECORDING} bytes"),
+                        ));
+                    }
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                }
+                out.flush()
+                    .await
+                    .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                file = Some((name, ct, len));
+            }
+            _ => {} // other fields are skipped
+        }
+    }
+    let call = call
+        .and_then(|c| Uuid::parse_str(&c).ok())
+        .ok_or_else(|| bad("callId: is required (a call id)".into()))?;
+    let (name, ct, len) = file
+        .filter(|f| f.2 > 0)
+        .ok_or_else(|| bad("file: is required".into()))?;
+    m.keep_recording(device, call, &name, &ct, temp, len).await
 }
 
 async fn websocket(
@@ -761,6 +909,7 @@ async fn websocket(
         Err(r) => return r,
     };
     ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let id = device.id;
             if let Err(e) = m.connection(device, socket).await {
@@ -783,14 +932,19 @@ impl Mobile {
             drop(old);
         }
         let result = self.converse(&device, &mut socket, &mut nudges).await;
-        {
+        let current = {
             let mut hub = self.hub.lock();
-            if hub.get(&id).is_some_and(|(g, _)| *g == generation) {
+            let current = hub.get(&id).is_some_and(|(g, _)| *g == generation);
+            if current {
                 hub.remove(&id);
             }
-        }
-        if let Err(e) = self.devices.seen(id, false).await {
-            tracing::warn!(device = id, error = %e, "offline state not kept");
+            current
+        };
+        // A connection replaced by a newer one leaves the phone's state to that one.
+        if current {
+            if let Err(e) = self.devices.seen(id, false).await {
+                tracing::warn!(device = id, error = %e, "offline state not kept");
+            }
         }
         let _ = socket.close().await;
         result
@@ -804,10 +958,14 @@ impl Mobile {
     ) -> Result<(), String> {
         let id = device.id;
         let t = self.devices.timings;
-        self.devices
+        if !self
+            .devices
             .seen(id, true)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+        {
+            return Err("the phone is no longer bound".into());
+        }
         self.flush(id, socket, true).await?;
         let mut heard = tokio::time::Instant::now();
         let mut online = true;
@@ -852,15 +1010,10 @@ impl Mobile {
                     };
                     let kind = v.get("type").and_then(Value::as_str).unwrap_or("").to_string();
                     let message_id = v.get("messageId").and_then(Value::as_str).unwrap_or("").to_string();
-                    // A message sent again after a reconnect is taken once.
-                    if !message_id.is_empty() {
-                        if seen_ids.contains(&message_id) {
-                            continue;
-                        }
-                        seen_ids.push_back(message_id.clone());
-                        if seen_ids.len() > 256 {
-                            seen_ids.pop_front();
-                        }
+                    // A message sent again (after a reconnect, say) is taken once: its id is
+                    // remembered once it was taken.
+                    if !message_id.is_empty() && seen_ids.contains(&message_id) {
+                        continue;
                     }
                     let data = v.get("data").cloned().unwrap_or(Value::Null);
                     match kind.as_str() {
@@ -870,11 +1023,15 @@ impl Mobile {
                                 .await
                                 .map_err(|e| e.to_string())?;
                             online = true;
-                            self.devices.seen(id, true).await.map_err(|e| e.to_string())?;
+                            if !self.devices.seen(id, true).await.map_err(|e| e.to_string())? {
+                                return Err("the phone is no longer bound".into());
+                            }
                         }
                         "DEVICE_ONLINE" => {
                             online = true;
-                            self.devices.seen(id, true).await.map_err(|e| e.to_string())?;
+                            if !self.devices.seen(id, true).await.map_err(|e| e.to_string())? {
+                                return Err("the phone is no longer bound".into());
+                            }
                             self.flush(id, socket, false).await?;
                         }
                         "DEVICE_OFFLINE" => {
@@ -882,14 +1039,24 @@ impl Mobile {
                             self.devices.seen(id, false).await.map_err(|e| e.to_string())?;
                         }
                         "CALL_STATUS" | "CALL_END" => {
-                            if let Err((_, why)) = self.report(device, &kind, &data).await {
+                            if let Err((status, why)) = self.report(device, &kind, &data).await {
                                 tracing::warn!(device = id, %kind, %why, "phone report not taken");
+                                if status == StatusCode::SERVICE_UNAVAILABLE {
+                                    // Not taken for now: the same message may come again.
+                                    continue;
+                                }
                             }
                         }
                         "RECORDING_UPLOAD" => {
                             tracing::debug!(device = id, "phone says a recording was uploaded");
                         }
                         other => tracing::debug!(device = id, kind = %other, "unknown message type: ignored"),
+                    }
+                    if !message_id.is_empty() {
+                        seen_ids.push_back(message_id);
+                        if seen_ids.len() > 256 {
+                            seen_ids.pop_front();
+                        }
                     }
                 }
             }
