@@ -158,7 +158,17 @@ impl Cluster {
         provider: bool,
         call_timeout: Duration,
     ) -> Cluster {
-        let env = TestEnv::new().await;
+        Cluster::start_on(TestEnv::new().await, sim, lines, provider, call_timeout).await
+    }
+
+    /// [`Cluster::start_with`] in `env` (e.g. one on a NATS cluster: [`TestEnv::on_nats`]).
+    pub async fn start_on(
+        env: TestEnv,
+        sim: Simulator,
+        lines: Vec<Line>,
+        provider: bool,
+        call_timeout: Duration,
+    ) -> Cluster {
         let mut c = Cluster {
             env,
             sim,

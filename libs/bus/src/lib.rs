@@ -159,7 +159,20 @@ impl Bus {
         options = options
             .name("waihu")
             .connection_timeout(Duration::from_secs(5));
-        let client = options.connect(&config.url).await.map_err(failed)?;
+        // A cluster is named by its servers, comma-separated (`nats://a:4222,nats://b:4222`).
+        let servers: Vec<async_nats::ServerAddr> = config
+            .url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| BusError::Connect {
+                url: redact(&config.url),
+                source: async_nats::ConnectError::with_source(
+                    async_nats::ConnectErrorKind::ServerParse,
+                    e,
+                ),
+            })?;
+        let client = options.connect(servers).await.map_err(failed)?;
         let bus = Bus::from_client(client, &config.prefix);
         bus.ensure_streams(config).await?;
         Ok(bus)

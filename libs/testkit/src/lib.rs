@@ -48,11 +48,20 @@ pub struct TestEnv {
     pub prefix: String,
     pub pool: PgPool,
     pub bus: Bus,
+    /// The NATS the environment's services use, and its streams' replicas.
+    pub nats_url: String,
+    pub replicas: usize,
 }
 
 impl TestEnv {
     /// Creates the database (migrated) and the streams.
     pub async fn new() -> TestEnv {
+        TestEnv::on_nats(&nats_url(), 1).await
+    }
+
+    /// [`TestEnv::new`] on the NATS at `url` (a comma-separated list for a cluster), with
+    /// streams of `replicas` replicas.
+    pub async fn on_nats(url: &str, replicas: usize) -> TestEnv {
         init_logging();
         let id = Uuid::new_v4().simple().to_string()[..12].to_string();
         let database = format!("waihu_t_{id}");
@@ -70,9 +79,12 @@ impl TestEnv {
             .await
             .expect("test database connects and migrates");
         let prefix = format!("t{id}");
-        let bus = Bus::connect(&BusConfig::local(nats_url(), &prefix))
-            .await
-            .expect("NATS JetStream reachable (NATS_URL)");
+        let bus = Bus::connect(&BusConfig {
+            replicas,
+            ..BusConfig::local(url, &prefix)
+        })
+        .await
+        .expect("NATS JetStream reachable (NATS_URL)");
         TestEnv {
             id,
             database,
@@ -80,12 +92,16 @@ impl TestEnv {
             prefix,
             pool,
             bus,
+            nats_url: url.to_string(),
+            replicas,
         }
     }
 
     /// Service settings pointing at this environment.
     pub fn config(&self) -> CommonConfig {
-        CommonConfig::for_test(&nats_url(), &self.database_url, &self.prefix)
+        let mut c = CommonConfig::for_test(&self.nats_url, &self.database_url, &self.prefix);
+        c.replicas = self.replicas;
+        c
     }
 
     /// Drops the database and deletes the streams.
