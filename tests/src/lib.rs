@@ -310,6 +310,28 @@ impl Cluster {
     }
 
     pub async fn start_provider(&mut self) {
+        // The HTTP port is chosen before the adapter binds it (callbacks are asked for at it),
+        // so another socket may take it meanwhile: a first start tries another port; a
+        // restart keeps its port (callbacks already point there).
+        let first = self.provider_addr.is_empty();
+        for _ in 0..5 {
+            let stop = CancellationToken::new();
+            match waihu_provider::start(self.provider_config(), stop.clone()).await {
+                Ok(handle) => {
+                    self.provider_addr = format!("http://{}", handle.addr);
+                    self.provider = Some(Running { handle, stop });
+                    return;
+                }
+                Err(e) if first && e.to_string().contains("Address already in use") => {
+                    self.provider_http = free_port();
+                }
+                Err(e) => panic!("service starts: {e:?}"),
+            }
+        }
+        panic!("no free port for the provider adapter's HTTP server after 5 tries");
+    }
+
+    fn provider_config(&self) -> waihu_provider::ProviderConfig {
         let mut cfg = waihu_provider::ProviderConfig::new(self.env.config(), self.sim.clone());
         cfg.dialer_url = self.dialer_addr.clone();
         cfg.http_addr = self.provider_http;
@@ -329,9 +351,7 @@ impl Cluster {
         cfg.recordings = self.recordings.clone();
         cfg.devices = self.devices;
         cfg.websocket_url = waihu_provider::websocket_url_for(&cfg.public_url);
-        let r = run(|s| waihu_provider::start(cfg, s)).await;
-        self.provider_addr = format!("http://{}", r.handle.addr);
-        self.provider = Some(r);
+        cfg
     }
 
     /// Stops the provider adapter cleanly and starts it again (with the cluster's current
