@@ -99,25 +99,8 @@ impl Sipp {
         std::fs::create_dir_all(&dir).expect("sipp dir");
         std::fs::write(dir.join("pcmu.wav"), tone(true)).expect("pcmu.wav");
         std::fs::write(dir.join("pcma.wav"), tone(false)).expect("pcma.wav");
-        let port = free_udp_port();
-        let media = free_udp_port();
-        let child = tokio::process::Command::new("sipp")
-            .current_dir(&dir)
-            .args(["-sf", &file.display().to_string()])
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
-            .args(["-d", &pause_ms.to_string()])
-            .args(["-nostdin", "-trace_err", "-max_socket", "1000"])
-            .args(["-l", "1000", "-aa"])
-            .args(if tcp { &["-t", "t1"][..] } else { &[][..] })
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("sipp (Debian package sip-tester; scripts/ensure-tools.sh installs it)");
-        // Listening once its port is taken.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Ports are picked free, then bound by sipp: another socket may take one meanwhile,
+        // and sipp exits. Then new ports are tried.
         let free = |port: u16| {
             if tcp {
                 std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
@@ -125,10 +108,47 @@ impl Sipp {
                 UdpSocket::bind(("127.0.0.1", port)).is_ok()
             }
         };
-        while free(port) {
-            assert!(std::time::Instant::now() < deadline, "sipp did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut attempt = 0;
+        let (child, port) = loop {
+            attempt += 1;
+            let port = free_udp_port();
+            let media = free_udp_port();
+            let mut child = tokio::process::Command::new("sipp")
+                .current_dir(&dir)
+                .args(["-sf", &file.display().to_string()])
+                .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
+                .args(["-d", &pause_ms.to_string()])
+                .args(["-nostdin", "-trace_err", "-max_socket", "1000"])
+                .args(["-l", "1000", "-aa"])
+                .args(if tcp { &["-t", "t1"][..] } else { &[][..] })
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("sipp (Debian package sip-tester; scripts/ensure-tools.sh installs it)");
+            // Listening once its port is taken and it still runs a moment later.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut exited = false;
+            while free(port) {
+                if child.try_wait().ok().flatten().is_some() {
+                    exited = true;
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "sipp did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            exited |= child.try_wait().ok().flatten().is_some();
+            if !exited {
+                break (child, port);
+            }
+            assert!(
+                attempt < 5,
+                "sipp exited at start 5 times (its ports taken?)"
+            );
+        };
         Sipp {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
