@@ -75,24 +75,38 @@ struct NatsCluster {
 
 impl NatsCluster {
     async fn start() -> NatsCluster {
-        let base = std::env::temp_dir().join(format!("waihu-nats-{}", uuid::Uuid::new_v4()));
-        let mut nodes: Vec<Node> = (0..3)
-            .map(|i| Node {
-                name: format!("n{i}"),
-                port: free_port(),
-                route: free_port(),
-                dir: base.join(format!("n{i}")),
-                child: None,
-            })
-            .collect();
-        let routes: Vec<u16> = nodes.iter().map(|n| n.route).collect();
-        for n in &mut nodes {
-            std::fs::create_dir_all(&n.dir).expect("store dir");
-            n.start(&routes);
+        // Ports are picked free, then bound by nats-server: another socket may take one
+        // meanwhile and that node exits. Then the whole cluster starts again on new ports.
+        for _ in 0..5 {
+            let base = std::env::temp_dir().join(format!("waihu-nats-{}", uuid::Uuid::new_v4()));
+            let mut nodes: Vec<Node> = (0..3)
+                .map(|i| Node {
+                    name: format!("n{i}"),
+                    port: free_port(),
+                    route: free_port(),
+                    dir: base.join(format!("n{i}")),
+                    child: None,
+                })
+                .collect();
+            let routes: Vec<u16> = nodes.iter().map(|n| n.route).collect();
+            for n in &mut nodes {
+                std::fs::create_dir_all(&n.dir).expect("store dir");
+                n.start(&routes);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let exited = nodes.iter_mut().any(|n| {
+                n.child
+                    .as_mut()
+                    .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+            });
+            let c = NatsCluster { nodes };
+            if exited {
+                continue; // dropped: its nodes killed, its directory removed
+            }
+            c.wait_ready().await;
+            return c;
         }
-        let c = NatsCluster { nodes };
-        c.wait_ready().await;
-        c
+        panic!("a node of the NATS cluster exited at start 5 times (its ports taken?)");
     }
 
     fn url(&self) -> String {
