@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # Installs the test tools, once:
 #   sipp          (Debian package sip-tester) plays the SIP trunk in tests/tests/sip.rs
-#   nats-server   (Debian package nats-server) the 3-node cluster of tests/tests/nats_cluster.rs
-#                 (the binary only: ensure-infra.sh decides which NATS the tests use)
 #   schemathesis  (PyPI, into .tools/venv, kept out of git) property-based checks of the HTTP
 #                 gateway against its OpenAPI document
 # Prints nothing when they are already there. Needs python3 with venv (Debian: python3-venv,
@@ -12,11 +10,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO="sudo -n"
-if ! command -v nats-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/nats-server ]]; then
-    echo "ensure-tools: installing nats-server (Debian package nats-server)" >&2
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nats-server </dev/null
-fi
 if ! command -v sipp >/dev/null 2>&1; then
     echo "ensure-tools: installing sipp (Debian package sip-tester)" >&2
     $SUDO apt-get update -qq
