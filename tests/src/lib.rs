@@ -345,9 +345,6 @@ impl Cluster {
             .map(|k| waihu_runtime::config::Secret::new(k.clone()))
             .collect();
         cfg.polling = self.polling;
-        if let Some(sip) = cfg.sip.as_mut() {
-            sip.recordings = self.recordings.clone();
-        }
         cfg.recordings = self.recordings.clone();
         cfg.devices = self.devices;
         cfg.websocket_url = waihu_provider::websocket_url_for(&cfg.public_url);

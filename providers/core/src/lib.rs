@@ -26,6 +26,13 @@ pub struct Signed {
     pub extra: Vec<(String, String)>,
 }
 
+/// The `file://` URI of a recording kept on this host (absolute when it can be made so), as
+/// `RecordingAvailable.uri` names it.
+pub fn file_uri(path: &std::path::Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("file://{}", abs.display())
+}
+
 /// What a provider learnt about a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {

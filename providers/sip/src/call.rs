@@ -147,10 +147,8 @@ impl Provider for SipProvider {
                     .await;
             }
         };
-        let (Some(callee), Some(caller)) = (
-            user_part(&req.phone),
-            user_part(line.caller_for(req)).or_else(|| Some("anonymous".into())),
-        ) else {
+        let caller = user_part(line.caller_for(req)).unwrap_or_else(|| "anonymous".into());
+        let Some(callee) = user_part(&req.phone) else {
             return ledger
                 .record_report(
                     release(28, "sip:invalid-number"),
@@ -158,21 +156,14 @@ impl Provider for SipProvider {
                 )
                 .await;
         };
-        let target =
-            match tokio::net::lookup_host((trunk.host.trim_matches(['[', ']']), trunk.port))
-                .await
-                .map(|mut a| a.next())
-            {
-                Ok(Some(a)) => a,
-                Ok(None) | Err(_) => {
-                    return ledger
-                        .record_report(
-                            release(38, "sip:trunk-unresolved"),
-                            format!("the trunk host {} does not resolve", trunk.host),
-                        )
-                        .await;
-                }
-            };
+        let Some(target) = trunk.resolve().await else {
+            return ledger
+                .record_report(
+                    release(38, "sip:trunk-unresolved"),
+                    format!("the trunk host {} does not resolve", trunk.host),
+                )
+                .await;
+        };
         let inner = &self.inner;
         let media = Media::open(inner.rtp_bind_ip(target), inner.config.rtp_ports)
             .await
@@ -213,7 +204,7 @@ impl Provider for SipProvider {
                     call_id: req.call_id.clone(),
                     task_id: req.task_id.clone(),
                     contact_no: req.contact_no,
-                    uri: file_uri(&r.path),
+                    uri: waihu_provider_core::file_uri(&r.path),
                     content_type: "audio/wav".into(),
                     duration_ms: r.duration_ms,
                     bytes: r.bytes,
@@ -227,12 +218,6 @@ impl Provider for SipProvider {
         }
         Ok(())
     }
-}
-
-/// `file://` URI of a local path (absolute when it can be made so).
-fn file_uri(path: &std::path::Path) -> String {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    format!("file://{}", abs.display())
 }
 
 impl crate::stack::Inner {
@@ -454,10 +439,7 @@ impl SipProvider {
         }
         if trunk.record {
             media.record(
-                inner
-                    .config
-                    .recordings
-                    .join(format!("{}.wav", ledger.call_id())),
+                inner.recordings.join(format!("{}.wav", ledger.call_id())),
                 trunk.max_call,
             );
         }

@@ -194,6 +194,15 @@ impl Trunk {
     pub fn from_line(line: &LineConfig) -> Result<Trunk, BadSetting> {
         Trunk::from_config(&line.config)
     }
+
+    /// The trunk's address (its host resolved, the first address given); None when it does
+    /// not resolve.
+    pub async fn resolve(&self) -> Option<std::net::SocketAddr> {
+        tokio::net::lookup_host((self.host.trim_matches(['[', ']']), self.port))
+            .await
+            .ok()?
+            .next()
+    }
 }
 
 /// The user part of a SIP URI for a phone number: digits, with a leading `+` kept (E.164).

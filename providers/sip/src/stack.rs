@@ -17,8 +17,8 @@ use rsipstack::{
 };
 use tokio_util::sync::CancellationToken;
 
-/// Where the adapter's SIP user agent listens and keeps what it records
-/// (`[provider] sip_bind`, `sip_public_ip`, `rtp_ports`, `recordings_dir`).
+/// Where the adapter's SIP user agent listens (`[provider] sip_bind`, `sip_public_ip`,
+/// `rtp_ports`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackConfig {
     /// The SIP socket (UDP; also the source of TCP connections). Port 0 picks a free one.
@@ -28,8 +28,6 @@ pub struct StackConfig {
     pub public_ip: Option<IpAddr>,
     /// Ports the calls' RTP sockets take (inclusive); None = any free port.
     pub rtp_ports: Option<(u16, u16)>,
-    /// Where recordings are written (`<dir>/<call id>.wav`).
-    pub recordings: PathBuf,
 }
 
 impl Default for StackConfig {
@@ -38,7 +36,6 @@ impl Default for StackConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 5060)),
             public_ip: None,
             rtp_ports: None,
-            recordings: PathBuf::from("recordings"),
         }
     }
 }
@@ -47,6 +44,8 @@ pub(crate) struct Inner {
     pub endpoint: Endpoint,
     pub dialogs: Arc<DialogLayer>,
     pub config: StackConfig,
+    /// Where recordings are written (`<dir>/<call id>.wav`).
+    pub recordings: PathBuf,
     /// The SIP address in Via and Contact, and the media address in the SDP.
     pub contact: SocketAddr,
     pub media_ip: IpAddr,
@@ -71,9 +70,11 @@ fn outward_ip() -> IpAddr {
 }
 
 impl SipProvider {
-    /// Binds the SIP socket and serves until `stop`.
+    /// Binds the SIP socket and serves until `stop`; answered calls are recorded in
+    /// `recordings`.
     pub async fn start(
         config: StackConfig,
+        recordings: PathBuf,
         stop: CancellationToken,
     ) -> Result<SipProvider, String> {
         let token = stop.child_token();
@@ -123,6 +124,7 @@ impl SipProvider {
                 endpoint,
                 dialogs,
                 config,
+                recordings,
                 contact,
                 media_ip: advertised_ip,
             }),
@@ -190,10 +192,9 @@ impl SipProvider {
         };
         let trunk = crate::Trunk::from_line(line)
             .map_err(|e| format!("provider_config.{}: {}", e.field, e.why))?;
-        let target = tokio::net::lookup_host((trunk.host.trim_matches(['[', ']']), trunk.port))
+        let target = trunk
+            .resolve()
             .await
-            .ok()
-            .and_then(|mut a| a.next())
             .ok_or_else(|| format!("the trunk host {} does not resolve", trunk.host))?;
         let (transport, param) = match trunk.transport {
             crate::Transport::Udp => (rsipstack::sip::transport::Transport::Udp, "UDP"),

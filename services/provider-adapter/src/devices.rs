@@ -69,13 +69,6 @@ pub struct DeviceRow {
 const COLUMNS: &str = "id, tenant_id, user_id, device_id, phone_number, device_name, device_model, \
                        os_type, os_version, app_version, bound_at, unbound_at, online, last_heartbeat";
 
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
 impl DeviceRow {
     pub fn to_pb(&self) -> pb::Device {
         pb::Device {
@@ -89,9 +82,9 @@ impl DeviceRow {
             os_version: self.os_version.clone(),
             app_version: self.app_version.clone(),
             online: self.online && self.unbound_at.is_none(),
-            last_heartbeat: self.last_heartbeat.map(ts),
-            bound_at: Some(ts(self.bound_at)),
-            unbound_at: self.unbound_at.map(ts),
+            last_heartbeat: self.last_heartbeat.map(waihu_events::timestamp),
+            bound_at: Some(waihu_events::timestamp(self.bound_at)),
+            unbound_at: self.unbound_at.map(waihu_events::timestamp),
             line_id: line_id(self.id),
         }
     }

@@ -216,7 +216,14 @@ impl ProviderConfig {
                 ))
             }
         };
-        let recordings = p.recordings_dir.trim().into();
+        let recordings = p.recordings_dir.trim();
+        if recordings.is_empty() {
+            return Err(ConfigError::invalid(
+                "provider.recordings_dir",
+                "must name a directory",
+            ));
+        }
+        let recordings = recordings.into();
         let credentials_key = Some(p.credentials_key).filter(|k| !k.expose().trim().is_empty());
         let credentials_old_keys: Vec<Secret> = p
             .credentials_old_keys
@@ -327,18 +334,10 @@ fn sip_config(p: &ProviderSection) -> Result<Option<waihu_provider_sip::StackCon
             })?)
         }
     };
-    let recordings = p.recordings_dir.trim();
-    if recordings.is_empty() {
-        return Err(ConfigError::invalid(
-            "provider.recordings_dir",
-            "must name a directory",
-        ));
-    }
     Ok(Some(waihu_provider_sip::StackConfig {
         bind,
         public_ip,
         rtp_ports,
-        recordings: recordings.into(),
     }))
 }
 
@@ -376,9 +375,13 @@ pub async fn start(
     let cache = lines::LineCache::new(lines.clone());
     let sip = match &config.sip {
         Some(s) => Some(
-            waihu_provider_sip::SipProvider::start(s.clone(), shutdown.child_token())
-                .await
-                .map_err(|e| format!("{e} (WAIHU_PROVIDER__SIP_BIND; empty for no SIP)"))?,
+            waihu_provider_sip::SipProvider::start(
+                s.clone(),
+                config.recordings.clone(),
+                shutdown.child_token(),
+            )
+            .await
+            .map_err(|e| format!("{e} (WAIHU_PROVIDER__SIP_BIND; empty for no SIP)"))?,
         ),
         None => None,
     };

@@ -863,10 +863,7 @@ impl ProviderService for ProviderApi {
         Ok(Response::new(pb::DeviceBinding {
             token,
             qr_payload: qr.to_string(),
-            expires_at: Some(prost_types::Timestamp {
-                seconds: expires.timestamp(),
-                nanos: expires.timestamp_subsec_nanos() as i32,
-            }),
+            expires_at: Some(waihu_events::timestamp(expires)),
             bind_url: m.bind_url.clone(),
             websocket_url: m.websocket_url.clone(),
         }))

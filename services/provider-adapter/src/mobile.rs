@@ -335,7 +335,7 @@ impl Mobile {
         })
     }
 
-    async fn hang_up_inner(&self, line: &LineConfig, message_id: &str) -> Result<(), ApiError> {
+    async fn hang_up_inner(&self, message_id: &str) -> Result<(), ApiError> {
         let row: Option<(i64, Option<Uuid>, bool)> = sqlx::query_as(
             "UPDATE provider_device_commands SET done_at = coalesce(done_at, now())
              WHERE message_id = $1 RETURNING device, call_id, delivered_at IS NOT NULL",
@@ -360,7 +360,6 @@ impl Mobile {
         .execute(&self.devices.pool)
         .await
         .map_err(|e| ApiError::Transient(e.to_string()))?;
-        let _ = line;
         self.tell(device, Nudge::Flush).await;
         Ok(())
     }
@@ -557,8 +556,7 @@ impl Mobile {
                 format!("recording not kept: {e}"),
             )
         })?;
-        let abs = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-        let uri = format!("file://{}", abs.display());
+        let uri = waihu_provider_core::file_uri(&path);
         let event = Event::RecordingAvailable(pb::RecordingAvailable {
             call_id: call.to_string(),
             task_id,
@@ -611,12 +609,13 @@ impl CloudApi for Mobile {
         Box::pin(self.status_inner(provider_call_id))
     }
 
+    /// A phone's command names its device: the line adds nothing.
     fn hang_up<'a>(
         &'a self,
-        line: &'a LineConfig,
+        _line: &'a LineConfig,
         provider_call_id: &'a str,
     ) -> BoxFuture<'a, Result<(), ApiError>> {
-        Box::pin(self.hang_up_inner(line, provider_call_id))
+        Box::pin(self.hang_up_inner(provider_call_id))
     }
 
     fn test<'a>(&'a self, line: &'a LineConfig) -> BoxFuture<'a, Result<String, ApiError>> {
