@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "waihu/v1/webhook.proto",
         "waihu/v1/provider.proto",
         "waihu/v1/dialer.proto",
+        "waihu/v1/analysis.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

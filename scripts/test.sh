@@ -14,6 +14,13 @@ export NEXTEST_RETRIES=0
 bash scripts/ensure-infra.sh
 bash scripts/ensure-tools.sh
 export WAIHU_SCHEMATHESIS="${WAIHU_SCHEMATHESIS:-$PWD/.tools/venv/bin/schemathesis}"
+export WAIHU_MOTO_SERVER="${WAIHU_MOTO_SERVER:-$PWD/.tools/venv/bin/moto_server}"
+export WAIHU_DEPLOY_VENV="${WAIHU_DEPLOY_VENV:-$PWD/.tools/deploy-venv}"
+
+# Some end-to-end tests run services as their own processes (target/debug/waihu-*); the test
+# runner builds only test targets, so the service binaries are built first.
+echo "test: cargo build --workspace --bins --tests" >&2
+cargo build --workspace --bins --tests
 
 if cargo nextest --version >/dev/null 2>&1; then
     echo "test: cargo nextest run --workspace --no-fail-fast $*" >&2

@@ -45,6 +45,20 @@ pub struct DemoArgs {
     http_addr: String,
 }
 
+/// Where the analysis service the demo starts serves (health).
+const ANALYSIS_ADDR: &str = "http://127.0.0.1:50055";
+
+/// Where the record service the demo starts serves recordings.
+const RECORDINGS_ADDR: &str = "127.0.0.1:8054";
+
+/// The demo's own directory (beside its logs): recordings and their storage.
+fn demo_dir(a: &DemoArgs) -> PathBuf {
+    a.log_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".demo"))
+}
+
 fn port_of(addr: &str) -> Result<u16, CliError> {
     addr.rsplit(':')
         .next()
@@ -87,9 +101,16 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
         ("waihu-task", cli.task_addr.as_str()),
         ("waihu-dialer", cli.dialer_addr.as_str()),
         ("waihu-provider-adapter", cli.provider_addr.as_str()),
+        ("waihu-analysis", ANALYSIS_ADDR),
     ];
     let mut started = Started(Vec::new());
     std::fs::create_dir_all(&a.log_dir)?;
+    // One key for the services this demo starts, so every signed URL verifies.
+    let url_key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     for (name, addr) in services {
         if waihu_runtime::is_serving(addr).await {
             println!("  {name:<24} already running at {addr}");
@@ -112,6 +133,32 @@ async fn ensure_services(cli: &Cli, a: &DemoArgs) -> Result<Started, CliError> {
             .env("WAIHU_SIMULATOR__TIME_SCALE", a.time_scale.to_string())
             .env("WAIHU_PROVIDER__DIALER_URL", &cli.dialer_addr)
             .env("WAIHU_DIALER__TICK_MS", "50")
+            // Answered simulated calls leave a recording (a generated WAV), which the record
+            // service moves into its storage and serves by signed URL.
+            .env("WAIHU_SIMULATOR__RECORDINGS", "true")
+            // ... and a transcript (a generated dialogue), which the analysis service analyses.
+            .env("WAIHU_SIMULATOR__TRANSCRIPTS", "true")
+            // About a second of audio for the average call (16 KB), at most 2 s.
+            .env("WAIHU_SIMULATOR__RECORDING_SCALE", "100")
+            .env("WAIHU_SIMULATOR__RECORDING_MAX_MS", "2000")
+            .env(
+                "WAIHU_PROVIDER__RECORDINGS_DIR",
+                demo_dir(a).join("recordings"),
+            )
+            .env(
+                "WAIHU_RECORDINGS__SOURCE_DIRS",
+                demo_dir(a).join("recordings"),
+            )
+            .env(
+                "WAIHU_RECORDINGS__ROOT",
+                demo_dir(a).join("recordings-store"),
+            )
+            .env("WAIHU_RECORDINGS__HTTP_ADDR", RECORDINGS_ADDR)
+            .env(
+                "WAIHU_RECORDINGS__PUBLIC_URL",
+                format!("http://{RECORDINGS_ADDR}"),
+            )
+            .env("WAIHU_RECORDINGS__URL_KEY", &url_key)
             // Only the provider adapter serves HTTP (providers' callbacks): on loopback, and not
             // wherever WAIHU_HTTP_ADDR (the gateway's, for this demo) points.
             .env("WAIHU_HTTP_ADDR", "127.0.0.1:8053")
@@ -391,6 +438,7 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
         stats.calls_placed as f64 / secs.max(0.001),
         display::stats_table(&stats)
     );
+    recordings(cli, &t.task_id, stats.calls_answered).await?;
     let mut p = ProviderServiceClient::new(crate::provider_channel(cli).await?);
     println!("lines:");
     for id in lines {
@@ -405,4 +453,91 @@ async fn campaign(cli: &Cli, a: &DemoArgs) -> Result<ExitCode, CliError> {
         println!("  {}", crate::line::status_text(&s));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits (a while) for the answered calls' recordings to be stored, then shows how many, their
+/// size, and one signed URL fetched back.
+async fn recordings(cli: &Cli, task_id: &str, answered: u64) -> Result<(), CliError> {
+    use waihu_proto::v1::record_service_client::RecordServiceClient;
+    let mut records = RecordServiceClient::new(crate::record_channel(cli).await?);
+    let t0 = Instant::now();
+    let mut example = None;
+    let (stored, bytes, failed) = loop {
+        let (mut stored, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+        let mut token = String::new();
+        loop {
+            let page = records
+                .list_call_records(task::with_tenant(
+                    &cli.tenant,
+                    pb::ListCallRecordsRequest {
+                        task_id: task_id.to_string(),
+                        answered: Some(true),
+                        page_size: 1000,
+                        page_token: token,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(|s| status("ListCallRecords", s))?
+                .into_inner();
+            for r in &page.records {
+                match r.recording.as_ref().map(|x| x.state()) {
+                    Some(pb::RecordingState::Stored) => {
+                        stored += 1;
+                        bytes += r.recording.as_ref().map_or(0, |x| x.bytes);
+                        example.get_or_insert_with(|| r.call_id.clone());
+                    }
+                    Some(pb::RecordingState::Failed) => failed += 1,
+                    _ => {}
+                }
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        if stored + failed >= answered || t0.elapsed() > Duration::from_secs(120) {
+            break (stored, bytes, failed);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!(
+        "recordings: {stored} of {answered} answered calls stored ({:.1} MiB){}, {:.1} s after the campaign",
+        bytes as f64 / 1048576.0,
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        },
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(call) = example {
+        let u = records
+            .get_recording_url(task::with_tenant(
+                &cli.tenant,
+                pb::GetRecordingUrlRequest {
+                    call_id: call.clone(),
+                    ttl_seconds: 0,
+                },
+            )?)
+            .await
+            .map_err(|s| status("GetRecordingUrl", s))?
+            .into_inner();
+        let fetched = match reqwest::get(&u.url).await {
+            Ok(r) => format!(
+                "HTTP {} {}",
+                r.status().as_u16(),
+                r.headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+            ),
+            Err(e) => format!("not fetched: {e}"),
+        };
+        println!(
+            "  e.g. call {call}: {} ({fetched}); waihu recording url {call} --download call.wav",
+            u.url
+        );
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `waihu`: the operator's and analyst's command line.
 
 mod admin;
+mod analysis;
+mod analyze;
 mod auth;
 mod call;
 mod demo;
@@ -8,9 +10,13 @@ mod device;
 mod display;
 mod dnc;
 mod export;
+mod followup;
 mod import;
 mod line;
+mod output;
 mod provider;
+mod recording;
+mod records;
 mod replay;
 mod task;
 mod tenant;
@@ -63,6 +69,14 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50052"
     )]
     dialer_addr: String,
+    /// Analysis service gRPC address (a call's analysis, reanalysis).
+    #[arg(
+        long,
+        global = true,
+        env = "WAIHU_ANALYSIS_ADDR",
+        default_value = "http://127.0.0.1:50055"
+    )]
+    analysis_addr: String,
     /// Tenant the requests act for.
     #[arg(long, global = true, env = "WAIHU_TENANT", default_value = "default")]
     tenant: String,
@@ -81,6 +95,21 @@ enum Command {
     /// Create, import, control and watch tasks.
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Call records: list and filter them, one in full, a task's report, the day's dashboard.
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
+    /// Follow-ups: write down what came of a call, list those due.
+    #[command(subcommand, name = "followup")]
+    FollowUp(followup::FollowUpCommand),
+    /// What a transcript says (the local analyzer): intent, grade, sentiment, keywords,
+    /// summary, language, as JSON.
+    Analyze(analyze::AnalyzeArgs),
+    /// A call's analysis in the analysis service: where it stands, analyse it again.
+    #[command(subcommand)]
+    Analysis(analysis::AnalysisCommand),
+    /// Recordings: a call's signed, expiring URL, or the file.
+    #[command(subcommand)]
+    Recording(recording::RecordingCommand),
     /// Read the event store: export events, or rebuild and verify the statistics.
     Replay(replay::ReplayArgs),
     /// Dead letters: list, show and re-drive messages a consumer gave up on.
@@ -129,6 +158,11 @@ async fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Demo(a) => demo::run(&cli, a).await,
         Command::Task(c) => task::run(&cli, c).await,
+        Command::Records(c) => records::run(&cli, c).await,
+        Command::FollowUp(c) => followup::run(&cli, c).await,
+        Command::Recording(c) => recording::run(&cli, c).await,
+        Command::Analyze(a) => analyze::run(a),
+        Command::Analysis(c) => analysis::run(&cli, c).await,
         Command::Replay(a) => replay::run(&cli, a).await,
         Command::Dlq(c) => admin::dlq(&cli, c).await,
         Command::Store(c) => admin::store(&cli, c).await,
@@ -166,6 +200,11 @@ pub fn status(context: &str, s: tonic::Status) -> CliError {
 /// A channel to the record service (statistics, records, export, replay and admin).
 pub async fn record_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
     channel("record", "--record-addr", &cli.record_addr).await
+}
+
+/// A channel to the analysis service.
+pub async fn analysis_channel(cli: &Cli) -> Result<tonic::transport::Channel, CliError> {
+    channel("analysis", "--analysis-addr", &cli.analysis_addr).await
 }
 
 /// A channel to the dialer (do-not-call lists).

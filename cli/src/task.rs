@@ -1,8 +1,12 @@
 //! `waihu task ...`
 
-use std::{process::ExitCode, time::Duration};
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use clap::Subcommand;
+use tokio_stream::StreamExt;
 use tonic::{metadata::MetadataValue, transport::Channel, Request};
 use waihu_proto::v1::{
     self as pb, stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
@@ -114,6 +118,61 @@ pub enum TaskCommand {
         task_id: String,
         contact_no: u32,
     },
+    /// A task's contacts, a page at a time, each with what its calls came to: calls, first
+    /// call, talk time, result, intention and recording (seed 000 getTaskDetail).
+    Contacts {
+        /// Task id or number.
+        task_id: String,
+        /// Contacts a page.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        size: u32,
+        /// Contacts after this contact number (the page line prints the next one).
+        #[arg(long, default_value_t = 0)]
+        after: u32,
+    },
+}
+
+/// The `task contacts` table: each contact with its calls.
+pub fn contacts_table(contacts: &[pb::ListedContact], calls: &[pb::ContactCalls]) -> String {
+    let by_no: std::collections::HashMap<u32, &pb::ContactCalls> =
+        calls.iter().map(|c| (c.contact_no, c)).collect();
+    let rows: Vec<Vec<String>> = contacts
+        .iter()
+        .map(|c| {
+            let k = by_no.get(&c.contact_no);
+            vec![
+                c.contact_no.to_string(),
+                c.phone.clone(),
+                display::or_dash(&c.name).to_string(),
+                k.map_or("0".into(), |k| k.calls.to_string()),
+                k.map_or("-".into(), |k| display::time(&k.first_call_at)),
+                k.map_or("0.0".into(), |k| format!("{:.1}", k.talk_seconds)),
+                if k.is_some_and(|k| k.in_call) {
+                    "calling".into()
+                } else {
+                    display::outcome_name(c.outcome).to_string()
+                },
+                k.map_or("-", |k| display::or_dash(&k.intent)).to_string(),
+                k.filter(|k| k.recording_call_number > 0)
+                    .map_or("-".into(), |k| k.recording_call_number.to_string()),
+            ]
+        })
+        .collect();
+    display::columns(
+        &[
+            "NO",
+            "PHONE",
+            "NAME",
+            "CALLS",
+            "FIRST CALL",
+            "TALK S",
+            "RESULT",
+            "INTENT",
+            "RECORDING",
+        ],
+        &[0, 3, 5],
+        &rows,
+    )
 }
 
 /// `1-5`, `1,3,5`, `6-7`: ISO weekdays.
@@ -189,64 +248,196 @@ fn print_task(t: &pb::Task) {
     );
 }
 
-pub async fn watch_stats(cli: &Cli, task_id: &str) -> Result<pb::TaskStats, CliError> {
-    let mut tasks = task_client(cli).await?;
-    let mut stats = stats_client(cli).await?;
-    let mut progress = display::Progress::new(8);
-    let started = std::time::Instant::now();
-    let mut first_calls: Option<(std::time::Instant, u64)> = None;
-    loop {
-        let t = tasks
-            .get_task(with_tenant(
-                &cli.tenant,
-                pb::TaskRef {
-                    task_id: task_id.into(),
-                },
-            )?)
-            .await
-            .map_err(|s| status("task", s))?
-            .into_inner();
-        let s = match stats
-            .get_task_stats(with_tenant(
-                &cli.tenant,
-                pb::GetTaskStatsRequest {
-                    task_id: task_id.into(),
-                },
-            )?)
-            .await
+/// The task's UUID: `task` itself when it is one, else the task service's answer for a task
+/// number (the record service and the dialer know tasks by UUID only).
+pub async fn task_uuid(cli: &Cli, task: &str) -> Result<String, CliError> {
+    if uuid::Uuid::parse_str(task).is_ok() {
+        return Ok(task.to_string());
+    }
+    Ok(task_client(cli)
+        .await?
+        .get_task(with_tenant(
+            &cli.tenant,
+            pb::TaskRef {
+                task_id: task.to_string(),
+            },
+        )?)
+        .await
+        .map_err(|s| status("GetTask", s))?
+        .into_inner()
+        .task_id)
+}
+
+/// How long a watch waits for the record service to see a new task (NOT_FOUND at the start).
+const NOT_FOUND_FOR: Duration = Duration::from_secs(30);
+/// How long a broken watch keeps trying to open the stream again.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(4);
+
+/// When a `WatchTaskStats` stream that failed is opened again, and after how long.
+struct Reopen {
+    started: Instant,
+    /// A snapshot has arrived: the task is known, NOT_FOUND is final from now on.
+    known: bool,
+    /// Since when the stream has been failing (None while it delivers).
+    broken_since: Option<Instant>,
+    delay: Duration,
+}
+
+impl Reopen {
+    fn new(now: Instant) -> Self {
+        Reopen {
+            started: now,
+            known: false,
+            broken_since: None,
+            delay: RETRY_FIRST,
+        }
+    }
+
+    /// A snapshot arrived.
+    fn delivered(&mut self) {
+        self.known = true;
+        self.broken_since = None;
+        self.delay = RETRY_FIRST;
+    }
+
+    /// How long to wait before opening the stream again after `e`, or the error to give up
+    /// with: NOT_FOUND before the first snapshot (the record service has not projected the new
+    /// task yet) for up to [`NOT_FOUND_FOR`]; UNAVAILABLE, or a broken connection, for up to
+    /// [`RECONNECT_FOR`] in a row, backing off.
+    fn after(&mut self, e: tonic::Status, now: Instant) -> Result<Duration, CliError> {
+        if !self.known
+            && e.code() == tonic::Code::NotFound
+            && now.duration_since(self.started) < NOT_FOUND_FOR
         {
-            Ok(s) => s.into_inner(),
-            // The record service has not seen the task yet.
-            Err(e)
-                if e.code() == tonic::Code::NotFound
-                    && started.elapsed() < Duration::from_secs(30) =>
-            {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
+            return Ok(RETRY_FIRST);
+        }
+        // A status that has a source error is the transport's (the connection broke), not
+        // the server's answer.
+        let broken =
+            e.code() == tonic::Code::Unavailable || std::error::Error::source(&e).is_some();
+        if broken {
+            let since = *self.broken_since.get_or_insert(now);
+            if now.duration_since(since) < RECONNECT_FOR {
+                let d = self.delay;
+                self.delay = (d * 2).min(RETRY_MAX);
+                return Ok(d);
             }
-            Err(e) => return Err(status("stats", e)),
-        };
-        let (t0, c0) = *first_calls.get_or_insert((std::time::Instant::now(), s.calls_placed));
+        }
+        Err(status("stats", e))
+    }
+}
+
+/// Calls a second since the first snapshot.
+struct Rate(Option<(Instant, u64)>);
+
+impl Rate {
+    fn of(&mut self, s: &pb::TaskStats) -> f64 {
+        let (t0, c0) = *self.0.get_or_insert((Instant::now(), s.calls_placed));
         let secs = t0.elapsed().as_secs_f64();
-        let rate = if secs > 0.5 {
-            (s.calls_placed - c0) as f64 / secs
+        if secs > 0.5 {
+            s.calls_placed.saturating_sub(c0) as f64 / secs
         } else {
             0.0
-        };
-        let status_name = display::status_name(t.status);
-        progress.show(status_name, &s, rate);
-        let ended = matches!(
-            pb::TaskStatus::try_from(t.status),
-            Ok(pb::TaskStatus::Completed | pb::TaskStatus::Cancelled)
-        );
-        if ended
-            && s.contacts_finished >= t.contacts_total as u64
-            && s.calls_released >= s.calls_placed
-        {
-            progress.finish();
-            return Ok(s);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The task's status for the progress line, if the task service tells it within 2 s (the
+/// statistics stream waits meanwhile).
+async fn status_now(
+    tasks: &mut TaskServiceClient<Channel>,
+    r: Request<pb::TaskRef>,
+) -> Option<i32> {
+    match tokio::time::timeout(Duration::from_secs(2), tasks.get_task(r)).await {
+        Ok(Ok(t)) => Some(t.into_inner().status),
+        _ => None,
+    }
+}
+
+/// Shows a task's statistics live (`WatchTaskStats`) until it has ended; returns the last
+/// snapshot. `task` is a task id or number.
+pub async fn watch_stats(cli: &Cli, task: &str) -> Result<pb::TaskStats, CliError> {
+    let mut tasks = task_client(cli).await?;
+    let task_ref = |task_id: &str| {
+        with_tenant(
+            &cli.tenant,
+            pb::TaskRef {
+                task_id: task_id.into(),
+            },
+        )
+    };
+    let t = tasks
+        .get_task(task_ref(task)?)
+        .await
+        .map_err(|s| status("task", s))?
+        .into_inner();
+    let task_id = t.task_id;
+    let mut task_status = t.status;
+    let mut stats = stats_client(cli).await?;
+    let mut progress = display::Progress::new(8);
+    let mut rate = Rate(None);
+    let mut reopen = Reopen::new(Instant::now());
+    let mut last: Option<pb::TaskStats> = None;
+    // The task's status (paused, ...) is the task service's: read again now and then, and the
+    // line redrawn, whether snapshots come or not.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let opened = stats
+            .watch_task_stats(with_tenant(
+                &cli.tenant,
+                pb::GetTaskStatsRequest {
+                    task_id: task_id.clone(),
+                },
+            )?)
+            .await;
+        let mut stream = match opened {
+            Ok(r) => r.into_inner(),
+            Err(e) => {
+                tokio::time::sleep(reopen.after(e, Instant::now())?).await;
+                continue;
+            }
+        };
+        let failed = loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = tick.tick() => {
+                    if let Some(s) = status_now(&mut tasks, task_ref(&task_id)?).await {
+                        task_status = s;
+                    }
+                    if let Some(s) = &last {
+                        progress.show(display::status_name(task_status), s, rate.of(s));
+                    }
+                    continue;
+                }
+            };
+            match next {
+                Some(Ok(s)) => {
+                    reopen.delivered();
+                    if s.ended {
+                        // COMPLETED or CANCELLED, as the task service says it.
+                        let ended = match status_now(&mut tasks, task_ref(&task_id)?).await {
+                            Some(s) => display::status_name(s),
+                            None => "ENDED",
+                        };
+                        progress.show(ended, &s, rate.of(&s));
+                        progress.finish();
+                        return Ok(s);
+                    }
+                    progress.show(display::status_name(task_status), &s, rate.of(&s));
+                    last = Some(s);
+                }
+                Some(Err(e)) => break e,
+                None => {
+                    break tonic::Status::unavailable(
+                        "the statistics stream closed before the task ended",
+                    )
+                }
+            }
+        };
+        tokio::time::sleep(reopen.after(failed, Instant::now())?).await;
     }
 }
 
@@ -349,22 +540,7 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
             contact_no,
         } => {
             // The dialer knows tasks by UUID: a task number is looked up first.
-            let task_id = if uuid::Uuid::parse_str(task_id).is_ok() {
-                task_id.clone()
-            } else {
-                task_client(cli)
-                    .await?
-                    .get_task(with_tenant(
-                        tenant,
-                        pb::TaskRef {
-                            task_id: task_id.clone(),
-                        },
-                    )?)
-                    .await
-                    .map_err(|s| status("GetTask", s))?
-                    .into_inner()
-                    .task_id
-            };
+            let task_id = task_uuid(cli, task_id).await?;
             let e = waihu_proto::v1::dialer_service_client::DialerServiceClient::new(
                 crate::dialer_channel(cli).await?,
             )
@@ -476,6 +652,48 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                 token = page.next_page_token;
             }
         }
+        TaskCommand::Contacts {
+            task_id,
+            size,
+            after,
+        } => {
+            let task = task_uuid(cli, task_id).await?;
+            let page = task_client(cli)
+                .await?
+                .list_contacts(with_tenant(
+                    tenant,
+                    pb::ListContactsRequest {
+                        task_id: task.clone(),
+                        page_size: *size,
+                        after_contact_no: *after,
+                    },
+                )?)
+                .await
+                .map_err(|s| status("ListContacts", s))?
+                .into_inner();
+            let calls = if page.contacts.is_empty() {
+                Vec::new()
+            } else {
+                waihu_proto::v1::record_service_client::RecordServiceClient::new(
+                    crate::record_channel(cli).await?,
+                )
+                .list_contact_calls(with_tenant(
+                    tenant,
+                    pb::ListContactCallsRequest {
+                        task_id: task,
+                        contact_nos: page.contacts.iter().map(|c| c.contact_no).collect(),
+                    },
+                )?)
+                .await
+                .map_err(|s| status("ListContactCalls", s))?
+                .into_inner()
+                .contacts
+            };
+            print!("{}", contacts_table(&page.contacts, &calls));
+            if page.next_after_contact_no > 0 {
+                println!("next page: --after {}", page.next_after_contact_no);
+            }
+        }
         TaskCommand::Stats { task_id, watch } => {
             let s = if *watch {
                 watch_stats(cli, task_id).await?
@@ -516,5 +734,46 @@ mod tests {
             let e = parse_retry_rule(bad).expect_err(bad);
             assert!(e.contains("CAUSES:TRIES/SECONDS"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_watch_waits_for_a_new_task_then_not_found_is_final() {
+        let t0 = Instant::now();
+        let mut r = Reopen::new(t0);
+        let not_found = || tonic::Status::not_found("task t");
+        assert_eq!(r.after(not_found(), t0).ok(), Some(RETRY_FIRST));
+        let late = t0 + NOT_FOUND_FOR + Duration::from_millis(1);
+        assert!(r.after(not_found(), late).is_err(), "gave up after 30 s");
+        let mut r = Reopen::new(t0);
+        r.delivered();
+        let e = r.after(not_found(), t0).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("stats: task t (NotFound)"));
+    }
+
+    #[test]
+    fn a_broken_watch_reconnects_with_backoff_for_a_while() {
+        let t0 = Instant::now();
+        let mut r = Reopen::new(t0);
+        r.delivered();
+        let down = || tonic::Status::unavailable("restarting");
+        let delays: Vec<_> = (0..6).filter_map(|_| r.after(down(), t0).ok()).collect();
+        assert_eq!(
+            delays,
+            [250, 500, 1000, 2000, 4000, 4000].map(Duration::from_millis)
+        );
+        // A snapshot resets the backoff and the clock.
+        r.delivered();
+        assert_eq!(r.after(down(), t0 + RECONNECT_FOR).ok(), Some(RETRY_FIRST));
+        assert!(r
+            .after(down(), t0 + RECONNECT_FOR * 2 + Duration::from_millis(1))
+            .is_err());
+        // A connection that broke (the status has a source) counts as UNAVAILABLE; a server's
+        // other answers do not.
+        let mut r = Reopen::new(t0);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let broken = tonic::Status::from_error(Box::new(io));
+        assert_eq!(broken.code(), tonic::Code::Unknown);
+        assert!(r.after(broken, t0).is_ok());
+        assert!(r.after(tonic::Status::permission_denied("no"), t0).is_err());
     }
 }

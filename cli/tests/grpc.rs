@@ -1,6 +1,6 @@
 //! The `waihu` binary against small in-process gRPC servers standing in for the task and record
-//! services: export formats, the tenant header, verify, dead letters, streaming import, and
-//! ending quietly when its output pipe closes.
+//! services: export formats, the tenant header, verify, dead letters, streaming import, ending
+//! quietly when its output pipe closes, call records, follow-ups and the live statistics.
 
 use std::{
     pin::Pin,
@@ -14,7 +14,8 @@ use tokio_stream::{wrappers::TcpListenerStream, Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use waihu_proto::v1::{
     self as pb, admin_service_server::AdminServiceServer,
-    record_service_server::RecordServiceServer, task_service_server::TaskServiceServer,
+    record_service_server::RecordServiceServer, stats_service_server::StatsServiceServer,
+    task_service_server::TaskServiceServer,
 };
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -26,6 +27,86 @@ struct Seen {
     tenants: Vec<String>,
     export: Option<pb::ExportEventsRequest>,
     chunk_sizes: Vec<usize>,
+    list_records: Option<pb::ListCallRecordsRequest>,
+    follow_up: Option<pb::AddFollowUpRequest>,
+    due: Vec<pb::ListDueFollowUpsRequest>,
+    watch_calls: u32,
+    dashboard: Option<pb::GetDashboardRequest>,
+    sheet: Option<pb::ExportCallRecordsRequest>,
+    recording_url: Option<pb::GetRecordingUrlRequest>,
+}
+
+/// The task the fake task service knows, as number 7.
+const TASK: &str = "0190a1b2-0000-7000-8000-0000000000aa";
+
+fn call_record(number: u64) -> pb::CallRecord {
+    pb::CallRecord {
+        call_id: format!("0190a1b2-0000-7000-8000-{number:012}"),
+        task_id: TASK.into(),
+        contact_no: number as u32,
+        phone: "+8613800000000".into(),
+        line_id: "sim-1".into(),
+        attempt: 1,
+        talk_seconds: 12.5,
+        cause: Some(pb::HangupCause {
+            q850: 16,
+            name: "NORMAL_CLEARING".into(),
+            raw: String::new(),
+        }),
+        state: "released".into(),
+        number,
+        analysis_status: pb::AnalysisStatus::Completed as i32,
+        answered: true,
+        ..Default::default()
+    }
+}
+
+fn follow_up(n: u64) -> pb::FollowUp {
+    pb::FollowUp {
+        follow_up_id: format!("fu-{n}"),
+        call_number: n,
+        phone: "+8613800000000".into(),
+        result: "回访".into(),
+        intention: "有意向".into(),
+        note: format!("note {n}\nsecond line"),
+        next_follow_up_at: Some(prost_types::Timestamp {
+            seconds: 1_790_816_400 + n as i64,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+fn snapshot(calls: u64, ended: bool) -> pb::TaskStats {
+    pb::TaskStats {
+        task_id: TASK.into(),
+        contacts_total: 30,
+        contacts_dialed: calls,
+        contacts_finished: calls,
+        calls_placed: calls,
+        calls_released: calls,
+        calls_answered: calls / 2,
+        connect_rate: 0.5,
+        as_of_position: calls * 10,
+        calls_analysed: calls / 2,
+        intents: vec![pb::IntentCount {
+            intent: "interested".into(),
+            count: calls / 4,
+        }],
+        grades: vec![pb::GradeCount {
+            grade: "A".into(),
+            count: 3,
+        }],
+        intended_customers: calls / 4,
+        categories: Some(pb::ResultCategories {
+            success: calls / 2,
+            failed: calls / 2,
+            interested: calls / 4,
+            ..Default::default()
+        }),
+        ended,
+        ..Default::default()
+    }
 }
 
 #[derive(Clone)]
@@ -34,6 +115,8 @@ struct Fake {
     identical: bool,
     dead_letters: u64,
     seen: Arc<Mutex<Seen>>,
+    /// Where recording URLs point (a test's HTTP server).
+    recordings: Arc<Mutex<String>>,
 }
 
 impl Fake {
@@ -88,17 +171,174 @@ fn event(position: u64) -> pb::ExportedEvent {
 
 #[tonic::async_trait]
 impl pb::record_service_server::RecordService for Fake {
+    /// Ten records in pages of `page_size`; two on every page.
     async fn list_call_records(
         &self,
-        _: Request<pb::ListCallRecordsRequest>,
+        r: Request<pb::ListCallRecordsRequest>,
     ) -> Result<Response<pb::ListCallRecordsResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        self.tenant(&r);
+        let r = r.into_inner();
+        if let Ok(mut s) = self.seen.lock() {
+            s.list_records = Some(r.clone());
+        }
+        Ok(Response::new(pb::ListCallRecordsResponse {
+            records: vec![call_record(1234), call_record(99)],
+            next_page_token: String::new(),
+            total: 10,
+            pages: 10u64.div_ceil(u64::from(r.page_size.max(1))),
+            size: r.page_size,
+            current: r.page_number,
+        }))
     }
     async fn get_call_record(
         &self,
-        _: Request<pb::GetCallRecordRequest>,
+        r: Request<pb::GetCallRecordRequest>,
     ) -> Result<Response<pb::CallRecord>, Status> {
-        Err(Status::unimplemented("fake"))
+        let n: u64 = r
+            .into_inner()
+            .call_id
+            .parse()
+            .map_err(|_| Status::not_found("no such call"))?;
+        let mut rec = call_record(n);
+        rec.timeline = vec![pb::CallTimelineEntry {
+            position: 5,
+            event_type: "CallReleased".into(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_790_000_000,
+                nanos: 0,
+            }),
+            detail: "NORMAL_CLEARING (Q.850 16); talked 12.5 s".into(),
+            event_id: "e-5".into(),
+        }];
+        rec.analysis = Some(pb::CallAnalysis {
+            intent: "interested".into(),
+            grade: "A".into(),
+            ..Default::default()
+        });
+        rec.follow_ups = vec![follow_up(n)];
+        Ok(Response::new(rec))
+    }
+    async fn add_follow_up(
+        &self,
+        r: Request<pb::AddFollowUpRequest>,
+    ) -> Result<Response<pb::FollowUp>, Status> {
+        self.tenant(&r);
+        let r = r.into_inner();
+        if let Ok(mut s) = self.seen.lock() {
+            s.follow_up = Some(r.clone());
+        }
+        Ok(Response::new(pb::FollowUp {
+            follow_up_id: "0190a1b2-0000-7000-8000-0000000f0001".into(),
+            result: r.result,
+            ..Default::default()
+        }))
+    }
+    /// Five follow-ups in pages of two.
+    async fn list_due_follow_ups(
+        &self,
+        r: Request<pb::ListDueFollowUpsRequest>,
+    ) -> Result<Response<pb::ListDueFollowUpsResponse>, Status> {
+        let r = r.into_inner();
+        if let Ok(mut s) = self.seen.lock() {
+            s.due.push(r.clone());
+        }
+        let first: u64 = if r.page_token.is_empty() {
+            1
+        } else {
+            r.page_token
+                .parse()
+                .map_err(|_| Status::invalid_argument("page_token"))?
+        };
+        let last = (first + 1).min(5);
+        Ok(Response::new(pb::ListDueFollowUpsResponse {
+            follow_ups: (first..=last).map(follow_up).collect(),
+            next_page_token: if last < 5 {
+                (last + 1).to_string()
+            } else {
+                String::new()
+            },
+        }))
+    }
+    type ExportCallRecordsStream = BoxStream<pb::ExportChunk>;
+    /// Three chunks of a CSV file: 2 records, then 3, then the total.
+    async fn export_call_records(
+        &self,
+        r: Request<pb::ExportCallRecordsRequest>,
+    ) -> Result<Response<Self::ExportCallRecordsStream>, Status> {
+        self.tenant(&r);
+        if let Ok(mut s) = self.seen.lock() {
+            s.sheet = Some(r.into_inner());
+        }
+        let chunks = vec![
+            Ok(pb::ExportChunk {
+                data: b"recordId,phone\n1,13800000001\n2,13800000002\n".to_vec(),
+                records: 2,
+                content_type: "text/csv; charset=utf-8".into(),
+                file_name: "call-records.csv".into(),
+            }),
+            Ok(pb::ExportChunk {
+                data: b"3,13800000003\n".to_vec(),
+                records: 3,
+                ..Default::default()
+            }),
+            Ok(pb::ExportChunk {
+                records: 3,
+                ..Default::default()
+            }),
+        ];
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+    /// Contacts 1 and 3 of those asked were called.
+    async fn list_contact_calls(
+        &self,
+        r: Request<pb::ListContactCallsRequest>,
+    ) -> Result<Response<pb::ListContactCallsResponse>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(pb::ListContactCallsResponse {
+            contacts: r
+                .contact_nos
+                .iter()
+                .filter(|n| **n % 2 == 1)
+                .map(|&n| pb::ContactCalls {
+                    contact_no: n,
+                    calls: 2,
+                    talk_seconds: 12.5,
+                    answered: true,
+                    intent: "interested".into(),
+                    recording_call_number: 100 + n as u64,
+                    ..Default::default()
+                })
+                .collect(),
+        }))
+    }
+    /// A URL on the HTTP server the test names in `Fake::recordings`.
+    async fn get_recording_url(
+        &self,
+        r: Request<pb::GetRecordingUrlRequest>,
+    ) -> Result<Response<pb::RecordingUrl>, Status> {
+        self.tenant(&r);
+        let r = r.into_inner();
+        if let Ok(mut s) = self.seen.lock() {
+            s.recording_url = Some(r.clone());
+        }
+        if r.call_id == "404" {
+            return Err(Status::not_found("a stored recording of call 404"));
+        }
+        let base = self
+            .recordings
+            .lock()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .clone();
+        Ok(Response::new(pb::RecordingUrl {
+            url: format!("{base}/recordings/{}.wav?signature=abc", r.call_id),
+            expires_at: Some(prost_types::Timestamp {
+                seconds: 1_790_000_900,
+                nanos: 0,
+            }),
+            content_type: "audio/wav".into(),
+            bytes: 48,
+            duration_ms: 3000,
+        }))
     }
     type ExportEventsStream = BoxStream<pb::ExportedEvent>;
     async fn export_events(
@@ -151,6 +391,92 @@ impl pb::record_service_server::RecordService for Fake {
         Ok(Response::new(Box::pin(tokio_stream::iter(
             updates.map(|u| Ok(pb::VerifyReplayUpdate { update: Some(u) })),
         ))))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::stats_service_server::StatsService for Fake {
+    async fn get_task_stats(
+        &self,
+        _: Request<pb::GetTaskStatsRequest>,
+    ) -> Result<Response<pb::TaskStats>, Status> {
+        Ok(Response::new(snapshot(20, false)))
+    }
+    type WatchTaskStatsStream = BoxStream<pb::TaskStats>;
+    /// Not found at first (the task is new), then a stream that breaks (UNAVAILABLE), then one
+    /// that runs to the end.
+    async fn watch_task_stats(
+        &self,
+        r: Request<pb::GetTaskStatsRequest>,
+    ) -> Result<Response<Self::WatchTaskStatsStream>, Status> {
+        if r.get_ref().task_id != TASK {
+            return Err(Status::invalid_argument("task_id: not a UUID"));
+        }
+        let call = match self.seen.lock() {
+            Ok(mut s) => {
+                s.watch_calls += 1;
+                s.watch_calls
+            }
+            Err(_) => return Err(Status::internal("poisoned")),
+        };
+        let items = match call {
+            1 => return Err(Status::not_found("task not projected yet")),
+            2 => vec![
+                Ok(snapshot(10, false)),
+                Err(Status::unavailable("record service restarting")),
+            ],
+            _ => vec![Ok(snapshot(20, false)), Ok(snapshot(30, true))],
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+    async fn get_task_report(
+        &self,
+        r: Request<pb::GetTaskStatsRequest>,
+    ) -> Result<Response<pb::TaskReport>, Status> {
+        Ok(Response::new(pb::TaskReport {
+            task_id: r.into_inner().task_id,
+            hours: vec![pb::HourFigures {
+                hour: Some(prost_types::Timestamp {
+                    seconds: 1_790_816_400,
+                    nanos: 0,
+                }),
+                calls: 120,
+                answered: 60,
+                connect_rate: 0.5,
+                average_talk_seconds: 33.3,
+            }],
+            lines: vec![pb::LineFigures {
+                line_id: "sim-1".into(),
+                calls: 120,
+                answered: 60,
+                connect_rate: 0.5,
+                average_talk_seconds: 33.3,
+                total_talk_seconds: 1998,
+            }],
+            as_of_position: 777,
+        }))
+    }
+    async fn get_dashboard(
+        &self,
+        r: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::Dashboard>, Status> {
+        let r = r.into_inner();
+        if r.time_zone == "Mars/Base" {
+            return Err(Status::invalid_argument(
+                "time_zone: \"Mars/Base\" is not an IANA time zone",
+            ));
+        }
+        if let Ok(mut s) = self.seen.lock() {
+            s.dashboard = Some(r);
+        }
+        Ok(Response::new(pb::Dashboard {
+            calls_today: 500,
+            answered_today: 200,
+            connect_rate_today: 0.4,
+            running_tasks: 2,
+            follow_ups_due_today: 3,
+            ..Default::default()
+        }))
     }
 }
 
@@ -270,8 +596,28 @@ impl pb::task_service_server::TaskService for Fake {
     ) -> Result<Response<pb::Task>, Status> {
         Err(Status::unimplemented("fake"))
     }
-    async fn get_task(&self, _: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
-        Err(Status::unimplemented("fake"))
+    /// Task 7 ([`TASK`]), running until its statistics watch has run to the end.
+    async fn get_task(&self, r: Request<pb::TaskRef>) -> Result<Response<pb::Task>, Status> {
+        let id = r.into_inner().task_id;
+        if id != TASK && id != "7" {
+            return Err(Status::not_found(format!("task {id}")));
+        }
+        let ended = self
+            .seen
+            .lock()
+            .map(|s| s.watch_calls >= 3)
+            .unwrap_or(false);
+        Ok(Response::new(pb::Task {
+            task_id: TASK.into(),
+            number: 7,
+            status: if ended {
+                pb::TaskStatus::Completed
+            } else {
+                pb::TaskStatus::Running
+            } as i32,
+            contacts_total: 30,
+            ..Default::default()
+        }))
     }
     async fn list_tasks(
         &self,
@@ -279,11 +625,30 @@ impl pb::task_service_server::TaskService for Fake {
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+    /// Contacts 1-3 of the task; 4 follows.
     async fn list_contacts(
         &self,
-        _: Request<pb::ListContactsRequest>,
+        r: Request<pb::ListContactsRequest>,
     ) -> Result<Response<pb::ListContactsResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        let r = r.into_inner();
+        if r.task_id != TASK {
+            return Err(Status::not_found("task"));
+        }
+        Ok(Response::new(pb::ListContactsResponse {
+            contacts: (1..=3)
+                .map(|n| pb::ListedContact {
+                    contact_no: n,
+                    phone: format!("+861380000000{n}"),
+                    outcome: if n == 1 {
+                        pb::ContactOutcome::Answered as i32
+                    } else {
+                        0
+                    },
+                    ..Default::default()
+                })
+                .collect(),
+            next_after_contact_no: 4,
+        }))
     }
 }
 
@@ -295,6 +660,7 @@ async fn serve(fake: Fake) -> Result<String, Error> {
         tonic::transport::Server::builder()
             .add_service(RecordServiceServer::new(fake.clone()))
             .add_service(AdminServiceServer::new(fake.clone()))
+            .add_service(StatsServiceServer::new(fake.clone()))
             .add_service(TaskServiceServer::new(fake))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
@@ -307,6 +673,7 @@ fn fake(events: u64) -> Fake {
         identical: true,
         dead_letters: 0,
         seen: Arc::default(),
+        recordings: Arc::default(),
     }
 }
 
@@ -558,5 +925,604 @@ async fn import_streams_in_chunks_and_reports_bad_rows() -> Result<(), Error> {
         text(&out.stderr)
     );
     std::fs::remove_file(&path)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn records_list_sends_the_filters_and_prints_a_page() -> Result<(), Error> {
+    let f = fake(0);
+    let addr = serve(f.clone()).await?;
+    let out = waihu(
+        &addr,
+        &[
+            "records",
+            "list",
+            "--task",
+            "7",
+            "--phone",
+            "138 0000 0000",
+            "--line",
+            "sim-1",
+            "--analysis",
+            "completed",
+            "--answered",
+            "--cause",
+            "17",
+            "--cause",
+            "18,19",
+            "--from",
+            "2026-10-01T09:00:00+08:00",
+            "--to",
+            "2026-10-02T00:00:00Z",
+            "--sort",
+            "duration",
+            "--asc",
+            "--page",
+            "2",
+            "--size",
+            "3",
+        ],
+    )
+    .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    {
+        let seen = f.seen.lock().map_err(|e| e.to_string())?;
+        let r = seen
+            .list_records
+            .clone()
+            .ok_or("no ListCallRecords request")?;
+        assert_eq!(r.task_id, TASK, "task number 7 looked up");
+        assert_eq!(r.phone, "138 0000 0000");
+        assert_eq!(r.line_id, "sim-1");
+        assert_eq!(r.analysis_status, pb::AnalysisStatus::Completed as i32);
+        assert_eq!(r.answered, Some(true));
+        assert_eq!(r.causes, [17, 18, 19]);
+        assert_eq!(r.from.map(|t| t.seconds), Some(1_790_816_400));
+        assert_eq!(r.to.map(|t| t.seconds), Some(1_790_899_200));
+        assert_eq!(r.sort, pb::CallRecordSort::Duration as i32);
+        assert!(r.oldest_first);
+        assert_eq!((r.page_number, r.page_size), (2, 3));
+        assert!(r.page_token.is_empty());
+        assert_eq!(seen.tenants, ["acme"]);
+    }
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(
+        lines[0].starts_with("NUMBER  CALL") && lines[0].ends_with("CAUSE               ANALYSIS"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "  1234  0190a1b2-0000-7000-8000-000000001234  {TASK}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].ends_with("released  yes         12.5  16 NORMAL_CLEARING  completed"),
+        "{stdout}"
+    );
+    assert_eq!(lines[3], "page 2 of 4, 10 records");
+
+    // Defaults: nothing filtered, newest first, page 1 of 50; --unanswered; JSON lines.
+    let out = waihu(&addr, &["records", "list", "--unanswered", "--json"]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    {
+        let seen = f.seen.lock().map_err(|e| e.to_string())?;
+        let r = seen
+            .list_records
+            .clone()
+            .ok_or("no ListCallRecords request")?;
+        assert_eq!(r.answered, Some(false));
+        assert_eq!(
+            (
+                r.task_id.as_str(),
+                r.analysis_status,
+                r.sort,
+                r.oldest_first
+            ),
+            ("", 0, 0, false)
+        );
+        assert_eq!((r.page_number, r.page_size), (1, 50));
+        assert!(r.causes.is_empty() && r.from.is_none() && r.to.is_none());
+    }
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["number"], "1234");
+    assert_eq!(records[0]["analysisStatus"], "ANALYSIS_STATUS_COMPLETED");
+    assert_eq!(records[1]["callId"], "0190a1b2-0000-7000-8000-000000000099");
+    assert_eq!(text(&out.stderr), "page 1 of 1, 10 records\n");
+
+    // Bad input: a clear error naming the flag, and nothing asked of the server.
+    for (args, flag) in [
+        (&["--from", "yesterday"][..], "--from"),
+        (&["--to", "2026-10-02"][..], "--to"),
+        (&["--analysis", "maybe"][..], "--analysis"),
+        (&["--sort", "phone"][..], "--sort"),
+        (&["--cause", "17,x"][..], "--cause"),
+        (&["--cause", "300"][..], "--cause"),
+        (&["--page", "0"][..], "--page"),
+        (&["--answered", "--unanswered"][..], "--unanswered"),
+    ] {
+        let out = waihu(&addr, &[&["records", "list"][..], args].concat()).await?;
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn records_get_report_and_dashboard() -> Result<(), Error> {
+    let f = fake(0);
+    let addr = serve(f.clone()).await?;
+    let out = waihu(&addr, &["records", "get", "1234"]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "call          0190a1b2-0000-7000-8000-000000001234
+number        1234
+"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "timeline\n  TIME                  EVENT         DETAIL\n  2026-09-21T14:13:20Z  CallReleased  NORMAL_CLEARING (Q.850 16); talked 12.5 s\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("analysis\n  intent     interested\n  grade      A\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("follow-ups\n  - by -: result 回访, intention 有意向, next 2026-10-01T01:20:34Z\n    note 1234\n    second line\n"),
+        "{stdout}"
+    );
+    let out = waihu(&addr, &["records", "get", "1234", "--json"]).await?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["timeline"][0]["eventType"], "CallReleased");
+    assert_eq!(v["followUps"][0]["note"], "note 1234\nsecond line");
+    let out = waihu(&addr, &["records", "get", "nope"]).await?;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("GetCallRecord: no such call (NotFound)"));
+
+    let out = waihu(&addr, &["records", "report", "7"]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "task {TASK}\n\nper hour (UTC)\n\
+             \x20 HOUR                  CALLS  ANSWERED  CONNECT  AVG TALK S\n\
+             \x20 2026-10-01T01:00:00Z    120        60    50.0%        33.3\n\
+             \nper line\n\
+             \x20 LINE   CALLS  ANSWERED  CONNECT  AVG TALK S  TOTAL TALK S\n\
+             \x20 sim-1    120        60    50.0%        33.3          1998\n\
+             \nas of store position 777\n"
+        )
+    );
+
+    let out = waihu(
+        &addr,
+        &["records", "dashboard", "--time-zone", "Asia/Shanghai"],
+    )
+    .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("| connect rate today   | 40.0% |\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| follow-ups due today |     3 |\n"),
+        "{stdout}"
+    );
+    {
+        let seen = f.seen.lock().map_err(|e| e.to_string())?;
+        assert_eq!(
+            seen.dashboard.as_ref().map(|d| d.time_zone.as_str()),
+            Some("Asia/Shanghai")
+        );
+    }
+    let out = waihu(&addr, &["records", "dashboard", "--time-zone", "Mars/Base"]).await?;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--time-zone \"Mars/Base\": time_zone: \"Mars/Base\" is not"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn followup_add_sends_the_form() -> Result<(), Error> {
+    let f = fake(0);
+    let addr = serve(f.clone()).await?;
+    let out = waihu(
+        &addr,
+        &[
+            "followup",
+            "add",
+            "1234",
+            "--result",
+            "已回访",
+            "--intention",
+            "有意向",
+            "--note",
+            "first line\nsecond line",
+            "--next",
+            "2026-10-01T09:00:00+08:00",
+            "--request-id",
+            "form-1",
+        ],
+    )
+    .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0190a1b2-0000-7000-8000-0000000f0001\n");
+    {
+        let seen = f.seen.lock().map_err(|e| e.to_string())?;
+        let r = seen.follow_up.clone().ok_or("no AddFollowUp request")?;
+        assert_eq!(
+            r,
+            pb::AddFollowUpRequest {
+                call_id: "1234".into(),
+                result: "已回访".into(),
+                intention: "有意向".into(),
+                note: "first line\nsecond line".into(),
+                next_follow_up_at: Some(prost_types::Timestamp {
+                    seconds: 1_790_816_400,
+                    nanos: 0
+                }),
+                request_id: "form-1".into(),
+            }
+        );
+        assert_eq!(seen.tenants, ["acme"]);
+    }
+
+    // Only a note: the rest stays empty.
+    let out = waihu(
+        &addr,
+        &[
+            "followup",
+            "add",
+            "0190a1b2-0000-7000-8000-000000000001",
+            "--note",
+            "n",
+        ],
+    )
+    .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    {
+        let seen = f.seen.lock().map_err(|e| e.to_string())?;
+        let r = seen.follow_up.clone().ok_or("no AddFollowUp request")?;
+        assert_eq!(r.call_id, "0190a1b2-0000-7000-8000-000000000001");
+        assert_eq!((r.result.as_str(), r.note.as_str()), ("", "n"));
+        assert!(r.next_follow_up_at.is_none() && r.request_id.is_empty());
+    }
+
+    for (args, flag) in [
+        (&["--next", "tomorrow"][..], "--next"),
+        (&[][..], "--result"),
+    ] {
+        let out = waihu(&addr, &[&["followup", "add", "1234"][..], args].concat()).await?;
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn followup_due_lists_every_page() -> Result<(), Error> {
+    let f = fake(0);
+    let addr = serve(f.clone()).await?;
+    let out = waihu(
+        &addr,
+        &[
+            "followup",
+            "due",
+            "--from",
+            "2026-10-01T00:00:00Z",
+            "--to",
+            "2026-10-02T00:00:00Z",
+            "--mine-only-user",
+            "li",
+        ],
+    )
+    .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "a header and five follow-ups: {stdout}");
+    assert_eq!(
+        lines[1],
+        "2026-10-01T01:00:01Z     1  +8613800000000  回访    有意向     note 1"
+    );
+    let seen = f.seen.lock().map_err(|e| e.to_string())?;
+    assert_eq!(seen.due.len(), 3);
+    assert!(seen.due.iter().all(|r| r.added_by == "li"
+        && r.from.map(|t| t.seconds) == Some(1_790_812_800)
+        && r.to.map(|t| t.seconds) == Some(1_790_899_200)));
+    assert_eq!(
+        seen.due
+            .iter()
+            .map(|r| r.page_token.as_str())
+            .collect::<Vec<_>>(),
+        ["", "3", "5"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stats_watch_waits_for_the_task_and_reconnects() -> Result<(), Error> {
+    let f = fake(0);
+    let addr = serve(f.clone()).await?;
+    let out = waihu(&addr, &["task", "stats", "7", "--watch"]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // Not a terminal: progress lines now and then, then the last snapshot's table.
+    // The table of before, unchanged, then the results and analysis figures.
+    assert!(
+        stdout.ends_with(
+            "+----------------------+-------+\n\
+             | contacts             |    30 |\n\
+             | contacts dialed      |    30 |\n\
+             | contacts finished    |    30 |\n\
+             | calls placed         |    30 |\n\
+             | calls answered       |    15 |\n\
+             | connect rate         | 50.0% |\n\
+             | average talk         | 0.0 s |\n\
+             | total talk           |   0 s |\n\
+             | as of store position |   300 |\n\
+             +----------------------+-------+\n\
+             +---------------------------------+----+\n\
+             | result success (成功)           | 15 |\n\
+             | result failed (失败)            | 15 |\n\
+             | result interested (有意向)      |  7 |\n\
+             | result not considering (不考虑) |  0 |\n\
+             | result inconvenient (不方便)    |  0 |\n\
+             | result wrong number (号码错误)  |  0 |\n\
+             | calls analysed                  | 15 |\n\
+             | intended customers              |  7 |\n\
+             | intent interested               |  7 |\n\
+             | grade A                         |  3 |\n\
+             +---------------------------------+----+\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(f.seen.lock().map_err(|e| e.to_string())?.watch_calls, 3);
+
+    // A task that is not there: the task service says so at once.
+    let out = waihu(&addr, &["task", "stats", "8", "--watch"]).await?;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("task: task 8 (NotFound)"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn records_export_writes_the_file_with_the_filters() -> Result<(), Error> {
+    let f = fake(0);
+    let addr = serve(f.clone()).await?;
+    let file = temp("export.csv");
+    let file_arg = file.to_string_lossy().into_owned();
+    let out = waihu(
+        &addr,
+        &[
+            "records",
+            "export",
+            "--task",
+            "7",
+            "--answered",
+            "--sort",
+            "duration",
+            "--lang",
+            "en",
+            "--format",
+            "csv",
+            "--output",
+            &file_arg,
+        ],
+    )
+    .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&file)?,
+        "recordId,phone\n1,13800000001\n2,13800000002\n3,13800000003\n"
+    );
+    assert!(
+        text(&out.stderr).contains("3 records exported"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_file(&file)?;
+    {
+        let seen = f.seen.lock().map_err(|e| e.to_string())?;
+        let r = seen.sheet.clone().ok_or("no ExportCallRecords request")?;
+        let filter = r.filter.clone().ok_or("no filter")?;
+        assert_eq!(filter.task_id, TASK, "task number 7 looked up");
+        assert_eq!(filter.answered, Some(true));
+        assert_eq!(filter.sort, pb::CallRecordSort::Duration as i32);
+        assert_eq!(r.format, pb::ExportFormat::Csv as i32);
+        assert_eq!(r.language, "en");
+        assert_eq!(seen.tenants.last().map(String::as_str), Some("acme"));
+    }
+    // To standard output by default.
+    let out = waihu(&addr, &["records", "export", "--format", "csv"]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("3,13800000003\n"));
+    let r = f.seen.lock().map_err(|e| e.to_string())?.sheet.clone();
+    assert_eq!(
+        r.map(|r| r.language),
+        Some("zh".into()),
+        "Chinese headers by default"
+    );
+    Ok(())
+}
+
+/// An HTTP server answering every request with `body` as audio/wav, once per connection.
+async fn audio_server(body: &'static [u8]) -> Result<String, Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: audio/wav\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body).await;
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test]
+async fn recording_url_prints_it_and_download_saves_the_file() -> Result<(), Error> {
+    let f = fake(0);
+    let body: &'static [u8] = b"RIFF....WAVEfmt fake recording bytes";
+    *f.recordings.lock().map_err(|e| e.to_string())? = audio_server(body).await?;
+    let addr = serve(f.clone()).await?;
+    let out = waihu(&addr, &["recording", "url", "42", "--ttl", "60"]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .trim_end()
+            .ends_with("/recordings/42.wav?signature=abc"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("audio/wav, 48 bytes, 3.0 s"),
+        "{}",
+        text(&out.stderr)
+    );
+    let r = f
+        .seen
+        .lock()
+        .map_err(|e| e.to_string())?
+        .recording_url
+        .clone();
+    assert_eq!(
+        r.map(|r| (r.call_id, r.ttl_seconds)),
+        Some(("42".into(), 60))
+    );
+
+    let file = temp("recording.wav");
+    let file_arg = file.to_string_lossy().into_owned();
+    let out = waihu(&addr, &["recording", "url", "42", "--download", &file_arg]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&file)?, body);
+    std::fs::remove_file(&file)?;
+
+    let out = waihu(&addr, &["recording", "url", "404"]).await?;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("NotFound"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = waihu(&addr, &["recording", "url", "42", "--ttl", "0"]).await?;
+    assert!(!out.status.success(), "a zero TTL is refused by the CLI");
+    Ok(())
+}
+
+#[tokio::test]
+async fn task_contacts_joins_the_contacts_and_their_calls() -> Result<(), Error> {
+    let f = fake(0);
+    let addr = serve(f.clone()).await?;
+    let out = waihu(&addr, &["task", "contacts", "7", "--size", "3"]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("NO"), "{t}");
+    // Contact 1: called twice, interested, recording of call 101; contact 2: never called.
+    assert!(
+        lines[1].contains("+8613800000001") && lines[1].contains("12.5"),
+        "{t}"
+    );
+    assert!(
+        lines[1].contains("interested") && lines[1].trim_end().ends_with("101"),
+        "{t}"
+    );
+    assert!(
+        lines[2].contains("+8613800000002") && lines[2].trim_end().ends_with('-'),
+        "{t}"
+    );
+    assert!(t.contains("next page: --after 4"), "{t}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn analyze_reads_a_transcript_or_json_lines() -> Result<(), Error> {
+    let one = temp("one.txt");
+    std::fs::write(
+        &one,
+        "坐席：您好，明天上午十点来面试可以吗？\n客户：可以，我一定准时到。\n",
+    )?;
+    let out = waihu("http://127.0.0.1:1", &["analyze", &one.to_string_lossy()]).await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["intent"], "interested");
+    assert_eq!(v["grade"], "A");
+    assert_eq!(v["language"], "zh");
+    for field in ["sentiment", "keywords", "summary"] {
+        assert!(!v[field].is_null(), "{field}: {v}");
+    }
+    std::fs::remove_file(&one)?;
+
+    let many = temp("many.jsonl");
+    std::fs::write(
+        &many,
+        concat!(
+            r#"{"id": "a", "transcript": "Agent: Hi\nCustomer: Not interested, take me off your list.", "other": 1}"#,
+            "\n",
+            "not json\n",
+            r#"{"id": 7, "transcript": "Hi, you've reached Tom. Leave a message after the tone."}"#,
+            "\n"
+        ),
+    )?;
+    let out = waihu(
+        "http://127.0.0.1:1",
+        &["analyze", "--jsonl", &many.to_string_lossy()],
+    )
+    .await?;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad line makes the exit code 1"
+    );
+    assert!(
+        text(&out.stderr).contains("line 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0]["id"].clone(), lines[0]["intent"].clone()),
+        ("a".into(), "not_interested".into())
+    );
+    assert_eq!(
+        (lines[1]["id"].clone(), lines[1]["intent"].clone()),
+        (7.into(), "no_conversation".into())
+    );
+    std::fs::remove_file(&many)?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! cloud providers' tests share ([`providers`]).
 
 pub mod fakes;
+pub mod infra;
 pub mod phone;
 pub mod providers;
 pub mod sipp;
@@ -108,8 +109,10 @@ pub struct Cluster {
     dialer: Option<Running>,
     provider: Option<Running>,
     record: Option<Running>,
+    analysis: Option<Running>,
     task_addr: String,
     record_addr: String,
+    analysis_addr: String,
     dialer_addr: String,
     provider_addr: String,
     /// Events the cluster's setup put on the bus (its lines and their audit records), all
@@ -125,6 +128,14 @@ pub struct Cluster {
     pub polling: waihu_provider::cloud::Polling,
     /// Where the adapter keeps SIP calls' recordings (a directory of the cluster's own).
     pub recordings: std::path::PathBuf,
+    /// The record service's recordings settings: storage in a directory of the cluster's own
+    /// beside `recordings` (sources are copied, not moved, unless a test says so), its own
+    /// HTTP port, quick polls.
+    pub recording: waihu_record::recording::RecordingConfig,
+    /// Whether simulated answered calls leave recordings: (scale, max ms).
+    pub sim_recordings: Option<(u32, u64)>,
+    /// Whether simulated answered calls leave transcripts.
+    pub sim_transcripts: bool,
     /// How the adapter keeps track of work phones (quick, so tests wait little).
     pub devices: waihu_provider::devices::DeviceTimings,
 }
@@ -169,6 +180,36 @@ impl Cluster {
         provider: bool,
         call_timeout: Duration,
     ) -> Cluster {
+        Cluster::start_tuned(env, sim, lines, provider, call_timeout, |_| {}).await
+    }
+
+    /// [`Cluster::start_on`], with the cluster's settings changed by `tune` before any
+    /// service starts.
+    pub async fn start_tuned(
+        env: TestEnv,
+        sim: Simulator,
+        lines: Vec<Line>,
+        provider: bool,
+        call_timeout: Duration,
+        tune: impl FnOnce(&mut Cluster),
+    ) -> Cluster {
+        let recordings = std::env::temp_dir().join(format!("waihu-rec-{}", uuid::Uuid::new_v4()));
+        let http = free_port();
+        let recording = waihu_record::recording::RecordingConfig {
+            storage: waihu_record::recording::Storage::Local(recordings.with_extension("store")),
+            source_dirs: vec![recordings.clone()],
+            move_local: false,
+            url_key: waihu_runtime::config::Secret::new(format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )),
+            http_addr: Some(http),
+            public_url: format!("http://{http}"),
+            sweep_every: Duration::from_secs(1),
+            poll: Duration::from_millis(100),
+            ..Default::default()
+        };
         let mut c = Cluster {
             env,
             sim,
@@ -187,14 +228,19 @@ impl Cluster {
             dialer: None,
             provider: None,
             record: None,
+            analysis: None,
             task_addr: String::new(),
             record_addr: String::new(),
+            analysis_addr: String::new(),
             dialer_addr: String::new(),
             provider_addr: String::new(),
             setup_events: 0,
             provider_http: free_port(),
             credentials_old_keys: vec![],
-            recordings: std::env::temp_dir().join(format!("waihu-rec-{}", uuid::Uuid::new_v4())),
+            recordings,
+            recording,
+            sim_recordings: None,
+            sim_transcripts: false,
             devices: waihu_provider::devices::DeviceTimings {
                 offline_after: Duration::from_secs(2),
                 disconnect_after: Duration::from_secs(3),
@@ -212,6 +258,7 @@ impl Cluster {
                 give_up: Duration::from_secs(600),
             },
         };
+        tune(&mut c);
         c.start_record().await;
         c.start_task().await;
         c.start_dialer().await;
@@ -293,11 +340,58 @@ impl Cluster {
     pub async fn start_record(&mut self) {
         let cfg = waihu_record::RecordConfig {
             webhooks: self.webhooks.clone(),
+            recordings: self.recording.clone(),
             ..waihu_record::RecordConfig::new(self.env.config())
         };
         let r = run(|s| waihu_record::start(cfg, s)).await;
         self.record_addr = format!("http://{}", r.handle.addr);
         self.record = Some(r);
+    }
+
+    /// [`Cluster::start`] with the simulator's dialogues on and the analysis service running:
+    /// every answered call gets a transcript and an analysis.
+    pub async fn start_analysed(sim: Simulator, lines: Vec<Line>) -> Cluster {
+        let mut c = Cluster::start_tuned(
+            TestEnv::new().await,
+            sim,
+            lines,
+            true,
+            Duration::from_secs(7200),
+            |c| c.sim_transcripts = true,
+        )
+        .await;
+        c.start_analysis().await;
+        c
+    }
+
+    /// Starts the analysis service (tests that want analyses start it): the local analyzer, no
+    /// network backend, the cluster's recordings storage.
+    pub async fn start_analysis(&mut self) {
+        self.start_analysis_with(|_| {}).await;
+    }
+
+    /// [`Cluster::start_analysis`] with its settings changed by `tune` (backends, retries).
+    pub async fn start_analysis_with(
+        &mut self,
+        tune: impl FnOnce(&mut waihu_analysis::AnalysisConfig),
+    ) {
+        let mut cfg = waihu_analysis::AnalysisConfig::new(self.env.config());
+        cfg.recordings = self.recording.clone();
+        cfg.poll = Duration::from_millis(100);
+        cfg.retry_base = Duration::from_millis(200);
+        cfg.retry_cap = Duration::from_secs(1);
+        cfg.asr_grace = Duration::from_millis(500);
+        tune(&mut cfg);
+        let r = run(|s| waihu_analysis::start(cfg, s)).await;
+        self.analysis_addr = format!("http://{}", r.handle.addr);
+        self.analysis = Some(r);
+    }
+
+    /// Stops the analysis service (as a crash would not: cleanly).
+    pub async fn stop_analysis(&mut self) {
+        if let Some(r) = self.analysis.take() {
+            r.stop().await;
+        }
     }
 
     pub async fn start_dialer(&mut self) {
@@ -346,6 +440,8 @@ impl Cluster {
             .collect();
         cfg.polling = self.polling;
         cfg.recordings = self.recordings.clone();
+        cfg.sim_recordings = self.sim_recordings;
+        cfg.sim_transcripts = self.sim_transcripts;
         cfg.devices = self.devices;
         cfg.websocket_url = waihu_provider::websocket_url_for(&cfg.public_url);
         cfg
@@ -453,6 +549,31 @@ impl Cluster {
         .collect()
     }
 
+    /// Where each running service serves `/metrics`, by name.
+    pub fn metrics_addrs(&self) -> Vec<(&'static str, std::net::SocketAddr)> {
+        [
+            ("task", &self.task),
+            ("dialer", &self.dialer),
+            ("provider", &self.provider),
+            ("record", &self.record),
+            ("analysis", &self.analysis),
+        ]
+        .into_iter()
+        .filter_map(|(name, r)| Some((name, r.as_ref()?.handle.metrics_addr?)))
+        .collect()
+    }
+
+    /// The analysis service (started by [`Cluster::start_analysis`]).
+    pub async fn analyses(
+        &self,
+    ) -> waihu_proto::v1::analysis_service_client::AnalysisServiceClient<Channel> {
+        waihu_proto::v1::analysis_service_client::AnalysisServiceClient::connect(
+            self.analysis_addr.clone(),
+        )
+        .await
+        .expect("analysis service reachable")
+    }
+
     pub async fn records(&self) -> RecordServiceClient<Channel> {
         RecordServiceClient::connect(self.record_addr.clone())
             .await
@@ -462,6 +583,7 @@ impl Cluster {
     /// Stops every service cleanly and removes the database and streams.
     pub async fn shutdown(mut self) {
         for r in [
+            self.analysis.take(),
             self.provider.take(),
             self.dialer.take(),
             self.task.take(),
@@ -473,6 +595,9 @@ impl Cluster {
             r.stop().await;
         }
         let _ = std::fs::remove_dir_all(&self.recordings);
+        if let waihu_record::recording::Storage::Local(root) = &self.recording.storage {
+            let _ = std::fs::remove_dir_all(root);
+        }
         self.env.cleanup().await;
     }
 }
@@ -588,6 +713,20 @@ pub async fn wait_status(
         }
     })
     .await
+}
+
+/// Replays the whole store into fresh projections and asserts they equal the live ones;
+/// returns the report.
+pub async fn assert_replay_identical(cluster: &Cluster) -> waihu_record::replay::VerifyReport {
+    let report = waihu_record::replay::verify(&cluster.env.pool, |_, _| {})
+        .await
+        .expect("replay");
+    assert!(
+        report.identical(),
+        "replay differs: {:?}",
+        report.differences
+    );
+    report
 }
 
 /// Waits until the task's statistics satisfy `done`, returning them.
@@ -903,6 +1042,7 @@ pub async fn start_gateway(
     waihu_gateway::start(
         waihu_gateway::GatewayConfig {
             http_addr: "127.0.0.1:0".parse().expect("addr"),
+            metrics_addr: Some("127.0.0.1:0".parse().expect("addr")),
             task_addr: cluster.task_addr().to_string(),
             record_addr: cluster.record_addr().to_string(),
             dialer_addr: cluster.dialer_addr.clone(),
@@ -914,4 +1054,86 @@ pub async fn start_gateway(
     )
     .await
     .expect("gateway")
+}
+
+/// A recalled campaign broken into mid-way by a resilience test: its task, what the simulator
+/// says it must come to, and the statistics when it was a third through.
+pub struct MidCampaign {
+    pub task: String,
+    pub contacts: usize,
+    pub expected: Expected,
+    pub seen: pb::TaskStats,
+}
+
+/// Starts a campaign of `contacts` numbers (one recall) on `cluster` and waits until a third of
+/// its calls are placed; `what` names what is about to break, for the messages.
+pub async fn campaign_a_third_through(
+    cluster: &Cluster,
+    sim: &Simulator,
+    name: &str,
+    contacts: usize,
+    salt: u32,
+    what: &str,
+) -> MidCampaign {
+    let mut tasks = cluster.tasks().await;
+    let list = phones(contacts, salt);
+    let expected = expected(sim, &e164(&list), 1);
+    let task = create_with_contacts(&mut tasks, spec(name, 1, 0), &list).await;
+    start(&mut tasks, &task).await;
+    let seen = wait_stats(
+        cluster,
+        &task,
+        "a third of the calls placed",
+        Duration::from_secs(120),
+        |s| s.calls_placed >= expected.calls_placed / 3,
+    )
+    .await;
+    assert!(
+        seen.contacts_finished < contacts as u64,
+        "still mid-campaign when {what}: {seen:?}"
+    );
+    MidCampaign {
+        task,
+        contacts,
+        expected,
+        seen,
+    }
+}
+
+impl MidCampaign {
+    /// The finished campaign is exactly what the simulator's outcomes say: its statistics, the
+    /// calls per number, and a replay of the store.
+    pub async fn assert_exact(&self, cluster: &Cluster) {
+        let stats = wait_stats_settled(
+            cluster,
+            &self.task,
+            self.contacts as u64,
+            Duration::from_secs(120),
+        )
+        .await;
+        assert_stats_match(&stats, &self.expected);
+        assert_eq!(
+            calls_per_number(cluster, &self.task).await,
+            self.expected.attempts,
+            "calls per number"
+        );
+        assert_replay_identical(cluster).await;
+    }
+}
+
+/// A workspace binary cargo built beside the running test (`target/<profile>/<name>`), for
+/// tests that run a service as its own process.
+pub fn service_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo build --workspace` builds it (make test does)",
+        bin.display()
+    );
+    bin
 }

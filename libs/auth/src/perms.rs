@@ -15,6 +15,8 @@ pub const CALL_DIAL_ANYTIME: &str = "lead:call:dial:anytime";
 pub const RECORD_LIST: &str = "lead:call:record:list";
 pub const RECORD_VIEW: &str = "lead:call:record:view";
 pub const RECORD_DOWNLOAD: &str = "lead:call:record:download";
+/// Write follow-ups after calls (seed 003's post-call form) and read the to-do list.
+pub const FOLLOW_UP: &str = "lead:call:followup";
 /// Export the tenant's event stream and verify replay.
 pub const ADMIN_REPLAY: &str = "admin:replay";
 /// Read dead letters (deployment-wide: they hold any tenant's payloads).
@@ -42,6 +44,7 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     RECORD_LIST,
     RECORD_VIEW,
     RECORD_DOWNLOAD,
+    FOLLOW_UP,
     ADMIN_REPLAY,
     ADMIN_DLQ_VIEW,
     ADMIN_DLQ_REPLAY,
@@ -120,12 +123,44 @@ pub const TABLE: &[(&str, Requirement)] = &[
         Requirement::AnyOf(&[CALL_VIEW]),
     ),
     (
+        "/waihu.v1.StatsService/WatchTaskStats",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.StatsService/GetTaskReport",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.StatsService/GetDashboard",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.RecordService/AddFollowUp",
+        Requirement::AnyOf(&[FOLLOW_UP]),
+    ),
+    (
+        "/waihu.v1.RecordService/ListDueFollowUps",
+        Requirement::AnyOf(&[FOLLOW_UP, RECORD_VIEW]),
+    ),
+    (
         "/waihu.v1.RecordService/ListCallRecords",
         Requirement::AnyOf(&[CALL_VIEW, RECORD_LIST]),
     ),
     (
         "/waihu.v1.RecordService/GetCallRecord",
         Requirement::AnyOf(&[RECORD_VIEW]),
+    ),
+    (
+        "/waihu.v1.RecordService/ListContactCalls",
+        Requirement::AnyOf(&[CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.RecordService/GetRecordingUrl",
+        Requirement::AnyOf(&[RECORD_DOWNLOAD]),
+    ),
+    (
+        "/waihu.v1.RecordService/ExportCallRecords",
+        Requirement::AnyOf(&[RECORD_LIST]),
     ),
     (
         "/waihu.v1.RecordService/ExportEvents",
@@ -266,6 +301,14 @@ pub const TABLE: &[(&str, Requirement)] = &[
     (
         "/waihu.v1.DialerService/GetCallStatus",
         Requirement::AnyOf(&[CALL_VIEW, CALL_DIAL, RECORD_VIEW]),
+    ),
+    (
+        "/waihu.v1.AnalysisService/GetAnalysis",
+        Requirement::AnyOf(&[RECORD_VIEW, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.AnalysisService/Reanalyze",
+        Requirement::AnyOf(&[CALL_EDIT]),
     ),
     (
         "/waihu.v1.DialerService/AddGlobalDoNotCall",

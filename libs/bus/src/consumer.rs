@@ -107,6 +107,7 @@ pub struct Runner {
     bus: Bus,
     spec: ConsumerSpec,
     consumer: jetstream::consumer::Consumer<pull::Config>,
+    metrics: waihu_metrics::ConsumerMetrics,
 }
 
 enum Prepared {
@@ -143,6 +144,7 @@ impl Runner {
             .map_err(|e| BusError::Consumer(format!("{}: {e}", spec.name)))?;
         Ok(Runner {
             bus: bus.clone(),
+            metrics: waihu_metrics::ConsumerMetrics::new(&spec.name),
             spec,
             consumer,
         })
@@ -178,7 +180,10 @@ impl Runner {
 
     fn prepare(&self, msg: &jetstream::Message) -> Prepared {
         let info = match msg.info() {
-            Ok(i) => (i.stream_sequence, i.delivered),
+            Ok(i) => {
+                self.metrics.delivered(i.pending, i.delivered > 1);
+                (i.stream_sequence, i.delivered)
+            }
             Err(e) => return Prepared::Poison(format!("no JetStream metadata: {e}")),
         };
         if let Some(t) = msg.headers.as_ref().and_then(|h| h.get(HEADER_EVENT_TYPE)) {
@@ -189,11 +194,14 @@ impl Runner {
         match RecordedEvent::decode(&msg.payload) {
             Err(e) => Prepared::Poison(e.to_string()),
             Ok(event) if !self.spec.wants(event.type_name()) => Prepared::Skip,
-            Ok(event) => Prepared::Work(Box::new(Delivery {
-                stream_seq: info.0,
-                delivered: info.1,
-                event,
-            })),
+            Ok(event) => {
+                self.metrics.consumed(event.type_name());
+                Prepared::Work(Box::new(Delivery {
+                    stream_seq: info.0,
+                    delivered: info.1,
+                    event,
+                }))
+            }
         }
     }
 
@@ -309,6 +317,7 @@ impl Runner {
     /// Copies the message to the consumer's dead-letter subject with the reason, then terminates
     /// it; if the dead letter cannot be stored the message is nak'd so nothing is lost.
     async fn dead_letter(&self, msg: &jetstream::Message, reason: &str) {
+        self.metrics.dead_lettered();
         let (seq, delivered) = msg
             .info()
             .map(|i| (i.stream_sequence, i.delivered))

@@ -71,6 +71,7 @@ impl Bus {
         Ok(if ack.duplicate {
             PublishOutcome::Duplicate(ack.sequence)
         } else {
+            waihu_metrics::metrics().published(event.type_name());
             PublishOutcome::Stored(ack.sequence)
         })
     }
@@ -90,19 +91,27 @@ impl Bus {
                     .js
                     .send_publish(subject.clone(), message(event, *expect))
                     .await;
-                pending.push((subject, *expect, sent));
+                pending.push((subject, *expect, sent, event.type_name()));
             }
-            for (subject, expect, sent) in pending {
-                let res = match sent {
-                    Err(e) => Err(publish_error(&subject, expect, e)),
-                    Ok(fut) => match fut.await {
+            // The acks are awaited together: each one's timeout starts when it is awaited, so
+            // awaiting them in turn would stall a chunk sent to a server that died for one
+            // timeout per message (minutes) instead of one.
+            let acks = pending
+                .into_iter()
+                .map(|(subject, expect, sent, type_name)| async move {
+                    match sent {
                         Err(e) => Err(publish_error(&subject, expect, e)),
-                        Ok(ack) if ack.duplicate => Ok(PublishOutcome::Duplicate(ack.sequence)),
-                        Ok(ack) => Ok(PublishOutcome::Stored(ack.sequence)),
-                    },
-                };
-                out.push(res);
-            }
+                        Ok(fut) => match fut.await {
+                            Err(e) => Err(publish_error(&subject, expect, e)),
+                            Ok(ack) if ack.duplicate => Ok(PublishOutcome::Duplicate(ack.sequence)),
+                            Ok(ack) => {
+                                waihu_metrics::metrics().published(type_name);
+                                Ok(PublishOutcome::Stored(ack.sequence))
+                            }
+                        },
+                    }
+                });
+            out.extend(futures::future::join_all(acks).await);
         }
         out
     }

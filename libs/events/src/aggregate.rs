@@ -19,6 +19,12 @@ pub enum Aggregate {
     /// A work phone of a tenant, by the v5 UUID of tenant and device number
     /// ([`Aggregate::device`]).
     Device(Uuid),
+    /// One follow-up written after a call, by its id: its own stream, like an audit record.
+    FollowUp(Uuid),
+    /// The analysis of a call's conversation, by the call's id.
+    Analysis(Uuid),
+    /// The stored recording of a call, by the call's id (the record service's).
+    Recording(Uuid),
 }
 
 /// Namespace of tenants' aggregate ids.
@@ -59,7 +65,10 @@ impl Aggregate {
             | Aggregate::Tenant(id)
             | Aggregate::Audit(id)
             | Aggregate::Line(id)
-            | Aggregate::Device(id) => *id,
+            | Aggregate::Device(id)
+            | Aggregate::FollowUp(id)
+            | Aggregate::Analysis(id)
+            | Aggregate::Recording(id) => *id,
         }
     }
 
@@ -73,6 +82,9 @@ impl Aggregate {
             Aggregate::Audit(id) => format!("audit-{id}"),
             Aggregate::Line(id) => format!("line-{id}"),
             Aggregate::Device(id) => format!("device-{id}"),
+            Aggregate::FollowUp(id) => format!("followup-{id}"),
+            Aggregate::Analysis(id) => format!("analysis-{id}"),
+            Aggregate::Recording(id) => format!("recording-{id}"),
         }
     }
 
@@ -86,6 +98,9 @@ impl Aggregate {
             Aggregate::Audit(id) => format!("audit.{id}"),
             Aggregate::Line(id) => format!("line.{id}"),
             Aggregate::Device(id) => format!("device.{id}"),
+            Aggregate::FollowUp(id) => format!("followup.{id}"),
+            Aggregate::Analysis(id) => format!("analysis.{id}"),
+            Aggregate::Recording(id) => format!("recording.{id}"),
         }
     }
 
@@ -114,6 +129,21 @@ impl Aggregate {
         if let Some(rest) = s.strip_prefix("device-") {
             return Uuid::parse_str(rest)
                 .map(Aggregate::Device)
+                .map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("followup-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::FollowUp)
+                .map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("analysis-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Analysis)
+                .map_err(|_| err());
+        }
+        if let Some(rest) = s.strip_prefix("recording-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Recording)
                 .map_err(|_| err());
         }
         if let Some(rest) = s.strip_prefix("tenant-") {
@@ -147,6 +177,9 @@ mod tests {
             Aggregate::tenant("acme"),
             Aggregate::Audit(t),
             Aggregate::line("acme", "sim-1"),
+            Aggregate::FollowUp(t),
+            Aggregate::Analysis(t),
+            Aggregate::Recording(t),
         ] {
             assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
         }

@@ -28,6 +28,10 @@ pub enum Event {
     CallAnswered(pb::CallAnswered),
     CallReleased(pb::CallReleased),
     RecordingAvailable(pb::RecordingAvailable),
+    TranscriptAvailable(pb::TranscriptAvailable),
+    RecordingStored(pb::RecordingStored),
+    RecordingFailed(pb::RecordingFailed),
+    RecordingDeleted(pb::RecordingDeleted),
     ContactFinished(pb::ContactFinished),
     TenantEntitlementsSet(pb::TenantEntitlementsSet),
     AuditRecorded(pb::AuditRecorded),
@@ -37,6 +41,9 @@ pub enum Event {
     LineEnabled(pb::LineEnabled),
     DeviceBound(pb::DeviceBound),
     DeviceUnbound(pb::DeviceUnbound),
+    FollowUpAdded(pb::FollowUpAdded),
+    AnalysisCompleted(pb::AnalysisCompleted),
+    AnalysisFailed(pb::AnalysisFailed),
 }
 
 macro_rules! event_kinds {
@@ -81,6 +88,10 @@ event_kinds!(
     CallAnswered,
     CallReleased,
     RecordingAvailable,
+    TranscriptAvailable,
+    RecordingStored,
+    RecordingFailed,
+    RecordingDeleted,
     ContactFinished,
     TenantEntitlementsSet,
     AuditRecorded,
@@ -90,6 +101,9 @@ event_kinds!(
     LineEnabled,
     DeviceBound,
     DeviceUnbound,
+    FollowUpAdded,
+    AnalysisCompleted,
+    AnalysisFailed,
 );
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -140,6 +154,13 @@ impl EventMeta {
     /// yields the same id. The id (a v8 UUID) starts with the aggregate id's first 48 bits (the
     /// time of a v7 id) and continues with a v5 hash of `name`: deterministic, and as local in
     /// the store's index as the aggregate's own id.
+    ///
+    /// Only those 48 bits of the aggregate enter the id (a millisecond, for a v7 id), so `name`
+    /// must name the fact whole, the aggregate's id included (`call/<id>/released`,
+    /// `followup/<id>/added`): two aggregates made in the same millisecond with the same
+    /// `name` would get the same id, and the store would keep only the first. (Hashing the
+    /// stream id in here instead would change every deterministic id already issued, so a
+    /// retry across an upgrade would be stored twice.)
     pub fn with_deterministic_id(mut self, name: &str) -> Self {
         let hash = Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).into_bytes();
         let mut bytes = [0u8; 16];

@@ -165,7 +165,23 @@ pub mod page_token {
     }
 
     pub fn encode(at: DateTime<Utc>, id: Uuid) -> String {
-        format!("{}_{id}", at.timestamp_micros())
+        encode_key(at.timestamp_micros(), id)
+    }
+
+    /// A token for lists ordered by (an integer key, id): the last item's key and id.
+    pub fn encode_key(key: i64, id: Uuid) -> String {
+        format!("{key}_{id}")
+    }
+
+    /// The (key, id) of an [`encode_key`] token; None for the first page (an empty token).
+    pub fn decode_key(token: &str) -> Result<Option<(i64, Uuid)>, ApiError> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let bad = || ApiError::invalid("page_token", "not a token this service issued");
+        let (key, id) = token.split_once('_').ok_or_else(bad)?;
+        let key = key.parse().map_err(|_| bad())?;
+        Ok(Some((key, Uuid::parse_str(id).map_err(|_| bad())?)))
     }
 
     /// None for the first page (an empty token); INVALID_ARGUMENT for one this service did not
@@ -175,13 +191,11 @@ pub mod page_token {
             return Ok(None);
         }
         let bad = || ApiError::invalid("page_token", "not a token this service issued");
-        let (micros, id) = token.split_once('_').ok_or_else(bad)?;
-        let at = micros
-            .parse()
-            .ok()
-            .and_then(DateTime::from_timestamp_micros)
-            .ok_or_else(bad)?;
-        Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
+        let Some((micros, id)) = decode_key(token)? else {
+            return Ok(None);
+        };
+        let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+        Ok(Some((at, id)))
     }
 
     #[cfg(test)]

@@ -100,6 +100,28 @@ where
     text.trim().parse().map_err(serde::de::Error::custom)
 }
 
+/// A per-tenant setting written `tenant=value,other=value` (spaces allowed, empty = none), each
+/// value read by `value`; the error names the entry at fault.
+pub fn per_tenant<T>(
+    s: &str,
+    form: &str,
+    value: impl Fn(&str) -> Result<T, String>,
+) -> Result<std::collections::BTreeMap<String, T>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (tenant, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not {form}"))?;
+        let tenant = tenant.trim();
+        if tenant.is_empty() {
+            return Err(format!("{part:?} names no tenant"));
+        }
+        let v = value(v.trim()).map_err(|e| format!("{part:?}: {e}"))?;
+        out.insert(tenant.to_string(), v);
+    }
+    Ok(out)
+}
+
 /// The layered sources: defaults (each section's `Default`), then the file, then the aliases,
 /// then the `WAIHU_` variables.
 pub struct Layers(config::Config);
@@ -171,6 +193,18 @@ impl Layers {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port))))
     }
 
+    /// Where a service serves `/metrics`: the top-level `metrics_addr` (`WAIHU_METRICS_ADDR`),
+    /// else `0.0.0.0:<port + 1000>` where `port` is its main port; `off` for none.
+    pub fn metrics_addr(&self, port: u16) -> Result<Option<SocketAddr>, ConfigError> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct M {
+            metrics_addr: Option<String>,
+        }
+        let m: M = self.root()?;
+        metrics_addr(m.metrics_addr.as_deref(), port)
+    }
+
     /// The section `key` (such as `simulator`) as `T`; its `Default` when nothing sets it.
     pub fn section<T: DeserializeOwned + Default>(&self, key: &str) -> Result<T, ConfigError> {
         match self.0.get::<config::Value>(key) {
@@ -224,6 +258,7 @@ struct CommonFile {
     database_url: Secret,
     prefix: String,
     grpc_addr: Option<SocketAddr>,
+    metrics_addr: Option<String>,
     shutdown_grace_seconds: u64,
     nats: NatsSection,
     database: DatabaseSection,
@@ -236,6 +271,7 @@ impl Default for CommonFile {
             database_url: Secret::from(DEFAULT_DATABASE_URL),
             prefix: "waihu".into(),
             grpc_addr: None,
+            metrics_addr: None,
             shutdown_grace_seconds: 20,
             nats: NatsSection::default(),
             database: DatabaseSection::default(),
@@ -336,6 +372,9 @@ pub struct CommonConfig {
     pub stream_max_bytes: i64,
     /// `grpc_addr`.
     pub grpc_addr: SocketAddr,
+    /// `metrics_addr`: where `/metrics` is served (default: the gRPC port + 1000 on every
+    /// interface; `off` for none).
+    pub metrics_addr: Option<SocketAddr>,
     /// `database.max_connections`.
     pub db_max_connections: u32,
     /// `shutdown_grace_seconds`: how long in-flight work may take after SIGTERM.
@@ -345,6 +384,25 @@ pub struct CommonConfig {
     /// `nats.user` + `nats.password`, `nats.token` or `nats.creds_file`: this service's own NATS
     /// credentials.
     pub nats_auth: waihu_bus::NatsAuth,
+}
+
+/// A service's metrics port by default: its gRPC (the gateway: HTTP) port plus this (task
+/// 51051, dialer 51052, provider adapter 51053, record 51054, analysis 51055, gateway 9080).
+pub const METRICS_PORT_OFFSET: u16 = 1000;
+
+/// The `metrics_addr` setting: empty for `0.0.0.0:<port + 1000>`, `off` for none.
+fn metrics_addr(v: Option<&str>, port: u16) -> Result<Option<SocketAddr>, ConfigError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(Some(SocketAddr::from((
+            [0, 0, 0, 0],
+            port.saturating_add(METRICS_PORT_OFFSET),
+        )))),
+        Some("off") => Ok(None),
+        Some(a) => a
+            .parse()
+            .map(Some)
+            .map_err(|e| ConfigError::invalid("metrics_addr", format!("{a:?}: {e} (or \"off\")"))),
+    }
 }
 
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -386,7 +444,9 @@ impl CommonConfig {
                 "must be at least 1",
             ));
         }
+        let metrics_addr = metrics_addr(f.metrics_addr.as_deref(), default_port)?;
         Ok(CommonConfig {
+            metrics_addr,
             nats_url: f.nats_url,
             database_url: f.database_url,
             prefix: f.prefix,
@@ -418,6 +478,7 @@ impl CommonConfig {
             stream_max_age: Duration::ZERO,
             stream_max_bytes: 0,
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             db_max_connections: 8,
             shutdown_grace: Duration::from_secs(5),
             auth: waihu_auth::AuthConfig {

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 mod health;
+pub mod metrics;
 mod serve;
 pub mod telemetry;
 mod tenant;
@@ -41,10 +42,11 @@ where
         }
     };
     tracing::info!(?config, "{name} starting");
+    waihu_metrics::metrics().build(name, env!("CARGO_PKG_VERSION"));
     let shutdown = shutdown_on_signal();
     match start(config, shutdown).await {
         Ok(handle) => {
-            tracing::info!(addr = %handle.addr, "{name} serving gRPC");
+            tracing::info!(addr = %handle.addr, metrics = ?handle.metrics_addr, "{name} serving gRPC");
             handle.wait().await;
             std::process::ExitCode::SUCCESS
         }
@@ -129,13 +131,22 @@ pub async fn serve(
         .build_v1alpha()?;
     let router = routes(
         tonic::transport::Server::builder()
+            .layer(metrics::GrpcMetricsLayer)
             .layer(auth)
             .add_service(health)
             .add_service(reflection)
             .add_service(reflection_v1alpha),
     );
     let (listener, _) = bind(config.grpc_addr).await?;
-    Ok(ServiceHandle::start(
+    let mut workers = workers;
+    let mut metrics_addr = None;
+    if let Some(addr) = config.metrics_addr {
+        let metrics_listener = metrics::bind(addr).await?;
+        metrics_addr = metrics_listener.local_addr().ok();
+        let stop = workers.stop_token();
+        workers.spawn(metrics::serve(metrics_listener, stop));
+    }
+    let mut handle = ServiceHandle::start(
         router,
         listener,
         reporter,
@@ -143,5 +154,7 @@ pub async fn serve(
         shutdown,
         config.shutdown_grace,
     )
-    .await?)
+    .await?;
+    handle.metrics_addr = metrics_addr;
+    Ok(handle)
 }

@@ -4,9 +4,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Router;
 
-/// A gRPC router behind the authentication layer (what every waihu server serves).
-pub type Routes =
-    Router<tower::layer::util::Stack<waihu_auth::AuthLayer, tower::layer::util::Identity>>;
+/// A gRPC router behind the request metrics and the authentication layer (what every waihu
+/// server serves).
+pub type Routes = Router<
+    tower::layer::util::Stack<
+        waihu_auth::AuthLayer,
+        tower::layer::util::Stack<crate::metrics::GrpcMetricsLayer, tower::layer::util::Identity>,
+    >,
+>;
 use tonic_health::{server::HealthReporter, ServingStatus};
 use tracing::info;
 
@@ -126,6 +131,8 @@ pub fn health() -> (
 /// A running service: its gRPC server and background workers.
 pub struct ServiceHandle {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (None when `metrics_addr` is off).
+    pub metrics_addr: Option<SocketAddr>,
     server: GrpcServer,
     server_stop: CancellationToken,
     shutdown: CancellationToken,
@@ -172,6 +179,7 @@ impl ServiceHandle {
         });
         Ok(ServiceHandle {
             addr: server.addr,
+            metrics_addr: None,
             server,
             server_stop,
             shutdown,

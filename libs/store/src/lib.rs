@@ -18,6 +18,15 @@ use sqlx::{
 /// A transaction on the store's database.
 pub type Tx<'a> = Transaction<'a, Postgres>;
 
+/// Makes `tx` (just begun) a read-only snapshot: every read in it sees the same committed
+/// state, e.g. projections and the checkpoint they are as of.
+pub async fn read_only_snapshot(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// The store's migrations. `ignore_missing`: migrations that moved to the services' own schemas
 /// (versions 3 to 6 and 8) stay recorded in databases made before, and must not stop them opening.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {

@@ -105,7 +105,15 @@ type Pending = (i64, RecordedEvent, Expect);
 
 impl OutboxRelay {
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut measured = tokio::time::Instant::now() - Duration::from_secs(60);
         loop {
+            // Its depth and age for /metrics, at most once a second.
+            if measured.elapsed() >= Duration::from_secs(1) {
+                measured = tokio::time::Instant::now();
+                if let Err(e) = self.measure().await {
+                    tracing::debug!(producer = %self.producer, error = %e, "outbox not measured");
+                }
+            }
             match self.drain_once().await {
                 Ok(n) if n as i64 >= RELAY_BATCH => continue,
                 Ok(_) => {}
@@ -127,6 +135,27 @@ impl OutboxRelay {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
+    }
+
+    /// Sets the outbox's depth (counted up to 1,000,000) and the age of its oldest row.
+    async fn measure(&self) -> Result<(), StoreError> {
+        let (depth, age): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE producer = $1 LIMIT 1000000) d),
+                    (SELECT EXTRACT(EPOCH FROM now() - created_at)::float8 FROM outbox
+                     WHERE producer = $1 ORDER BY id LIMIT 1)",
+        )
+        .bind(&self.producer)
+        .fetch_one(&self.pool)
+        .await?;
+        let m = waihu_metrics::metrics();
+        let label = waihu_metrics::ProducerLabel {
+            producer: self.producer.clone(),
+        };
+        m.outbox_depth.get_or_create(&label).set(depth);
+        m.outbox_oldest_seconds
+            .get_or_create(&label)
+            .set(age.unwrap_or(0.0).max(0.0));
+        Ok(())
     }
 
     /// Publishes up to one batch; returns how many rows it handled.

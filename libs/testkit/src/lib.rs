@@ -51,6 +51,8 @@ pub struct TestEnv {
     /// The NATS the environment's services use, and its streams' replicas.
     pub nats_url: String,
     pub replicas: usize,
+    /// The PostgreSQL server the database is on (a URL to any database on it).
+    pub server_url: String,
 }
 
 impl TestEnv {
@@ -62,10 +64,16 @@ impl TestEnv {
     /// [`TestEnv::new`] on the NATS at `url` (a comma-separated list for a cluster), with
     /// streams of `replicas` replicas.
     pub async fn on_nats(url: &str, replicas: usize) -> TestEnv {
+        TestEnv::on_servers(url, replicas, &server_url()).await
+    }
+
+    /// [`TestEnv::on_nats`] with its database on the PostgreSQL server at `server`
+    /// (any database's URL on it; e.g. a server a test runs itself) instead of `DATABASE_URL`'s.
+    pub async fn on_servers(url: &str, replicas: usize, server: &str) -> TestEnv {
         init_logging();
         let id = Uuid::new_v4().simple().to_string()[..12].to_string();
         let database = format!("waihu_t_{id}");
-        let admin_url = with_database(&server_url(), "postgres");
+        let admin_url = with_database(server, "postgres");
         let admin = waihu_store::connect(&admin_url, 1)
             .await
             .expect("PostgreSQL reachable (DATABASE_URL)");
@@ -74,7 +82,7 @@ impl TestEnv {
             .await
             .expect("create test database");
         admin.close().await;
-        let database_url = with_database(&server_url(), &database);
+        let database_url = with_database(server, &database);
         let pool = waihu_store::open(&database_url, 8)
             .await
             .expect("test database connects and migrates");
@@ -94,6 +102,7 @@ impl TestEnv {
             bus,
             nats_url: url.to_string(),
             replicas,
+            server_url: server.to_string(),
         }
     }
 
@@ -108,12 +117,12 @@ impl TestEnv {
     pub async fn cleanup(self) {
         let _ = self.bus.delete_streams().await;
         self.pool.close().await;
-        drop_database(&self.database).await;
+        drop_database(&self.server_url, &self.database).await;
     }
 }
 
-async fn drop_database(database: &str) {
-    let admin_url = with_database(&server_url(), "postgres");
+async fn drop_database(server: &str, database: &str) {
+    let admin_url = with_database(server, "postgres");
     if let Ok(admin) = waihu_store::connect(&admin_url, 1).await {
         let _ = sqlx::query(&format!(
             "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"

@@ -232,6 +232,12 @@ impl Draws {
 }
 
 impl Simulator {
+    /// A draw for what is said in the `attempt`-th call to `phone` (the dialogue of an
+    /// answered call), independent of its outcome's draws.
+    pub fn conversation_draw(&self, phone: &str, attempt: u32) -> u64 {
+        Draws::new(self.seed ^ 0xd1a1_0600, phone, attempt).next()
+    }
+
     /// The outcome of calling `phone` for the `attempt`-th time (1-based).
     pub fn outcome(&self, phone: &str, attempt: u32) -> Outcome {
         let mut d = Draws::new(self.seed, phone, attempt);

@@ -293,6 +293,50 @@ async fn release_lines(tx: &mut Tx<'_>, lines: &[(String, String)]) -> Result<()
     Ok(())
 }
 
+/// A line as a metrics label: `<tenant>/<line>` (line ids are the tenant's own).
+fn line_label(tenant: &str, line: &str) -> waihu_metrics::LineLabel {
+    waihu_metrics::LineLabel {
+        line: format!("{tenant}/{line}"),
+    }
+}
+
+/// What one dial round did with the due contacts it looked at, for
+/// `waihu_dial_decisions_total`: counted once the round has committed.
+#[derive(Debug, Default)]
+struct Decisions {
+    dialed: u64,
+    window: u64,
+    do_not_call: u64,
+    daily_limit: u64,
+    no_line_in_city: u64,
+    line_busy: u64,
+    stopped_meanwhile: u64,
+}
+
+impl Decisions {
+    fn record(&self) {
+        let m = waihu_metrics::metrics();
+        for (decision, reason, n) in [
+            ("dial", "ok", self.dialed),
+            ("defer", "window", self.window),
+            ("finish", "do_not_call", self.do_not_call),
+            ("defer", "daily_limit", self.daily_limit),
+            ("defer", "no_line_in_city", self.no_line_in_city),
+            ("wait", "line_capacity", self.line_busy),
+            ("drop", "task_stopped", self.stopped_meanwhile),
+        ] {
+            if n > 0 {
+                m.dial_decisions
+                    .get_or_create(&waihu_metrics::DecisionLabel {
+                        decision: decision.into(),
+                        reason: reason.into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+}
+
 /// A line the dialer may dial on now, with its counts.
 #[derive(sqlx::FromRow)]
 pub(crate) struct LineRow {
@@ -1063,6 +1107,12 @@ impl Db {
         )
         .fetch_all(&mut *tx)
         .await?;
+        let m = waihu_metrics::metrics();
+        for r in &rows {
+            m.calls_in_flight
+                .get_or_create(&line_label(&r.tenant_id, &r.line_id))
+                .set(r.in_flight.max(0) as i64);
+        }
         // Per line: what its pace and day were, to move them on by what the round places.
         let mut paces: Paces = HashMap::with_capacity(rows.len());
         let mut slots: Vec<LineSlots> = rows
@@ -1219,6 +1269,7 @@ impl Db {
             .unzip();
         let today = calls_today(&mut tx, &day_t, &day_p).await?;
         // What the round defers: (task, contact, until); None = the tenant's next midnight.
+        let mut decisions = Decisions::default();
         let mut later: Vec<(Uuid, i32, DateTime<Utc>)> = Vec::new();
         let mut to_midnight: Vec<(Uuid, i32)> = Vec::new();
         let mut stopped: Vec<(Uuid, i32)> = Vec::new();
@@ -1237,6 +1288,7 @@ impl Db {
                         .next_open(now, zone)
                         .unwrap_or(now + chrono::Duration::days(1));
                     later.push((task_id, c.contact_no, at));
+                    decisions.window += 1;
                     continue;
                 }
                 // Numbers on the tenant's or the global do-not-call list are not called
@@ -1251,6 +1303,7 @@ impl Db {
                         c.attempts,
                         None,
                     ));
+                    decisions.do_not_call += 1;
                     continue;
                 }
                 // A number that got its task's limit today (over all the tenant's tasks, this
@@ -1261,11 +1314,13 @@ impl Db {
                         + planned_now.get(&key).copied().unwrap_or(0);
                     if calls >= daily_limit {
                         to_midnight.push((task_id, c.contact_no));
+                        decisions.daily_limit += 1;
                         continue;
                     }
                 }
                 go.push(c);
             }
+            let go_len = go.len();
             let task = DueTask {
                 task_id,
                 tenant_id,
@@ -1279,6 +1334,9 @@ impl Db {
             } = plan_task(&mut slots, &task);
             // No line of the task is in their city: looked at again in a while (a line there
             // may be added).
+            decisions.no_line_in_city += no_line_in_city.len() as u64;
+            decisions.line_busy +=
+                go_len.saturating_sub(planned.len() + no_line_in_city.len()) as u64;
             let in_a_while = now + chrono::Duration::minutes(10);
             later.extend(
                 no_line_in_city
@@ -1305,11 +1363,11 @@ impl Db {
         if dials.is_empty() {
             // Contacts deferred by the per-number daily limit or their window keep their new
             // time, tasks found closed their opening, and do-not-call contacts are finished.
-            return self
-                .commit_round(tx, &finished)
-                .await
-                .map(|_| finished.len());
+            self.commit_round(tx, &finished).await?;
+            decisions.record();
+            return Ok(finished.len());
         }
+        let planned_total = dials.len();
         // Only the tasks this round dials for are share-locked, and only those still running
         // keep their calls: a pause or cancel committed meanwhile drops them (their contacts stay
         // pending), and one committed later waits for this round.
@@ -1328,11 +1386,11 @@ impl Db {
         .collect();
         dials.retain(|d| running.contains(&d.task_id));
         let n = dials.len();
+        decisions.stopped_meanwhile = (planned_total - n) as u64;
         if n == 0 {
-            return self
-                .commit_round(tx, &finished)
-                .await
-                .map(|_| finished.len());
+            self.commit_round(tx, &finished).await?;
+            decisions.record();
+            return Ok(finished.len());
         }
         let (mut u_task, mut u_no, mut u_call, mut u_line) = (vec![], vec![], vec![], vec![]);
         let mut u_phone: Vec<String> = Vec::with_capacity(n);
@@ -1387,6 +1445,13 @@ impl Db {
         self.outbox.push(&mut tx, &out).await?;
         tx.commit().await?;
         self.outbox.wake();
+        decisions.dialed = n as u64;
+        decisions.record();
+        for (tenant, line) in &u_line_tenant {
+            m.calls_placed
+                .get_or_create(&line_label(tenant, line))
+                .inc();
+        }
         Ok(n + finished.len())
     }
 

@@ -15,9 +15,11 @@
 //!
 //! What the platform does not keep is shown as the seed's DDL defaults: `group_id` 0,
 //! `number_city_code` "" (the caller number's region belongs to the line a call goes out on,
-//! not to the task: see `ProviderService.GetLine`), and `call_voice_url` "" (recordings are not
-//! built). `number_city_limit` (0 or 1) is kept: with 1 only numbers in the caller line's city
-//! are dialed.
+//! not to the task: see `ProviderService.GetLine`). `call_voice_url` is "" until a call's
+//! recording is stored, then the path of seed 002's recording route for it
+//! (`/api/v1/lead-generation/call-records/<n>/recording`, answering the signed URL).
+//! `number_city_limit` (0 or 1) is kept: with 1 only numbers in the caller line's city are
+//! dialed.
 
 use std::collections::HashMap;
 
@@ -43,8 +45,6 @@ pub const BASE: &str = "/api/caller";
 const MAX_LIST: usize = 100_000;
 /// Numbers a task's detail lists at most.
 const DETAIL_NUMBERS: usize = 10_000;
-/// Call records read for a task's detail at most (newest first).
-const DETAIL_CALLS: usize = 20_000;
 
 /// Every seed 000 route: (method, path below [`BASE`], permissions: any one).
 pub const ROUTES: RouteTable = &[
@@ -338,38 +338,39 @@ async fn list_task_inner(b: &Backends, headers: &HeaderMap, body: &[u8]) -> Resu
     ))
 }
 
-/// The newest call of each number of a task, from its newest [`DETAIL_CALLS`] records.
-async fn newest_calls(
+/// What the calls of `contacts` came to, by contact number (ListContactCalls, a thousand at
+/// a time).
+async fn contact_calls(
     b: &Backends,
     headers: &HeaderMap,
     task_id: &str,
-) -> Result<HashMap<String, pb::CallRecord>> {
-    let mut newest: HashMap<String, pb::CallRecord> = HashMap::new();
-    let (mut token, mut read) = (String::new(), 0);
+    contacts: &[pb::ListedContact],
+) -> Result<HashMap<u32, pb::ContactCalls>> {
+    let mut out = HashMap::new();
     let mut records = record_client(b);
-    while read < DETAIL_CALLS {
-        let page = records
-            .list_call_records(request(
+    for chunk in contacts.chunks(1000) {
+        let got = records
+            .list_contact_calls(request(
                 headers,
-                pb::ListCallRecordsRequest {
+                pb::ListContactCallsRequest {
                     task_id: task_id.to_string(),
-                    page_size: 1000,
-                    page_token: token,
-                    ..Default::default()
+                    contact_nos: chunk.iter().map(|c| c.contact_no).collect(),
                 },
             ))
             .await?
             .into_inner();
-        read += page.records.len();
-        for r in page.records {
-            newest.entry(r.phone.clone()).or_insert(r);
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
+        out.extend(got.contacts.into_iter().map(|c| (c.contact_no, c)));
     }
-    Ok(newest)
+    Ok(out)
+}
+
+/// The seed 002 route answering the signed URL of call `number`'s recording.
+fn voice_url(number: u64) -> String {
+    if number == 0 {
+        String::new()
+    } else {
+        format!("{}/call-records/{number}/recording", crate::lead::BASE)
+    }
 }
 
 /// 获取外呼任务信息 (seed 000 §3): the task and its numbers (the first 10,000), each with its latest call.
@@ -384,12 +385,12 @@ async fn task_detail_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Res
         .get_task(request(headers, pb::TaskRef { task_id: number }))
         .await?
         .into_inner();
-    let calls = newest_calls(b, headers, &t.task_id).await?;
     let cancelled = t.status == pb::TaskStatus::Cancelled as i32;
-    let list = first_contacts(b, headers, &t.task_id, DETAIL_NUMBERS)
-        .await?
+    let contacts = first_contacts(b, headers, &t.task_id, DETAIL_NUMBERS).await?;
+    let calls = contact_calls(b, headers, &t.task_id, &contacts).await?;
+    let list = contacts
         .iter()
-        .map(|c| number_row(&t, c, calls.get(&c.phone), cancelled))
+        .map(|c| number_row(&t, c, calls.get(&c.contact_no), cancelled))
         .collect();
     let mut row = task_row(&t);
     row.insert("list".into(), Value::Array(list));
@@ -400,7 +401,7 @@ async fn task_detail_inner(b: &Backends, headers: &HeaderMap, body: Body) -> Res
 fn number_row(
     t: &pb::Task,
     c: &pb::ListedContact,
-    call: Option<&pb::CallRecord>,
+    call: Option<&pb::ContactCalls>,
     cancelled: bool,
 ) -> Value {
     let outcome = pb::ContactOutcome::try_from(c.outcome).unwrap_or_default();
@@ -408,7 +409,7 @@ fn number_row(
         pb::ContactOutcome::Cancelled => 4,
         pb::ContactOutcome::Unspecified if cancelled => 4,
         pb::ContactOutcome::Unspecified => {
-            if call.is_some_and(|r| r.state != "released") {
+            if call.is_some_and(|r| r.in_call) {
                 2
             } else {
                 1
@@ -417,7 +418,7 @@ fn number_row(
         _ => 3,
     };
     let added = ts(&c.added_at).or_else(|| ts(&t.created_at));
-    let released = call.and_then(|r| ts(&r.released_at));
+    let last = call.and_then(|r| ts(&r.last_call_at));
     json!({
         "id": c.contact_no,
         "user_id": int_or_text(&t.created_by),
@@ -427,12 +428,12 @@ fn number_row(
         "phone": national(&c.phone),
         "status": status,
         "is_deleted": 0,
-        "call_begin_time": seed_time(call.and_then(|r| ts(&r.requested_at))),
+        "call_begin_time": seed_time(call.and_then(|r| ts(&r.first_call_at))),
         "call_time": call.map_or(0, |r| r.talk_seconds.round() as u64),
         "call_result": c.outcome,
-        "call_voice_url": "",
+        "call_voice_url": voice_url(call.map_or(0, |r| r.recording_call_number)),
         "created_at": seed_time(added),
-        "updated_at": seed_time(released.or(added)),
+        "updated_at": seed_time(last.or(added)),
     })
 }
 
@@ -487,7 +488,12 @@ async fn caller_detail_inner(b: &Backends, headers: &HeaderMap, body: Body) -> R
                     "is_answered": u8::from(r.answered_at.is_some()),
                     "hangup_cause": cause.q850,
                     "hangup_cause_name": cause.name,
-                    "call_voice_url": "",
+                    "call_voice_url": voice_url(
+                        r.recording
+                            .as_ref()
+                            .filter(|x| x.state() == pb::RecordingState::Stored)
+                            .map_or(0, |_| r.number)
+                    ),
                 })
             })
             .collect(),

@@ -2,9 +2,13 @@
 //! field names and shapes as the seed writes them. Tasks and call records are named by their
 //! numbers (the seed's integer `taskId` and `recordId`).
 //!
-//! What the platform does not have yet is said plainly: `intendedCustomers`, `analysisStatus`,
-//! `analysisResult` and `recordingUrl` are null until analysis and recordings exist, and the
-//! recording route answers 501.
+//! `analysisStatus` is PENDING for an answered call until its analysis arrives (then COMPLETED
+//! or FAILED) and null for an unanswered one; `analysisResult` is filled once an analysis
+//! completed (brief in lists, whole in the detail); `intendedCustomers` counts analysed calls
+//! found interested. `recordingUrl` is null until the call's recording is stored; then, in a
+//! list, the path of the record's recording route (2.6), and in a detail the signed, expiring
+//! URL itself when the caller may download recordings (else that path); 2.6 answers the
+//! signed URL.
 
 use std::collections::HashMap;
 
@@ -377,8 +381,8 @@ async fn task_fields(
         "completedTime": time(&t.completed_at),
         "totalCalls": stats.calls_placed,
         "successfulCalls": stats.calls_answered,
-        // Intention comes from call analysis, which is not built yet.
-        "intendedCustomers": Value::Null,
+        // Calls whose analysis found the customer interested.
+        "intendedCustomers": stats.intended_customers,
     }) else {
         unreachable!("a JSON object literal")
     };
@@ -398,7 +402,7 @@ fn query_u32(q: &HashMap<String, String>, key: &str, default: u32, max: u32) -> 
     }
 }
 
-/// `order`: asc or desc (default desc); true for oldest first.
+/// `sort` (only `sortable`) and `order`; true for oldest first.
 fn ascending(q: &HashMap<String, String>, sortable: &str) -> Result<bool> {
     if let Some(s) = q.get("sort") {
         if s != sortable {
@@ -408,6 +412,11 @@ fn ascending(q: &HashMap<String, String>, sortable: &str) -> Result<bool> {
             ));
         }
     }
+    order_ascending(q)
+}
+
+/// `order`: asc or desc (default desc); true for ascending.
+fn order_ascending(q: &HashMap<String, String>) -> Result<bool> {
     match q.get("order").map(|o| o.to_ascii_lowercase()) {
         None => Ok(false),
         Some(o) if o == "desc" => Ok(false),
@@ -525,7 +534,7 @@ async fn task_detail(
                         "phoneNumber": national(&r.phone),
                         "startTime": time(&r.requested_at),
                         "duration": r.talk_seconds.round() as u64,
-                        "analysisStatus": Value::Null,
+                        "analysisStatus": analysis_status(r),
                     })
                 })
                 .collect(),
@@ -605,9 +614,56 @@ async fn cancel_task(
     ))
 }
 
-/// A call record in the seed's shape; `task_numbers` maps task UUIDs to numbers.
+/// Seed 002's analysisStatus: PENDING, COMPLETED or FAILED; null for a call with nothing to
+/// analyse (not answered).
+fn analysis_status(r: &pb::CallRecord) -> Value {
+    match pb::AnalysisStatus::try_from(r.analysis_status) {
+        Ok(pb::AnalysisStatus::Pending) => json!("PENDING"),
+        Ok(pb::AnalysisStatus::Completed) => json!("COMPLETED"),
+        Ok(pb::AnalysisStatus::Failed) => json!("FAILED"),
+        _ => Value::Null,
+    }
+}
+
+/// Seed 002's intention words for the analysis intents.
+fn intention(intent: &str) -> &str {
+    match intent {
+        "interested" => "高意向",
+        "considering" => "考虑中",
+        "inconvenient" => "不方便",
+        "not_interested" => "无意向",
+        "wrong_number" => "号码错误",
+        "no_conversation" => "未有效沟通",
+        other => other,
+    }
+}
+
 /// A call record in the seed's shape; `taskId` is null for a click-to-dial call (no task).
-fn record_json(r: &pb::CallRecord, task_number: Option<u64>) -> Value {
+/// With `full` (2.5's detail), the whole analysis result.
+fn record_json(
+    r: &pb::CallRecord,
+    task_number: Option<u64>,
+    full: bool,
+    recording_url: Option<String>,
+) -> Value {
+    let analysis = r
+        .analysis
+        .as_ref()
+        .filter(|_| r.analysis_status == pb::AnalysisStatus::Completed as i32)
+        .map(|a| {
+            let mut v = json!({
+                "sentiment": a.sentiment.to_ascii_uppercase(),
+                "intention": intention(&a.intent),
+                "grade": a.grade,
+            });
+            if full {
+                v["keywords"] = json!(a.keywords);
+                v["summary"] = json!(a.summary);
+                v["transcription"] = json!(a.transcript);
+                v["language"] = json!(a.language);
+            }
+            v
+        });
     json!({
         "recordId": r.number,
         "taskId": task_number,
@@ -615,11 +671,35 @@ fn record_json(r: &pb::CallRecord, task_number: Option<u64>) -> Value {
         "startTime": time(&r.requested_at),
         "endTime": time(&r.released_at),
         "duration": r.talk_seconds.round() as u64,
-        // Recordings and call analysis are not built yet.
-        "recordingUrl": Value::Null,
-        "analysisStatus": Value::Null,
-        "analysisResult": Value::Null,
+        "recordingUrl": recording_url.or_else(|| recording_path(r)),
+        "analysisStatus": analysis_status(r),
+        "analysisResult": analysis,
     })
+}
+
+/// The path of a record's recording route (2.6) when its recording is stored.
+fn recording_path(r: &pb::CallRecord) -> Option<String> {
+    r.recording
+        .as_ref()
+        .filter(|x| x.state() == pb::RecordingState::Stored)
+        .map(|_| format!("{BASE}/call-records/{}/recording", r.number))
+}
+
+/// `sort` (startTime, duration or recordId; default startTime) and `order` (asc or desc,
+/// default desc) of the call-record list.
+fn record_sort(q: &HashMap<String, String>) -> Result<(pb::CallRecordSort, bool)> {
+    let sort = match q.get("sort").map(String::as_str) {
+        None | Some("") | Some("startTime") => pb::CallRecordSort::StartTime,
+        Some("duration") => pb::CallRecordSort::Duration,
+        Some("recordId") => pb::CallRecordSort::Number,
+        Some(_) => {
+            return Err(Reply::error(
+                StatusCode::BAD_REQUEST,
+                "sort: startTime, duration or recordId",
+            ))
+        }
+    };
+    Ok((sort, order_ascending(q)?))
 }
 
 /// The numbers of the tasks `records` belong to (click-to-dial calls belong to none).
@@ -656,12 +736,21 @@ async fn list_records(
 ) -> Result<Reply> {
     let current = query_u32(&q, "page", 1, 1_000_000)?;
     let size = query_u32(&q, "size", 10, 500)?;
-    let oldest_first = ascending(&q, "startTime")?;
+    let (sort, oldest_first) = record_sort(&q)?;
     let empty = || Ok(Reply::ok(page(Vec::new(), 0, size, current)));
-    // Call analysis is not built: no record has an analysis status yet.
-    if q.get("analysisStatus").is_some_and(|s| !s.is_empty()) {
-        return empty();
-    }
+    let analysis_status = match q.get("analysisStatus").map(|s| s.to_ascii_uppercase()) {
+        None => pb::AnalysisStatus::Unspecified,
+        Some(s) if s.is_empty() => pb::AnalysisStatus::Unspecified,
+        Some(s) if s == "PENDING" => pb::AnalysisStatus::Pending,
+        Some(s) if s == "COMPLETED" => pb::AnalysisStatus::Completed,
+        Some(s) if s == "FAILED" => pb::AnalysisStatus::Failed,
+        Some(_) => {
+            return Err(Reply::error(
+                StatusCode::BAD_REQUEST,
+                "analysisStatus: PENDING, COMPLETED or FAILED",
+            ))
+        }
+    };
     let task_id = match q.get("taskId") {
         None => String::new(),
         Some(n) => {
@@ -689,6 +778,8 @@ async fn list_records(
                 page_size: size,
                 page_number: current,
                 oldest_first,
+                sort: sort as i32,
+                analysis_status: analysis_status as i32,
                 ..Default::default()
             },
         ))
@@ -706,7 +797,7 @@ async fn list_records(
     let records = listed
         .records
         .iter()
-        .map(|r| record_json(r, numbers.get(&r.task_id).copied()))
+        .map(|r| record_json(r, numbers.get(&r.task_id).copied(), false, None))
         .collect();
     Ok(Reply::ok(page(records, listed.total, size, current)))
 }
@@ -735,21 +826,55 @@ async fn record_detail(
 ) -> Result<Reply> {
     let r = fetch_record(&b, &headers, &record_id).await?;
     let numbers = task_numbers(&b, &headers, std::slice::from_ref(&r)).await?;
-    Ok(Reply::ok(record_json(&r, numbers.get(&r.task_id).copied())))
+    // The playable URL when the caller may have it; the route's path otherwise.
+    let url = match recording_path(&r) {
+        Some(_) => signed_url(&b, &headers, r.number).await.ok(),
+        None => None,
+    };
+    Ok(Reply::ok(record_json(
+        &r,
+        numbers.get(&r.task_id).copied(),
+        true,
+        url,
+    )))
 }
 
-/// 2.6 A call's recording: recordings are not built yet.
+/// The signed, expiring URL of call `number`'s recording.
+async fn signed_url(
+    b: &Backends,
+    headers: &HeaderMap,
+    number: u64,
+) -> std::result::Result<String, tonic::Status> {
+    Ok(record_client(b)
+        .get_recording_url(request(
+            headers,
+            pb::GetRecordingUrlRequest {
+                call_id: number.to_string(),
+                ttl_seconds: 0,
+            },
+        ))
+        .await?
+        .into_inner()
+        .url)
+}
+
+/// 2.6 A call's recording: its signed URL, valid for the record service's URL lifetime (15
+/// minutes by default); 404 when the record has no stored recording.
 async fn recording(
     State(b): State<Backends>,
     headers: HeaderMap,
     Path(record_id): Path<String>,
 ) -> Result<Reply> {
     // The record must exist and be the caller's before anything is said about it.
-    fetch_record(&b, &headers, &record_id).await?;
-    Err(Reply::error(
-        StatusCode::NOT_IMPLEMENTED,
-        "call recordings are not built yet: no recording can be fetched",
-    ))
+    let r = fetch_record(&b, &headers, &record_id).await?;
+    if recording_path(&r).is_none() {
+        return Err(Reply::error(
+            StatusCode::NOT_FOUND,
+            "this call has no stored recording (not answered, not yet stored, or deleted after its retention)",
+        ));
+    }
+    let url = signed_url(&b, &headers, r.number).await?;
+    Ok(Reply::ok(json!({ "recordingUrl": url })))
 }
 
 #[cfg(test)]

@@ -122,6 +122,8 @@ async fn admit(
 pub struct GatewayConfig {
     /// Where it listens (`WAIHU_HTTP_ADDR`, default `0.0.0.0:8080`).
     pub http_addr: SocketAddr,
+    /// Where `/metrics` is served (`metrics_addr`; default `0.0.0.0:9080`, `off` for none).
+    pub metrics_addr: Option<SocketAddr>,
     /// The task service (`[gateway] task_addr`, default `http://127.0.0.1:50051`).
     pub task_addr: String,
     /// The record service (`[gateway] record_addr`, default `http://127.0.0.1:50054`).
@@ -181,6 +183,7 @@ impl GatewayConfig {
         }
         Ok(GatewayConfig {
             http_addr: layers.http_addr(8080)?,
+            metrics_addr: layers.metrics_addr(8080)?,
             task_addr: s.task_addr,
             record_addr: s.record_addr,
             dialer_addr: s.dialer_addr,
@@ -261,6 +264,8 @@ pub fn router(backends: Backends) -> Router {
 /// A running gateway.
 pub struct GatewayHandle {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when it is.
+    pub metrics_addr: Option<SocketAddr>,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -281,13 +286,23 @@ pub async fn start(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.http_addr))?;
     let addr = listener.local_addr()?;
-    let app = router(backends);
+    let mut metrics_addr = None;
+    if let Some(a) = config.metrics_addr {
+        let l = waihu_runtime::metrics::bind(a).await?;
+        metrics_addr = l.local_addr().ok();
+        tokio::spawn(waihu_runtime::metrics::serve(l, shutdown.clone()));
+    }
+    let app = router(backends).layer(axum::middleware::from_fn(waihu_runtime::metrics::http));
     let join = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
     });
-    Ok(GatewayHandle { addr, join })
+    Ok(GatewayHandle {
+        addr,
+        metrics_addr,
+        join,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(?config, "waihu-gateway starting");
+    waihu_metrics::metrics().build("waihu-gateway", env!("CARGO_PKG_VERSION"));
     let shutdown = waihu_runtime::shutdown_on_signal();
     match start(config, shutdown).await {
         Ok(handle) => {

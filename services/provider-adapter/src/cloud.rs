@@ -95,13 +95,7 @@ fn db(e: sqlx::Error) -> HandlerError {
 /// Bounds and scrubs what a provider said before it is kept.
 pub fn keep(line: &LineConfig, raw: &str) -> String {
     let mut s = line.scrub(raw);
-    if s.len() > MAX_RAW {
-        let mut end = MAX_RAW;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+    s.truncate(s.floor_char_boundary(MAX_RAW));
     s
 }
 

@@ -397,13 +397,15 @@ impl Devices {
 
     /// The tenant's live phones (one user's, when given), newest first, at most 1,000.
     pub async fn list(&self, tenant: &str, user: &str) -> Result<Vec<DeviceRow>, ApiError> {
+        // A filter the database cannot hold (a NUL) is the request's fault, not a 500.
+        let user = text("user_id", user, 128, false)?;
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM provider_devices
              WHERE tenant_id = $1 AND unbound_at IS NULL AND ($2 = '' OR user_id = $2)
              ORDER BY id DESC LIMIT 1000"
         ))
         .bind(tenant)
-        .bind(user.trim())
+        .bind(&user)
         .fetch_all(&self.pool)
         .await
         .map_err(db)

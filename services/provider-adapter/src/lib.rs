@@ -30,6 +30,13 @@ use waihu_runtime::{
 pub struct ProviderConfig {
     pub common: CommonConfig,
     pub simulator: sim::Simulator,
+    /// Whether simulated answered calls leave a recording (`[simulator] recordings`, off by
+    /// default), its length's divisor (`recording_scale`, 60: a minute's talk makes a second)
+    /// and cap (`recording_max_ms`, 5000). Written under `recordings_dir`.
+    pub sim_recordings: Option<(u32, u64)>,
+    /// Whether simulated answered calls leave a transcript (`[simulator] transcripts`, off by
+    /// default): a generated dialogue whose customer's intent the simulator decides.
+    pub sim_transcripts: bool,
     /// Calls played at once at most.
     pub max_in_flight: usize,
     /// Where the dialer serves `DialerService` (line status asks it).
@@ -74,6 +81,10 @@ struct SimulatorSection {
     #[serde(deserialize_with = "waihu_runtime::config::from_str")]
     setup_ms: sim::MsRange,
     time_scale: f64,
+    recordings: bool,
+    recording_scale: u32,
+    recording_max_ms: u64,
+    transcripts: bool,
 }
 
 impl Default for SimulatorSection {
@@ -87,6 +98,10 @@ impl Default for SimulatorSection {
             no_answer_timeout_ms: d.no_answer_timeout_ms,
             setup_ms: d.setup_ms,
             time_scale: d.time_scale,
+            recordings: false,
+            recording_scale: 60,
+            recording_max_ms: 5000,
+            transcripts: false,
         }
     }
 }
@@ -161,6 +176,12 @@ impl ProviderConfig {
             return Err(ConfigError::invalid(
                 "simulator.time_scale",
                 "must be 0 (no waiting) or a positive speed-up",
+            ));
+        }
+        if s.recording_scale == 0 || !(200..=3_600_000).contains(&s.recording_max_ms) {
+            return Err(ConfigError::invalid(
+                "simulator.recording_scale",
+                "recording_scale must be at least 1 and recording_max_ms 200 to 3600000",
             ));
         }
         let p: ProviderSection = layers.section("provider")?;
@@ -258,6 +279,10 @@ impl ProviderConfig {
                 setup_ms: s.setup_ms,
                 time_scale: s.time_scale,
             },
+            sim_recordings: s
+                .recordings
+                .then_some((s.recording_scale, s.recording_max_ms)),
+            sim_transcripts: s.transcripts,
             max_in_flight: p.max_in_flight,
             dialer_url: p.dialer_url,
         })
@@ -267,6 +292,8 @@ impl ProviderConfig {
         ProviderConfig {
             common,
             simulator,
+            sim_recordings: None,
+            sim_transcripts: false,
             max_in_flight: 5000,
             dialer_url: DEFAULT_DIALER_URL.into(),
             http_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)),
@@ -412,6 +439,14 @@ pub async fn start(
         bus: bus.clone(),
         sim: waihu_provider_sim::SimProvider {
             sim: config.simulator.clone(),
+            recordings: config.sim_recordings.map(|(scale, max_ms)| {
+                waihu_provider_sim::SimRecordings {
+                    dir: config.recordings.clone(),
+                    scale,
+                    max_ms,
+                }
+            }),
+            transcripts: config.sim_transcripts,
         },
         playing: playing.clone(),
         lines: cache.clone(),
@@ -444,7 +479,9 @@ pub async fn start(
     let http_phones = phones.clone();
     let pruned_phones = phones.clone();
     workers.spawn(async move {
-        let app = webhook::router(hooks).merge(mobile::router(http_phones));
+        let app = webhook::router(hooks)
+            .merge(mobile::router(http_phones))
+            .layer(axum::middleware::from_fn(waihu_runtime::metrics::http));
         if let Err(e) = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -4,11 +4,17 @@
 pub mod admin;
 pub mod audit;
 pub mod export;
+pub mod followup;
 pub mod grpc;
 pub mod projection;
 pub mod projector;
+pub mod recording;
+pub mod records;
 pub mod replay;
+pub mod report;
+pub mod sheet;
 pub mod stream;
+pub mod watch;
 pub mod webhook;
 pub mod writer;
 
@@ -27,6 +33,8 @@ pub struct RecordConfig {
     pub common: CommonConfig,
     pub writer: writer::WriterConfig,
     pub webhooks: webhook::WebhookConfig,
+    /// `[recordings]`: storage, signed URLs, retention.
+    pub recordings: recording::RecordingConfig,
 }
 
 /// The `[record]` settings as written.
@@ -70,6 +78,7 @@ impl RecordConfig {
                 fill: std::time::Duration::from_millis(r.fill_ms),
             },
             webhooks: webhook::WebhookConfig::from_layers(layers)?,
+            recordings: recording::RecordingConfig::from_layers(layers)?,
         })
     }
 
@@ -78,6 +87,15 @@ impl RecordConfig {
             common,
             writer: writer::WriterConfig::default(),
             webhooks: webhook::WebhookConfig::default(),
+            // Embedded (tests, tools, several to a machine): no HTTP endpoint of its own, and
+            // storage in the temporary directory.
+            recordings: recording::RecordingConfig {
+                storage: recording::Storage::Local(
+                    std::env::temp_dir().join("waihu-recordings-store"),
+                ),
+                http_addr: None,
+                ..Default::default()
+            },
         }
     }
 }
@@ -152,17 +170,86 @@ pub async fn start(
     };
     let admin = admin::AdminApi {
         pool: pool.clone(),
-        bus,
+        bus: bus.clone(),
         health: workers.health(),
     };
 
-    waihu_runtime::serve(c, workers, shutdown, |r| {
-        r.add_service(StatsServiceServer::new(grpc::RecordApi {
+    // Recordings: the keeper and the retention sweeper (one instance each, by leader lock),
+    // and the endpoint serving signed URLs (every instance).
+    let rec = std::sync::Arc::new(config.recordings.clone());
+    let store = rec.open().map_err(|e| e.to_string())?;
+    let signer = rec.signer();
+    let keeper =
+        recording::keeper::Keeper::new(pool.clone(), bus.clone(), store.clone(), rec.clone())
+            .map_err(|e| format!("recordings HTTP client: {e}"))?;
+    let (url, stop) = (c.database_url.expose().to_string(), workers.stop_token());
+    workers.spawn(async move {
+        waihu_store::while_leader(&url, recording::keeper::LEADER_LOCK, &stop, |term| {
+            keeper.clone().run(term)
+        })
+        .await
+    });
+    let sweeper = recording::sweep::Sweeper {
+        pool: pool.clone(),
+        bus: bus.clone(),
+        store: store.clone(),
+        config: rec.clone(),
+    };
+    let (url, stop) = (c.database_url.expose().to_string(), workers.stop_token());
+    workers.spawn(async move {
+        waihu_store::while_leader(&url, recording::sweep::LEADER_LOCK, &stop, |term| {
+            sweeper.clone().run(term)
+        })
+        .await
+    });
+    if let Some(addr) = rec.http_addr {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            format!(
+                "cannot listen on {addr} (recordings.http_addr, WAIHU_RECORDINGS__HTTP_ADDR): {e}"
+            )
+        })?;
+        let app = recording::http::router(recording::http::Endpoint {
             pool: pool.clone(),
-        }))
-        .add_service(RecordServiceServer::new(grpc::RecordApi { pool }))
-        .add_service(AdminServiceServer::new(admin))
-        .add_service(WebhookServiceServer::new(webhooks))
+            store: store.clone(),
+            signer: signer.clone(),
+        })
+        .layer(axum::middleware::from_fn(waihu_runtime::metrics::http));
+        let stop = workers.stop_token();
+        workers.spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+            {
+                tracing::error!(error = %e, "recordings endpoint stopped");
+            }
+        });
+    }
+    let urls = grpc::RecordingUrls {
+        signer,
+        ttl: rec.url_ttl,
+    };
+
+    let changes = watch::Changes::default();
+    let (listener, listen_pool, stop) = (changes.clone(), pool.clone(), workers.stop_token());
+    workers.supervise("stats-listener", move || {
+        let (l, p, stop) = (listener.clone(), listen_pool.clone(), stop.clone());
+        async move {
+            l.listen(p, stop).await;
+            Ok(())
+        }
+    });
+    let api = || grpc::RecordApi {
+        pool: pool.clone(),
+        bus: Some(bus.clone()),
+        changes: changes.clone(),
+        recordings: Some(urls.clone()),
+    };
+    let (stats_api, record_api) = (api(), api());
+    waihu_runtime::serve(c, workers, shutdown, |r| {
+        r.add_service(StatsServiceServer::new(stats_api))
+            .add_service(RecordServiceServer::new(record_api))
+            .add_service(AdminServiceServer::new(admin))
+            .add_service(WebhookServiceServer::new(webhooks))
     })
     .await
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use waihu_events::{Event, RecordedEvent};
+use waihu_events::{pb, Event, RecordedEvent};
 use waihu_store::{StoreError, Tx};
 
 /// Counter keys of the task-statistics projection.
@@ -20,6 +20,10 @@ pub mod keys {
     pub const RING_MS: &str = "ring_ms";
     pub const CAUSE_PREFIX: &str = "cause:";
     pub const OUTCOME_PREFIX: &str = "outcome:";
+    /// Calls with a completed analysis, and how many of each intent and grade.
+    pub const ANALYSED: &str = "analysed";
+    pub const INTENT_PREFIX: &str = "intent:";
+    pub const GRADE_PREFIX: &str = "grade:";
 }
 
 /// Where a projection is written: the live tables, or fresh ones for a rebuild.
@@ -28,6 +32,9 @@ pub struct Tables {
     pub call_records: String,
     pub counters: String,
     pub tasks: String,
+    pub analyses: String,
+    pub follow_ups: String,
+    pub recordings: String,
 }
 
 impl Tables {
@@ -37,7 +44,35 @@ impl Tables {
             call_records: format!("{}.call_records", crate::SCHEMA),
             counters: format!("{}.task_stat_counters", crate::SCHEMA),
             tasks: format!("{}.record_tasks", crate::SCHEMA),
+            analyses: format!("{}.call_analyses", crate::SCHEMA),
+            follow_ups: format!("{}.follow_ups", crate::SCHEMA),
+            recordings: format!("{}.recordings", crate::SCHEMA),
         }
+    }
+
+    /// Fresh tables for a rebuild, named with `suffix` (temporary tables of the caller's
+    /// connection, made like the live ones).
+    pub fn rebuilt(suffix: &str) -> Tables {
+        Tables {
+            call_records: format!("replay_calls_{suffix}"),
+            counters: format!("replay_counters_{suffix}"),
+            tasks: format!("replay_tasks_{suffix}"),
+            analyses: format!("replay_analyses_{suffix}"),
+            follow_ups: format!("replay_follow_ups_{suffix}"),
+            recordings: format!("replay_recordings_{suffix}"),
+        }
+    }
+
+    /// Every table with what it holds, in a fixed order; the counters first.
+    pub fn all(&self) -> [(&str, &'static str); 6] {
+        [
+            (&self.counters, "counters"),
+            (&self.call_records, "call records"),
+            (&self.tasks, "task states"),
+            (&self.analyses, "analyses"),
+            (&self.follow_ups, "follow-ups"),
+            (&self.recordings, "recordings"),
+        ]
     }
 }
 
@@ -49,6 +84,74 @@ pub const MAX_CALL_MS: u64 = 30 * 24 * 3600 * 1000;
 /// PostgreSQL cannot store (a NUL character). Such an event is dead-lettered by the store writer
 /// rather than stored with a wrapped-around number or left to stall the projections.
 pub fn refusal(e: &RecordedEvent) -> Option<String> {
+    // Events that are rare beside the call lifecycle: every text they carry is checked.
+    let many: Option<Vec<(&str, &str)>> = match &e.event {
+        Event::FollowUpAdded(f) => Some(vec![
+            ("FollowUpAdded.phone", f.phone.as_str()),
+            ("FollowUpAdded.result", f.result.as_str()),
+            ("FollowUpAdded.intention", f.intention.as_str()),
+            ("FollowUpAdded.note", f.note.as_str()),
+            ("FollowUpAdded.added_by", f.added_by.as_str()),
+        ]),
+        Event::AnalysisCompleted(a) => Some(
+            [
+                ("AnalysisCompleted.intent", a.intent.as_str()),
+                ("AnalysisCompleted.grade", a.grade.as_str()),
+                ("AnalysisCompleted.sentiment", a.sentiment.as_str()),
+                ("AnalysisCompleted.summary", a.summary.as_str()),
+                ("AnalysisCompleted.language", a.language.as_str()),
+                ("AnalysisCompleted.transcript", a.transcript.as_str()),
+                ("AnalysisCompleted.analyzer", a.analyzer.as_str()),
+            ]
+            .into_iter()
+            .chain(
+                a.keywords
+                    .iter()
+                    .map(|k| ("AnalysisCompleted.keywords", k.as_str())),
+            )
+            .collect(),
+        ),
+        Event::AnalysisFailed(a) => Some(vec![("AnalysisFailed.reason", a.reason.as_str())]),
+        Event::RecordingAvailable(r) => Some(vec![
+            ("RecordingAvailable.uri", r.uri.as_str()),
+            ("RecordingAvailable.content_type", r.content_type.as_str()),
+        ]),
+        Event::TranscriptAvailable(t) => Some(vec![
+            ("TranscriptAvailable.text", t.text.as_str()),
+            ("TranscriptAvailable.language", t.language.as_str()),
+            ("TranscriptAvailable.source", t.source.as_str()),
+        ]),
+        Event::RecordingStored(r) => Some(vec![
+            ("RecordingStored.key", r.key.as_str()),
+            ("RecordingStored.content_type", r.content_type.as_str()),
+            ("RecordingStored.format", r.format.as_str()),
+            ("RecordingStored.sha256", r.sha256.as_str()),
+            ("RecordingStored.source_uri", r.source_uri.as_str()),
+        ]),
+        Event::RecordingFailed(r) => Some(vec![
+            ("RecordingFailed.source_uri", r.source_uri.as_str()),
+            ("RecordingFailed.reason", r.reason.as_str()),
+        ]),
+        Event::RecordingDeleted(r) => Some(vec![
+            ("RecordingDeleted.key", r.key.as_str()),
+            ("RecordingDeleted.reason", r.reason.as_str()),
+        ]),
+        _ => None,
+    };
+    if let Some(fields) = many {
+        if let Event::RecordingStored(r) = &e.event {
+            for (field, v) in [("bytes", r.bytes), ("duration_ms", r.duration_ms)] {
+                if v > i64::MAX as u64 {
+                    return Some(format!("RecordingStored.{field} = {v} is out of range"));
+                }
+            }
+        }
+        if let Some((field, _)) = fields.iter().find(|(_, v)| v.contains('\0')) {
+            return Some(format!(
+                "{field} holds a NUL character (0x00), which the database cannot store"
+            ));
+        }
+    }
     // The text the projections keep, as (field, value); checked without allocating, as the
     // store writer does this for every event.
     const NONE: (&str, &str) = ("", "");
@@ -111,6 +214,14 @@ pub async fn commit(
     }
     apply(&mut tx, &Tables::live(), events).await?;
     waihu_store::add_counters(&mut tx, &[(waihu_store::PROJECTION_REFUSED, refused)]).await?;
+    if let Some(payload) = change_notice(events) {
+        // Delivered to the listeners when (and only if) the transaction commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGED_CHANNEL)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     tracing::debug!(
         events = events.len(),
@@ -121,7 +232,43 @@ pub async fn commit(
     Ok(true)
 }
 
-fn uuid(s: &str) -> Option<Uuid> {
+/// The PostgreSQL notification channel on which each projections commit names the tasks whose
+/// statistics it changed (WatchTaskStats listens on it, in every record service replica).
+pub const CHANGED_CHANNEL: &str = "waihu_record_changed";
+
+/// Longest notification payload sent; PostgreSQL allows just under 8000 bytes.
+const NOTICE_MAX: usize = 7000;
+
+/// The changed tasks' ids, space-separated, or `*` when they do not fit; None when the batch
+/// touched no task.
+pub fn change_notice(events: &[(u64, &RecordedEvent)]) -> Option<String> {
+    let tasks: std::collections::BTreeSet<Uuid> =
+        events.iter().filter_map(|(_, e)| e.meta.task_id).collect();
+    if tasks.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(tasks.len() * 37);
+    for t in &tasks {
+        if out.len() + 37 > NOTICE_MAX {
+            return Some("*".into());
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&t.to_string());
+    }
+    Some(out)
+}
+
+/// The tasks a change notice names (None: any task may have changed).
+pub fn parse_notice(payload: &str) -> Option<Vec<Uuid>> {
+    if payload == "*" {
+        return None;
+    }
+    Some(payload.split(' ').filter_map(uuid).collect())
+}
+
+pub(crate) fn uuid(s: &str) -> Option<Uuid> {
     Uuid::parse_str(s).ok()
 }
 
@@ -181,6 +328,8 @@ pub struct CallRow {
     pub cause_q850: Option<i32>,
     pub cause_name: Option<String>,
     pub cause_raw: Option<String>,
+    /// Store positions of the call's events in this batch, in store order.
+    pub event_positions: Vec<i64>,
 }
 
 fn first<T>(slot: &mut Option<T>, v: T) {
@@ -197,6 +346,8 @@ pub fn fold_call(position: u64, e: &RecordedEvent, rows: &mut HashMap<Uuid, Call
         Event::CallRinging(r) => (&r.call_id, &r.task_id, r.contact_no),
         Event::CallAnswered(r) => (&r.call_id, &r.task_id, r.contact_no),
         Event::CallReleased(r) => (&r.call_id, &r.task_id, r.contact_no),
+        Event::RecordingAvailable(r) => (&r.call_id, &r.task_id, r.contact_no),
+        Event::TranscriptAvailable(r) => (&r.call_id, &r.task_id, r.contact_no),
         _ => return,
     };
     let Some(call_id) = uuid(call) else {
@@ -219,6 +370,7 @@ pub fn fold_call(position: u64, e: &RecordedEvent, rows: &mut HashMap<Uuid, Call
         ..Default::default()
     });
     row.started_at = Some(row.started_at.map_or(at, |s| s.min(at)));
+    row.event_positions.push(position as i64);
     match &e.event {
         Event::CallRequested(r) => {
             // The call's number: where its request is stored (stable across rebuilds).
@@ -246,6 +398,22 @@ pub fn fold_call(position: u64, e: &RecordedEvent, rows: &mut HashMap<Uuid, Call
     }
 }
 
+/// A task's state as the projections keep it (`record_tasks.state`).
+pub mod task_state {
+    pub const CREATED: i16 = 1;
+    pub const RUNNING: i16 = 2;
+    pub const PAUSED: i16 = 3;
+    pub const COMPLETED: i16 = 4;
+    pub const CANCELLED: i16 = 5;
+}
+
+/// `call_analyses.status` and `call_records.analysis_status`: waihu.v1.AnalysisStatus values.
+pub mod analysis_status {
+    use waihu_events::pb::AnalysisStatus;
+    pub const COMPLETED: i16 = AnalysisStatus::Completed as i16;
+    pub const FAILED: i16 = AnalysisStatus::Failed as i16;
+}
+
 /// Applies a batch of newly stored events to the projections, in the caller's transaction.
 pub async fn apply(
     tx: &mut Tx<'_>,
@@ -255,12 +423,45 @@ pub async fn apply(
     let mut deltas = Vec::new();
     let mut calls: HashMap<Uuid, CallRow> = HashMap::new();
     let mut tasks: Vec<(Uuid, String, String)> = Vec::new();
+    // The last state event of each task in this batch.
+    let mut states: BTreeMap<Uuid, i16> = BTreeMap::new();
+    let mut analyses: Vec<(u64, &RecordedEvent)> = Vec::new();
+    let mut follow_ups: Vec<(u64, &RecordedEvent)> = Vec::new();
+    let mut recordings: Vec<(u64, &RecordedEvent)> = Vec::new();
     for (position, e) in events {
         counter_deltas(e, &mut deltas);
         fold_call(*position, e, &mut calls);
-        if let (Event::TaskCreated(t), Some(task)) = (&e.event, e.meta.task_id) {
-            let name = t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-            tasks.push((task, e.meta.tenant_id.clone(), name));
+        let state = match &e.event {
+            Event::TaskCreated(t) => {
+                if let Some(task) = e.meta.task_id {
+                    let name = t.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+                    tasks.push((task, e.meta.tenant_id.clone(), name));
+                }
+                None
+            }
+            Event::TaskStarted(_) | Event::TaskResumed(_) => Some(task_state::RUNNING),
+            Event::TaskPaused(_) => Some(task_state::PAUSED),
+            Event::TaskCompleted(_) => Some(task_state::COMPLETED),
+            Event::TaskCancelled(_) => Some(task_state::CANCELLED),
+            Event::AnalysisCompleted(_) | Event::AnalysisFailed(_) => {
+                analyses.push((*position, e));
+                None
+            }
+            Event::FollowUpAdded(_) => {
+                follow_ups.push((*position, e));
+                None
+            }
+            Event::RecordingAvailable(_)
+            | Event::RecordingStored(_)
+            | Event::RecordingFailed(_)
+            | Event::RecordingDeleted(_) => {
+                recordings.push((*position, e));
+                None
+            }
+            _ => None,
+        };
+        if let (Some(state), Some(task)) = (state, e.meta.task_id) {
+            states.insert(task, state);
         }
     }
     if !tasks.is_empty() {
@@ -278,8 +479,313 @@ pub async fn apply(
         .execute(&mut **tx)
         .await?;
     }
-    apply_counters(tx, tables, deltas).await?;
-    apply_calls(tx, tables, calls).await
+    if !states.is_empty() {
+        let (ids, values): (Vec<Uuid>, Vec<i16>) = states.into_iter().unzip();
+        sqlx::query(&format!(
+            "UPDATE {} t SET state = s.state FROM UNNEST($1::uuid[], $2::smallint[]) AS s(task_id, state)
+             WHERE t.task_id = s.task_id",
+            tables.tasks
+        ))
+        .bind(&ids)
+        .bind(&values)
+        .execute(&mut **tx)
+        .await?;
+    }
+    apply_calls(tx, tables, calls).await?;
+    if !analyses.is_empty() {
+        apply_analyses(tx, tables, &analyses, &mut deltas).await?;
+    }
+    if !follow_ups.is_empty() {
+        apply_follow_ups(tx, tables, &follow_ups).await?;
+    }
+    if !recordings.is_empty() {
+        crate::recording::projection::apply(tx, tables, &recordings).await?;
+    }
+    apply_counters(tx, tables, deltas).await
+}
+
+/// Adds `positions` to the timelines of the calls they belong to, kept in store order however
+/// the events were batched; calls with no record are left alone.
+pub(crate) async fn add_positions(
+    tx: &mut Tx<'_>,
+    tables: &Tables,
+    positions: &[(Uuid, i64)],
+) -> Result<(), StoreError> {
+    let (calls, positions): (Vec<Uuid>, Vec<i64>) = positions.iter().copied().unzip();
+    sqlx::query(&format!(
+        "UPDATE {} c
+         SET event_positions = ARRAY(SELECT x FROM unnest(c.event_positions || p.positions) x ORDER BY x)
+         FROM (SELECT call_id, array_agg(position ORDER BY position) AS positions
+               FROM UNNEST($1::uuid[], $2::bigint[]) AS u(call_id, position) GROUP BY call_id) p
+         WHERE c.call_id = p.call_id",
+        tables.call_records
+    ))
+    .bind(&calls)
+    .bind(&positions)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The latest analysis of each call replaces the one before (a completed analysis is not
+/// replaced by a later failure); the intent and grade counters move with it.
+async fn apply_analyses(
+    tx: &mut Tx<'_>,
+    tables: &Tables,
+    events: &[(u64, &RecordedEvent)],
+    deltas: &mut Vec<(Uuid, String, i64)>,
+) -> Result<(), StoreError> {
+    use keys::*;
+    let mut positions = Vec::with_capacity(events.len());
+    // The last event per call wins, except that a failure never replaces a completion.
+    let mut latest: BTreeMap<Uuid, (u64, &RecordedEvent)> = BTreeMap::new();
+    for (position, e) in events {
+        let call = match &e.event {
+            Event::AnalysisCompleted(a) => &a.call_id,
+            Event::AnalysisFailed(a) => &a.call_id,
+            _ => continue,
+        };
+        let Some(call) = uuid(call) else { continue };
+        positions.push((call, *position as i64));
+        let completed = matches!(e.event, Event::AnalysisCompleted(_));
+        match latest.get(&call) {
+            Some((_, prev)) if !completed && matches!(prev.event, Event::AnalysisCompleted(_)) => {}
+            _ => {
+                latest.insert(call, (*position, e));
+            }
+        }
+    }
+    if latest.is_empty() {
+        return Ok(());
+    }
+    add_positions(tx, tables, &positions).await?;
+    let ids: Vec<Uuid> = latest.keys().copied().collect();
+    // What the counters hold for these calls now.
+    let before: Vec<(Uuid, Option<Uuid>, i16, String, String)> = sqlx::query_as(&format!(
+        "SELECT call_id, task_id, status, intent, grade FROM {} WHERE call_id = ANY($1)",
+        tables.analyses
+    ))
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let before: HashMap<Uuid, (Option<Uuid>, i16, String, String)> = before
+        .into_iter()
+        .map(|(c, t, s, i, g)| (c, (t, s, i, g)))
+        .collect();
+    // The rows to write, one per call, as columns.
+    let mut c = AnalysisColumns::default();
+    for (call, (position, e)) in latest {
+        let task = e.meta.task_id;
+        let old = before.get(&call);
+        let old_completed = old.is_some_and(|o| o.1 == analysis_status::COMPLETED);
+        let (status, a, failure) = match &e.event {
+            Event::AnalysisCompleted(a) => {
+                if let Some((Some(t), _, intent, grade)) = old.filter(|_| old_completed) {
+                    deltas.push((*t, ANALYSED.into(), -1));
+                    deltas.push((*t, format!("{INTENT_PREFIX}{intent}"), -1));
+                    deltas.push((*t, format!("{GRADE_PREFIX}{grade}"), -1));
+                }
+                if let Some(t) = task {
+                    deltas.push((t, ANALYSED.into(), 1));
+                    deltas.push((t, format!("{INTENT_PREFIX}{}", a.intent), 1));
+                    deltas.push((t, format!("{GRADE_PREFIX}{}", a.grade), 1));
+                }
+                (analysis_status::COMPLETED, a, "")
+            }
+            Event::AnalysisFailed(f) if !old_completed => {
+                (analysis_status::FAILED, &NO_ANALYSIS, f.reason.as_str())
+            }
+            _ => continue,
+        };
+        c.push(call, e, position, status, a, failure);
+    }
+    if c.calls.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {} AS t (call_id, tenant_id, task_id, status, intent, grade, sentiment,
+             keywords, summary, language, transcript, analyzer, failure, position)
+         SELECT u.call_id, u.tenant_id, u.task_id, u.status, u.intent, u.grade, u.sentiment,
+             ARRAY(SELECT jsonb_array_elements_text(u.keywords::jsonb)), u.summary, u.language,
+             u.transcript, u.analyzer, u.failure, u.position
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::smallint[], $5::text[], $6::text[],
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+             $14::bigint[])
+             AS u(call_id, tenant_id, task_id, status, intent, grade, sentiment, keywords,
+                  summary, language, transcript, analyzer, failure, position)
+         ON CONFLICT (call_id) DO UPDATE SET status = excluded.status,
+             intent = excluded.intent, grade = excluded.grade, sentiment = excluded.sentiment,
+             keywords = excluded.keywords, summary = excluded.summary,
+             language = excluded.language, transcript = excluded.transcript,
+             analyzer = excluded.analyzer, failure = excluded.failure,
+             position = excluded.position",
+        tables.analyses
+    ))
+    .bind(&c.calls)
+    .bind(&c.tenants)
+    .bind(&c.tasks)
+    .bind(&c.statuses)
+    .bind(&c.intents)
+    .bind(&c.grades)
+    .bind(&c.sentiments)
+    .bind(&c.keywords)
+    .bind(&c.summaries)
+    .bind(&c.languages)
+    .bind(&c.transcripts)
+    .bind(&c.analyzers)
+    .bind(&c.failures)
+    .bind(&c.positions)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE {} c SET analysis_status = u.status
+         FROM UNNEST($1::uuid[], $2::smallint[]) AS u(call_id, status)
+         WHERE c.call_id = u.call_id",
+        tables.call_records
+    ))
+    .bind(&c.calls)
+    .bind(&c.statuses)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What a failed analysis leaves in the analysis columns.
+static NO_ANALYSIS: pb::AnalysisCompleted = pb::AnalysisCompleted {
+    call_id: String::new(),
+    task_id: String::new(),
+    contact_no: 0,
+    intent: String::new(),
+    grade: String::new(),
+    sentiment: String::new(),
+    keywords: Vec::new(),
+    summary: String::new(),
+    language: String::new(),
+    transcript: String::new(),
+    analyzer: String::new(),
+    transcript_source: String::new(),
+};
+
+/// `call_analyses` rows as columns, for one `UNNEST` insert.
+#[derive(Default)]
+struct AnalysisColumns {
+    calls: Vec<Uuid>,
+    tenants: Vec<String>,
+    tasks: Vec<Option<Uuid>>,
+    statuses: Vec<i16>,
+    intents: Vec<String>,
+    grades: Vec<String>,
+    sentiments: Vec<String>,
+    /// Each call's keywords as a JSON array (arrays of arrays cannot be unnested by row).
+    keywords: Vec<String>,
+    summaries: Vec<String>,
+    languages: Vec<String>,
+    transcripts: Vec<String>,
+    analyzers: Vec<String>,
+    failures: Vec<String>,
+    positions: Vec<i64>,
+}
+
+impl AnalysisColumns {
+    fn push(
+        &mut self,
+        call: Uuid,
+        e: &RecordedEvent,
+        position: u64,
+        status: i16,
+        a: &pb::AnalysisCompleted,
+        failure: &str,
+    ) {
+        self.calls.push(call);
+        self.tenants.push(e.meta.tenant_id.clone());
+        self.tasks.push(e.meta.task_id);
+        self.statuses.push(status);
+        self.intents.push(a.intent.clone());
+        self.grades.push(a.grade.clone());
+        self.sentiments.push(a.sentiment.clone());
+        self.keywords
+            .push(serde_json::Value::from(a.keywords.clone()).to_string());
+        self.summaries.push(a.summary.clone());
+        self.languages.push(a.language.clone());
+        self.transcripts.push(a.transcript.clone());
+        self.analyzers.push(a.analyzer.clone());
+        self.failures.push(failure.to_string());
+        self.positions.push(position as i64);
+    }
+}
+
+async fn apply_follow_ups(
+    tx: &mut Tx<'_>,
+    tables: &Tables,
+    events: &[(u64, &RecordedEvent)],
+) -> Result<(), StoreError> {
+    let mut positions = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut tenants = Vec::with_capacity(events.len());
+    let mut calls = Vec::with_capacity(events.len());
+    let mut tasks = Vec::with_capacity(events.len());
+    let mut contacts = Vec::with_capacity(events.len());
+    let mut phones = Vec::with_capacity(events.len());
+    let mut results = Vec::with_capacity(events.len());
+    let mut intentions = Vec::with_capacity(events.len());
+    let mut notes = Vec::with_capacity(events.len());
+    let mut next: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(events.len());
+    let mut added_by = Vec::with_capacity(events.len());
+    let mut added_at = Vec::with_capacity(events.len());
+    for (position, e) in events {
+        let Event::FollowUpAdded(f) = &e.event else {
+            continue;
+        };
+        let (Some(id), Some(call)) = (uuid(&f.follow_up_id), uuid(&f.call_id)) else {
+            continue;
+        };
+        positions.push((call, *position as i64));
+        ids.push(id);
+        tenants.push(e.meta.tenant_id.as_str());
+        calls.push(call);
+        tasks.push(e.meta.task_id);
+        contacts.push(f.contact_no as i32);
+        phones.push(f.phone.as_str());
+        results.push(f.result.as_str());
+        intentions.push(f.intention.as_str());
+        notes.push(f.note.as_str());
+        next.push(
+            f.next_follow_up_at
+                .as_ref()
+                .and_then(waihu_events::from_timestamp),
+        );
+        added_by.push(f.added_by.as_str());
+        added_at.push(e.meta.occurred_at);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let stored: Vec<i64> = positions.iter().map(|(_, p)| *p).collect();
+    sqlx::query(&format!(
+        "INSERT INTO {} (follow_up_id, tenant_id, call_id, task_id, contact_no, phone, result,
+             intention, note, next_at, added_by, added_at, position)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[],
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[],
+             $12::timestamptz[], $13::bigint[])
+         ON CONFLICT (follow_up_id) DO NOTHING",
+        tables.follow_ups
+    ))
+    .bind(&ids)
+    .bind(&tenants)
+    .bind(&calls)
+    .bind(&tasks)
+    .bind(&contacts)
+    .bind(&phones)
+    .bind(&results)
+    .bind(&intentions)
+    .bind(&notes)
+    .bind(&next)
+    .bind(&added_by)
+    .bind(&added_at)
+    .bind(&stored)
+    .execute(&mut **tx)
+    .await?;
+    add_positions(tx, tables, &positions).await
 }
 
 async fn apply_counters(
@@ -335,12 +841,21 @@ async fn apply_calls(
     sqlx::query(&format!(
         "INSERT INTO {} AS t (call_id, task_id, tenant_id, contact_no, started_at, phone, line_id,
              attempt, requested_at, dialing_at, ringing_at, answered_at, released_at, ring_ms,
-             talk_ms, answered, cause_q850, cause_name, cause_raw, record_no)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::timestamptz[],
+             talk_ms, answered, cause_q850, cause_name, cause_raw, record_no, event_positions)
+         SELECT u.call_id, u.task_id, u.tenant_id, u.contact_no, u.started_at, u.phone, u.line_id,
+             u.attempt, u.requested_at, u.dialing_at, u.ringing_at, u.answered_at, u.released_at,
+             u.ring_ms, u.talk_ms, u.answered, u.cause_q850, u.cause_name, u.cause_raw,
+             u.record_no, string_to_array(u.positions, ',')::bigint[]
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::timestamptz[],
              $6::text[], $7::text[], $8::int[], $9::timestamptz[], $10::timestamptz[],
              $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::bigint[],
-             $15::bigint[], $16::bool[], $17::int[], $18::text[], $19::text[], $20::bigint[])
+             $15::bigint[], $16::bool[], $17::int[], $18::text[], $19::text[], $20::bigint[],
+             $21::text[])
+             AS u(call_id, task_id, tenant_id, contact_no, started_at, phone, line_id, attempt,
+                  requested_at, dialing_at, ringing_at, answered_at, released_at, ring_ms,
+                  talk_ms, answered, cause_q850, cause_name, cause_raw, record_no, positions)
          ON CONFLICT (call_id) DO UPDATE SET
+             event_positions = t.event_positions || excluded.event_positions,
              record_no = COALESCE(t.record_no, excluded.record_no),
              started_at = LEAST(t.started_at, excluded.started_at),
              phone = COALESCE(t.phone, excluded.phone),
@@ -383,6 +898,17 @@ async fn apply_calls(
     .bind(col!(cause_name))
     .bind(col!(cause_raw))
     .bind(col!(record_no))
+    .bind(
+        rows.iter()
+            .map(|r| {
+                r.event_positions
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())

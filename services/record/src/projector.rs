@@ -71,8 +71,26 @@ impl Projector {
         }
     }
 
-    /// Applies one hand-over (or, with none, whatever the store holds beyond the checkpoint).
+    /// Applies one hand-over (or, with none, whatever the store holds beyond the checkpoint),
+    /// and says how far behind the store the projections are.
     async fn step<B: Events>(
+        &self,
+        done: &mut Option<u64>,
+        handoff: Option<Handoff<B>>,
+    ) -> Result<(), StoreError> {
+        let r = self.step_inner(done, handoff).await;
+        if let Some(at) = *done {
+            let m = waihu_metrics::metrics();
+            m.projection_lag
+                .get_or_create(&waihu_metrics::ProjectionLabel {
+                    projection: projection::CHECKPOINT.to_string(),
+                })
+                .set((m.store_position.get() - at.min(i64::MAX as u64) as i64).max(0));
+        }
+        r
+    }
+
+    async fn step_inner<B: Events>(
         &self,
         done: &mut Option<u64>,
         handoff: Option<Handoff<B>>,

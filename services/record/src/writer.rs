@@ -410,6 +410,9 @@ pub async fn write_events(
     .await?;
     waihu_store::set_checkpoint(&mut tx, CHECKPOINT, last).await?;
     tx.commit().await?;
+    waihu_metrics::metrics()
+        .store_position
+        .set(last.min(i64::MAX as u64) as i64);
     tracing::debug!(
         events = stored.len(),
         append_us = t1.as_micros() as u64,

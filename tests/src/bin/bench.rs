@@ -5,12 +5,18 @@
 //! `--only base` runs the ceilings and the in-process pipeline figures; `--only 1m` runs the
 //! million-contact campaign against the release service binaries as separate processes.
 
+#[path = "bench/analysis.rs"]
+mod analysis;
+#[path = "bench/export.rs"]
+mod export;
 #[path = "bench/million.rs"]
 mod million;
 #[path = "bench/procs.rs"]
 mod procs;
 #[path = "bench/sip.rs"]
 mod sip;
+#[path = "bench/watch.rs"]
+mod watch;
 #[path = "bench/webhooks.rs"]
 mod webhooks;
 
@@ -22,11 +28,16 @@ use waihu_e2e::*;
 use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;
 
-const USAGE: &str = "usage: waihu-bench [--only base|ingest|webhooks|sip|1m|rules]
+const USAGE: &str = "usage: waihu-bench [--only base|ingest|watch|webhooks|sip|1m|rules]
 
   --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts,
                 webhook ingestion, SIP call setup
   --only ingest raw PostgreSQL ceiling and store ingest only
+  --only watch  WatchTaskStats lag at 1,000 calls/s (and the PostgreSQL ceiling)
+  --only export 1,000,000 call records exported as XLSX and CSV, with peak RSS (and the
+                PostgreSQL ceiling)
+  --only analysis the local analyzer on the labelled sets' held-out part: intent macro-F1,
+                intent and sentiment accuracy, transcripts/s on one core
   --only webhooks raw JetStream ceiling and provider callback ingestion only
   --only sip    SIP calls set up per second against sipp (and the JetStream ceiling)
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
@@ -65,6 +76,9 @@ enum Only {
     All,
     Base,
     Ingest,
+    Watch,
+    Export,
+    Analysis,
     Webhooks,
     Sip,
     Million,
@@ -80,9 +94,9 @@ fn parse_args() -> Result<Only, String> {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
-            "--only" => args
-                .next()
-                .ok_or("--only needs a value: base, ingest, webhooks, sip, 1m or rules")?,
+            "--only" => args.next().ok_or(
+                "--only needs a value: base, ingest, watch, export, webhooks, sip, 1m or rules",
+            )?,
             _ => match a.strip_prefix("--only=") {
                 Some(v) => v.to_string(),
                 None => return Err(format!("unknown argument {a:?}")),
@@ -91,13 +105,16 @@ fn parse_args() -> Result<Only, String> {
         only = match value.as_str() {
             "base" => Only::Base,
             "ingest" => Only::Ingest,
+            "watch" => Only::Watch,
+            "export" => Only::Export,
+            "analysis" => Only::Analysis,
             "webhooks" => Only::Webhooks,
             "sip" => Only::Sip,
             "1m" => Only::Million,
             "rules" => Only::Rules,
             other => {
                 return Err(format!(
-                    "--only {other:?}: expected base, ingest, webhooks, sip, 1m or rules"
+                    "--only {other:?}: expected base, ingest, watch, export, analysis, webhooks, sip, 1m or rules"
                 ))
             }
         };
@@ -340,8 +357,96 @@ struct Base {
     call_attempts: f64,
 }
 
-/// The PostgreSQL ceiling and the store writer's ingest rate, and the one as a share of the other.
-async fn ingest_share(env: &TestEnv) {
+/// How soon a WatchTaskStats client sees a change, at 1,000 calls/s.
+async fn watch_lag(env: &TestEnv) {
+    match watch::run(env, n(10_000)).await {
+        Ok((p50, p99, rate, calls)) => {
+            let note = format!(
+                "{calls} calls at {rate:.0} calls/s (4-5 events each) into the record service alone; \
+                 lag from a release's publish to the first snapshot counting it (target p99 <= 1000)"
+            );
+            report_with("watch_stats_lag_p50", p50, 1, "ms", &note);
+            report_with("watch_stats_lag_p99", p99, 1, "ms", "");
+        }
+        Err(e) => eprintln!("waihu-bench: the watch lag run failed: {e}"),
+    }
+}
+
+/// The analyzer's quality on the held-out part of the labelled sets, and its speed.
+fn analysis_quality() {
+    match analysis::run() {
+        Ok(q) => {
+            let h = &q.heldout;
+            let note = format!(
+                "{} held-out transcripts (tune part: {} transcripts, macro-F1 {:.3}, sentiment {:.3}); targets: macro-F1 >= 0.85, sentiment >= 0.85",
+                h.n, q.tune.n, q.tune.intent_macro_f1, q.tune.sentiment_accuracy
+            );
+            report_with("analysis_intent_macro_f1", h.intent_macro_f1, 3, "", &note);
+            report_with("analysis_intent_accuracy", h.intent_accuracy, 3, "", "");
+            report_with(
+                "analysis_sentiment_accuracy",
+                h.sentiment_accuracy,
+                3,
+                "",
+                "",
+            );
+            report(
+                "analysis_throughput",
+                q.per_second,
+                "transcripts/s",
+                &format!(
+                    "one thread, every labelled transcript ({:.0} characters on average) over and over for 2 s (target 500)",
+                    q.chars_per_transcript
+                ),
+            );
+        }
+        Err(e) => eprintln!("waihu-bench: the analysis run failed: {e}"),
+    }
+}
+
+/// A million call records exported as XLSX and CSV, with the peak memory of the process.
+async fn export_records(env: &TestEnv) {
+    match export::run(env, n(1_000_000) as u64).await {
+        Ok(x) => {
+            eprintln!(
+                "      {} call records written into the projection in {:.1} s; process RSS {:.0} MiB before the exports",
+                x.rows, x.fill_s, x.rss_start_mb
+            );
+            for (format, secs, bytes, growth, peak) in x.runs {
+                report_with(
+                    &format!("export_{format}_records"),
+                    x.rows as f64 / secs,
+                    0,
+                    "records/s",
+                    &format!(
+                        "{} records in {secs:.1} s, {:.1} MiB file, through ExportCallRecords (gRPC stream)",
+                        x.rows,
+                        bytes as f64 / 1048576.0
+                    ),
+                );
+                report_with(
+                    &format!("export_{format}_peak_rss"),
+                    peak,
+                    0,
+                    "MiB",
+                    &format!(
+                        "peak resident memory of the process (record service and client) during the export; \
+                         {growth:.0} MiB above where it started ({})",
+                        if format == "xlsx" {
+                            "rows stream from one cursor; the XLSX is built on disk in constant-memory mode"
+                        } else {
+                            "rows stream from one cursor straight to the client"
+                        }
+                    ),
+                );
+            }
+        }
+        Err(e) => eprintln!("waihu-bench: the export run failed: {e}"),
+    }
+}
+
+/// The PostgreSQL ceiling, measured and reported (`raw_postgres_batched_insert`).
+async fn postgres_ceiling(env: &TestEnv) -> f64 {
     let pg = raw_postgres(env).await;
     report(
         "raw_postgres_batched_insert",
@@ -349,6 +454,12 @@ async fn ingest_share(env: &TestEnv) {
         "rows/s",
         "300-byte rows, 500 rows per INSERT, one connection",
     );
+    pg
+}
+
+/// The PostgreSQL ceiling and the store writer's ingest rate, and the one as a share of the other.
+async fn ingest_share(env: &TestEnv) {
+    let pg = postgres_ceiling(env).await;
     let (ingest, events) = store_ingest(env).await;
     report(
         "store_ingest",
@@ -372,6 +483,13 @@ async fn base() -> Base {
     sip_setup(js).await;
     ingest_share(&env).await;
     env.cleanup().await;
+    let env = TestEnv::new().await;
+    watch_lag(&env).await;
+    env.cleanup().await;
+    let env = TestEnv::new().await;
+    export_records(&env).await;
+    env.cleanup().await;
+    analysis_quality();
     let (import_rate, contacts, attempts, calls) = import_and_dial().await;
     report(
         "contact_import",
@@ -406,6 +524,9 @@ async fn main() -> std::process::ExitCode {
             }
             Only::Base => "raw ceilings first, then the pipeline, in one run",
             Only::Ingest => "the PostgreSQL ceiling and store ingest, in one run",
+            Only::Watch => "the PostgreSQL ceiling and the WatchTaskStats lag, in one run",
+            Only::Export => "the PostgreSQL ceiling and the 1M-record export, in one run",
+            Only::Analysis => "the analyzer's quality on the held-out set and its speed",
             Only::Webhooks => "the JetStream ceiling and webhook ingestion, in one run",
             Only::Sip => "the JetStream ceiling and SIP call setup, in one run",
             Only::Million => "the 1M campaign only",
@@ -424,6 +545,24 @@ async fn main() -> std::process::ExitCode {
         let js = raw_jetstream(&env).await;
         env.cleanup().await;
         sip_setup(js).await;
+        return std::process::ExitCode::SUCCESS;
+    }
+    if only == Only::Watch {
+        let env = TestEnv::new().await;
+        postgres_ceiling(&env).await;
+        watch_lag(&env).await;
+        env.cleanup().await;
+        return std::process::ExitCode::SUCCESS;
+    }
+    if only == Only::Analysis {
+        analysis_quality();
+        return std::process::ExitCode::SUCCESS;
+    }
+    if only == Only::Export {
+        let env = TestEnv::new().await;
+        postgres_ceiling(&env).await;
+        export_records(&env).await;
+        env.cleanup().await;
         return std::process::ExitCode::SUCCESS;
     }
     if only == Only::Ingest {

@@ -5,6 +5,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 pub mod aliyun;
+pub mod openai;
 pub mod ronglian;
 pub mod tencent;
 pub mod twilio;

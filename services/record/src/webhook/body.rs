@@ -15,7 +15,7 @@ pub const CALL_RELEASED: &str = "call.released";
 pub const CONTACT_FINISHED: &str = "contact.finished";
 /// A task started, paused, resumed, was cancelled or completed.
 pub const TASK_STATUS: &str = "task.status";
-/// A conversation's analysis (made by the analysis service, once it exists).
+/// A conversation's analysis completed (the analysis service; again after a reanalysis).
 pub const ANALYSIS_COMPLETED: &str = "analysis.completed";
 /// The body `TestWebhook` sends.
 pub const TEST: &str = "webhook.test";
@@ -29,6 +29,7 @@ pub const STORE_TYPES: &[&str] = &[
     "TaskResumed",
     "TaskCancelled",
     "TaskCompleted",
+    "AnalysisCompleted",
 ];
 
 /// The webhook event type an event makes, if any.
@@ -41,6 +42,7 @@ pub fn kind(e: &Event) -> Option<&'static str> {
         | Event::TaskResumed(_)
         | Event::TaskCancelled(_)
         | Event::TaskCompleted(_) => TASK_STATUS,
+        Event::AnalysisCompleted(_) => ANALYSIS_COMPLETED,
         _ => return None,
     })
 }
@@ -63,6 +65,7 @@ pub fn call_of(e: &Event) -> Option<Uuid> {
     match e {
         Event::CallReleased(r) => r.call_id.parse().ok(),
         Event::ContactFinished(f) => f.last_call_id.parse().ok(),
+        Event::AnalysisCompleted(a) => a.call_id.parse().ok(),
         _ => None,
     }
 }
@@ -112,6 +115,21 @@ pub fn body(delivery_id: Uuid, e: &RecordedEvent, call: Option<&CallFacts>) -> O
             "outcome": outcome_name(f.outcome),
             "attempts": f.attempts,
             "last_call_id": (!f.last_call_id.is_empty()).then_some(&f.last_call_id),
+        }),
+        Event::AnalysisCompleted(a) => json!({
+            "call_id": a.call_id,
+            "record_no": call.and_then(|c| c.record_no),
+            "task_id": (!a.task_id.is_empty()).then_some(&a.task_id),
+            "contact_no": a.contact_no,
+            "phone": call.and_then(|c| c.phone.clone()),
+            "intent": a.intent,
+            "grade": a.grade,
+            "sentiment": a.sentiment,
+            "keywords": a.keywords,
+            "summary": a.summary,
+            "language": a.language,
+            "analyzer": a.analyzer,
+            "transcript_source": a.transcript_source,
         }),
         Event::TaskStarted(t) => task(&t.task_id, "started", "running", None),
         Event::TaskPaused(t) => task(&t.task_id, "paused", "paused", Some(&t.reason)),
@@ -229,6 +247,35 @@ mod tests {
         assert_eq!(d["ring_seconds"], 4.5);
         assert_eq!(d["hangup_cause"]["q850"], 17);
         assert_eq!(d["hangup_cause"]["raw"], "sip:486");
+    }
+
+    #[test]
+    fn an_analysis_carries_what_the_conversation_said() {
+        let e = event(Event::AnalysisCompleted(pb::AnalysisCompleted {
+            call_id: "0191c3a0-0000-7000-8000-000000000001".into(),
+            task_id: String::new(),
+            contact_no: 3,
+            intent: "interested".into(),
+            grade: "A".into(),
+            sentiment: "positive".into(),
+            keywords: vec!["面试".into()],
+            summary: "客户愿意周六面试。".into(),
+            language: "zh".into(),
+            transcript: "坐席：您好\n客户：可以".into(),
+            analyzer: "local-rules-v1".into(),
+            transcript_source: "sim".into(),
+        }));
+        assert_eq!(kind(&e.event), Some(ANALYSIS_COMPLETED));
+        assert!(call_of(&e.event).is_some());
+        let v: Value =
+            serde_json::from_str(&body(Uuid::nil(), &e, None).expect("body")).expect("json");
+        assert_eq!(v["event"], ANALYSIS_COMPLETED);
+        assert_eq!(v["data"]["intent"], "interested");
+        assert_eq!(v["data"]["grade"], "A");
+        assert_eq!(v["data"]["task_id"], Value::Null);
+        assert_eq!(v["data"]["keywords"][0], "面试");
+        // The transcript stays out of the body.
+        assert!(v["data"].get("transcript").is_none());
     }
 
     #[test]

@@ -117,13 +117,7 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 fn cut(mut s: String) -> String {
-    if s.len() > MAX_ERROR {
-        let mut end = MAX_ERROR;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+    s.truncate(s.floor_char_boundary(MAX_ERROR));
     s
 }
 

@@ -1,0 +1,177 @@
+//! `/metrics` for Prometheus on every service, and the request metrics of its gRPC and HTTP
+//! servers: a tower layer counting gRPC requests by method and status code with their latency,
+//! and an axum middleware doing the same for HTTP routes.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use http::{Request, Response};
+use tokio_util::sync::CancellationToken;
+use waihu_metrics::{metrics, GrpcLabel, HttpLabel, MethodLabel, RouteLabel, CONTENT_TYPE};
+
+/// The router serving `GET /metrics`.
+pub fn router() -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                metrics().encode(),
+            )
+        }),
+    )
+}
+
+/// Serves `/metrics` on `listener` until `stop`.
+pub async fn serve(listener: tokio::net::TcpListener, stop: CancellationToken) {
+    let addr = listener.local_addr().ok();
+    if let Err(e) = axum::serve(listener, router())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, ?addr, "metrics endpoint stopped");
+    }
+}
+
+/// Binds the metrics endpoint's address, naming the setting when it cannot.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (metrics_addr, WAIHU_METRICS_ADDR): {e}"))
+}
+
+/// Counts gRPC requests by method and `grpc-status` and times them (until the response
+/// headers: a unary call's whole time, a stream's start). A status sent only in the trailers
+/// of a response that began well counts as OK.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrpcMetricsLayer;
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for GrpcMetrics<S>
+where
+    S: tower::Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let method = method_label(req.uri().path());
+        let started = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            let code = match &res {
+                Ok(r) => r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_string(),
+                Err(_) => "transport".to_string(),
+            };
+            let m = metrics();
+            m.grpc_seconds
+                .get_or_create(&MethodLabel {
+                    method: method.clone(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+            m.grpc_requests
+                .get_or_create(&GrpcLabel { method, code })
+                .inc();
+            res
+        })
+    }
+}
+
+/// A gRPC path as a label: `/package.Service/Method`, or `other` for anything else (a label
+/// set must stay bounded whatever clients send).
+fn method_label(path: &str) -> String {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(service), Some(method), None)
+            if service.starts_with("waihu.v1.") || service.starts_with("grpc.") =>
+        {
+            if service.len() + method.len() <= 120
+                && method.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return path.to_string();
+            }
+            "other".to_string()
+        }
+        _ => "other".to_string(),
+    }
+}
+
+/// An axum middleware counting and timing HTTP requests by matched route (the route's pattern,
+/// not the path: `/call-records/{recordId}`), method and status. Add it with
+/// `router.layer(axum::middleware::from_fn(waihu_runtime::metrics::http))`.
+pub async fn http(
+    matched: Option<axum::extract::MatchedPath>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = matched
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let m = metrics();
+    m.http_seconds
+        .get_or_create(&RouteLabel {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&HttpLabel {
+            route,
+            method,
+            status: res.status().as_u16().to_string(),
+        })
+        .inc();
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_stay_bounded() {
+        assert_eq!(
+            method_label("/waihu.v1.TaskService/GetTask"),
+            "/waihu.v1.TaskService/GetTask"
+        );
+        assert_eq!(
+            method_label("/grpc.health.v1.Health/Check"),
+            "/grpc.health.v1.Health/Check"
+        );
+        assert_eq!(method_label("/evil.Service/X"), "other");
+        assert_eq!(method_label("/waihu.v1.TaskService/Get Task"), "other");
+        assert_eq!(method_label("/a/b/c"), "other");
+    }
+}
