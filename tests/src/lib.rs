@@ -6,6 +6,7 @@
 pub mod fakes;
 pub mod infra;
 pub mod phone;
+pub mod procs;
 pub mod providers;
 pub mod sipp;
 pub use phone::Phone;

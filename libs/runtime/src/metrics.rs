@@ -1,6 +1,7 @@
 //! `/metrics` for Prometheus on every service, and the request metrics of its gRPC and HTTP
-//! servers: a tower layer counting gRPC requests by method and status code with their latency,
-//! and an axum middleware doing the same for HTTP routes.
+//! servers: a tower layer counting gRPC requests by method and status code with their latency
+//! (and giving each request its server span, continuing the caller's W3C `traceparent`), and an
+//! axum middleware doing the same for HTTP routes.
 
 use std::{
     future::Future,
@@ -12,6 +13,7 @@ use std::{
 
 use http::{Request, Response};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use waihu_metrics::{metrics, GrpcLabel, HttpLabel, MethodLabel, RouteLabel, CONTENT_TYPE};
 
 /// The router serving `GET /metrics`.
@@ -47,7 +49,9 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
 
 /// Counts gRPC requests by method and `grpc-status` and times them (until the response
 /// headers: a unary call's whole time, a stream's start). A status sent only in the trailers
-/// of a response that began well counts as OK.
+/// of a response that began well counts as OK. Each request but health checks runs in a server
+/// span named after its method, the child of the caller's span when the request carries a
+/// `traceparent` header; what the handler publishes carries that span's context.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrpcMetricsLayer;
 
@@ -81,9 +85,10 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let method = method_label(req.uri().path());
         let started = Instant::now();
-        let fut = self.inner.call(req);
+        let span = server_span(&method, req.headers());
+        let fut = span.in_scope(|| self.inner.call(req));
         Box::pin(async move {
-            let res = fut.await;
+            let res = fut.instrument(span.clone()).await;
             let code = match &res {
                 Ok(r) => r
                     .headers()
@@ -93,6 +98,10 @@ where
                     .to_string(),
                 Err(_) => "transport".to_string(),
             };
+            if code != "0" {
+                span.record("otel.status_code", "ERROR");
+                span.record("rpc.grpc.status_code", code.as_str());
+            }
             let m = metrics();
             m.grpc_seconds
                 .get_or_create(&MethodLabel {
@@ -105,6 +114,30 @@ where
             res
         })
     }
+}
+
+/// The server span of a request (`otel.kind = server`), disabled for health checks and paths
+/// that are not one of ours (`method` is [`method_label`]'s).
+fn server_span(method: &str, headers: &http::HeaderMap) -> tracing::Span {
+    if method == "other" || method.starts_with("/grpc.") {
+        return tracing::Span::none();
+    }
+    let name = method.trim_start_matches('/');
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = name,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.method = name,
+        otel.status_code = tracing::field::Empty,
+        rpc.grpc.status_code = tracing::field::Empty
+    );
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let parent = header("traceparent");
+    if !parent.is_empty() {
+        waihu_events::trace::set_parent(&span, parent, header("tracestate"));
+    }
+    span
 }
 
 /// A gRPC path as a label: `/package.Service/Method`, or `other` for anything else (a label

@@ -1,5 +1,8 @@
 //! Logs to stderr (`RUST_LOG`, default `info`; `WAIHU_LOG_FORMAT=json` for JSON) and, when the
-//! standard `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans over OTLP/gRPC.
+//! standard `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans over OTLP/gRPC. The two are filtered
+//! apart: `RUST_LOG` quiets the logs without losing spans, whose own filter is
+//! `WAIHU_TRACE_FILTER` (same syntax, default `info`). The exporter reads the standard
+//! `OTEL_*` variables (`OTEL_TRACES_SAMPLER`, `OTEL_BSP_SCHEDULE_DELAY`, ...).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{trace::SdkTracerProvider, Resource};
@@ -30,10 +33,12 @@ pub fn init(service: &'static str) -> TelemetryGuard {
         tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)
+            .with_filter(filter)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_filter(filter)
             .boxed()
     };
     let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -56,11 +61,16 @@ pub fn init(service: &'static str) -> TelemetryGuard {
                 }
             }
         });
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    let otel = provider.as_ref().map(|p| {
+        let filter = std::env::var("WAIHU_TRACE_FILTER")
+            .ok()
+            .and_then(|v| EnvFilter::try_new(v).ok())
+            .unwrap_or_else(|| EnvFilter::new("info"));
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .with_filter(filter)
+    });
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
         .with(otel)
         .try_init();

@@ -543,6 +543,26 @@ pub struct RoundRules {
     pub weights: [u32; 3],
 }
 
+/// A call's `CallRequested` in the trace of its task's start: built inside a `dial` span whose
+/// parent is the task's trace context (`(traceparent, tracestate)`), so the provider's handling
+/// of the call continues it. Without a context (tracing off) the event carries none.
+fn in_task_trace(
+    (parent, state): &(String, String),
+    call: &Uuid,
+    meta: EventMeta,
+    event: Event,
+) -> RecordedEvent {
+    if parent.is_empty() {
+        return RecordedEvent::new(meta, event);
+    }
+    let span = tracing::info_span!("dial", call_id = %call, task_id = tracing::field::Empty);
+    if let Some(task) = meta.task_id {
+        span.record("task_id", tracing::field::display(task));
+    }
+    waihu_events::trace::set_parent(&span, parent, state);
+    span.in_scope(|| RecordedEvent::new(meta, event))
+}
+
 fn parse_uuid(s: &str) -> Result<Uuid, DialerError> {
     Uuid::parse_str(s).map_err(|_| DialerError::Bad(format!("{s:?} is not a UUID")))
 }
@@ -630,13 +650,22 @@ impl Db {
                 Event::TaskCancelled(_) => CANCELLED,
                 _ => continue,
             };
-            let updated = sqlx::query("UPDATE dialer_tasks SET status = $2, version = $3 WHERE task_id = $1 AND version < $3")
-                .bind(task)
-                .bind(status)
-                .bind(version)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            // A start or resume brings the trace the task's calls continue.
+            let trace = matches!(e.event, Event::TaskStarted(_) | Event::TaskResumed(_))
+                .then_some((e.traceparent.as_str(), e.tracestate.as_str()));
+            let updated = sqlx::query(
+                "UPDATE dialer_tasks SET status = $2, version = $3,
+                     traceparent = COALESCE($4, traceparent), tracestate = COALESCE($5, tracestate)
+                 WHERE task_id = $1 AND version < $3",
+            )
+            .bind(task)
+            .bind(status)
+            .bind(version)
+            .bind(trace.map(|t| t.0))
+            .bind(trace.map(|t| t.1))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if updated == 0 {
                 let known: Option<i64> =
                     sqlx::query_scalar("SELECT version FROM dialer_tasks WHERE task_id = $1")
@@ -1374,17 +1403,18 @@ impl Db {
         let mut dialed: Vec<Uuid> = dials.iter().map(|d| d.task_id).collect();
         dialed.sort();
         dialed.dedup();
-        let running: std::collections::HashSet<Uuid> = sqlx::query_scalar(
-            "SELECT task_id FROM dialer_tasks WHERE task_id = ANY($1) AND status = $2
-             ORDER BY task_id FOR SHARE",
+        let running: HashMap<Uuid, (String, String)> = sqlx::query_as(
+            "SELECT task_id, traceparent, tracestate FROM dialer_tasks
+             WHERE task_id = ANY($1) AND status = $2 ORDER BY task_id FOR SHARE",
         )
         .bind(&dialed)
         .bind(RUNNING)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
+        .map(|(task, parent, state): (Uuid, String, String)| (task, (parent, state)))
         .collect();
-        dials.retain(|d| running.contains(&d.task_id));
+        dials.retain(|d| running.contains_key(&d.task_id));
         let n = dials.len();
         decisions.stopped_meanwhile = (planned_total - n) as u64;
         if n == 0 {
@@ -1414,7 +1444,10 @@ impl Db {
                 ..Default::default()
             });
             // A new call's subject must be empty.
-            out.push((RecordedEvent::new(meta, e), Expect::LastSubjectSeq(0)));
+            out.push((
+                in_task_trace(&running[&d.task_id], &call, meta, e),
+                Expect::LastSubjectSeq(0),
+            ));
             u_task.push(d.task_id);
             u_no.push(d.contact_no);
             u_call.push(call);

@@ -303,6 +303,18 @@ impl Writer {
         let mut after = batch.after;
         while let Some(part) = pending.pop() {
             let items = &batch.events[part.clone()];
+            // Each event produced in a trace gets a span there for its write (closed when the
+            // write is done, or dropped on a split).
+            let _spans: Vec<tracing::Span> = items
+                .iter()
+                .filter_map(|i| Some((i.stored.position, i.stored.event.known()?)))
+                .filter(|(_, e)| !e.traceparent.is_empty())
+                .map(|(position, e)| {
+                    let span = tracing::info_span!("store", event_type = e.type_name(), position);
+                    waihu_events::trace::set_parent(&span, &e.traceparent, &e.tracestate);
+                    span
+                })
+                .collect();
             // The batch's own last position covers events dropped at decoding after `part`.
             let last = match items.last() {
                 Some(e) if !pending.is_empty() => e.stored.position,

@@ -6,6 +6,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 pub mod aliyun;
 pub mod openai;
+pub mod otlp;
 pub mod ronglian;
 pub mod tencent;
 pub mod twilio;

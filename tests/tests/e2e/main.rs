@@ -36,6 +36,7 @@ mod sigkill;
 mod sip;
 mod spine;
 mod tencent;
+mod trace;
 mod twilio;
 mod webhooks;
 mod windows;
