@@ -131,7 +131,6 @@ async fn campaign(mut launch: Launcher, receiver: Receiver) {
 
     // Spans arrive in batches as they end (a call's handling ends after its events were
     // stored), so the trace is checked until it is whole.
-    let mut last = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let trace = Trace(
@@ -151,12 +150,12 @@ async fn campaign(mut launch: Launcher, receiver: Receiver) {
                 );
                 return;
             }
-            Err(why) => last = format!("{why}\n{}", render(&trace)),
+            Err(why) => assert!(
+                std::time::Instant::now() < deadline,
+                "the trace is not whole after 60 s: {why}\n{}",
+                render(&trace)
+            ),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the trace is not whole after 60 s: {last}"
-        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
