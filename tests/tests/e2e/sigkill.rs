@@ -21,6 +21,11 @@ fn spawn_dialer(cluster: &Cluster, port: u16) -> Child {
         .env("WAIHU_DATABASE_URL", &cluster.env.database_url)
         .env("WAIHU_PREFIX", &cluster.env.prefix)
         .env("WAIHU_GRPC_ADDR", format!("127.0.0.1:{port}"))
+        // Its default metrics port (gRPC port + 1000) may be another process' (seen in a full
+        // run: the dialer exited at start and the test waited for calls that never came).
+        .env("WAIHU_METRICS_ADDR", "off")
+        .env_remove("WAIHU_CONFIG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env("WAIHU_AUTH__DEV_MODE", "true")
         .env("WAIHU_DIALER__TICK_MS", "50")
         .env("RUST_LOG", "warn")
@@ -87,6 +92,10 @@ async fn sigkill_of_the_dialer_twice_with_every_rule_on_leaves_everything_exact(
     .await;
     start(&mut tasks, &t).await;
     for at in [1500u64, 3500] {
+        assert!(
+            dialer.try_wait().expect("try_wait").is_none(),
+            "the dialer process exited by itself (its stderr is in the test's output)"
+        );
         wait_stats(
             &cluster,
             &t,
