@@ -160,7 +160,8 @@ fn method_label(path: &str) -> String {
 }
 
 /// An axum middleware counting and timing HTTP requests by matched route (the route's pattern,
-/// not the path: `/call-records/{recordId}`), method and status. Add it with
+/// not the path: `/call-records/{recordId}`), method and status, each in a server span (the
+/// child of the caller's span when the request carries a W3C `traceparent`). Add it with
 /// `router.layer(axum::middleware::from_fn(waihu_runtime::metrics::http))`.
 pub async fn http(
     matched: Option<axum::extract::MatchedPath>,
@@ -172,7 +173,25 @@ pub async fn http(
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().as_str().to_string();
     let started = Instant::now();
-    let res = next.run(req).await;
+    let span = tracing::info_span!("http", otel.name = format!("{method} {route}"),
+        otel.kind = "server", http.request.method = %method, http.route = %route,
+        http.response.status_code = tracing::field::Empty);
+    {
+        // In a block: a borrow of the request (its body is not Sync) must not live across the
+        // await below, or the middleware's future is not Send.
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let parent = header("traceparent");
+        if !parent.is_empty() {
+            waihu_events::trace::set_parent(&span, parent, header("tracestate"));
+        }
+    }
+    let res = next.run(req).instrument(span.clone()).await;
+    span.record("http.response.status_code", res.status().as_u16());
     let m = metrics();
     m.http_seconds
         .get_or_create(&RouteLabel {
@@ -206,5 +225,58 @@ mod tests {
         assert_eq!(method_label("/evil.Service/X"), "other");
         assert_eq!(method_label("/waihu.v1.TaskService/Get Task"), "other");
         assert_eq!(method_label("/a/b/c"), "other");
+    }
+
+    /// An HTTP request with a `traceparent` is handled in a span of the caller's trace (what
+    /// the handler sees, and what its gRPC calls and events carry on).
+    #[tokio::test(flavor = "current_thread")]
+    async fn http_requests_continue_the_callers_trace() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))),
+        );
+        let app = axum::Router::new()
+            .route(
+                "/seen",
+                axum::routing::get(|| async { waihu_events::trace::current_context().0 }),
+            )
+            .layer(axum::middleware::from_fn(http));
+        let mut svc = app.into_service::<axum::body::Body>();
+        let mut call = |traceparent: Option<&str>| {
+            let mut req = Request::builder().uri("/seen");
+            if let Some(t) = traceparent {
+                req = req.header("traceparent", t);
+            }
+            tower::Service::call(
+                &mut svc,
+                req.body(axum::body::Body::empty()).expect("request"),
+            )
+        };
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let res = call(Some(caller)).await.expect("response");
+        let body = axum::body::to_bytes(res.into_body(), 1024)
+            .await
+            .expect("body");
+        let seen = String::from_utf8(body.to_vec()).expect("utf-8");
+        assert!(
+            seen.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "the caller's trace: {seen}"
+        );
+        assert!(
+            !seen.contains("00f067aa0ba902b7"),
+            "a span of its own: {seen}"
+        );
+        let res = call(None).await.expect("response");
+        let body = axum::body::to_bytes(res.into_body(), 1024)
+            .await
+            .expect("body");
+        let fresh = String::from_utf8(body.to_vec()).expect("utf-8");
+        assert!(
+            fresh.starts_with("00-") && !fresh.contains("4bf92f3577b34da6"),
+            "{fresh}"
+        );
     }
 }

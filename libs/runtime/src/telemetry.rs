@@ -76,3 +76,64 @@ pub fn init(service: &'static str) -> TelemetryGuard {
         .try_init();
     TelemetryGuard { provider }
 }
+
+/// A gRPC channel whose requests carry the caller's trace context (see [`traced`]).
+pub type Traced = tonic::service::interceptor::InterceptedService<
+    tonic::transport::Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+>;
+
+/// Wraps a channel so each request carries the current span's W3C `traceparent` (and
+/// `tracestate`): the server's span then continues the caller's trace. Without a current span
+/// context (tracing export off) requests go as they are.
+pub fn traced(channel: tonic::transport::Channel) -> Traced {
+    tonic::service::interceptor::InterceptedService::new(channel, inject_trace as fn(_) -> _)
+}
+
+/// The interceptor behind [`traced`].
+pub fn inject_trace(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let (parent, state) = waihu_events::trace::current_context();
+    if let Ok(v) = parent.parse() {
+        if !parent.is_empty() {
+            req.metadata_mut().insert("traceparent", v);
+        }
+    }
+    if !state.is_empty() {
+        if let Ok(v) = state.parse() {
+            req.metadata_mut().insert("tracestate", v);
+        }
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// A subscriber exporting nowhere, with real span contexts.
+    fn subscriber() -> impl tracing::Subscriber + Send + Sync {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+    }
+
+    #[test]
+    fn requests_carry_the_current_span_and_go_bare_without_one() {
+        let bare = super::inject_trace(tonic::Request::new(())).expect("request");
+        assert!(bare.metadata().get("traceparent").is_none());
+        tracing::subscriber::with_default(subscriber(), || {
+            let span = tracing::info_span!("caller");
+            let _in = span.enter();
+            let (expected, _) = waihu_events::trace::current_context();
+            assert!(expected.starts_with("00-"), "{expected}");
+            let req = super::inject_trace(tonic::Request::new(())).expect("request");
+            assert_eq!(
+                req.metadata()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok()),
+                Some(expected.as_str())
+            );
+        });
+    }
+}

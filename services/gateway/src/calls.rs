@@ -89,8 +89,8 @@ pub fn routes(b: Backends) -> Router<Backends> {
 
 type Body = std::result::Result<Json<serde_json::Value>, JsonRejection>;
 
-fn dialer_client(b: &Backends) -> DialerServiceClient<tonic::transport::Channel> {
-    DialerServiceClient::new(b.dialer.clone())
+fn dialer_client(b: &Backends) -> DialerServiceClient<waihu_runtime::telemetry::Traced> {
+    DialerServiceClient::new(waihu_runtime::telemetry::traced(b.dialer.clone()))
 }
 
 /// An optional text field of the body (a number is taken as its digits: the seed's `lineId`

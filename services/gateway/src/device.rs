@@ -31,8 +31,8 @@ pub(crate) fn line_of(device_id: u64) -> String {
     format!("mobile-{device_id}")
 }
 
-fn provider_client(b: &Backends) -> ProviderServiceClient<tonic::transport::Channel> {
-    ProviderServiceClient::new(b.provider.clone())
+fn provider_client(b: &Backends) -> ProviderServiceClient<waihu_runtime::telemetry::Traced> {
+    ProviderServiceClient::new(waihu_runtime::telemetry::traced(b.provider.clone()))
 }
 
 /// 生成设备绑定二维码: a one-time binding for a user's phone (the caller's without `userId`),

@@ -158,12 +158,12 @@ fn seed_status(t: &pb::Task) -> &'static str {
     }
 }
 
-pub(crate) fn task_client(b: &Backends) -> TaskServiceClient<tonic::transport::Channel> {
-    TaskServiceClient::new(b.task.clone())
+pub(crate) fn task_client(b: &Backends) -> TaskServiceClient<waihu_runtime::telemetry::Traced> {
+    TaskServiceClient::new(waihu_runtime::telemetry::traced(b.task.clone()))
 }
 
-pub(crate) fn record_client(b: &Backends) -> RecordServiceClient<tonic::transport::Channel> {
-    RecordServiceClient::new(b.record.clone())
+pub(crate) fn record_client(b: &Backends) -> RecordServiceClient<waihu_runtime::telemetry::Traced> {
+    RecordServiceClient::new(waihu_runtime::telemetry::traced(b.record.clone()))
 }
 
 /// A task's first `limit` contacts in contact order, read a page at a time.
@@ -356,7 +356,7 @@ async fn task_fields(
     headers: &HeaderMap,
     t: &pb::Task,
 ) -> Result<serde_json::Map<String, Value>> {
-    let stats = StatsServiceClient::new(b.record.clone())
+    let stats = StatsServiceClient::new(waihu_runtime::telemetry::traced(b.record.clone()))
         .get_task_stats(request(
             headers,
             pb::GetTaskStatsRequest {

@@ -229,6 +229,10 @@ async fn store_ingest(env: &TestEnv) -> (f64, usize) {
     let handle = waihu_record::start(waihu_record::RecordConfig::new(env.config()), stop.clone())
         .await
         .expect("record");
+    eprintln!(
+        "waihu-bench: store ingest: the record service started in {:?} (migrations included)",
+        t.elapsed()
+    );
     // Stored and projected: the call records and statistics are part of ingest.
     loop {
         if waihu_store::checkpoint(&env.pool, waihu_record::projection::CHECKPOINT)
