@@ -226,7 +226,14 @@ async fn store_ingest(env: &TestEnv) -> (f64, usize) {
     let last = env.bus.last_sequence().await.expect("last seq");
     let stop = CancellationToken::new();
     let t = Instant::now();
-    let handle = waihu_record::start(waihu_record::RecordConfig::new(env.config()), stop.clone())
+    let mut config = waihu_record::RecordConfig::new(env.config());
+    if let Some(b) = std::env::var("WAIHU_BENCH_WRITER_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.writer.batch = b;
+    }
+    let handle = waihu_record::start(config, stop.clone())
         .await
         .expect("record");
     eprintln!(
