@@ -824,7 +824,7 @@ impl ProviderService for ProviderApi {
         });
         forwarded(&req, ask.metadata_mut());
         let unavailable = |e: &dyn std::fmt::Display| Status::unavailable(format!("dialer: {e}"));
-        let usage = DialerServiceClient::new(self.dialer.clone())
+        let usage = DialerServiceClient::new(waihu_runtime::telemetry::traced(self.dialer.clone()))
             .get_line_usage(ask)
             .await
             .map_err(|s| unavailable(&s.message()))?
