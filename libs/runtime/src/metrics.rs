@@ -132,12 +132,18 @@ fn server_span(method: &str, headers: &http::HeaderMap) -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         rpc.grpc.status_code = tracing::field::Empty
     );
+    continue_trace(&span, headers);
+    span
+}
+
+/// Makes `span` the child of the caller's span when the request's headers carry a W3C
+/// `traceparent` (with its `tracestate`); gRPC metadata and HTTP headers alike.
+fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let parent = header("traceparent");
     if !parent.is_empty() {
-        waihu_events::trace::set_parent(&span, parent, header("tracestate"));
+        waihu_events::trace::set_parent(span, parent, header("tracestate"));
     }
-    span
 }
 
 /// A gRPC path as a label: `/package.Service/Method`, or `other` for anything else (a label
@@ -176,20 +182,7 @@ pub async fn http(
     let span = tracing::info_span!("http", otel.name = format!("{method} {route}"),
         otel.kind = "server", http.request.method = %method, http.route = %route,
         http.response.status_code = tracing::field::Empty);
-    {
-        // In a block: a borrow of the request (its body is not Sync) must not live across the
-        // await below, or the middleware's future is not Send.
-        let header = |n: &str| {
-            req.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        };
-        let parent = header("traceparent");
-        if !parent.is_empty() {
-            waihu_events::trace::set_parent(&span, parent, header("tracestate"));
-        }
-    }
+    continue_trace(&span, req.headers());
     let res = next.run(req).instrument(span.clone()).await;
     span.record("http.response.status_code", res.status().as_u16());
     let m = metrics();

@@ -62,10 +62,8 @@ pub fn init(service: &'static str) -> TelemetryGuard {
             }
         });
     let otel = provider.as_ref().map(|p| {
-        let filter = std::env::var("WAIHU_TRACE_FILTER")
-            .ok()
-            .and_then(|v| EnvFilter::try_new(v).ok())
-            .unwrap_or_else(|| EnvFilter::new("info"));
+        let filter = EnvFilter::try_from_env("WAIHU_TRACE_FILTER")
+            .unwrap_or_else(|_| EnvFilter::new("info"));
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(service))
             .with_filter(filter)
@@ -93,14 +91,12 @@ pub fn traced(channel: tonic::transport::Channel) -> Traced {
 /// The interceptor behind [`traced`].
 pub fn inject_trace(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     let (parent, state) = waihu_events::trace::current_context();
-    if let Ok(v) = parent.parse() {
-        if !parent.is_empty() {
-            req.metadata_mut().insert("traceparent", v);
+    for (name, value) in [("traceparent", parent), ("tracestate", state)] {
+        if value.is_empty() {
+            continue;
         }
-    }
-    if !state.is_empty() {
-        if let Ok(v) = state.parse() {
-            req.metadata_mut().insert("tracestate", v);
+        if let Ok(v) = value.parse() {
+            req.metadata_mut().insert(name, v);
         }
     }
     Ok(req)
