@@ -273,6 +273,18 @@ async fn aliyun_callbacks_are_authenticated_tests_sign_and_hang_ups_reach_releas
         "http://{}/api/v1/calls/webhook/aliyun/status",
         cluster.provider_http
     );
+    // The adapter records CCC's job id just after MakeCall returns (the fake has seen the
+    // request a moment before): until then a callback names a call it does not know, 404.
+    waihu_testkit::eventually(
+        Duration::from_secs(30),
+        "the adapter to know the job",
+        || {
+            let (url, body) = (base.clone(), answered.clone());
+            let post = &post;
+            async move { (post(url, body).await.0 != 404).then_some(()) }
+        },
+    )
+    .await;
     for url in [
         base.clone(),
         format!("{base}?token=wrong"),
