@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "waihu/v1/provider.proto",
         "waihu/v1/dialer.proto",
         "waihu/v1/analysis.proto",
+        "waihu/v1/screening.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -5,6 +5,8 @@
 #                 gateway against its OpenAPI document
 #   moto          (PyPI, moto[server], same venv) a local S3-compatible server the recordings
 #                 tests store into (tests/tests/e2e/recordings.rs)
+#   openpyxl      (PyPI, same venv) a real XLSX reader for the screening results
+#                 (tests/tests/e2e/screening.rs)
 #   hadolint, kubernetes-validate, checkov (PyPI, into .tools/deploy-venv: checkov pins its
 #                 own dependencies) lint deploy/Dockerfile and validate the rendered k8s overlays
 #                 (tests/tests/e2e/deploy.rs)
@@ -57,6 +59,7 @@ fi
 
 SCHEMATHESIS_VERSION=4.32.5
 MOTO_VERSION=5.2.6
+OPENPYXL_VERSION=3.1.5
 venv=.tools/venv
 have_schemathesis() {
     [[ -x $venv/bin/schemathesis ]] && [[ $($venv/bin/schemathesis --version 2>/dev/null) == *"$SCHEMATHESIS_VERSION"* ]]
@@ -64,12 +67,15 @@ have_schemathesis() {
 have_moto() {
     [[ -x $venv/bin/moto_server ]] && [[ $($venv/bin/python -c 'import moto; print(moto.__version__)' 2>/dev/null) == "$MOTO_VERSION" ]]
 }
-if have_schemathesis && have_moto; then
+have_openpyxl() {
+    [[ $($venv/bin/python -c 'import openpyxl; print(openpyxl.__version__)' 2>/dev/null) == "$OPENPYXL_VERSION" ]]
+}
+if have_schemathesis && have_moto && have_openpyxl; then
     exit 0
 fi
 ensure_venv "$venv"
-echo "ensure-tools: installing schemathesis $SCHEMATHESIS_VERSION and moto[server] $MOTO_VERSION into $venv" >&2
+echo "ensure-tools: installing schemathesis $SCHEMATHESIS_VERSION, moto[server] $MOTO_VERSION and openpyxl $OPENPYXL_VERSION into $venv" >&2
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "schemathesis==$SCHEMATHESIS_VERSION" "moto[server]==$MOTO_VERSION"
+    "schemathesis==$SCHEMATHESIS_VERSION" "moto[server]==$MOTO_VERSION" "openpyxl==$OPENPYXL_VERSION"
 "$venv/bin/schemathesis" --version >&2
 "$venv/bin/python" -c 'import moto; print("moto", moto.__version__)' >&2

@@ -228,6 +228,40 @@ impl Progress {
     }
 }
 
+/// A progress line of any text; redrawn in place on a terminal, printed every `every` calls
+/// otherwise.
+pub struct LineProgress {
+    tty: bool,
+    calls: u64,
+    every: u64,
+}
+
+impl LineProgress {
+    pub fn new(every: u64) -> Self {
+        LineProgress {
+            tty: std::io::stdout().is_terminal(),
+            calls: 0,
+            every,
+        }
+    }
+
+    pub fn show(&mut self, line: &str) {
+        self.calls += 1;
+        if self.tty {
+            print!("\r{line}");
+            let _ = std::io::stdout().flush();
+        } else if self.calls % self.every == 1 {
+            println!("{line}");
+        }
+    }
+
+    pub fn finish(&self) {
+        if self.tty {
+            println!();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ mod provider;
 mod recording;
 mod records;
 mod replay;
+mod screen;
 mod task;
 mod tenant;
 mod webhook;
@@ -137,6 +138,10 @@ enum Command {
     /// Do-not-call lists: the tenant's, or with --global the platform's.
     #[command(subcommand)]
     Dnc(dnc::DncCommand),
+    /// Batch number screening (seed 004): screen numbers on a line's batch API, follow the
+    /// jobs, download results, roll back, check or override numbers' validity.
+    #[command(subcommand)]
+    Screen(screen::ScreenCommand),
     /// Tokens for development and tests.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -172,6 +177,7 @@ async fn main() -> ExitCode {
         Command::Device(c) => device::run(&cli, c).await,
         Command::Dnc(c) => dnc::run(&cli, c).await,
         Command::Call(c) => call::run(&cli, c).await,
+        Command::Screen(c) => screen::run(&cli, c).await,
         Command::Auth(c) => auth::run(&cli, c),
         Command::Provider(c) => provider::run(c),
     };

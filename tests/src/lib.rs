@@ -27,8 +27,9 @@ use waihu_testkit::TestEnv;
 pub use waihu_proto::v1::{
     admin_service_client::AdminServiceClient, dialer_service_client::DialerServiceClient,
     provider_service_client::ProviderServiceClient, record_service_client::RecordServiceClient,
-    stats_service_client::StatsServiceClient, task_service_client::TaskServiceClient,
-    tenant_service_client::TenantServiceClient, webhook_service_client::WebhookServiceClient,
+    screening_service_client::ScreeningServiceClient, stats_service_client::StatsServiceClient,
+    task_service_client::TaskServiceClient, tenant_service_client::TenantServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 
 struct Running {
@@ -139,6 +140,10 @@ pub struct Cluster {
     pub sim_transcripts: bool,
     /// How the adapter keeps track of work phones (quick, so tests wait little).
     pub devices: waihu_provider::devices::DeviceTimings,
+    /// The adapter's screening jobs (files in a directory of the cluster's own, quick polls),
+    /// and how long the simulator's batch API takes to have results.
+    pub screening: waihu_provider::screening::ScreeningConfig,
+    pub sim_screening_delay: Duration,
 }
 
 /// A loopback port free now (for a service that must be told its address before it starts).
@@ -196,6 +201,7 @@ impl Cluster {
     ) -> Cluster {
         let recordings = std::env::temp_dir().join(format!("waihu-rec-{}", uuid::Uuid::new_v4()));
         let http = free_port();
+        let screening_dir = recordings.with_extension("screening");
         let recording = waihu_record::recording::RecordingConfig {
             storage: waihu_record::recording::Storage::Local(recordings.with_extension("store")),
             source_dirs: vec![recordings.clone()],
@@ -248,6 +254,13 @@ impl Cluster {
                 dial_wait: Duration::from_secs(4),
                 bind_ttl: Duration::from_secs(300),
             },
+            screening: waihu_provider::screening::ScreeningConfig {
+                dir: screening_dir,
+                poll: Duration::from_millis(100),
+                lease: Duration::from_secs(5),
+                ..Default::default()
+            },
+            sim_screening_delay: Duration::from_millis(200),
             credentials_key: {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
@@ -444,6 +457,8 @@ impl Cluster {
         cfg.sim_recordings = self.sim_recordings;
         cfg.sim_transcripts = self.sim_transcripts;
         cfg.devices = self.devices;
+        cfg.screening = self.screening.clone();
+        cfg.sim_screening_delay = self.sim_screening_delay;
         cfg.websocket_url = waihu_provider::websocket_url_for(&cfg.public_url);
         cfg
     }
@@ -455,6 +470,20 @@ impl Cluster {
             p.stop().await;
         }
         self.start_provider().await;
+    }
+
+    /// Kills the provider adapter as a crash would: no drain, calls and jobs cut off.
+    pub fn kill_provider(&mut self) {
+        if let Some(p) = self.provider.take() {
+            p.handle.abort();
+        }
+    }
+
+    /// A client of the adapter's `ScreeningService`.
+    pub async fn screening(&self) -> ScreeningServiceClient<Channel> {
+        ScreeningServiceClient::connect(self.provider_addr.clone())
+            .await
+            .expect("screening client")
     }
 
     /// Kills the record service as a crash would: no drain, transactions cut off.
@@ -596,6 +625,7 @@ impl Cluster {
             r.stop().await;
         }
         let _ = std::fs::remove_dir_all(&self.recordings);
+        let _ = std::fs::remove_dir_all(&self.screening.dir);
         if let waihu_record::recording::Storage::Local(root) = &self.recording.storage {
             let _ = std::fs::remove_dir_all(root);
         }

@@ -17,6 +17,8 @@ pub const RECORD_VIEW: &str = "lead:call:record:view";
 pub const RECORD_DOWNLOAD: &str = "lead:call:record:download";
 /// Write follow-ups after calls (seed 003's post-call form) and read the to-do list.
 pub const FOLLOW_UP: &str = "lead:call:followup";
+/// Batch number screening (seed 004): create and roll back jobs, override numbers' validity.
+pub const CALL_SCREEN: &str = "lead:call:screen";
 /// Export the tenant's event stream and verify replay.
 pub const ADMIN_REPLAY: &str = "admin:replay";
 /// Read dead letters (deployment-wide: they hold any tenant's payloads).
@@ -45,6 +47,7 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     RECORD_VIEW,
     RECORD_DOWNLOAD,
     FOLLOW_UP,
+    CALL_SCREEN,
     ADMIN_REPLAY,
     ADMIN_DLQ_VIEW,
     ADMIN_DLQ_REPLAY,
@@ -309,6 +312,34 @@ pub const TABLE: &[(&str, Requirement)] = &[
     (
         "/waihu.v1.AnalysisService/Reanalyze",
         Requirement::AnyOf(&[CALL_EDIT]),
+    ),
+    (
+        "/waihu.v1.ScreeningService/CreateScreening",
+        Requirement::AnyOf(&[CALL_SCREEN]),
+    ),
+    (
+        "/waihu.v1.ScreeningService/GetScreening",
+        Requirement::AnyOf(&[CALL_SCREEN, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.ScreeningService/ListScreenings",
+        Requirement::AnyOf(&[CALL_SCREEN, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.ScreeningService/DownloadScreeningResults",
+        Requirement::AnyOf(&[CALL_SCREEN, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.ScreeningService/RollbackScreening",
+        Requirement::AnyOf(&[CALL_SCREEN]),
+    ),
+    (
+        "/waihu.v1.ScreeningService/GetNumberValidity",
+        Requirement::AnyOf(&[CALL_SCREEN, CALL_VIEW]),
+    ),
+    (
+        "/waihu.v1.ScreeningService/SetNumberValidity",
+        Requirement::AnyOf(&[CALL_SCREEN]),
     ),
     (
         "/waihu.v1.DialerService/AddGlobalDoNotCall",

@@ -25,6 +25,9 @@ pub enum Aggregate {
     Analysis(Uuid),
     /// The stored recording of a call, by the call's id (the record service's).
     Recording(Uuid),
+    /// A batch number screening job, by its id (or an operator's override of numbers'
+    /// validity, by the override's id).
+    Screening(Uuid),
 }
 
 /// Namespace of tenants' aggregate ids.
@@ -68,7 +71,8 @@ impl Aggregate {
             | Aggregate::Device(id)
             | Aggregate::FollowUp(id)
             | Aggregate::Analysis(id)
-            | Aggregate::Recording(id) => *id,
+            | Aggregate::Recording(id)
+            | Aggregate::Screening(id) => *id,
         }
     }
 
@@ -85,6 +89,7 @@ impl Aggregate {
             Aggregate::FollowUp(id) => format!("followup-{id}"),
             Aggregate::Analysis(id) => format!("analysis-{id}"),
             Aggregate::Recording(id) => format!("recording-{id}"),
+            Aggregate::Screening(id) => format!("screening-{id}"),
         }
     }
 
@@ -101,6 +106,7 @@ impl Aggregate {
             Aggregate::FollowUp(id) => format!("followup.{id}"),
             Aggregate::Analysis(id) => format!("analysis.{id}"),
             Aggregate::Recording(id) => format!("recording.{id}"),
+            Aggregate::Screening(id) => format!("screening.{id}"),
         }
     }
 
@@ -146,6 +152,11 @@ impl Aggregate {
                 .map(Aggregate::Recording)
                 .map_err(|_| err());
         }
+        if let Some(rest) = s.strip_prefix("screening-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Screening)
+                .map_err(|_| err());
+        }
         if let Some(rest) = s.strip_prefix("tenant-") {
             return Uuid::parse_str(rest)
                 .map(Aggregate::Tenant)
@@ -180,6 +191,7 @@ mod tests {
             Aggregate::FollowUp(t),
             Aggregate::Analysis(t),
             Aggregate::Recording(t),
+            Aggregate::Screening(t),
         ] {
             assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
         }

@@ -44,6 +44,10 @@ pub enum Event {
     FollowUpAdded(pb::FollowUpAdded),
     AnalysisCompleted(pb::AnalysisCompleted),
     AnalysisFailed(pb::AnalysisFailed),
+    ScreeningCreated(pb::ScreeningCreated),
+    NumbersScreened(pb::NumbersScreened),
+    ScreeningCompleted(pb::ScreeningCompleted),
+    NumberValidityOverridden(pb::NumberValidityOverridden),
 }
 
 macro_rules! event_kinds {
@@ -104,6 +108,10 @@ event_kinds!(
     FollowUpAdded,
     AnalysisCompleted,
     AnalysisFailed,
+    ScreeningCreated,
+    NumbersScreened,
+    ScreeningCompleted,
+    NumberValidityOverridden,
 );
 
 #[derive(Debug, Clone, thiserror::Error)]

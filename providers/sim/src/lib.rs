@@ -1,6 +1,7 @@
 //! The simulator provider: every call's outcome and timings are a pure function of
 //! (seed, phone, attempt) ([`model`]), played in (scaled) real time through the call ledger.
 
+pub mod batch;
 pub mod dialogue;
 pub mod model;
 

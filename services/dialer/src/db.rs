@@ -307,6 +307,7 @@ struct Decisions {
     dialed: u64,
     window: u64,
     do_not_call: u64,
+    invalid_number: u64,
     daily_limit: u64,
     no_line_in_city: u64,
     line_busy: u64,
@@ -320,6 +321,7 @@ impl Decisions {
             ("dial", "ok", self.dialed),
             ("defer", "window", self.window),
             ("finish", "do_not_call", self.do_not_call),
+            ("finish", "invalid_number", self.invalid_number),
             ("defer", "daily_limit", self.daily_limit),
             ("defer", "no_line_in_city", self.no_line_in_city),
             ("wait", "line_capacity", self.line_busy),
@@ -1285,6 +1287,8 @@ impl Db {
             })
             .unzip();
         let blocked = crate::dnc::listed_many(&mut tx, &dnc_t, &dnc_p).await?;
+        // Numbers screened invalid (seed 004), in the same one query.
+        let invalid = crate::validity::invalid_many(&mut tx, &dnc_t, &dnc_p).await?;
         // Today's calls of the numbers whose task has a per-number limit.
         let (day_t, day_p): (Vec<&str>, Vec<&str>) = open
             .iter()
@@ -1333,6 +1337,21 @@ impl Db {
                         None,
                     ));
                     decisions.do_not_call += 1;
+                    continue;
+                }
+                // Numbers screened invalid are not called: the contact finishes as
+                // INVALID_NUMBER, as a call to an unallocated number would have ended it.
+                if !invalid.is_empty() && invalid.contains(&(tenant_id.clone(), c.phone.clone())) {
+                    stopped.push((task_id, c.contact_no));
+                    finished.push(finished_event(
+                        &tenant_id,
+                        task_id,
+                        c.contact_no,
+                        pb::ContactOutcome::InvalidNumber,
+                        c.attempts,
+                        None,
+                    ));
+                    decisions.invalid_number += 1;
                     continue;
                 }
                 // A number that got its task's limit today (over all the tenant's tasks, this

@@ -158,6 +158,17 @@ impl Db {
                     .into(),
             ));
         }
+        let invalid =
+            crate::validity::invalid_many(tx, &[r.tenant_id.as_str()], &[r.phone.as_str()]).await?;
+        if !invalid.is_empty() {
+            return Ok(why(
+                state,
+                "SCREENED_INVALID",
+                "the number was screened invalid (or marked so): it finishes as INVALID_NUMBER \
+                 when next due"
+                    .into(),
+            ));
+        }
         let window = task_window(r.window_spec.as_deref(), &rules.default_window);
         let zone = r
             .zone

@@ -13,6 +13,7 @@ mod grpc;
 pub mod manual;
 pub mod planner;
 pub mod rules;
+pub mod validity;
 mod watchdog;
 
 use std::{sync::Arc, time::Duration};
@@ -166,6 +167,7 @@ enum Follows {
     Tasks,
     Tenants,
     Lines,
+    Screening,
 }
 
 /// Applies task or tenant events to the dialer's state, then wakes the dial loop.
@@ -182,6 +184,7 @@ impl BatchHandler for Follower {
             Follows::Tasks => self.db.apply_task_events(&events).await,
             Follows::Tenants => self.db.apply_tenant_events(&events).await,
             Follows::Lines => self.db.apply_line_events(&events).await,
+            Follows::Screening => self.db.apply_screening_events(&events).await,
         }
         .map_err(handler_error)?;
         self.wake.notify_one();
@@ -272,7 +275,28 @@ async fn lead(
         1_000,
     )
     .await?;
+    let screening = Runner::new(
+        &bus,
+        ConsumerSpec::new("dialer-screening", "screening")
+            .types(&["NumbersScreened", "NumberValidityOverridden"])
+            .patient(),
+        1_000,
+    )
+    .await?;
     let mut set = tokio::task::JoinSet::new();
+    let (h, s) = (
+        Follower {
+            db: db.clone(),
+            wake: wake.clone(),
+            follows: Follows::Screening,
+        },
+        shutdown.clone(),
+    );
+    set.spawn(async move {
+        if let Err(e) = screening.run_batched(h, s).await {
+            error!(error = %e, "screening-event consumer stopped");
+        }
+    });
     let (h, s) = (
         Follower {
             db: db.clone(),

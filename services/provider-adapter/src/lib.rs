@@ -11,6 +11,8 @@ pub mod cloud;
 pub mod devices;
 pub mod lines;
 pub mod mobile;
+pub mod screening;
+pub mod screening_api;
 pub mod vault;
 pub mod webhook;
 
@@ -20,7 +22,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use waihu_bus::{Bus, ConsumerSpec, Runner};
-use waihu_proto::v1::provider_service_server::ProviderServiceServer;
+use waihu_proto::v1::{
+    provider_service_server::ProviderServiceServer,
+    screening_service_server::ScreeningServiceServer,
+};
 use waihu_runtime::{
     config::{Layers, Secret},
     CommonConfig, ConfigError, ServiceHandle, StartError, Workers,
@@ -64,6 +69,12 @@ pub struct ProviderConfig {
     /// Where recordings of calls are kept (`[provider] recordings_dir`): SIP calls' and the
     /// ones phones upload.
     pub recordings: std::path::PathBuf,
+    /// Batch number screening (`[provider] screening_dir`, `screening_batch_size`,
+    /// `screening_poll_ms`, `screening_max_attempts`).
+    pub screening: screening::ScreeningConfig,
+    /// How long the simulator's batch screening API takes to have a batch's results
+    /// (`[simulator] screening_delay_ms`, 5000).
+    pub sim_screening_delay: Duration,
 }
 
 /// The `[simulator]` settings as written.
@@ -85,6 +96,7 @@ struct SimulatorSection {
     recording_scale: u32,
     recording_max_ms: u64,
     transcripts: bool,
+    screening_delay_ms: u64,
 }
 
 impl Default for SimulatorSection {
@@ -102,6 +114,7 @@ impl Default for SimulatorSection {
             recording_scale: 60,
             recording_max_ms: 5000,
             transcripts: false,
+            screening_delay_ms: 5000,
         }
     }
 }
@@ -127,6 +140,10 @@ struct ProviderSection {
     device_disconnect_s: u64,
     device_dial_wait_s: u64,
     device_bind_ttl_s: u64,
+    screening_dir: String,
+    screening_batch_size: u32,
+    screening_poll_ms: u64,
+    screening_max_attempts: u32,
 }
 
 /// Where providers' callbacks are received by default.
@@ -156,6 +173,10 @@ impl Default for ProviderSection {
             device_disconnect_s: 90,
             device_dial_wait_s: 60,
             device_bind_ttl_s: 300,
+            screening_dir: "./data/screening".into(),
+            screening_batch_size: 1000,
+            screening_poll_ms: 300_000,
+            screening_max_attempts: 10,
         }
     }
 }
@@ -245,6 +266,31 @@ impl ProviderConfig {
             ));
         }
         let recordings = recordings.into();
+        if p.screening_dir.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "provider.screening_dir",
+                "must name a directory",
+            ));
+        }
+        if !(1..=screening::MAX_BATCH_SIZE).contains(&p.screening_batch_size) {
+            return Err(ConfigError::invalid(
+                "provider.screening_batch_size",
+                format!("1-{}", screening::MAX_BATCH_SIZE),
+            ));
+        }
+        if p.screening_poll_ms == 0 || p.screening_max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "provider.screening_poll_ms",
+                "screening_poll_ms >= 1 and screening_max_attempts >= 1",
+            ));
+        }
+        let screening = screening::ScreeningConfig {
+            dir: p.screening_dir.trim().into(),
+            batch_size: p.screening_batch_size,
+            poll: Duration::from_millis(p.screening_poll_ms),
+            max_attempts: p.screening_max_attempts,
+            ..Default::default()
+        };
         let credentials_key = Some(p.credentials_key).filter(|k| !k.expose().trim().is_empty());
         let credentials_old_keys: Vec<Secret> = p
             .credentials_old_keys
@@ -283,6 +329,8 @@ impl ProviderConfig {
                 .recordings
                 .then_some((s.recording_scale, s.recording_max_ms)),
             sim_transcripts: s.transcripts,
+            screening,
+            sim_screening_delay: Duration::from_millis(s.screening_delay_ms),
             max_in_flight: p.max_in_flight,
             dialer_url: p.dialer_url,
         })
@@ -304,6 +352,8 @@ impl ProviderConfig {
             devices: devices::DeviceTimings::default(),
             websocket_url: websocket_url_for(&format!("http://127.0.0.1:{DEFAULT_HTTP_PORT}")),
             recordings: "recordings".into(),
+            screening: screening::ScreeningConfig::default(),
+            sim_screening_delay: Duration::from_secs(5),
             // Embedded adapters (tests, several to a machine) take any free SIP port.
             sip: Some(waihu_provider_sip::StackConfig {
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -539,10 +589,25 @@ pub async fn start(
                 .map_err(|e| e.to_string())
         }
     });
+    let screener = screening::Screener {
+        pool: lines.pool.clone(),
+        outbox: lines.outbox.clone(),
+        lines: lines.clone(),
+        sim: waihu_provider_sim::batch::SimBatchApi {
+            sim: config.simulator.clone(),
+            delay: config.sim_screening_delay,
+        },
+        config: config.screening.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let (sj, stop) = (screener.clone(), workers.stop_token());
+    workers.supervise("provider-screening", move || sj.clone().run(stop.clone()));
+    let screening_api = screening_api::ScreeningApi { screener };
     let mut api = lines::ProviderApi::new(lines, &config.dialer_url, sip)?;
     api.mobile = Some(phones);
     waihu_runtime::serve(c, workers, shutdown, |r| {
         r.add_service(ProviderServiceServer::new(api))
+            .add_service(ScreeningServiceServer::new(screening_api))
     })
     .await
 }

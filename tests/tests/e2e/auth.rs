@@ -131,7 +131,7 @@ async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
     let mut checked = 0;
     for path in methods() {
         // The task service serves TaskService and TenantService, the dialer DialerService, the
-        // provider adapter ProviderService, the analysis service AnalysisService; the record
+        // provider adapter ProviderService and ScreeningService, the analysis service AnalysisService; the record
         // service the rest.
         let channel = if path.contains("TaskService") || path.contains("TenantService") {
             &task_ch
@@ -139,7 +139,7 @@ async fn every_rpc_refuses_bad_tokens_and_missing_permissions() {
             &analysis_ch
         } else if path.contains("DialerService") {
             &dialer_ch
-        } else if path.contains("ProviderService") {
+        } else if path.contains("ProviderService") || path.contains("ScreeningService") {
             &provider_ch
         } else {
             &record_ch

@@ -32,6 +32,7 @@ mod retry;
 mod rolling;
 mod ronglian;
 mod schemathesis;
+mod screening;
 mod sigkill;
 mod sip;
 mod spine;
