@@ -13,6 +13,8 @@ mod export;
 mod million;
 #[path = "bench/procs.rs"]
 mod procs;
+#[path = "bench/screening.rs"]
+mod screening;
 #[path = "bench/sip.rs"]
 mod sip;
 #[path = "bench/watch.rs"]
@@ -28,7 +30,8 @@ use waihu_e2e::*;
 use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;
 
-const USAGE: &str = "usage: waihu-bench [--only base|ingest|watch|webhooks|sip|1m|rules]
+const USAGE: &str =
+    "usage: waihu-bench [--only base|ingest|watch|export|analysis|screening|webhooks|sip|1m|rules]
 
   --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts,
                 webhook ingestion, SIP call setup
@@ -38,6 +41,8 @@ const USAGE: &str = "usage: waihu-bench [--only base|ingest|watch|webhooks|sip|1
                 PostgreSQL ceiling)
   --only analysis the local analyzer on the labelled sets' held-out part: intent macro-F1,
                 intent and sentiment accuracy, transcripts/s on one core
+  --only screening 100,000 numbers through the three batch screening jobs in batches of 1,000
+                (and the PostgreSQL ceiling)
   --only webhooks raw JetStream ceiling and provider callback ingestion only
   --only sip    SIP calls set up per second against sipp (and the JetStream ceiling)
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
@@ -79,6 +84,7 @@ enum Only {
     Watch,
     Export,
     Analysis,
+    Screening,
     Webhooks,
     Sip,
     Million,
@@ -95,7 +101,7 @@ fn parse_args() -> Result<Only, String> {
                 std::process::exit(0);
             }
             "--only" => args.next().ok_or(
-                "--only needs a value: base, ingest, watch, export, webhooks, sip, 1m or rules",
+                "--only needs a value: base, ingest, watch, export, analysis, screening, webhooks, sip, 1m or rules",
             )?,
             _ => match a.strip_prefix("--only=") {
                 Some(v) => v.to_string(),
@@ -108,13 +114,14 @@ fn parse_args() -> Result<Only, String> {
             "watch" => Only::Watch,
             "export" => Only::Export,
             "analysis" => Only::Analysis,
+            "screening" => Only::Screening,
             "webhooks" => Only::Webhooks,
             "sip" => Only::Sip,
             "1m" => Only::Million,
             "rules" => Only::Rules,
             other => {
                 return Err(format!(
-                    "--only {other:?}: expected base, ingest, watch, export, analysis, webhooks, sip, 1m or rules"
+                    "--only {other:?}: expected base, ingest, watch, export, analysis, screening, webhooks, sip, 1m or rules"
                 ))
             }
         };
@@ -516,6 +523,30 @@ async fn base() -> Base {
     }
 }
 
+/// `screening_throughput`: whether it ran.
+async fn screening_throughput() -> bool {
+    match screening::run(n(100_000), 1_000).await {
+        Ok(x) => {
+            report(
+                "screening_throughput",
+                x.numbers as f64 / x.total_s,
+                "numbers/s",
+                &format!(
+                    "{} numbers in {} batches through create, send and query in {:.1} s \
+                     (upload {:.1} s), {} found invalid; files written per batch (JSON and XLSX \
+                     in, raw JSON and XLSX out), the simulator's results ready at once",
+                    x.numbers, x.batches, x.total_s, x.create_s, x.invalid
+                ),
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("waihu-bench: the screening run failed: {e}");
+            false
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let only = match parse_args() {
@@ -538,6 +569,7 @@ async fn main() -> std::process::ExitCode {
             Only::Watch => "the PostgreSQL ceiling and the WatchTaskStats lag, in one run",
             Only::Export => "the PostgreSQL ceiling and the 1M-record export, in one run",
             Only::Analysis => "the analyzer's quality on the held-out set and its speed",
+            Only::Screening => "the PostgreSQL ceiling and batch screening, in one run",
             Only::Webhooks => "the JetStream ceiling and webhook ingestion, in one run",
             Only::Sip => "the JetStream ceiling and SIP call setup, in one run",
             Only::Million => "the 1M campaign only",
@@ -569,6 +601,16 @@ async fn main() -> std::process::ExitCode {
         analysis_quality();
         return std::process::ExitCode::SUCCESS;
     }
+    if only == Only::Screening {
+        let env = TestEnv::new().await;
+        postgres_ceiling(&env).await;
+        env.cleanup().await;
+        return if screening_throughput().await {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        };
+    }
     if only == Only::Export {
         let env = TestEnv::new().await;
         postgres_ceiling(&env).await;
@@ -587,6 +629,9 @@ async fn main() -> std::process::ExitCode {
     } else {
         None
     };
+    if matches!(only, Only::All | Only::Base) && !screening_throughput().await {
+        return std::process::ExitCode::FAILURE;
+    }
     if matches!(only, Only::All | Only::Million) {
         let scale = scale();
         match million::run(million::Shape::MILLION, scale).await {

@@ -33,6 +33,9 @@ struct Secrets {
     device: u64,
     /// An answered call of A's whose analysis completed.
     analysed_call: String,
+    /// A's screening job, and a number A marked invalid.
+    screening_id: String,
+    invalid_phone: String,
 }
 
 /// How B's call of one RPC must end.
@@ -778,6 +781,121 @@ async fn probe(cluster: &Cluster, token: &str, a: &Secrets, method: &str) -> Opt
                 }
             }
         }
+        "/waihu.v1.ScreeningService/CreateScreening" => expect_code(
+            cluster
+                .screening()
+                .await
+                .create_screening(as_b(
+                    token,
+                    tokio_stream::iter(vec![pb::CreateScreeningRequest {
+                        line_id: a.line_id.clone(),
+                        phones: vec!["+8613911110001".into()],
+                        ..Default::default()
+                    }]),
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ScreeningService/GetScreening" => expect_code(
+            cluster
+                .screening()
+                .await
+                .get_screening(as_b(
+                    token,
+                    pb::GetScreeningRequest {
+                        screening_id: a.screening_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ScreeningService/RollbackScreening" => expect_code(
+            cluster
+                .screening()
+                .await
+                .rollback_screening(as_b(
+                    token,
+                    pb::GetScreeningRequest {
+                        screening_id: a.screening_id.clone(),
+                    },
+                ))
+                .await,
+            HIDDEN,
+        ),
+        "/waihu.v1.ScreeningService/DownloadScreeningResults" => expect_code(
+            cluster
+                .screening()
+                .await
+                .download_screening_results(as_b(
+                    token,
+                    pb::DownloadScreeningResultsRequest {
+                        screening_id: a.screening_id.clone(),
+                        format: "json".into(),
+                    },
+                ))
+                .await
+                .map(|_| "a stream"),
+            HIDDEN,
+        ),
+        "/waihu.v1.ScreeningService/ListScreenings" => {
+            match cluster
+                .screening()
+                .await
+                .list_screenings(as_b(token, pb::ListScreeningsRequest::default()))
+                .await
+            {
+                Err(e) => Err(format!("B cannot list its own: {e}")),
+                Ok(r) if r.get_ref().screenings.is_empty() => Ok(()),
+                Ok(r) => Err(format!("B lists A's jobs: {:?}", r.into_inner())),
+            }
+        }
+        "/waihu.v1.ScreeningService/GetNumberValidity" => {
+            match cluster
+                .screening()
+                .await
+                .get_number_validity(as_b(
+                    token,
+                    pb::GetNumberValidityRequest {
+                        phones: vec![a.invalid_phone.clone()],
+                    },
+                ))
+                .await
+            {
+                Err(e) => Err(format!("B cannot ask: {e}")),
+                Ok(r) => {
+                    let n = &r.get_ref().numbers[0];
+                    if n.validity == pb::NumberValidity::Unknown as i32 && n.source.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("B sees A's finding: {n:?}"))
+                    }
+                }
+            }
+        }
+        "/waihu.v1.ScreeningService/SetNumberValidity" => {
+            // Only B's own view changes: A's number stays invalid for A.
+            let mut s = cluster.screening().await;
+            let set = s
+                .set_number_validity(as_b(
+                    token,
+                    pb::SetNumberValidityRequest {
+                        phones: vec![a.invalid_phone.clone()],
+                        validity: pb::NumberValidity::Valid as i32,
+                        reason: "b's".into(),
+                    },
+                ))
+                .await;
+            let still = s
+                .get_number_validity(pb::GetNumberValidityRequest {
+                    phones: vec![a.invalid_phone.clone()],
+                })
+                .await
+                .map(|r| r.into_inner().numbers[0].validity);
+            match (set, still) {
+                (Ok(_), Ok(v)) if v == pb::NumberValidity::Invalid as i32 => Ok(()),
+                (set, still) => Err(format!("B reached A's validity: {set:?} {still:?}")),
+            }
+        }
         "/waihu.v1.DialerService/AddDoNotCall" => {
             // On B's own list only: A's check does not see it.
             let mut dialer = cluster.dialer().await;
@@ -1376,6 +1494,43 @@ async fn tenant_b_reaches_nothing_of_tenant_a_through_any_rpc() {
             .await
             .id,
         analysed_call: answered,
+        screening_id: String::new(),
+        invalid_phone: "+8613922220001".into(),
+    };
+    // A's screening job, run to its end, and a number A marked invalid.
+    let mut screening = cluster.screening().await;
+    let job = screening
+        .create_screening(tokio_stream::iter(vec![pb::CreateScreeningRequest {
+            line_id: "sim-1".into(),
+            phones: vec!["13922220002".into(), "13922220003".into()],
+            ..Default::default()
+        }]))
+        .await
+        .expect("A's screening")
+        .into_inner();
+    waihu_testkit::eventually(Duration::from_secs(30), "A's screening done", || {
+        let (mut s, id) = (screening.clone(), job.screening_id.clone());
+        async move {
+            let j = s
+                .get_screening(pb::GetScreeningRequest { screening_id: id })
+                .await
+                .ok()?
+                .into_inner();
+            (j.status == pb::ScreeningStatus::Done as i32).then_some(())
+        }
+    })
+    .await;
+    screening
+        .set_number_validity(pb::SetNumberValidityRequest {
+            phones: vec![a.invalid_phone.clone()],
+            validity: pb::NumberValidity::Invalid as i32,
+            reason: "a's".into(),
+        })
+        .await
+        .expect("A's override");
+    let a = Secrets {
+        screening_id: job.screening_id,
+        ..a
     };
     cluster
         .dialer()
