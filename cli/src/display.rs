@@ -255,9 +255,12 @@ impl LineProgress {
         }
     }
 
-    pub fn finish(&self) {
+    /// The last line, always printed, and the end of the progress.
+    pub fn last(&mut self, line: &str) {
         if self.tty {
-            println!();
+            println!("\r{line}");
+        } else {
+            println!("{line}");
         }
     }
 }

@@ -314,15 +314,15 @@ async fn watch(
             .await
             .map_err(|s| status("GetScreening", s))?
             .into_inner();
-        progress.show(&progress_line(&s));
         let status = pb::ScreeningStatus::try_from(s.status);
         if matches!(
             status,
             Ok(pb::ScreeningStatus::Done | pb::ScreeningStatus::Failed)
         ) {
-            progress.finish();
+            progress.last(&progress_line(&s));
             return Ok(s);
         }
+        progress.show(&progress_line(&s));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -558,6 +558,10 @@ impl Cluster {
         .await
     }
 
+    pub fn provider_addr(&self) -> String {
+        self.provider_addr.clone()
+    }
+
     pub fn task_addr(&self) -> &str {
         &self.task_addr
     }

@@ -508,5 +508,69 @@ async fn bad_screening_requests_name_their_field_and_jobs_are_the_tenants_own() 
         .expect("list")
         .into_inner();
     assert_eq!(mine.screenings.len(), 1);
+
+    // The CLI: a job from a CSV file, followed to its end, its results as XLSX.
+    let dir = std::env::temp_dir().join(format!("waihu-screen-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let csv = dir.join("numbers.csv");
+    std::fs::write(
+        &csv,
+        "phone,name\n13800000011,a\n13800000012,b\n13800000013,c\n12,bad\n",
+    )
+    .expect("csv");
+    let cli = |args: Vec<String>| {
+        let out = std::process::Command::new(service_binary("waihu"))
+            .args(["--provider-addr", &cluster.provider_addr()])
+            .args(["--task-addr", cluster.task_addr()])
+            .args(args)
+            .env_remove("WAIHU_TOKEN")
+            .env(
+                "WAIHU_AUTH__HS256_KEY",
+                waihu_runtime::CommonConfig::TEST_KEY,
+            )
+            .output()
+            .expect("waihu runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, said) = cli(vec![
+        "screen".into(),
+        "create".into(),
+        "--line".into(),
+        "sim-1".into(),
+        "--file".into(),
+        csv.display().to_string(),
+        "--batch-size".into(),
+        "2".into(),
+        "--batch-id".into(),
+        "crm-9".into(),
+        "--watch".into(),
+    ]);
+    assert!(ok, "{said}");
+    assert!(said.contains("3 to screen in batches of 2"), "{said}");
+    assert!(said.contains("3/3 numbers"), "{said}");
+    let id = said
+        .split_whitespace()
+        .nth(1)
+        .expect("the job's id")
+        .to_string();
+    let out = dir.join("results.xlsx");
+    let (ok, said) = cli(vec![
+        "screen".into(),
+        "results".into(),
+        id.clone(),
+        "--format".into(),
+        "xlsx".into(),
+        "--output".into(),
+        out.display().to_string(),
+    ]);
+    assert!(ok, "{said}");
+    assert!(said.contains("3 numbers written"), "{said}");
+    assert_eq!(&std::fs::read(&out).expect("xlsx")[..2], b"PK");
+    let (ok, said) = cli(vec!["screen".into(), "status".into(), id]);
+    assert!(ok, "{said}");
+    assert!(said.contains("crm-9") && said.contains("queried"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
     cluster.shutdown().await;
 }
