@@ -180,20 +180,13 @@ pub fn time(t: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// A progress line; redrawn in place on a terminal, printed every `every` calls otherwise.
-pub struct Progress {
-    tty: bool,
-    calls: u64,
-    every: u64,
-}
+/// A task's progress line; redrawn in place on a terminal, printed every `every` calls
+/// otherwise.
+pub struct Progress(LineProgress);
 
 impl Progress {
     pub fn new(every: u64) -> Self {
-        Progress {
-            tty: std::io::stdout().is_terminal(),
-            calls: 0,
-            every,
-        }
+        Progress(LineProgress::new(every))
     }
 
     pub fn show(&mut self, status: &str, s: &pb::TaskStats, rate: f64) {
@@ -212,19 +205,11 @@ impl Progress {
             rate,
             status
         );
-        self.calls += 1;
-        if self.tty {
-            print!("\r{line}");
-            let _ = std::io::stdout().flush();
-        } else if self.calls % self.every == 1 {
-            println!("{line}");
-        }
+        self.0.show(&line);
     }
 
     pub fn finish(&self) {
-        if self.tty {
-            println!();
-        }
+        self.0.finish();
     }
 }
 
@@ -252,6 +237,12 @@ impl LineProgress {
             let _ = std::io::stdout().flush();
         } else if self.calls % self.every == 1 {
             println!("{line}");
+        }
+    }
+
+    pub fn finish(&self) {
+        if self.tty {
+            println!();
         }
     }
 

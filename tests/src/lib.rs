@@ -637,6 +637,29 @@ impl Cluster {
     }
 }
 
+/// Each contact's outcome, by phone.
+pub async fn contact_outcomes(cluster: &Cluster, task_id: &str) -> BTreeMap<String, i32> {
+    let mut tasks = cluster.tasks().await;
+    let mut out = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = tasks
+            .list_contacts(pb::ListContactsRequest {
+                task_id: task_id.into(),
+                page_size: 1000,
+                after_contact_no: after,
+            })
+            .await
+            .expect("contacts")
+            .into_inner()
+            .contacts;
+        let Some(last) = page.last() else { break };
+        after = last.contact_no;
+        out.extend(page.into_iter().map(|c| (c.phone, c.outcome)));
+    }
+    out
+}
+
 /// How many calls each number of a task got, from its call records.
 pub async fn calls_per_number(cluster: &Cluster, task_id: &str) -> BTreeMap<String, u32> {
     let rows: Vec<(String, i64)> = sqlx::query_as(

@@ -26,18 +26,15 @@ CREATE INDEX IF NOT EXISTS call_filter_task_by_tenant
 CREATE INDEX IF NOT EXISTS call_filter_task_created
     ON call_filter_task (createtime) WHERE status = 1;
 
--- The numbers of a job (seed call_filter_send_detail): seq in upload order, batch once job 1
--- made the batches.
+-- The numbers of a job (seed call_filter_send_detail), seq in upload order; a batch is a
+-- range of seq (call_filter_send_batch.seq_from/seq_to), so making batches writes no row here.
 CREATE TABLE IF NOT EXISTS call_filter_send_detail (
     filter_task_id  uuid    NOT NULL REFERENCES call_filter_task (id) ON DELETE CASCADE,
     seq             integer NOT NULL,
     telno           text    NOT NULL,
-    batch_no        integer,
     PRIMARY KEY (filter_task_id, seq),
     UNIQUE (filter_task_id, telno)
 );
-CREATE INDEX IF NOT EXISTS call_filter_send_detail_by_batch
-    ON call_filter_send_detail (filter_task_id, batch_no, seq);
 
 -- A batch and its send/query log (seed call_filter_send_batch + call_filter_send_batch_log).
 -- status: ScreeningBatchStatus (1 generated, 2 sent, 3 queried, 4 failed). Flags: 0 not yet,
@@ -47,6 +44,9 @@ CREATE TABLE IF NOT EXISTS call_filter_send_batch (
     batch_no           integer     NOT NULL,
     tenant_id          text        NOT NULL,
     totalnum           integer     NOT NULL,
+    -- Its numbers: call_filter_send_detail rows of the job with seq in [seq_from, seq_to].
+    seq_from           integer     NOT NULL,
+    seq_to             integer     NOT NULL,
     status             smallint    NOT NULL DEFAULT 1,
     send_fromflag      smallint    NOT NULL DEFAULT 0,
     send_recvflag      smallint    NOT NULL DEFAULT 0,
@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS call_filter_send_batch (
     query_recvtime     timestamptz,
     query_res_suminfo  text        NOT NULL DEFAULT '',
     provider_ref       text        NOT NULL DEFAULT '',
+    -- The batch's results by validity once queried (progress without counting every number).
+    valid_n            integer     NOT NULL DEFAULT 0,
+    invalid_n          integer     NOT NULL DEFAULT 0,
+    unknown_n          integer     NOT NULL DEFAULT 0,
     attempts           integer     NOT NULL DEFAULT 0,
     -- When a job may next look at it (a failed send or an unready query waits).
     next_at            timestamptz NOT NULL DEFAULT now(),

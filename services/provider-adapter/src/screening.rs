@@ -253,6 +253,12 @@ pub fn screening_event(
     (RecordedEvent::new(meta, event), Expect::Any)
 }
 
+/// A batch's numbers in upload order ($1 the job, $2 the batch).
+const BATCH_NUMBERS: &str = "SELECT d.telno FROM call_filter_send_batch b
+     JOIN call_filter_send_detail d
+       ON d.filter_task_id = b.filter_task_id AND d.seq BETWEEN b.seq_from AND b.seq_to
+     WHERE b.filter_task_id = $1 AND b.batch_no = $2 ORDER BY d.seq";
+
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: Uuid,
@@ -349,40 +355,32 @@ impl Screener {
         let Some(job) = job else {
             return Ok(false);
         };
-        // Numbers in upload order, batch n holding the n-th `batch_size` of them.
-        sqlx::query(
-            "UPDATE call_filter_send_detail d SET batch_no = o.b
-             FROM (SELECT seq, (row_number() OVER (ORDER BY seq) - 1) / $2 + 1 AS b
-                   FROM call_filter_send_detail WHERE filter_task_id = $1) o
-             WHERE d.filter_task_id = $1 AND d.seq = o.seq",
-        )
-        .bind(job.id)
-        .bind(job.batch_size as i64)
-        .execute(&mut *tx)
-        .await?;
+        // Numbers in upload order, batch n holding the n-th `batch_size` of them: a range of
+        // seq each (one read of the job's numbers, no row written per number).
         let batches: Vec<(i32, i64)> = sqlx::query_as(
-            "INSERT INTO call_filter_send_batch (filter_task_id, batch_no, tenant_id, totalnum)
-             SELECT $1, batch_no, $2, count(*) FROM call_filter_send_detail
-             WHERE filter_task_id = $1 GROUP BY batch_no
+            "INSERT INTO call_filter_send_batch
+                 (filter_task_id, batch_no, tenant_id, totalnum, seq_from, seq_to)
+             SELECT $1, b, $2, count(*), min(seq), max(seq)
+             FROM (SELECT seq, ((row_number() OVER (ORDER BY seq) - 1) / $3 + 1)::int AS b
+                   FROM call_filter_send_detail WHERE filter_task_id = $1) o
+             GROUP BY b
              ON CONFLICT DO NOTHING
              RETURNING batch_no, totalnum::bigint",
         )
         .bind(job.id)
         .bind(&job.tenant_id)
+        .bind(job.batch_size as i64)
         .fetch_all(&mut *tx)
         .await?;
         let dir = self.job_dir(job.id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| ScreenError::Files(format!("{}: {e}", dir.display())))?;
         for (batch, _) in &batches {
-            let numbers: Vec<String> = sqlx::query_scalar(
-                "SELECT telno FROM call_filter_send_detail
-                 WHERE filter_task_id = $1 AND batch_no = $2 ORDER BY seq",
-            )
-            .bind(job.id)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
+            let numbers: Vec<String> = sqlx::query_scalar(BATCH_NUMBERS)
+                .bind(job.id)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await?;
             self.write_instruction(&job, *batch, numbers).await?;
         }
         sqlx::query(
@@ -553,15 +551,12 @@ impl Screener {
     }
 
     async fn numbers(&self, job: Uuid, batch: i32) -> Result<Vec<String>, String> {
-        sqlx::query_scalar(
-            "SELECT telno FROM call_filter_send_detail
-             WHERE filter_task_id = $1 AND batch_no = $2 ORDER BY seq",
-        )
-        .bind(job)
-        .bind(batch)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| e.to_string())
+        sqlx::query_scalar(BATCH_NUMBERS)
+            .bind(job)
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// A failed send or query: flag -1, the reason, a later retry (2 s doubling to 5 min), or
@@ -796,7 +791,8 @@ impl Screener {
         .await?;
         sqlx::query(
             "UPDATE call_filter_send_batch SET status = 3, query_recvflag = 1,
-                    query_recvtime = now(), query_res_suminfo = $3, lease_until = NULL
+                    query_recvtime = now(), query_res_suminfo = $3, lease_until = NULL,
+                    valid_n = $4, invalid_n = $5, unknown_n = $6
              WHERE filter_task_id = $1 AND batch_no = $2",
         )
         .bind(b.filter_task_id)
@@ -804,6 +800,9 @@ impl Screener {
         .bind(format!(
             "valid {valid}, invalid {invalid}, unknown {unknown}"
         ))
+        .bind(valid as i32)
+        .bind(invalid as i32)
+        .bind(unknown as i32)
         .execute(&mut *tx)
         .await?;
         let mut events = vec![screening_event(
@@ -825,10 +824,9 @@ impl Screener {
         .await?;
         if open == 0 {
             let (batches, v, i, u): (i64, i64, i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM call_filter_send_batch WHERE filter_task_id = $1),
-                        count(*) FILTER (WHERE validity = 2), count(*) FILTER (WHERE validity = 3),
-                        count(*) FILTER (WHERE validity = 1)
-                 FROM call_filter_send_queryres WHERE filter_task_id = $1",
+                "SELECT count(*), coalesce(sum(valid_n), 0)::bigint,
+                        coalesce(sum(invalid_n), 0)::bigint, coalesce(sum(unknown_n), 0)::bigint
+                 FROM call_filter_send_batch WHERE filter_task_id = $1",
             )
             .bind(b.filter_task_id)
             .fetch_one(&mut *tx)

@@ -121,24 +121,21 @@ impl ScreeningApi {
     async fn describe(&self, job: JobRow, with_log: bool) -> Result<pb::Screening, ApiError> {
         let pool = &self.screener.pool;
         let mut s = job.to_pb();
-        let (batches, sent, queried): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE status IN (2, 3)),
-                    count(*) FILTER (WHERE status = 3)
-             FROM call_filter_send_batch WHERE filter_task_id = $1",
-        )
-        .bind(job.id)
-        .fetch_one(pool)
-        .await
-        .map_err(store_err)?;
-        let (n, v, i, u): (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE validity = 2),
-                    count(*) FILTER (WHERE validity = 3), count(*) FILTER (WHERE validity = 1)
-             FROM call_filter_send_queryres WHERE filter_task_id = $1",
-        )
-        .bind(job.id)
-        .fetch_one(pool)
-        .await
-        .map_err(store_err)?;
+        // From the batches' own counts: at most a job's batch count of rows, however many
+        // numbers it holds.
+        let (batches, sent, queried, n, v, i, u): (i64, i64, i64, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT count(*), count(*) FILTER (WHERE status IN (2, 3)),
+                        count(*) FILTER (WHERE status = 3),
+                        coalesce(sum(totalnum) FILTER (WHERE status = 3), 0)::bigint,
+                        coalesce(sum(valid_n), 0)::bigint, coalesce(sum(invalid_n), 0)::bigint,
+                        coalesce(sum(unknown_n), 0)::bigint
+                 FROM call_filter_send_batch WHERE filter_task_id = $1",
+            )
+            .bind(job.id)
+            .fetch_one(pool)
+            .await
+            .map_err(store_err)?;
         (s.batches, s.batches_sent, s.batches_queried) =
             (batches as u32, sent as u32, queried as u32);
         (s.numbers_queried, s.valid, s.invalid, s.unknown) =

@@ -2,7 +2,7 @@
 //! contact finishes as DO_NOT_CALL, the task still completes; the tenant's list is its own and
 //! the global one holds for everyone.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use tonic::Code;
 use waihu_e2e::*;
@@ -14,29 +14,6 @@ fn numbers(phones: &[String]) -> pb::DoNotCallRequest {
         phones: phones.to_vec(),
         reason: "asked not to be called".into(),
     }
-}
-
-/// Each contact's outcome, by phone.
-async fn outcomes(cluster: &Cluster, task_id: &str) -> BTreeMap<String, i32> {
-    let mut tasks = cluster.tasks().await;
-    let mut out = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = tasks
-            .list_contacts(pb::ListContactsRequest {
-                task_id: task_id.into(),
-                page_size: 1000,
-                after_contact_no: after,
-            })
-            .await
-            .expect("contacts")
-            .into_inner()
-            .contacts;
-        let Some(last) = page.last() else { break };
-        after = last.contact_no;
-        out.extend(page.into_iter().map(|c| (c.phone, c.outcome)));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +107,7 @@ async fn listed_numbers_are_never_dialed_and_finish_as_do_not_call() {
     )
     .await;
     let calls = calls_per_number(&cluster, &t).await;
-    let got = outcomes(&cluster, &t).await;
+    let got = contact_outcomes(&cluster, &t).await;
     let dnc = pb::ContactOutcome::DoNotCall as i32;
     for p in &e164s[..4] {
         assert!(

@@ -80,7 +80,7 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
     let task = uuid::Uuid::new_v4();
     let call = uuid::Uuid::new_v4();
     // The subjects every consumer follows: task events (dialer), contact events (task
-    // completion), call events (dialer releases, the simulator).
+    // completion), call events (dialer releases, the simulator), screening results (dialer).
     // The event-type header each consumer of the subject reads.
     let subjects = [
         (
@@ -98,7 +98,13 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
             format!("call-{call}"),
             "CallReleased",
         ),
+        (
+            bus.subject(&Aggregate::Screening(call)),
+            format!("screening-{call}"),
+            "NumbersScreened",
+        ),
     ];
+    let n = subjects.len() as u64;
     let mut sent = cluster.setup_events;
     for (subject, stream_id, header) in &subjects {
         for (_, bytes, event_type) in poisons(task, stream_id, header) {
@@ -116,7 +122,7 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
         .wait_store_status(
             "the store writer to pass every poison envelope",
             Duration::from_secs(30),
-            |s| s.position == sent && s.unknown_events == 9 && s.dead_lettered == 12,
+            |s| s.position == sent && s.unknown_events == 3 * n && s.dead_lettered == 4 * n,
         )
         .await;
     let mut admin = cluster.admin().await;
@@ -136,9 +142,9 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
         .into_inner()
         .dead_letters;
     assert_eq!(
-        letters.len(),
-        12,
-        "newline id, NUL, overflow and garbage on 3 subjects"
+        letters.len() as u64,
+        4 * n,
+        "newline id, NUL, overflow and garbage on every subject"
     );
     let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
     for needle in ["event_id", "ring_ms", "protobuf", "0x00"] {
@@ -163,7 +169,7 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
     let stats = wait_stats_settled(&cluster, &task_id, x.contacts, Duration::from_secs(60)).await;
     assert_stats_match(&stats, &x);
     let report = assert_replay_identical(&cluster).await;
-    assert_eq!(report.events_skipped, 9);
+    assert_eq!(report.events_skipped, 3 * n);
     for (service, problems) in cluster.problems() {
         assert!(
             problems.is_empty(),

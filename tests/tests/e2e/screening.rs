@@ -343,23 +343,7 @@ async fn twenty_five_thousand_numbers_are_screened_through_a_crash_and_later_tas
             called.get(p)
         );
     }
-    let mut after = 0;
-    let mut outcomes = BTreeMap::new();
-    loop {
-        let page = tasks
-            .list_contacts(pb::ListContactsRequest {
-                task_id: task_id.clone(),
-                page_size: 1000,
-                after_contact_no: after,
-            })
-            .await
-            .expect("contacts")
-            .into_inner()
-            .contacts;
-        let Some(last) = page.last() else { break };
-        after = last.contact_no;
-        outcomes.extend(page.into_iter().map(|c| (c.phone, c.outcome)));
-    }
+    let outcomes = contact_outcomes(&cluster, &task_id).await;
     for p in &bad[1..] {
         assert_eq!(outcomes[p], pb::ContactOutcome::InvalidNumber as i32, "{p}");
     }
