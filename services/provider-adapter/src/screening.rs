@@ -9,6 +9,7 @@
 //!   each number's validity, the raw result (JSON) and a per-user XLSX are written, and
 //!   `NumbersScreened` tells the dialer (which then finishes contacts of invalid numbers as
 //!   INVALID_NUMBER without a call).
+//!
 //! Send and query flags, times and summaries follow the seed's call_filter_send_batch_log.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -251,6 +252,21 @@ pub fn screening_event(
     let meta = EventMeta::new(tenant, Aggregate::Screening(id), version)
         .with_deterministic_id(&format!("screening/{id}/{name}"));
     (RecordedEvent::new(meta, event), Expect::Any)
+}
+
+/// A batch's results as columns, for one `UNNEST` insert.
+#[derive(Default)]
+struct ResultColumns {
+    phone: Vec<String>,
+    status: Vec<String>,
+    billsec: Vec<i32>,
+    answer: Vec<Option<DateTime<Utc>>>,
+    wait: Vec<i32>,
+    q850: Vec<i32>,
+    raw: Vec<String>,
+    validity: Vec<i16>,
+    start: Vec<DateTime<Utc>>,
+    end: Vec<DateTime<Utc>>,
 }
 
 /// A batch's numbers in upload order ($1 the job, $2 the batch).
@@ -718,35 +734,22 @@ impl Screener {
         if job.is_none() {
             return Ok(());
         }
-        let mut cols: (
-            Vec<String>,
-            Vec<String>,
-            Vec<i32>,
-            Vec<Option<DateTime<Utc>>>,
-        ) = Default::default();
-        let mut more: (
-            Vec<i32>,
-            Vec<i32>,
-            Vec<String>,
-            Vec<i16>,
-            Vec<DateTime<Utc>>,
-        ) = Default::default();
-        let mut ends: Vec<DateTime<Utc>> = Vec::with_capacity(rows.len());
+        let mut c = ResultColumns::default();
         for r in &rows {
-            cols.0.push(r.phone.clone());
-            cols.1.push(r.call_status.clone());
-            cols.2.push(r.billsec);
-            cols.3.push(r.answer_time);
-            more.0.push(r.wait_time);
-            more.1.push(r.q850);
-            more.2.push(r.raw_cause.clone());
-            more.3.push(match r.validity {
+            c.phone.push(r.phone.clone());
+            c.status.push(r.call_status.clone());
+            c.billsec.push(r.billsec);
+            c.answer.push(r.answer_time);
+            c.wait.push(r.wait_time);
+            c.q850.push(r.q850);
+            c.raw.push(r.raw_cause.clone());
+            c.validity.push(match r.validity {
                 "valid" => pb::NumberValidity::Valid as i16,
                 "invalid" => pb::NumberValidity::Invalid as i16,
                 _ => pb::NumberValidity::Unknown as i16,
             });
-            more.4.push(r.call_start_time.unwrap_or(sent));
-            ends.push(r.call_end_time.unwrap_or(sent));
+            c.start.push(r.call_start_time.unwrap_or(sent));
+            c.end.push(r.call_end_time.unwrap_or(sent));
         }
         sqlx::query(
             "INSERT INTO call_filter_send_queryres
@@ -759,16 +762,16 @@ impl Screener {
         )
         .bind(b.filter_task_id)
         .bind(b.batch_no)
-        .bind(&cols.0)
-        .bind(&cols.1)
-        .bind(&cols.2)
-        .bind(&cols.3)
-        .bind(&more.0)
-        .bind(&more.1)
-        .bind(&more.2)
-        .bind(&more.3)
-        .bind(&more.4)
-        .bind(&ends)
+        .bind(&c.phone)
+        .bind(&c.status)
+        .bind(&c.billsec)
+        .bind(&c.answer)
+        .bind(&c.wait)
+        .bind(&c.q850)
+        .bind(&c.raw)
+        .bind(&c.validity)
+        .bind(&c.start)
+        .bind(&c.end)
         .execute(&mut *tx)
         .await?;
         // What is known of each number: an unknown result never hides an earlier finding.
@@ -783,10 +786,10 @@ impl Screener {
         )
         .bind(&b.tenant_id)
         .bind(format!("screening:{}", b.filter_task_id))
-        .bind(&cols.0)
-        .bind(&more.3)
-        .bind(&more.1)
-        .bind(&more.2)
+        .bind(&c.phone)
+        .bind(&c.validity)
+        .bind(&c.q850)
+        .bind(&c.raw)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
