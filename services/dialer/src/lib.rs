@@ -379,7 +379,8 @@ const MANUAL_DIALS_AT_ONCE: usize = 2;
 
 /// The PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "dialer";
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The dialer's migrations (its schema, [`SCHEMA`]).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects, migrates, and dials until `shutdown`.
 pub async fn start(

@@ -21,7 +21,7 @@ pub async fn invalid_many(
     }
     Ok(sqlx::query_as::<_, (String, String)>(
         "SELECT DISTINCT x.t, x.p FROM UNNEST($1::text[], $2::text[]) AS x(t, p)
-         JOIN dialer_invalid_numbers i ON i.phone = x.p AND i.tenant_id = x.t",
+         JOIN dialer_invalid_numbers i ON i.phone = x.p AND i.tenant_id = x.t AND i.invalid",
     )
     .bind(tenants)
     .bind(phones)
@@ -32,8 +32,9 @@ pub async fn invalid_many(
 }
 
 impl Db {
-    /// Applies screening results and overrides, in order: invalid numbers join the list,
-    /// valid ones leave it; an unknown result changes nothing, an override to unknown clears.
+    /// Applies screening results and overrides: each number's change applies only over an
+    /// older version (events of different jobs and overrides may arrive in any order). Invalid
+    /// numbers are not dialed; valid or unknown ones are.
     pub async fn apply_screening_events(
         &self,
         events: &[&RecordedEvent],
@@ -41,52 +42,71 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         for e in events {
             let tenant = e.meta.tenant_id.as_str();
-            let (invalid, clear, source): (Vec<&str>, Vec<&str>, String) = match &e.event {
-                Event::NumbersScreened(s) => {
-                    let mut invalid = Vec::new();
-                    let mut valid = Vec::new();
-                    for n in &s.numbers {
-                        match pb::NumberValidity::try_from(n.validity) {
-                            Ok(pb::NumberValidity::Invalid) => invalid.push(n.phone.as_str()),
-                            Ok(pb::NumberValidity::Valid) => valid.push(n.phone.as_str()),
-                            _ => {}
-                        }
-                    }
-                    (invalid, valid, format!("screening:{}", s.screening_id))
-                }
+            // (phone, invalid, version) of every change the event carries.
+            let (changes, source): (Vec<(&str, bool, i64)>, String) = match &e.event {
+                Event::NumbersScreened(s) => (
+                    s.numbers
+                        .iter()
+                        .filter(|n| n.version > 0)
+                        .filter_map(|n| match pb::NumberValidity::try_from(n.validity) {
+                            Ok(pb::NumberValidity::Invalid) => {
+                                Some((n.phone.as_str(), true, n.version as i64))
+                            }
+                            Ok(pb::NumberValidity::Valid) => {
+                                Some((n.phone.as_str(), false, n.version as i64))
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    format!("screening:{}", s.screening_id),
+                ),
                 Event::NumberValidityOverridden(o) => {
-                    let phones: Vec<&str> = o.phones.iter().map(String::as_str).collect();
-                    match pb::NumberValidity::try_from(o.validity) {
-                        Ok(pb::NumberValidity::Invalid) => (phones, vec![], "override".into()),
-                        _ => (vec![], phones, "override".into()),
+                    if o.versions.len() != o.phones.len() {
+                        return Err(DialerError::Bad(format!(
+                            "NumberValidityOverridden with {} phones and {} versions",
+                            o.phones.len(),
+                            o.versions.len()
+                        )));
                     }
+                    let invalid = o.validity == pb::NumberValidity::Invalid as i32;
+                    (
+                        o.phones
+                            .iter()
+                            .zip(&o.versions)
+                            .map(|(p, v)| (p.as_str(), invalid, *v as i64))
+                            .collect(),
+                        "override".into(),
+                    )
                 }
                 _ => continue,
             };
-            if !invalid.is_empty() {
-                sqlx::query(
-                    "INSERT INTO dialer_invalid_numbers (tenant_id, phone, source, since)
-                     SELECT $1, p, $3, $4 FROM UNNEST($2::text[]) AS u(p) ORDER BY p
-                     ON CONFLICT (phone, tenant_id) DO UPDATE
-                     SET source = EXCLUDED.source, since = EXCLUDED.since",
-                )
-                .bind(tenant)
-                .bind(&invalid)
-                .bind(&source)
-                .bind(e.meta.occurred_at)
-                .execute(&mut *tx)
-                .await?;
+            if changes.is_empty() {
+                continue;
             }
-            if !clear.is_empty() {
-                sqlx::query(
-                    "DELETE FROM dialer_invalid_numbers
-                     WHERE tenant_id = $1 AND phone = ANY($2::text[])",
-                )
-                .bind(tenant)
-                .bind(&clear)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let mut changes = changes;
+            // One order for every writer of these rows.
+            changes.sort_unstable();
+            let phones: Vec<&str> = changes.iter().map(|c| c.0).collect();
+            let invalid: Vec<bool> = changes.iter().map(|c| c.1).collect();
+            let versions: Vec<i64> = changes.iter().map(|c| c.2).collect();
+            sqlx::query(
+                "INSERT INTO dialer_invalid_numbers
+                     (tenant_id, phone, invalid, version, source, since)
+                 SELECT $1, p, i, v, $5, $6
+                 FROM UNNEST($2::text[], $3::bool[], $4::int8[]) AS u(p, i, v)
+                 ON CONFLICT (phone, tenant_id) DO UPDATE
+                 SET invalid = EXCLUDED.invalid, version = EXCLUDED.version,
+                     source = EXCLUDED.source, since = EXCLUDED.since
+                 WHERE dialer_invalid_numbers.version < EXCLUDED.version",
+            )
+            .bind(tenant)
+            .bind(&phones)
+            .bind(&invalid)
+            .bind(&versions)
+            .bind(&source)
+            .bind(e.meta.occurred_at)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

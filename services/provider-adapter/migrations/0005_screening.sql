@@ -94,6 +94,9 @@ CREATE TABLE IF NOT EXISTS call_filter_send_queryres (
 );
 
 -- What is known of each tenant's numbers (NumberValidity: 1 unknown, 2 valid, 3 invalid).
+-- version grows with every change of a number (taken under the row's lock, so a later commit
+-- has a higher one): the dialer applies changes only over older ones.
+CREATE SEQUENCE IF NOT EXISTS number_validity_version;
 CREATE TABLE IF NOT EXISTS number_validity (
     tenant_id   text        NOT NULL,
     phone       text        NOT NULL,
@@ -102,5 +105,6 @@ CREATE TABLE IF NOT EXISTS number_validity (
     q850        integer     NOT NULL DEFAULT 0,
     raw_cause   text        NOT NULL DEFAULT '',
     updated_at  timestamptz NOT NULL DEFAULT now(),
+    version     bigint      NOT NULL,
     PRIMARY KEY (tenant_id, phone)
 );

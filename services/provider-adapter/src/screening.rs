@@ -254,6 +254,12 @@ pub fn screening_event(
     (RecordedEvent::new(meta, event), Expect::Any)
 }
 
+/// A batch this worker claimed was taken over (its lease expired) or rolled back meanwhile.
+fn lost(b: &BatchRow) {
+    warn!(screening = %b.filter_task_id, batch = b.batch_no,
+          "screening batch no longer ours (lease expired or rolled back): left to its new owner");
+}
+
 /// A batch's results as columns, for one `UNNEST` insert.
 #[derive(Default)]
 struct ResultColumns {
@@ -291,6 +297,9 @@ struct BatchRow {
     attempts: i32,
     provider_ref: String,
     send_recvtime: Option<DateTime<Utc>>,
+    /// This worker's lease: every write after the claim checks it is still ours (another
+    /// replica may have taken an expired lease over, or an operator rolled the batch back).
+    lease_until: DateTime<Utc>,
 }
 
 impl Screener {
@@ -467,7 +476,7 @@ impl Screener {
                    LIMIT $2 FOR UPDATE SKIP LOCKED) c
              WHERE b.filter_task_id = c.filter_task_id AND b.batch_no = c.batch_no
              RETURNING b.filter_task_id, b.batch_no, b.tenant_id, b.attempts, b.provider_ref,
-                       b.send_recvtime"
+                       b.send_recvtime, b.lease_until"
         );
         Ok(sqlx::query_as(&sql)
             .bind(status)
@@ -476,6 +485,31 @@ impl Screener {
             .bind(which)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// Extends a claimed batch's lease before working on it; false when it is no longer ours.
+    async fn renew(&self, b: &mut BatchRow) -> Result<bool, ScreenError> {
+        let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "UPDATE call_filter_send_batch SET lease_until = now() + $4 * interval '1 millisecond'
+             WHERE filter_task_id = $1 AND batch_no = $2 AND lease_until = $3
+             RETURNING lease_until",
+        )
+        .bind(b.filter_task_id)
+        .bind(b.batch_no)
+        .bind(b.lease_until)
+        .bind(self.config.lease.as_millis() as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        match until {
+            Some(t) => {
+                b.lease_until = t;
+                Ok(true)
+            }
+            None => {
+                lost(b);
+                Ok(false)
+            }
+        }
     }
 
     /// A job's line and provider's batch API.
@@ -499,28 +533,38 @@ impl Screener {
     pub async fn send_due(&self) -> Result<usize, ScreenError> {
         let claimed = self.claim(1, "send", 16).await?;
         let n = claimed.len();
-        for b in claimed {
+        for mut b in claimed {
+            if !self.renew(&mut b).await? {
+                continue;
+            }
             let result = self.send_one(&b).await;
             let mut tx = self.pool.begin().await?;
-            match result {
+            let ours = match result {
                 Ok((reference, numbers)) => {
                     sqlx::query(
                         "UPDATE call_filter_send_batch SET status = 2, send_recvflag = 1,
                                 send_recvtime = now(), provider_ref = $3,
                                 send_res_suminfo = $4, lease_until = NULL, next_at = now(),
                                 attempts = 0
-                         WHERE filter_task_id = $1 AND batch_no = $2",
+                         WHERE filter_task_id = $1 AND batch_no = $2 AND lease_until = $5",
                     )
                     .bind(b.filter_task_id)
                     .bind(b.batch_no)
                     .bind(&reference)
                     .bind(format!("accepted {numbers} numbers"))
+                    .bind(b.lease_until)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected()
+                        == 1
                 }
                 Err(e) => self.failed(&mut tx, &b, "send", &e).await?,
+            };
+            if ours {
+                tx.commit().await?;
+            } else {
+                lost(&b);
             }
-            tx.commit().await?;
         }
         Ok(n)
     }
@@ -576,14 +620,15 @@ impl Screener {
     }
 
     /// A failed send or query: flag -1, the reason, a later retry (2 s doubling to 5 min), or
-    /// the batch (and its job) given up after `max_attempts`.
+    /// the batch (and its job) given up after `max_attempts`. False when the batch is no
+    /// longer this worker's (nothing written).
     async fn failed(
         &self,
         tx: &mut waihu_store::Tx<'_>,
         b: &BatchRow,
         which: &str,
         reason: &str,
-    ) -> Result<(), ScreenError> {
+    ) -> Result<bool, ScreenError> {
         let attempts = b.attempts + 1;
         let give_up = attempts as u32 >= self.config.max_attempts;
         warn!(screening = %b.filter_task_id, batch = b.batch_no, attempts, give_up,
@@ -594,52 +639,73 @@ impl Screener {
                     {which}_res_suminfo = $3, attempts = $4, lease_until = NULL,
                     next_at = now() + $5 * interval '1 millisecond',
                     status = CASE WHEN $6 THEN 4 ELSE status END
-             WHERE filter_task_id = $1 AND batch_no = $2"
+             WHERE filter_task_id = $1 AND batch_no = $2 AND lease_until = $7"
         );
         let reason: String = reason.chars().take(500).collect();
-        sqlx::query(&sql)
+        let applied = sqlx::query(&sql)
             .bind(b.filter_task_id)
             .bind(b.batch_no)
             .bind(&reason)
             .bind(attempts)
             .bind(backoff)
             .bind(give_up)
+            .bind(b.lease_until)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected()
+            == 1;
+        if !applied {
+            return Ok(false);
+        }
         if give_up {
             sqlx::query("UPDATE call_filter_task SET status = 4 WHERE id = $1")
                 .bind(b.filter_task_id)
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Job 3: queries due sent batches; how many it handled.
     pub async fn query_due(&self) -> Result<usize, ScreenError> {
         let claimed = self.claim(2, "query", 16).await?;
         let n = claimed.len();
-        for b in claimed {
-            match self.query_one(&b).await {
-                Ok(Some(calls)) => self.store_results(&b, calls).await?,
+        for mut b in claimed {
+            if !self.renew(&mut b).await? {
+                continue;
+            }
+            let error = match self.query_one(&b).await {
+                // A result that cannot be stored (a full disk, an event over the limit) counts
+                // as a failed query: retried, then given up.
+                Ok(Some(calls)) => self
+                    .store_results(&b, calls)
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
                 Ok(None) => {
                     // Not ready: asked again after `poll` (the seed's schedule).
                     sqlx::query(
                         "UPDATE call_filter_send_batch SET lease_until = NULL,
                                 next_at = now() + $3 * interval '1 millisecond',
                                 query_res_suminfo = 'not ready'
-                         WHERE filter_task_id = $1 AND batch_no = $2",
+                         WHERE filter_task_id = $1 AND batch_no = $2 AND lease_until = $4",
                     )
                     .bind(b.filter_task_id)
                     .bind(b.batch_no)
                     .bind(self.config.poll.as_millis() as i64)
+                    .bind(b.lease_until)
                     .execute(&self.pool)
                     .await?;
+                    None
                 }
-                Err(e) => {
-                    let mut tx = self.pool.begin().await?;
-                    self.failed(&mut tx, &b, "query", &e).await?;
+                Err(e) => Some(e),
+            };
+            if let Some(e) = error {
+                let mut tx = self.pool.begin().await?;
+                if self.failed(&mut tx, &b, "query", &e).await? {
                     tx.commit().await?;
+                } else {
+                    lost(&b);
                 }
             }
         }
@@ -699,6 +765,7 @@ impl Screener {
                 }),
                 answered: c.answered,
                 call_status: c.call_status.to_string(),
+                version: 0,
             });
         }
         // The raw result and the per-user XLSX, before the commit (a crash leaves them to be
@@ -775,14 +842,20 @@ impl Screener {
         .execute(&mut *tx)
         .await?;
         // What is known of each number: an unknown result never hides an earlier finding.
-        sqlx::query(
-            "INSERT INTO number_validity (tenant_id, phone, validity, source, q850, raw_cause)
-             SELECT $1, p, v, $2, q, r FROM UNNEST($3::text[], $4::int2[], $5::int[], $6::text[])
-                 AS u(p, v, q, r)
-             WHERE v <> 1
+        // Rows are taken in phone order (as overrides take them), and each change gets the next
+        // version under its row's lock.
+        let versions: Vec<(String, i64)> = sqlx::query_as(
+            "INSERT INTO number_validity
+                 (tenant_id, phone, validity, source, q850, raw_cause, version)
+             SELECT $1, p, v, $2, q, r, nextval('number_validity_version')
+             FROM (SELECT * FROM UNNEST($3::text[], $4::int2[], $5::int[], $6::text[])
+                       AS u(p, v, q, r)
+                   WHERE v <> 1 ORDER BY p) s
              ON CONFLICT (tenant_id, phone) DO UPDATE
              SET validity = EXCLUDED.validity, source = EXCLUDED.source, q850 = EXCLUDED.q850,
-                 raw_cause = EXCLUDED.raw_cause, updated_at = now()",
+                 raw_cause = EXCLUDED.raw_cause, updated_at = now(),
+                 version = nextval('number_validity_version')
+             RETURNING phone, version",
         )
         .bind(&b.tenant_id)
         .bind(format!("screening:{}", b.filter_task_id))
@@ -790,13 +863,17 @@ impl Screener {
         .bind(&c.validity)
         .bind(&c.q850)
         .bind(&c.raw)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        sqlx::query(
+        let versions: std::collections::HashMap<String, i64> = versions.into_iter().collect();
+        for n in &mut screened {
+            n.version = versions.get(&n.phone).copied().unwrap_or(0) as u64;
+        }
+        if sqlx::query(
             "UPDATE call_filter_send_batch SET status = 3, query_recvflag = 1,
                     query_recvtime = now(), query_res_suminfo = $3, lease_until = NULL,
                     valid_n = $4, invalid_n = $5, unknown_n = $6
-             WHERE filter_task_id = $1 AND batch_no = $2",
+             WHERE filter_task_id = $1 AND batch_no = $2 AND lease_until = $7",
         )
         .bind(b.filter_task_id)
         .bind(b.batch_no)
@@ -806,8 +883,16 @@ impl Screener {
         .bind(valid as i32)
         .bind(invalid as i32)
         .bind(unknown as i32)
+        .bind(b.lease_until)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 0
+        {
+            // Taken over or rolled back meanwhile: the other worker's results count.
+            lost(b);
+            return Ok(());
+        }
         let mut events = vec![screening_event(
             &b.tenant_id,
             b.filter_task_id,

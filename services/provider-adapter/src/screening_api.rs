@@ -20,6 +20,10 @@ use crate::screening::{batch_api, validity_name, Cell, ResultRow, Screener, MAX_
 /// Numbers one message may carry, and one job.
 pub const MAX_PHONES_PER_MESSAGE: usize = 10_000;
 pub const MAX_PHONES_PER_JOB: u32 = 1_000_000;
+/// Batches one job may make at most (its batch log stays one reply).
+pub const MAX_BATCHES_PER_JOB: u32 = 10_000;
+/// How long an upload may stay silent (its transaction holds a connection meanwhile).
+const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Refused numbers listed in a reply at most (all are counted).
 const MAX_LISTED: usize = 100;
 /// Rows per page read for a download, and bytes per chunk sent.
@@ -316,7 +320,15 @@ impl ScreeningService for ScreeningApi {
                 .rows_affected();
                 stored += n as u32;
             }
-            msg = stream.message().await?;
+            msg = match tokio::time::timeout(UPLOAD_IDLE, stream.message()).await {
+                Ok(m) => m?,
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "no message for {} s: the upload is dropped (nothing was created)",
+                        UPLOAD_IDLE.as_secs()
+                    )))
+                }
+            };
         }
         if stored == 0 {
             return Err(ApiError::invalid(
@@ -324,6 +336,16 @@ impl ScreeningService for ScreeningApi {
                 format!(
                     "no number to screen ({seen} sent, {rejected_total} refused, the rest \
                      duplicates or known valid)"
+                ),
+            )
+            .into());
+        }
+        if stored.div_ceil(batch_size) > MAX_BATCHES_PER_JOB {
+            return Err(ApiError::invalid(
+                "batch_size",
+                format!(
+                    "{batch_size} makes more than {MAX_BATCHES_PER_JOB} batches of {stored} \
+                     numbers: use larger batches"
                 ),
             )
             .into());
@@ -487,8 +509,15 @@ impl ScreeningService for ScreeningApi {
         let tenant = tenant(req.metadata())?;
         let job = self.job(&tenant, &req.get_ref().screening_id).await?;
         let mut tx = self.screener.pool.begin().await.map_err(store_err)?;
+        // The job first, as the query job takes it (then its batches).
+        sqlx::query("SELECT 1 FROM call_filter_task WHERE id = $1 FOR UPDATE")
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
         // Sent batches without results start querying again; batches whose sending failed (or
-        // gave up before being accepted) are sent again.
+        // gave up before being accepted) are sent again. A batch a worker holds now is left to
+        // it (rolling it back would hand the provider the same batch twice).
         sqlx::query(
             "UPDATE call_filter_send_batch SET
                  status = CASE WHEN send_recvflag = 1 THEN 2 ELSE 1 END,
@@ -496,7 +525,8 @@ impl ScreeningService for ScreeningApi {
                  send_recvflag = CASE WHEN send_recvflag = 1 THEN 1 ELSE 0 END,
                  query_fromflag = 0, query_recvflag = 0,
                  attempts = 0, next_at = now(), lease_until = NULL
-             WHERE filter_task_id = $1 AND status <> 3",
+             WHERE filter_task_id = $1 AND status <> 3
+               AND (lease_until IS NULL OR lease_until < now())",
         )
         .bind(job.id)
         .execute(&mut *tx)
@@ -594,32 +624,44 @@ impl ScreeningService for ScreeningApi {
             return Err(ApiError::invalid("phones", "none of them is a number").into());
         }
         let mut tx = self.screener.pool.begin().await.map_err(store_err)?;
-        let changed = sqlx::query(
-            "INSERT INTO number_validity (tenant_id, phone, validity, source)
-             SELECT $1, p, $3, 'override' FROM UNNEST($2::text[]) AS u(p) ORDER BY p
+        // Rows in phone order (as the screening jobs take them); each change gets the next
+        // version under its row's lock. Numbers already so by override are left as they are.
+        let mut changed: Vec<(String, i64)> = sqlx::query_as(
+            "INSERT INTO number_validity (tenant_id, phone, validity, source, version)
+             SELECT $1, p, $3, 'override', nextval('number_validity_version')
+             FROM (SELECT p FROM UNNEST($2::text[]) AS u(p) ORDER BY p) s
              ON CONFLICT (tenant_id, phone) DO UPDATE
              SET validity = EXCLUDED.validity, source = 'override', q850 = 0, raw_cause = '',
-                 updated_at = now()
+                 updated_at = now(), version = nextval('number_validity_version')
              WHERE number_validity.validity <> EXCLUDED.validity
-                OR number_validity.source <> 'override'",
+                OR number_validity.source <> 'override'
+             RETURNING phone, version",
         )
         .bind(&tenant)
         .bind(&phones)
         .bind(validity as i16)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(store_err)?
-        .rows_affected();
-        let id = Uuid::now_v7();
-        let event = RecordedEvent::new(
-            EventMeta::new(&tenant, Aggregate::Screening(id), 1),
-            Event::NumberValidityOverridden(pb::NumberValidityOverridden {
-                phones: phones.clone(),
-                validity: validity as i32,
-                reason: r.reason.clone(),
-                actor: actor.clone(),
-            }),
-        );
+        .map_err(store_err)?;
+        changed.sort_unstable();
+        let mut events = Vec::with_capacity(2);
+        if !changed.is_empty() {
+            let id = Uuid::now_v7();
+            let (phones, versions) = changed.iter().map(|(p, v)| (p.clone(), *v as u64)).unzip();
+            events.push((
+                RecordedEvent::new(
+                    EventMeta::new(&tenant, Aggregate::Screening(id), 1),
+                    Event::NumberValidityOverridden(pb::NumberValidityOverridden {
+                        phones,
+                        validity: validity as i32,
+                        reason: r.reason.clone(),
+                        actor: actor.clone(),
+                        versions,
+                    }),
+                ),
+                waihu_bus::Expect::Any,
+            ));
+        }
         // The audit record never names the numbers (they are the tenant's customers').
         let audit = waihu_events::audit(
             &tenant,
@@ -628,21 +670,16 @@ impl ScreeningService for ScreeningApi {
             &format!("{} numbers", phones.len()),
             validity_name(validity as i16),
         );
+        events.push((audit, waihu_bus::Expect::Any));
         self.screener
             .outbox
-            .push(
-                &mut tx,
-                &[
-                    (event, waihu_bus::Expect::Any),
-                    (audit, waihu_bus::Expect::Any),
-                ],
-            )
+            .push(&mut tx, &events)
             .await
             .map_err(ApiError::from)?;
         tx.commit().await.map_err(store_err)?;
         self.screener.outbox.wake();
         Ok(Response::new(pb::SetNumberValidityResponse {
-            changed: changed as u32,
+            changed: changed.len() as u32,
             rejected_total,
             rejected,
         }))

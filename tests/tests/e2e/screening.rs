@@ -319,11 +319,12 @@ async fn twenty_five_thousand_numbers_are_screened_through_a_crash_and_later_tas
         || {
             let pool = pool.clone();
             async move {
-                let n: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM dialer.dialer_invalid_numbers")
-                        .fetch_one(&pool)
-                        .await
-                        .ok()?;
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM dialer.dialer_invalid_numbers WHERE invalid",
+                )
+                .fetch_one(&pool)
+                .await
+                .ok()?;
                 (n == invalid as i64 - 1).then_some(())
             }
         },
