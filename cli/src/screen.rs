@@ -118,32 +118,6 @@ fn job_status(s: i32) -> &'static str {
     }
 }
 
-/// Every number of a task, page by page.
-async fn task_phones(cli: &Cli, task_id: &str) -> Result<Vec<String>, CliError> {
-    let mut t = TaskServiceClient::new(crate::task_channel(cli).await?);
-    let (mut after, mut out) = (0u32, Vec::new());
-    loop {
-        let page = t
-            .list_contacts(with_tenant(
-                &cli.tenant,
-                pb::ListContactsRequest {
-                    task_id: task_id.to_string(),
-                    page_size: 1000,
-                    after_contact_no: after,
-                },
-            )?)
-            .await
-            .map_err(|s| status("ListContacts", s))?
-            .into_inner()
-            .contacts;
-        let Some(last) = page.last() else {
-            return Ok(out);
-        };
-        after = last.contact_no;
-        out.extend(page.into_iter().map(|c| c.phone));
-    }
-}
-
 async fn create(
     cli: &Cli,
     c: &mut ScreeningServiceClient<Channel>,
@@ -161,10 +135,16 @@ async fn create(
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::CreateScreeningRequest>(4);
     let reader = {
         let file = a.file.clone();
-        let mut phones = a.phones.clone();
-        if let Some(task) = &a.task {
-            phones.extend(task_phones(cli, task).await?);
-        }
+        let phones = a.phones.clone();
+        // A task's contacts, page by page (a task number or UUID).
+        let mut task = match &a.task {
+            Some(t) => Some((
+                TaskServiceClient::new(crate::task_channel(cli).await?),
+                crate::task::task_uuid(cli, t).await?,
+                cli.tenant.clone(),
+            )),
+            None => None,
+        };
         tokio::spawn(async move {
             let send = |phones: Vec<String>| pb::CreateScreeningRequest {
                 phones,
@@ -178,6 +158,33 @@ async fn create(
                 n += chunk.len() as u64;
                 if tx.send(send(chunk.to_vec())).await.is_err() {
                     return Ok(n);
+                }
+            }
+            if let Some((client, task_id, tenant)) = &mut task {
+                let mut after = 0u32;
+                loop {
+                    let req = with_tenant(
+                        tenant,
+                        pb::ListContactsRequest {
+                            task_id: task_id.clone(),
+                            page_size: 1000,
+                            after_contact_no: after,
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let page = client
+                        .list_contacts(req)
+                        .await
+                        .map_err(|s| status("ListContacts", s).to_string())?
+                        .into_inner()
+                        .contacts;
+                    let Some(last) = page.last() else { break };
+                    after = last.contact_no;
+                    n += page.len() as u64;
+                    let numbers = page.into_iter().map(|c| c.phone).collect();
+                    if tx.send(send(numbers)).await.is_err() {
+                        return Ok(n);
+                    }
                 }
             }
             if let Some(path) = file {

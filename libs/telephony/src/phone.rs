@@ -124,6 +124,37 @@ fn landline_area(national: &[u8]) -> bool {
     }
 }
 
+/// Refused numbers a reply lists at most (all are counted).
+pub const MAX_LISTED_REJECTIONS: usize = 100;
+
+/// The numbers of a request that parse, normalised, in order; each one that does not is
+/// counted in `rejected_total` and the first [`MAX_LISTED_REJECTIONS`] listed in `rejected`
+/// (by index, `offset` added, and at most 64 characters of what was sent).
+pub fn parse_many(
+    raw: &[String],
+    offset: usize,
+    rejected: &mut Vec<waihu_proto::v1::RejectedPhone>,
+    rejected_total: &mut u32,
+) -> Vec<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        match PhoneNumber::parse(p) {
+            Ok(p) => out.push(p.into_string()),
+            Err(reason) => {
+                *rejected_total += 1;
+                if rejected.len() < MAX_LISTED_REJECTIONS {
+                    rejected.push(waihu_proto::v1::RejectedPhone {
+                        index: (offset + i) as u32,
+                        phone: p.chars().take(64).collect(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::PhoneNumber;

@@ -1286,9 +1286,8 @@ impl Db {
                     .map(|(c, _)| (t.tenant_id.as_str(), c.phone.as_str()))
             })
             .unzip();
-        let blocked = crate::dnc::listed_many(&mut tx, &dnc_t, &dnc_p).await?;
-        // Numbers screened invalid (seed 004), in the same one query.
-        let invalid = crate::validity::invalid_many(&mut tx, &dnc_t, &dnc_p).await?;
+        // Numbers on a do-not-call list or screened invalid (seed 004), in one query.
+        let blocked = crate::validity::not_to_call(&mut tx, &dnc_t, &dnc_p).await?;
         // Today's calls of the numbers whose task has a per-number limit.
         let (day_t, day_p): (Vec<&str>, Vec<&str>) = open
             .iter()
@@ -1325,33 +1324,26 @@ impl Db {
                     continue;
                 }
                 // Numbers on the tenant's or the global do-not-call list are not called
-                // (again).
-                if !blocked.is_empty() && blocked.contains(&(tenant_id.clone(), c.phone.clone())) {
+                // (again); numbers screened invalid are not called either, their contact
+                // finishing as INVALID_NUMBER as a call to an unallocated number would have.
+                if let Some(outcome) = (!blocked.is_empty())
+                    .then(|| blocked.get(&(tenant_id.clone(), c.phone.clone())))
+                    .flatten()
+                {
                     stopped.push((task_id, c.contact_no));
                     finished.push(finished_event(
                         &tenant_id,
                         task_id,
                         c.contact_no,
-                        pb::ContactOutcome::DoNotCall,
+                        *outcome,
                         c.attempts,
                         None,
                     ));
-                    decisions.do_not_call += 1;
-                    continue;
-                }
-                // Numbers screened invalid are not called: the contact finishes as
-                // INVALID_NUMBER, as a call to an unallocated number would have ended it.
-                if !invalid.is_empty() && invalid.contains(&(tenant_id.clone(), c.phone.clone())) {
-                    stopped.push((task_id, c.contact_no));
-                    finished.push(finished_event(
-                        &tenant_id,
-                        task_id,
-                        c.contact_no,
-                        pb::ContactOutcome::InvalidNumber,
-                        c.attempts,
-                        None,
-                    ));
-                    decisions.invalid_number += 1;
+                    if *outcome == pb::ContactOutcome::DoNotCall {
+                        decisions.do_not_call += 1;
+                    } else {
+                        decisions.invalid_number += 1;
+                    }
                     continue;
                 }
                 // A number that got its task's limit today (over all the tenant's tasks, this

@@ -9,7 +9,6 @@ use waihu_bus::Expect;
 use waihu_events::{pb, timestamp};
 use waihu_runtime::ApiError;
 use waihu_store::Tx;
-use waihu_telephony::PhoneNumber;
 
 use crate::db::{Db, DialerError};
 
@@ -17,8 +16,6 @@ use crate::db::{Db, DialerError};
 pub const GLOBAL: &str = "*";
 /// Numbers one request may carry.
 pub const MAX_PHONES: usize = 10_000;
-/// Rejected entries listed in a reply at most (all are counted).
-const MAX_LISTED: usize = 100;
 const MAX_REASON: usize = 200;
 
 /// Numbers of a request, normalised, with the entries refused.
@@ -41,31 +38,16 @@ pub fn check(req: &pb::DoNotCallRequest) -> Result<Checked, ApiError> {
         ));
     }
     waihu_runtime::check_text("reason", &req.reason, MAX_REASON)?;
-    let mut out = Checked {
-        phones: Vec::with_capacity(req.phones.len()),
-        rejected: Vec::new(),
-        rejected_total: 0,
-    };
+    let (mut rejected, mut rejected_total) = (Vec::new(), 0);
+    let mut phones =
+        waihu_telephony::phone::parse_many(&req.phones, 0, &mut rejected, &mut rejected_total);
     let mut seen = HashSet::new();
-    for (i, raw) in req.phones.iter().enumerate() {
-        match PhoneNumber::parse(raw) {
-            Ok(p) => {
-                if seen.insert(p.as_str().to_string()) {
-                    out.phones.push(p.into_string());
-                }
-            }
-            Err(reason) => {
-                out.rejected_total += 1;
-                if out.rejected.len() < MAX_LISTED {
-                    out.rejected.push(pb::RejectedPhone {
-                        index: i as u32,
-                        phone: raw.chars().take(64).collect(),
-                        reason,
-                    });
-                }
-            }
-        }
-    }
+    phones.retain(|p| seen.insert(p.clone()));
+    let out = Checked {
+        phones,
+        rejected,
+        rejected_total,
+    };
     Ok(out)
 }
 

@@ -148,26 +148,28 @@ impl Db {
                 ),
             ));
         }
-        let listed =
-            crate::dnc::listed_many(tx, &[r.tenant_id.as_str()], &[r.phone.as_str()]).await?;
-        if !listed.is_empty() {
-            return Ok(why(
-                state,
-                "DO_NOT_CALL",
-                "the number is on a do-not-call list: it finishes as DO_NOT_CALL when next due"
+        let held =
+            crate::validity::not_to_call(tx, &[r.tenant_id.as_str()], &[r.phone.as_str()]).await?;
+        match held.values().next() {
+            Some(pb::ContactOutcome::DoNotCall) => {
+                return Ok(why(
+                    state,
+                    "DO_NOT_CALL",
+                    "the number is on a do-not-call list: it finishes as DO_NOT_CALL when next \
+                     due"
                     .into(),
-            ));
-        }
-        let invalid =
-            crate::validity::invalid_many(tx, &[r.tenant_id.as_str()], &[r.phone.as_str()]).await?;
-        if !invalid.is_empty() {
-            return Ok(why(
-                state,
-                "SCREENED_INVALID",
-                "the number was screened invalid (or marked so): it finishes as INVALID_NUMBER \
-                 when next due"
-                    .into(),
-            ));
+                ))
+            }
+            Some(_) => {
+                return Ok(why(
+                    state,
+                    "SCREENED_INVALID",
+                    "the number was screened invalid (or marked so): it finishes as \
+                     INVALID_NUMBER when next due"
+                        .into(),
+                ))
+            }
+            None => {}
         }
         let window = task_window(r.window_spec.as_deref(), &rules.default_window);
         let zone = r

@@ -3,32 +3,50 @@
 //! the dialer keeps the tenant's invalid numbers and finishes a due contact of one as
 //! INVALID_NUMBER without calling it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use waihu_events::{pb, Event, RecordedEvent};
 use waihu_store::Tx;
 
 use crate::db::{Db, DialerError};
 
-/// Which of these (tenant, number) pairs are known invalid.
-pub async fn invalid_many(
+/// The due numbers that finish without a call, over every task of a dial round in one query:
+/// on the tenant's or the global do-not-call list (DO_NOT_CALL, which wins), or screened
+/// invalid (INVALID_NUMBER).
+pub async fn not_to_call(
     tx: &mut Tx<'_>,
     tenants: &[&str],
     phones: &[&str],
-) -> Result<HashSet<(String, String)>, DialerError> {
+) -> Result<HashMap<(String, String), pb::ContactOutcome>, DialerError> {
     if tenants.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
-    Ok(sqlx::query_as::<_, (String, String)>(
-        "SELECT DISTINCT x.t, x.p FROM UNNEST($1::text[], $2::text[]) AS x(t, p)
-         JOIN dialer_invalid_numbers i ON i.phone = x.p AND i.tenant_id = x.t AND i.invalid",
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        // One index probe per number and list, however long the lists (the LIMITs keep the
+        // planner from hashing a whole list).
+        "SELECT DISTINCT x.t, x.p, d.listed IS NOT NULL
+         FROM UNNEST($1::text[], $2::text[]) AS x(t, p)
+         LEFT JOIN LATERAL (SELECT true AS listed FROM dialer_dnc d
+                            WHERE d.phone = x.p AND d.scope IN (x.t, '*') LIMIT 1) d ON true
+         LEFT JOIN LATERAL (SELECT true AS invalid FROM dialer_invalid_numbers i
+                            WHERE i.phone = x.p AND i.tenant_id = x.t AND i.invalid) i ON true
+         WHERE d.listed OR i.invalid",
     )
     .bind(tenants)
     .bind(phones)
     .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .collect())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, p, listed)| {
+            let outcome = if listed {
+                pb::ContactOutcome::DoNotCall
+            } else {
+                pb::ContactOutcome::InvalidNumber
+            };
+            ((t, p), outcome)
+        })
+        .collect())
 }
 
 impl Db {

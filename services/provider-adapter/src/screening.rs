@@ -297,6 +297,8 @@ struct BatchRow {
     attempts: i32,
     provider_ref: String,
     send_recvtime: Option<DateTime<Utc>>,
+    /// The job's line (whose provider screens).
+    line_id: String,
     /// This worker's lease: every write after the claim checks it is still ours (another
     /// replica may have taken an expired lease over, or an operator rolled the batch back).
     lease_until: DateTime<Utc>,
@@ -406,7 +408,8 @@ impl Screener {
                 .bind(batch)
                 .fetch_all(&mut *tx)
                 .await?;
-            self.write_instruction(&job, *batch, numbers).await?;
+            self.write_instruction(job.id, &job.line_id, *batch, numbers)
+                .await?;
         }
         sqlx::query(
             "UPDATE call_filter_task SET status = 2, step = 1,
@@ -421,25 +424,26 @@ impl Screener {
         Ok(true)
     }
 
-    /// Writes a batch's instruction file (JSON) and its XLSX for people.
+    /// Writes a batch's instruction file (JSON) and its XLSX for people; the instruction.
     async fn write_instruction(
         &self,
-        job: &JobRow,
+        job: Uuid,
+        line_id: &str,
         batch: i32,
         numbers: Vec<String>,
-    ) -> Result<Vec<String>, ScreenError> {
+    ) -> Result<Instruction, ScreenError> {
         let ins = Instruction {
-            name: format!("waihu-{}-{batch}", job.id),
-            screening_id: job.id,
+            name: format!("waihu-{job}-{batch}"),
+            screening_id: job,
             batch: batch as u32,
-            line_id: job.line_id.clone(),
+            line_id: line_id.to_string(),
             numbers,
         };
         let (json, xlsx) = (
-            self.batch_file(job.id, batch, ".json"),
-            self.batch_file(job.id, batch, ".xlsx"),
+            self.batch_file(job, batch, ".json"),
+            self.batch_file(job, batch, ".xlsx"),
         );
-        tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
+        tokio::task::spawn_blocking(move || -> Result<Instruction, String> {
             let bytes = serde_json::to_vec(&ins).map_err(|e| e.to_string())?;
             write_atomic(&json, &bytes)?;
             write_xlsx(
@@ -453,7 +457,7 @@ impl Screener {
                     ]
                 }),
             )?;
-            Ok(ins.numbers)
+            Ok(ins)
         })
         .await
         .map_err(|e| ScreenError::Files(e.to_string()))?
@@ -473,10 +477,11 @@ impl Screener {
                    WHERE status = $1 AND next_at <= now()
                      AND (lease_until IS NULL OR lease_until < now())
                    ORDER BY next_at, filter_task_id, batch_no
-                   LIMIT $2 FOR UPDATE SKIP LOCKED) c
+                   LIMIT $2 FOR UPDATE SKIP LOCKED) c, call_filter_task t
              WHERE b.filter_task_id = c.filter_task_id AND b.batch_no = c.batch_no
+               AND t.id = b.filter_task_id
              RETURNING b.filter_task_id, b.batch_no, b.tenant_id, b.attempts, b.provider_ref,
-                       b.send_recvtime, b.lease_until"
+                       b.send_recvtime, t.line_id, b.lease_until"
         );
         Ok(sqlx::query_as(&sql)
             .bind(status)
@@ -512,21 +517,14 @@ impl Screener {
         }
     }
 
-    /// A job's line and provider's batch API.
-    async fn api_of(&self, tenant: &str, job: Uuid) -> Result<(String, BatchApi), String> {
-        let line: Option<String> =
-            sqlx::query_scalar("SELECT line_id FROM call_filter_task WHERE id = $1")
-                .bind(job)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| e.to_string())?;
-        let line = line.ok_or("the job is gone")?;
+    /// The batch API of the provider of a batch's line.
+    async fn api_of(&self, b: &BatchRow) -> Result<BatchApi, String> {
         let config = self
             .lines
-            .config(tenant, &line)
+            .config(&b.tenant_id, &b.line_id)
             .await?
-            .ok_or_else(|| format!("line {line} is gone"))?;
-        Ok((line, batch_api(&config.provider, &self.sim)?))
+            .ok_or_else(|| format!("line {} is gone", b.line_id))?;
+        batch_api(&config.provider, &self.sim)
     }
 
     /// Job 2: sends due generated batches; how many it handled.
@@ -578,31 +576,14 @@ impl Screener {
                 serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let job: JobRow = sqlx::query_as(
-                    "SELECT id, tenant_id, line_id, batch_size FROM call_filter_task
-                     WHERE id = $1",
-                )
-                .bind(b.filter_task_id)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| e.to_string())?;
                 let numbers = self.numbers(b.filter_task_id, b.batch_no).await?;
-                let numbers = self
-                    .write_instruction(&job, b.batch_no, numbers)
+                self.write_instruction(b.filter_task_id, &b.line_id, b.batch_no, numbers)
                     .await
-                    .map_err(|e| e.to_string())?;
-                Instruction {
-                    name: format!("waihu-{}-{}", job.id, b.batch_no),
-                    screening_id: job.id,
-                    batch: b.batch_no as u32,
-                    line_id: job.line_id,
-                    numbers,
-                }
+                    .map_err(|e| e.to_string())?
             }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let (_, api) = self.api_of(&b.tenant_id, b.filter_task_id).await?;
-        match api {
+        match self.api_of(b).await? {
             BatchApi::Sim(sim) => Ok((
                 sim.submit(&ins.name, Utc::now().timestamp_millis()),
                 ins.numbers.len(),
@@ -713,7 +694,7 @@ impl Screener {
     }
 
     async fn query_one(&self, b: &BatchRow) -> Result<Option<Vec<ScreenCall>>, String> {
-        let (_, api) = self.api_of(&b.tenant_id, b.filter_task_id).await?;
+        let api = self.api_of(b).await?;
         let numbers = self.numbers(b.filter_task_id, b.batch_no).await?;
         match api {
             BatchApi::Sim(sim) => sim
@@ -729,6 +710,8 @@ impl Screener {
         let mut rows = Vec::with_capacity(calls.len());
         let (mut valid, mut invalid, mut unknown) = (0u32, 0u32, 0u32);
         let mut screened = Vec::with_capacity(calls.len());
+        // The rows as columns, for one `UNNEST` insert.
+        let mut cols = ResultColumns::default();
         for c in &calls {
             let v = validity_of(c.cause.q850, c.answered);
             match v {
@@ -740,16 +723,27 @@ impl Screener {
             let ring = chrono::Duration::milliseconds(c.wait_ms as i64);
             let answer = c.answered.then_some(start + ring);
             let end = start + ring + chrono::Duration::milliseconds(c.billsec_ms as i64);
+            let (billsec, wait) = ((c.billsec_ms / 1000) as i32, (c.wait_ms / 1000) as i32);
+            cols.phone.push(c.phone.clone());
+            cols.status.push(c.call_status.to_string());
+            cols.billsec.push(billsec);
+            cols.answer.push(answer);
+            cols.wait.push(wait);
+            cols.q850.push(c.cause.q850 as i32);
+            cols.raw.push(c.cause.raw.clone());
+            cols.validity.push(v as i16);
+            cols.start.push(start);
+            cols.end.push(end);
             rows.push(ResultRow {
                 batch: b.batch_no,
                 phone: c.phone.clone(),
                 validity: validity_name(v as i16),
                 call_status: c.call_status.to_string(),
-                billsec: (c.billsec_ms / 1000) as i32,
+                billsec,
                 call_start_time: Some(start),
                 answer_time: answer,
                 call_end_time: Some(end),
-                wait_time: (c.wait_ms / 1000) as i32,
+                wait_time: wait,
                 q850: c.cause.q850 as i32,
                 cause: waihu_telephony::hangup::q850_name(c.cause.q850),
                 raw_cause: c.cause.raw.clone(),
@@ -774,7 +768,7 @@ impl Screener {
             self.batch_file(b.filter_task_id, b.batch_no, "-result.json"),
             self.batch_file(b.filter_task_id, b.batch_no, "-result.xlsx"),
         );
-        let rows = tokio::task::spawn_blocking(move || -> Result<Vec<ResultRow>, String> {
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
             if let Some(dir) = json.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
@@ -784,8 +778,7 @@ impl Screener {
                 &xlsx,
                 &RESULT_HEADERS,
                 rows.iter().map(|r| r.cells().into_iter().collect()),
-            )?;
-            Ok(rows)
+            )
         })
         .await
         .map_err(|e| ScreenError::Files(e.to_string()))?
@@ -801,23 +794,6 @@ impl Screener {
         if job.is_none() {
             return Ok(());
         }
-        let mut c = ResultColumns::default();
-        for r in &rows {
-            c.phone.push(r.phone.clone());
-            c.status.push(r.call_status.clone());
-            c.billsec.push(r.billsec);
-            c.answer.push(r.answer_time);
-            c.wait.push(r.wait_time);
-            c.q850.push(r.q850);
-            c.raw.push(r.raw_cause.clone());
-            c.validity.push(match r.validity {
-                "valid" => pb::NumberValidity::Valid as i16,
-                "invalid" => pb::NumberValidity::Invalid as i16,
-                _ => pb::NumberValidity::Unknown as i16,
-            });
-            c.start.push(r.call_start_time.unwrap_or(sent));
-            c.end.push(r.call_end_time.unwrap_or(sent));
-        }
         sqlx::query(
             "INSERT INTO call_filter_send_queryres
                  (filter_task_id, batch_no, phone, call_status, billsec, answer_time, wait_time,
@@ -829,16 +805,16 @@ impl Screener {
         )
         .bind(b.filter_task_id)
         .bind(b.batch_no)
-        .bind(&c.phone)
-        .bind(&c.status)
-        .bind(&c.billsec)
-        .bind(&c.answer)
-        .bind(&c.wait)
-        .bind(&c.q850)
-        .bind(&c.raw)
-        .bind(&c.validity)
-        .bind(&c.start)
-        .bind(&c.end)
+        .bind(&cols.phone)
+        .bind(&cols.status)
+        .bind(&cols.billsec)
+        .bind(&cols.answer)
+        .bind(&cols.wait)
+        .bind(&cols.q850)
+        .bind(&cols.raw)
+        .bind(&cols.validity)
+        .bind(&cols.start)
+        .bind(&cols.end)
         .execute(&mut *tx)
         .await?;
         // What is known of each number: an unknown result never hides an earlier finding.
@@ -859,10 +835,10 @@ impl Screener {
         )
         .bind(&b.tenant_id)
         .bind(format!("screening:{}", b.filter_task_id))
-        .bind(&c.phone)
-        .bind(&c.validity)
-        .bind(&c.q850)
-        .bind(&c.raw)
+        .bind(&cols.phone)
+        .bind(&cols.validity)
+        .bind(&cols.q850)
+        .bind(&cols.raw)
         .fetch_all(&mut *tx)
         .await?;
         let versions: std::collections::HashMap<String, i64> = versions.into_iter().collect();

@@ -24,8 +24,6 @@ pub const MAX_PHONES_PER_JOB: u32 = 1_000_000;
 pub const MAX_BATCHES_PER_JOB: u32 = 10_000;
 /// How long an upload may stay silent (its transaction holds a connection meanwhile).
 const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
-/// Refused numbers listed in a reply at most (all are counted).
-const MAX_LISTED: usize = 100;
 /// Rows per page read for a download, and bytes per chunk sent.
 const DOWNLOAD_PAGE: i64 = 5_000;
 const CHUNK: usize = 256 * 1024;
@@ -187,33 +185,6 @@ impl ScreeningApi {
     }
 }
 
-/// Parses a request's numbers: the good ones normalised, the refused counted and the first
-/// listed (with `offset` added to their index).
-fn parse_phones(
-    raw: &[String],
-    offset: usize,
-    rejected: &mut Vec<pb::RejectedPhone>,
-    rejected_total: &mut u32,
-) -> Vec<String> {
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, p) in raw.iter().enumerate() {
-        match PhoneNumber::parse(p) {
-            Ok(p) => out.push(p.into_string()),
-            Err(reason) => {
-                *rejected_total += 1;
-                if rejected.len() < MAX_LISTED {
-                    rejected.push(pb::RejectedPhone {
-                        index: (offset + i) as u32,
-                        phone: p.chars().take(64).collect(),
-                        reason,
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ExportChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -288,7 +259,12 @@ impl ScreeningService for ScreeningApi {
                 )
                 .into());
             }
-            let phones = parse_phones(&m.phones, seen, &mut rejected, &mut rejected_total);
+            let phones = waihu_telephony::phone::parse_many(
+                &m.phones,
+                seen,
+                &mut rejected,
+                &mut rejected_total,
+            );
             seen += m.phones.len();
             if seen > MAX_PHONES_PER_JOB as usize {
                 return Err(ApiError::invalid(
@@ -617,7 +593,8 @@ impl ScreeningService for ScreeningApi {
         };
         check_text("reason", &r.reason, 200)?;
         let (mut rejected, mut rejected_total) = (Vec::new(), 0u32);
-        let mut phones = parse_phones(&r.phones, 0, &mut rejected, &mut rejected_total);
+        let mut phones =
+            waihu_telephony::phone::parse_many(&r.phones, 0, &mut rejected, &mut rejected_total);
         let mut seen = HashSet::new();
         phones.retain(|p| seen.insert(p.clone()));
         if phones.is_empty() {

@@ -19,7 +19,7 @@ pub struct Screening {
 
 pub async fn run(numbers: usize, batch_size: u32) -> Result<Screening, String> {
     let env = TestEnv::new().await;
-    let mut cluster = Cluster::start_tuned(
+    let cluster = Cluster::start_tuned(
         env,
         fast_sim(5),
         one_line(10),
@@ -74,7 +74,6 @@ pub async fn run(numbers: usize, batch_size: u32) -> Result<Screening, String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let total_s = t0.elapsed().as_secs_f64();
-    cluster.kill_provider();
     cluster.shutdown().await;
     Ok(Screening {
         numbers: done.total,
