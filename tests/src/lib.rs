@@ -3,6 +3,7 @@
 //! and local servers speaking the cloud providers' wire formats ([`fakes`]), with what the
 //! cloud providers' tests share ([`providers`]).
 
+pub mod campaigns;
 pub mod fakes;
 pub mod infra;
 pub mod phone;
@@ -144,6 +145,9 @@ pub struct Cluster {
     /// and how long the simulator's batch API takes to have results.
     pub screening: waihu_provider::screening::ScreeningConfig,
     pub sim_screening_delay: Duration,
+    /// Provider campaigns: sync, collect wait and tick; the simulator's campaign pace.
+    pub campaigns: waihu_provider::campaign::CampaignConfig,
+    pub sim_campaign_rate: f64,
 }
 
 /// A loopback port free now (for a service that must be told its address before it starts).
@@ -261,6 +265,12 @@ impl Cluster {
                 ..Default::default()
             },
             sim_screening_delay: Duration::from_millis(200),
+            campaigns: waihu_provider::campaign::CampaignConfig {
+                sync: Duration::from_millis(300),
+                collect_wait: Duration::from_secs(10),
+                tick: Duration::from_millis(100),
+            },
+            sim_campaign_rate: 250.0,
             credentials_key: {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
@@ -459,6 +469,8 @@ impl Cluster {
         cfg.devices = self.devices;
         cfg.screening = self.screening.clone();
         cfg.sim_screening_delay = self.sim_screening_delay;
+        cfg.campaigns = self.campaigns.clone();
+        cfg.sim_campaign_rate = self.sim_campaign_rate;
         cfg.websocket_url = waihu_provider::websocket_url_for(&cfg.public_url);
         cfg
     }

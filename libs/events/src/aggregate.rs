@@ -28,6 +28,9 @@ pub enum Aggregate {
     /// A batch number screening job, by its id (or an operator's override of numbers'
     /// validity, by the override's id).
     Screening(Uuid),
+    /// A provider campaign (seed 001): a batch of a task's calls handed to a provider, by its
+    /// id.
+    Campaign(Uuid),
 }
 
 /// Namespace of tenants' aggregate ids.
@@ -72,7 +75,8 @@ impl Aggregate {
             | Aggregate::FollowUp(id)
             | Aggregate::Analysis(id)
             | Aggregate::Recording(id)
-            | Aggregate::Screening(id) => *id,
+            | Aggregate::Screening(id)
+            | Aggregate::Campaign(id) => *id,
         }
     }
 
@@ -90,6 +94,7 @@ impl Aggregate {
             Aggregate::Analysis(id) => format!("analysis-{id}"),
             Aggregate::Recording(id) => format!("recording-{id}"),
             Aggregate::Screening(id) => format!("screening-{id}"),
+            Aggregate::Campaign(id) => format!("campaign-{id}"),
         }
     }
 
@@ -107,6 +112,7 @@ impl Aggregate {
             Aggregate::Analysis(id) => format!("analysis.{id}"),
             Aggregate::Recording(id) => format!("recording.{id}"),
             Aggregate::Screening(id) => format!("screening.{id}"),
+            Aggregate::Campaign(id) => format!("campaign.{id}"),
         }
     }
 
@@ -157,6 +163,11 @@ impl Aggregate {
                 .map(Aggregate::Screening)
                 .map_err(|_| err());
         }
+        if let Some(rest) = s.strip_prefix("campaign-") {
+            return Uuid::parse_str(rest)
+                .map(Aggregate::Campaign)
+                .map_err(|_| err());
+        }
         if let Some(rest) = s.strip_prefix("tenant-") {
             return Uuid::parse_str(rest)
                 .map(Aggregate::Tenant)
@@ -192,6 +203,7 @@ mod tests {
             Aggregate::Analysis(t),
             Aggregate::Recording(t),
             Aggregate::Screening(t),
+            Aggregate::Campaign(t),
         ] {
             assert_eq!(Aggregate::parse_stream_id(&a.stream_id()).ok(), Some(a));
         }

@@ -48,6 +48,7 @@ pub enum Event {
     NumbersScreened(pb::NumbersScreened),
     ScreeningCompleted(pb::ScreeningCompleted),
     NumberValidityOverridden(pb::NumberValidityOverridden),
+    ProviderCampaignChanged(pb::ProviderCampaignChanged),
 }
 
 macro_rules! event_kinds {
@@ -112,6 +113,7 @@ event_kinds!(
     NumbersScreened,
     ScreeningCompleted,
     NumberValidityOverridden,
+    ProviderCampaignChanged,
 );
 
 #[derive(Debug, Clone, thiserror::Error)]

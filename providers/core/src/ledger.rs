@@ -96,6 +96,38 @@ impl CallLedger {
         Ok(ledger)
     }
 
+    /// Reopens the ledger of the call `request` asks for (a `CallRequested` at sequence
+    /// `request_seq` of its subject) away from its delivery, as a provider campaign's sync
+    /// does long after the request was taken: finds how far the call got.
+    pub async fn reopen(
+        bus: &Bus,
+        request: RecordedEvent,
+        request_seq: u64,
+    ) -> Result<CallLedger, HandlerError> {
+        let Event::CallRequested(req) = &request.event else {
+            return Err(HandlerError::Permanent(format!(
+                "a {} is not a call request",
+                request.type_name()
+            )));
+        };
+        let call_id = Uuid::parse_str(&req.call_id).map_err(|_| {
+            HandlerError::Permanent(format!("call_id {:?} is not a UUID", req.call_id))
+        })?;
+        let mut ledger = CallLedger {
+            bus: bus.clone(),
+            subject: bus.subject(&request.meta.aggregate),
+            version: request.meta.stream_version,
+            request,
+            call_id,
+            seq: request_seq,
+            reached: Stage::Requested,
+            hangup: CancellationToken::new(),
+            ended_elsewhere: false,
+        };
+        ledger.resume().await?;
+        Ok(ledger)
+    }
+
     /// Lets `hangup` end the call: the provider, waiting on [`CallLedger::hung_up`], drops it.
     pub fn with_hangup(mut self, hangup: CancellationToken) -> Self {
         self.hangup = hangup;

@@ -2,12 +2,16 @@
 //! about a call, and the [`CallLedger`] that turns those signals, in any order and any number of
 //! times, into the call's events exactly once each, in lifecycle order.
 
+pub mod campaign;
 pub mod cloud;
 mod ledger;
 pub mod vectors;
 
 use std::future::Future;
 
+pub use campaign::{
+    CallResult, CampaignAction, CampaignApi, CampaignCall, CampaignStatus, CampaignView,
+};
 pub use cloud::{
     ApiError, CloudApi, Credentials, Hook, HookError, HookReply, LineConfig, Placed, Report,
 };

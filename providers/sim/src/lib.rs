@@ -85,6 +85,25 @@ pub fn write_wav(path: &std::path::Path, ms: u64, seed: u64) -> Result<u64, houn
     Ok(44 + samples * 2)
 }
 
+/// The signals of the `attempt`-th call to `phone` as the simulator's campaign API reports them
+/// (its provider call id `sim-<call_id>`), and how long the call takes in simulated ms from
+/// its start to its release: the same outcome and timings as a call placed one by one.
+pub fn call_signals(
+    sim: &Simulator,
+    phone: &str,
+    attempt: u32,
+    call_id: &str,
+) -> (u64, Vec<Signal>) {
+    let req = pb::CallRequested {
+        phone: phone.to_string(),
+        attempt,
+        ..Default::default()
+    };
+    let plan = script(sim, &req, call_id);
+    let total = plan.iter().map(|(ms, _)| *ms).sum();
+    (total, plan.into_iter().map(|(_, s)| s).collect())
+}
+
 /// A call's signals as the simulator plays them, each after its (simulated) delay.
 fn script(sim: &Simulator, req: &pb::CallRequested, call_id: &str) -> Vec<(u64, Signal)> {
     let outcome = sim.outcome(&req.phone, req.attempt);

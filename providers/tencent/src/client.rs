@@ -17,6 +17,9 @@ use waihu_telephony::hangup;
 
 use crate::{cdr, sign};
 
+mod campaign;
+pub use campaign::{campaign_body, DEFAULT_CAMPAIGN_TTL_SECONDS};
+
 /// The official API host (the international site is `https://ccc.intl.tencentcloudapi.com`).
 pub const DEFAULT_BASE_URL: &str = "https://ccc.tencentcloudapi.com";
 /// The CCC API version every request names (`X-TC-Version`).

@@ -83,7 +83,7 @@ pub(crate) const TENANT_TODAY: &str =
      WHERE tenant_id = $1), 'Asia/Shanghai'))::date";
 
 /// Today's calls (each tenant's local day) of these (tenant, number) pairs.
-async fn calls_today(
+pub(crate) async fn calls_today(
     tx: &mut Tx<'_>,
     tenants: &[&str],
     phones: &[&str],
@@ -119,7 +119,7 @@ async fn calls_today(
 /// Applies a round's deferrals in one statement each: contacts due again at a time, contacts
 /// due at their tenant's next local midnight (the per-number limit), and contacts finished
 /// without a call (do-not-call).
-async fn defer(
+pub(crate) async fn defer(
     tx: &mut Tx<'_>,
     later: &[(Uuid, i32, DateTime<Utc>)],
     to_midnight: &[(Uuid, i32)],
@@ -303,22 +303,24 @@ fn line_label(tenant: &str, line: &str) -> waihu_metrics::LineLabel {
 /// What one dial round did with the due contacts it looked at, for
 /// `waihu_dial_decisions_total`: counted once the round has committed.
 #[derive(Debug, Default)]
-struct Decisions {
-    dialed: u64,
-    window: u64,
-    do_not_call: u64,
-    invalid_number: u64,
-    daily_limit: u64,
+pub(crate) struct Decisions {
+    pub(crate) dialed: u64,
+    pub(crate) handed_over: u64,
+    pub(crate) window: u64,
+    pub(crate) do_not_call: u64,
+    pub(crate) invalid_number: u64,
+    pub(crate) daily_limit: u64,
     no_line_in_city: u64,
     line_busy: u64,
     stopped_meanwhile: u64,
 }
 
 impl Decisions {
-    fn record(&self) {
+    pub(crate) fn record(&self) {
         let m = waihu_metrics::metrics();
         for (decision, reason, n) in [
             ("dial", "ok", self.dialed),
+            ("hand_over", "campaign", self.handed_over),
             ("defer", "window", self.window),
             ("finish", "do_not_call", self.do_not_call),
             ("finish", "invalid_number", self.invalid_number),
@@ -457,7 +459,7 @@ pub const PRODUCER: &str = "dialer";
 
 // Task status codes as in pb::TaskStatus.
 const PENDING: i16 = pb::TaskStatus::Pending as i16;
-const RUNNING: i16 = pb::TaskStatus::Running as i16;
+pub(crate) const RUNNING: i16 = pb::TaskStatus::Running as i16;
 const CANCELLED: i16 = pb::TaskStatus::Cancelled as i16;
 
 // Contact states (dialer_contacts.state): 0 pending, 1 active (a call is out), 2 finished.
@@ -507,6 +509,7 @@ struct ActiveContact {
     retry_policy: Option<Vec<u8>>,
     tenant_id: String,
     line_id: Option<String>,
+    in_campaign: bool,
 }
 
 impl ActiveContact {
@@ -548,7 +551,7 @@ pub struct RoundRules {
 /// A call's `CallRequested` in the trace of its task's start: built inside a `dial` span whose
 /// parent is the task's trace context (`(traceparent, tracestate)`), so the provider's handling
 /// of the call continues it. Without a context (tracing off) the event carries none.
-fn in_task_trace(
+pub(crate) fn in_task_trace(
     (parent, state): &(String, String),
     call: &Uuid,
     meta: EventMeta,
@@ -569,7 +572,7 @@ fn parse_uuid(s: &str) -> Result<Uuid, DialerError> {
     Uuid::parse_str(s).map_err(|_| DialerError::Bad(format!("{s:?} is not a UUID")))
 }
 
-fn finished_event(
+pub(crate) fn finished_event(
     tenant: &str,
     task: Uuid,
     no: i32,
@@ -617,8 +620,9 @@ impl Db {
                     sqlx::query(
                         "INSERT INTO dialer_tasks (task_id, tenant_id, status, priority, recall_count,
                              recall_interval_s, not_before, caller_line, version, retry_policy,
-                             daily_call_limit, window_spec, window_zone, number_city_limit)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                             daily_call_limit, window_spec, window_zone, number_city_limit,
+                             campaign_size)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                          ON CONFLICT (task_id) DO NOTHING",
                     )
                     .bind(task)
@@ -637,6 +641,7 @@ impl Db {
                         line_zone(spec.window.as_ref().map_or("", |w| w.time_zone.as_str())).name(),
                     )
                     .bind(spec.number_city_limit)
+                    .bind(spec.campaign_size.min(i32::MAX as u32) as i32)
                     .execute(&mut *tx)
                     .await?;
                     continue;
@@ -837,7 +842,7 @@ impl Db {
         let rows: Vec<ActiveContact> = sqlx::query_as(
             "SELECT c.task_id, c.contact_no, c.state AS contact_state, c.attempts, c.active_call_id,
                     t.status, t.recall_count, t.recall_interval_s, t.retry_policy, t.tenant_id,
-                    c.line_id
+                    c.line_id, c.campaign_id IS NOT NULL AS in_campaign
              FROM UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
              JOIN dialer_contacts c ON c.task_id = u.t AND c.contact_no = u.n
              JOIN dialer_tasks t ON t.task_id = c.task_id
@@ -869,7 +874,10 @@ impl Db {
             if let Some(line) = &row.line_id {
                 freed.push((row.tenant_id.clone(), line.clone()));
             }
-            freed_by.push(&row.tenant_id);
+            // A call handed over in a provider campaign held no tenant slot.
+            if !row.in_campaign {
+                freed_by.push(&row.tenant_id);
+            }
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
             let cancelled = row.status == CANCELLED;
@@ -905,7 +913,8 @@ impl Db {
         let n = u_task.len();
         if n > 0 {
             sqlx::query(
-                "UPDATE dialer_contacts c SET state = u.s, next_at = u.at, active_call_id = NULL
+                "UPDATE dialer_contacts c SET state = u.s, next_at = u.at, active_call_id = NULL,
+                        campaign_id = NULL
                  FROM UNNEST($1::uuid[], $2::int[], $3::smallint[], $4::timestamptz[]) AS u(t, n, s, at)
                  WHERE c.task_id = u.t AND c.contact_no = u.n",
             )
@@ -1166,7 +1175,7 @@ impl Db {
              FROM dialer_tasks t
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
                AND (t.closed_until IS NULL OR t.closed_until <= now())
-               AND t.tenant_id = ANY($2)
+               AND t.tenant_id = ANY($2) AND t.campaign_size = 0
                AND EXISTS (SELECT 1 FROM dialer_contacts c
                            WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
              ORDER BY t.priority DESC, random()",
@@ -1522,7 +1531,7 @@ impl Db {
             "(SELECT c.active_call_id, t.tenant_id, c.task_id, c.dialed_at FROM dialer_contacts c
               JOIN dialer_tasks t ON t.task_id = c.task_id
               WHERE c.state = 1 AND c.dialed_at < now() - make_interval(secs => $1)
-                AND c.active_call_id IS NOT NULL
+                AND c.active_call_id IS NOT NULL AND c.campaign_id IS NULL
               ORDER BY c.dialed_at LIMIT 500)
              UNION ALL
              (SELECT call_id, tenant_id, NULL::uuid, requested_at FROM dialer_manual_calls

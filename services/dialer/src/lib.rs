@@ -6,6 +6,7 @@
 //! others stand by.
 
 mod calls;
+mod campaign;
 pub mod db;
 pub mod dnc;
 mod explain;
@@ -226,8 +227,16 @@ async fn dial_loop(
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
+        let handed = match db.campaign_round(&rules.default_window).await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "campaign round failed");
+                0
+            }
+        };
         match db.dial_round(&rules).await {
             Ok(n) if n > 0 => continue,
+            Ok(_) if handed > 0 => continue,
             Ok(_) => {}
             Err(e) => {
                 warn!(error = %e, "dial round failed");

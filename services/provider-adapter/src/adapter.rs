@@ -123,6 +123,8 @@ pub struct Dispatcher {
     /// The SIP user agent (None when the adapter has no `sip_bind`).
     pub sip: Option<waihu_provider_sip::SipProvider>,
     pub cloud: Cloud,
+    /// Calls handed over in provider campaigns go here instead of being placed.
+    pub campaigns: crate::campaign::Campaigns,
 }
 
 impl Dispatcher {
@@ -183,6 +185,9 @@ impl MessageHandler for Dispatcher {
             attempt = req.attempt,
             "placing a call"
         );
+        if !req.campaign_id.is_empty() {
+            return self.campaigns.collect(&d, req).await;
+        }
         let mut ledger = CallLedger::open(&self.bus, &d).await?;
         let Some(line) = self
             .lines

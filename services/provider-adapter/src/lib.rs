@@ -7,6 +7,7 @@
 //! in a later issue.
 
 pub mod adapter;
+pub mod campaign;
 pub mod cloud;
 pub mod devices;
 pub mod lines;
@@ -75,6 +76,10 @@ pub struct ProviderConfig {
     /// How long the simulator's batch screening API takes to have a batch's results
     /// (`[simulator] screening_delay_ms`, 5000).
     pub sim_screening_delay: Duration,
+    /// Provider campaigns (`[provider] campaign_sync_ms`, `campaign_collect_wait_ms`).
+    pub campaigns: campaign::CampaignConfig,
+    /// Calls the simulator's campaign API starts a second (`[simulator] campaign_rate`, 50).
+    pub sim_campaign_rate: f64,
 }
 
 /// The `[simulator]` settings as written.
@@ -97,6 +102,7 @@ struct SimulatorSection {
     recording_max_ms: u64,
     transcripts: bool,
     screening_delay_ms: u64,
+    campaign_rate: f64,
 }
 
 impl Default for SimulatorSection {
@@ -115,6 +121,7 @@ impl Default for SimulatorSection {
             recording_max_ms: 5000,
             transcripts: false,
             screening_delay_ms: 5000,
+            campaign_rate: 50.0,
         }
     }
 }
@@ -144,6 +151,8 @@ struct ProviderSection {
     screening_batch_size: u32,
     screening_poll_ms: u64,
     screening_max_attempts: u32,
+    campaign_sync_ms: u64,
+    campaign_collect_wait_ms: u64,
 }
 
 /// Where providers' callbacks are received by default.
@@ -177,6 +186,8 @@ impl Default for ProviderSection {
             screening_batch_size: 1000,
             screening_poll_ms: 300_000,
             screening_max_attempts: 10,
+            campaign_sync_ms: 1_800_000,
+            campaign_collect_wait_ms: 60_000,
         }
     }
 }
@@ -291,6 +302,24 @@ impl ProviderConfig {
             max_attempts: p.screening_max_attempts,
             ..Default::default()
         };
+        if p.campaign_sync_ms == 0 || p.campaign_collect_wait_ms == 0 {
+            return Err(ConfigError::invalid(
+                "provider.campaign_sync_ms",
+                "campaign_sync_ms >= 1 and campaign_collect_wait_ms >= 1",
+            ));
+        }
+        if !(s.campaign_rate.is_finite() && s.campaign_rate > 0.0 && s.campaign_rate <= 100_000.0)
+        {
+            return Err(ConfigError::invalid(
+                "simulator.campaign_rate",
+                "calls a second, more than 0 and at most 100000",
+            ));
+        }
+        let campaigns = campaign::CampaignConfig {
+            sync: Duration::from_millis(p.campaign_sync_ms),
+            collect_wait: Duration::from_millis(p.campaign_collect_wait_ms),
+            tick: Duration::from_millis(p.campaign_sync_ms.min(1000)),
+        };
         let credentials_key = Some(p.credentials_key).filter(|k| !k.expose().trim().is_empty());
         let credentials_old_keys: Vec<Secret> = p
             .credentials_old_keys
@@ -331,6 +360,8 @@ impl ProviderConfig {
             sim_transcripts: s.transcripts,
             screening,
             sim_screening_delay: Duration::from_millis(s.screening_delay_ms),
+            campaigns,
+            sim_campaign_rate: s.campaign_rate,
             max_in_flight: p.max_in_flight,
             dialer_url: p.dialer_url,
         })
@@ -354,6 +385,8 @@ impl ProviderConfig {
             recordings: "recordings".into(),
             screening: screening::ScreeningConfig::default(),
             sim_screening_delay: Duration::from_secs(5),
+            campaigns: campaign::CampaignConfig::default(),
+            sim_campaign_rate: 50.0,
             // Embedded adapters (tests, several to a machine) take any free SIP port.
             sip: Some(waihu_provider_sip::StackConfig {
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -440,7 +473,7 @@ pub async fn start(
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
-    let registry = cloud::Providers::new(http);
+    let registry = cloud::Providers::new(http.clone());
     let lines = lines::Lines::new(pool.clone(), Arc::new(vault), registry.clone());
     let resealed = lines.reseal_stale().await?;
     if resealed > 0 {
@@ -485,6 +518,20 @@ pub async fn start(
         uploads: mobile::upload_slots(),
     };
     registry.set_mobile(Arc::new(phones.clone()));
+    let campaigns = campaign::Campaigns {
+        pool: pool.clone(),
+        bus: bus.clone(),
+        outbox: lines.outbox.clone(),
+        lines: cache.clone(),
+        sim: campaign::SimCampaigns {
+            pool: pool.clone(),
+            sim: config.simulator.clone(),
+            rate: config.sim_campaign_rate,
+        },
+        tencent: Arc::new(waihu_provider_tencent::Tencent::new(http.clone())),
+        config: config.campaigns.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
     let handler = Arc::new(adapter::Dispatcher {
         bus: bus.clone(),
         sim: waihu_provider_sim::SimProvider {
@@ -507,6 +554,7 @@ pub async fn start(
             public_url: config.public_url.clone(),
             polling: config.polling,
         },
+        campaigns: campaigns.clone(),
     });
     let hooks = Arc::new(webhook::Webhooks {
         registry,
@@ -585,6 +633,37 @@ pub async fn start(
                 .map_err(|e| e.to_string())?;
             runner
                 .run_concurrent(handler, max, stop, grace)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    });
+    let (cw, stop) = (campaigns.clone(), workers.stop_token());
+    workers.supervise("provider-campaigns", move || cw.clone().run(stop.clone()));
+    let (follower, stop) = (
+        Arc::new(campaign::TaskFollower {
+            pool: campaigns.pool.clone(),
+            wake: campaigns.wake.clone(),
+        }),
+        workers.stop_token(),
+    );
+    let (fb, grace) = (campaigns.bus.clone(), c.shutdown_grace);
+    workers.supervise("provider-campaign-tasks", move || {
+        let (bus, handler, stop) = (fb.clone(), follower.clone(), stop.clone());
+        async move {
+            let spec = ConsumerSpec::new("provider-campaign-tasks", "task")
+                .types(&[
+                    "TaskStarted",
+                    "TaskPaused",
+                    "TaskResumed",
+                    "TaskCancelled",
+                    "TaskCompleted",
+                ])
+                .patient();
+            let runner = Runner::new(&bus, spec, 64)
+                .await
+                .map_err(|e| e.to_string())?;
+            runner
+                .run_concurrent(handler, 4, stop, grace)
                 .await
                 .map_err(|e| e.to_string())
         }

@@ -130,6 +130,12 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
             "must be 0, 1 or 2 (higher dials first)",
         ));
     }
+    if spec.campaign_size > MAX_CAMPAIGN_SIZE {
+        return Err(TaskError::invalid(
+            "spec.campaign_size",
+            format!("at most {MAX_CAMPAIGN_SIZE} calls a provider campaign (0 = dial each call)"),
+        ));
+    }
     if spec.recall_count > 20 {
         return Err(TaskError::invalid("spec.recall_count", "at most 20"));
     }
@@ -161,6 +167,9 @@ pub fn validate_spec(spec: &mut pb::TaskSpec) -> Result<(), TaskError> {
     }
     Ok(())
 }
+
+/// Calls a provider campaign hands over at most (`TaskSpec.campaign_size`).
+pub const MAX_CAMPAIGN_SIZE: u32 = 10_000;
 
 fn validate_row(row: pb::ContactRow) -> Result<NewContact, String> {
     use prost::Message;

@@ -1,6 +1,7 @@
 //! A local Tencent Cloud Contact Center (CCC, API 2020-02-10): the API host (`POST /`, the
 //! action in `X-TC-Action`) with `CreateAutoCalloutTask`, `DescribeAutoCalloutTask`,
-//! `DescribeAutoCalloutTasks`, `StopAutoCalloutTask` and `DescribeTelCdr`, every request's
+//! `DescribeAutoCalloutTasks`, `PauseAutoCalloutTask`, `ResumeAutoCalloutTask`,
+//! `StopAutoCalloutTask` and `DescribeTelCdr`, every request's
 //! TC3-HMAC-SHA256 signature checked here with the `hmac`/`sha2` crates (not the code under
 //! test) and refused as CCC refuses (`Response.Error`, HTTP 200); and the data push: each call's
 //! CDR POSTed as JSON to the application's push URL with `?action=cdr&version=1` under HTTP
@@ -133,8 +134,28 @@ pub struct PushReply {
     pub body: String,
 }
 
+/// How one task runs: its callees start one after another, `pace` apart in running time (a
+/// pause stops that clock; calls already started go on, as CCC documents).
+#[derive(Debug, Clone)]
+struct TaskRun {
+    created: Instant,
+    paused_since: Option<Instant>,
+    paused_total: Duration,
+    stopped: bool,
+}
+
+impl TaskRun {
+    fn elapsed(&self, now: Instant) -> Duration {
+        let paused = self.paused_total + self.paused_since.map_or(Duration::ZERO, |p| now - p);
+        (now - self.created).saturating_sub(paused)
+    }
+}
+
 #[derive(Default)]
 struct Inner {
+    runs: HashMap<u64, TaskRun>,
+    /// Running time between two callees of a task starting (0: all at once).
+    pace: Duration,
     calls: Vec<Placed>,
     by_task: HashMap<u64, Vec<usize>>,
     tries: HashMap<String, u32>,
@@ -377,6 +398,24 @@ impl FakeTencent {
         self.lock().pushes.clone()
     }
 
+    /// Callees of a task start `pace` apart in its running time (a campaign of many callees
+    /// takes a while, so it can be paused midway); 0, the default, starts them all at once.
+    pub fn set_pace(&self, pace: Duration) {
+        self.lock().pace = pace;
+    }
+
+    /// Tasks created, by name: (task id, callees).
+    pub fn tasks(&self) -> Vec<(u64, String, usize)> {
+        let g = self.lock();
+        let mut out: Vec<(u64, String, usize)> = g
+            .by_task
+            .iter()
+            .map(|(id, idx)| (*id, g.calls[idx[0]].name.clone(), idx.len()))
+            .collect();
+        out.sort();
+        out
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -502,6 +541,15 @@ impl FakeTencent {
         let mut g = self.lock();
         g.next_task += 1;
         let task_id = g.next_task;
+        g.runs.insert(
+            task_id,
+            TaskRun {
+                created: Instant::now(),
+                paused_since: None,
+                paused_total: Duration::ZERO,
+                stopped: false,
+            },
+        );
         let mut spawned = Vec::new();
         for callee in callees {
             let uui = attributes
@@ -539,9 +587,10 @@ impl FakeTencent {
             g.by_task.entry(task_id).or_default().push(idx);
             spawned.push(idx);
         }
+        let pace = g.pace;
         drop(g);
-        for idx in spawned {
-            tokio::spawn(self.clone().play(idx));
+        for (pos, idx) in spawned.into_iter().enumerate() {
+            tokio::spawn(self.clone().play(idx, task_id, pace * pos as u32));
         }
         Ok(json!({ "TaskId": task_id }))
     }
@@ -586,10 +635,11 @@ impl FakeTencent {
                 json!({"Callee": c.callee, "State": c.state, "Sessions": sessions})
             })
             .collect();
+        let state = task_state(&g, first.task_id);
         Ok(json!({
             "Name": first.name, "Description": "", "NotBefore": first.not_before,
             "NotAfter": first.not_after, "Callers": [first.caller], "Callees": callees,
-            "IvrId": first.ivr_id, "State": first.task_state,
+            "IvrId": first.ivr_id, "State": state,
         }))
     }
 
@@ -609,7 +659,8 @@ impl FakeTencent {
                 let c = &g.calls[idx[0]];
                 json!({"TaskId": id, "Name": c.name, "CalleeCount": idx.len(),
                        "Callers": [c.caller], "NotBefore": c.not_before,
-                       "NotAfter": c.not_after, "IvrId": c.ivr_id, "State": c.task_state})
+                       "NotAfter": c.not_after, "IvrId": c.ivr_id,
+                       "State": task_state(&g, **id)})
             })
             .collect();
         Ok(json!({"TotalCount": tasks.len(), "Tasks": shown}))
@@ -620,13 +671,20 @@ impl FakeTencent {
         self.app(body)?;
         let idx = self.task_indices(body)?;
         let mut g = self.lock();
+        let task = g.calls[idx[0]].task_id;
+        if matches!(task_state(&g, task), 2 | 4) {
+            return Err((
+                "FailedOperation.CurStateNotAllowModify",
+                "the task is over".into(),
+            ));
+        }
+        if let Some(run) = g.runs.get_mut(&task) {
+            run.stopped = true;
+        }
         for i in idx {
             let c = &mut g.calls[i];
-            if c.task_state == 2 || c.task_state == 4 {
-                return Err((
-                    "FailedOperation.CurStateNotAllowModify",
-                    "the task is over".into(),
-                ));
+            if c.state == 1 || c.state == 2 {
+                continue;
             }
             c.hung_up = true;
             c.task_state = 4;
@@ -640,6 +698,33 @@ impl FakeTencent {
                 cdr["Duration"] = json!(0);
                 c.cdr = Some(cdr);
                 c.cdr_from = Some(Instant::now());
+            }
+        }
+        Ok(json!({}))
+    }
+
+    /// `PauseAutoCalloutTask` (`pause`) or `ResumeAutoCalloutTask`.
+    fn pause(&self, body: &Value, pause: bool) -> Result<Value, Failure> {
+        only(body, &["SdkAppId", "TaskId"])?;
+        self.app(body)?;
+        let idx = self.task_indices(body)?;
+        let mut g = self.lock();
+        let task = g.calls[idx[0]].task_id;
+        let state = task_state(&g, task);
+        let now = Instant::now();
+        let run = g.runs.get_mut(&task).expect("every task has its run");
+        match (pause, state) {
+            (true, 0 | 1) => run.paused_since = Some(now),
+            (false, 5) => {
+                if let Some(p) = run.paused_since.take() {
+                    run.paused_total += now - p;
+                }
+            }
+            _ => {
+                return Err((
+                    "FailedOperation.CurStateNotAllowModify",
+                    format!("the task's state is {state}"),
+                ))
             }
         }
         Ok(json!({}))
@@ -738,8 +823,23 @@ impl FakeTencent {
         .await;
     }
 
-    /// Runs one callee: calling, then over with its CDR, pushed as its delivery says.
-    async fn play(self, idx: usize) {
+    /// Runs one callee: once `after` of its task's running time has passed, calling, then over
+    /// with its CDR, pushed as its delivery says.
+    async fn play(self, idx: usize, task: u64, after: Duration) {
+        loop {
+            let ready = {
+                let g = self.lock();
+                if g.calls[idx].hung_up {
+                    return;
+                }
+                let run = &g.runs[&task];
+                run.paused_since.is_none() && run.elapsed(Instant::now()) >= after
+            };
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         tokio::time::sleep(self.delay / 2).await;
         {
             let mut g = self.lock();
@@ -802,6 +902,25 @@ impl FakeTencent {
                 self.push("cdr", pushed).await;
             }
         }
+    }
+}
+
+/// A task's state: 0 initial, 1 running, 2 completed, 4 terminated, 5 paused.
+fn task_state(g: &Inner, task: u64) -> u64 {
+    let run = &g.runs[&task];
+    if run.stopped {
+        return 4;
+    }
+    if run.paused_since.is_some() {
+        return 5;
+    }
+    let idx = &g.by_task[&task];
+    if idx.iter().all(|i| matches!(g.calls[*i].state, 1 | 2)) {
+        2
+    } else if idx.iter().any(|i| g.calls[*i].state != 0) {
+        1
+    } else {
+        0
     }
 }
 
@@ -880,6 +999,8 @@ async fn api(State(fake): State<FakeTencent>, headers: HeaderMap, body: Bytes) -
         "DescribeAutoCalloutTask" => fake.describe(&body),
         "DescribeAutoCalloutTasks" => fake.list(&body),
         "StopAutoCalloutTask" => fake.stop(&body),
+        "PauseAutoCalloutTask" => fake.pause(&body, true),
+        "ResumeAutoCalloutTask" => fake.pause(&body, false),
         "DescribeTelCdr" => fake.cdrs(&body),
         _ => Err((
             "InvalidAction",

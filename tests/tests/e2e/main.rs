@@ -25,6 +25,7 @@ mod nats_cluster;
 mod pg_restart;
 mod poison;
 mod priority;
+mod provider_campaigns;
 mod recordings;
 mod records;
 mod resilience;
