@@ -64,6 +64,10 @@ pub enum TaskCommand {
         /// Dial only numbers in the caller line's city (seed 000 number_city_limit).
         #[arg(long)]
         number_city_limit: bool,
+        /// Provider-campaign mode (seed 001): hand due contacts over to the line's provider in
+        /// campaigns of at most this many (its campaign API dials them); 0 = dial each call.
+        #[arg(long, default_value_t = 0)]
+        campaign_size: u32,
         /// Comma-separated.
         #[arg(long, default_value = "")]
         tags: String,
@@ -475,6 +479,7 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
             holidays,
             timezone,
             number_city_limit,
+            campaign_size,
             tags,
             source,
             retry,
@@ -522,6 +527,7 @@ pub async fn run(cli: &Cli, cmd: &TaskCommand) -> Result<ExitCode, CliError> {
                 }),
                 window,
                 number_city_limit: *number_city_limit,
+                campaign_size: *campaign_size,
                 ..Default::default()
             };
             let t = task_client(cli)

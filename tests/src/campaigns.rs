@@ -1,6 +1,7 @@
 //! Provider campaigns (seed 001) end to end, on any provider with a campaign API: one driver
 //! takes a campaign-mode task through start, a pause midway (nothing is called while paused),
-//! resume, a kill of the provider adapter in the middle of a sync, and completion, and checks
+//! resume, a kill of the provider adapter in the middle of a sync (with the running campaign's
+//! record of creation lost as well, so the restart must find it by name), and completion, and checks
 //! what must hold whatever the provider: every campaign done, at least two roll-overs, no
 //! contact handed over twice, each call's events once each.
 
@@ -129,6 +130,19 @@ pub async fn drive(cluster: &mut Cluster, task: &str, first_campaign: u64) -> Dr
     .fetch_all(&cluster.env.pool)
     .await
     .expect("unsynced");
+    // As if the adapter had also died between creating a campaign at the provider and
+    // recording it: the running campaign goes back to its intent, without its reference. The
+    // restarted adapter must find it by name, not create a second one.
+    let rewound = sqlx::query(
+        "UPDATE provider.provider_campaigns SET state = 1, provider_ref = ''
+         WHERE task_id = $1::uuid AND state = 2",
+    )
+    .bind(task)
+    .execute(&cluster.env.pool)
+    .await
+    .expect("rewind")
+    .rows_affected();
+    assert_eq!(rewound, 1, "one campaign was running");
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.start_provider().await;
     wait_status(

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS sim_campaigns (
     -- Running time before running_since (ms); running_since is null unless running.
     run_ms        bigint      NOT NULL DEFAULT 0,
     running_since timestamptz,
-    created_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (tenant_id, name)
+    created_at    timestamptz NOT NULL DEFAULT now()
 );
+-- Names are not unique, as at a real provider: creating twice makes two campaigns.
+CREATE INDEX IF NOT EXISTS sim_campaigns_name ON sim_campaigns (tenant_id, name);

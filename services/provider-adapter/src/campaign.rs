@@ -343,6 +343,9 @@ impl Campaigns {
                 .map_err(|e| e.to_string())?;
             row.calls = n as i32;
             self.change(&mut tx, &mut row, CREATING, "").await?;
+            // The intent is committed before the provider is asked (the next pass asks).
+            tx.commit().await.map_err(|e| e.to_string())?;
+            return Ok(true);
         }
         let line = self
             .lines
@@ -780,9 +783,7 @@ impl CampaignApi for SimCampaigns {
         Box::pin(async move {
             let r: i64 = sqlx::query_scalar(
                 "INSERT INTO sim_campaigns (tenant_id, name, state, running_since)
-                 VALUES ($1, $2, 1, now())
-                 ON CONFLICT (tenant_id, name) DO UPDATE SET name = excluded.name
-                 RETURNING ref",
+                 VALUES ($1, $2, 1, now()) RETURNING ref",
             )
             .bind(&line.tenant_id)
             .bind(name)
@@ -800,7 +801,8 @@ impl CampaignApi for SimCampaigns {
     ) -> BoxFuture<'a, Result<Option<String>, ApiError>> {
         Box::pin(async move {
             let r: Option<i64> = sqlx::query_scalar(
-                "SELECT ref FROM sim_campaigns WHERE tenant_id = $1 AND name = $2",
+                "SELECT ref FROM sim_campaigns WHERE tenant_id = $1 AND name = $2
+                 ORDER BY ref LIMIT 1",
             )
             .bind(&line.tenant_id)
             .bind(name)

@@ -313,3 +313,78 @@ async fn forged_unknown_oversized_and_malformed_pushes_are_refused_and_the_line_
 
     cluster.shutdown().await;
 }
+
+/// Provider-campaign mode (seed 001) on CCC auto-callout tasks: a 2,000-contact task handed
+/// over in tasks of up to 800 callees, paused midway (`PauseAutoCalloutTask`), resumed, the
+/// adapter killed in the middle of a sync, rolled over and completed, with the statistics the
+/// fake decided, one CCC task per campaign and no contact handed over twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_campaign_on_tencent_pauses_survives_a_crash_mid_sync_and_rolls_over() {
+    let fake = FakeTencent::start(default_decide).await;
+    // 800 callees take about 3 s of the task's running time.
+    fake.set_pace(Duration::from_millis(4));
+    let mut cluster = Cluster::start_tuned(
+        waihu_testkit::TestEnv::new().await,
+        Simulator::default(),
+        vec![],
+        true,
+        Duration::from_secs(7200),
+        |c| c.campaigns.sync = Duration::from_secs(1),
+    )
+    .await;
+    cluster
+        .create_line(tencent_line(&fake, "tencent-1", 5, &fake.secret_key))
+        .await;
+    let contacts = 2000;
+    let list = phones(contacts, 6);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(
+        &mut tasks,
+        pb::TaskSpec {
+            campaign_size: 800,
+            caller_line: "tencent-1".into(),
+            ..spec("tencent campaign", 1, 1)
+        },
+        &list,
+    )
+    .await;
+    let driven = waihu_e2e::campaigns::drive(&mut cluster, &task, 800).await;
+    let stats = wait_stats_settled(&cluster, &task, contacts as u64, Duration::from_secs(60)).await;
+    let x = expected_from(&fake, contacts as u64);
+    assert_stats_match(&stats, &x);
+    let calls = fake.calls();
+    let mut attempts = std::collections::BTreeMap::<String, u32>::new();
+    for c in &calls {
+        *attempts
+            .entry(format!("+{}", c.callee.trim_start_matches("00")))
+            .or_default() += 1;
+    }
+    waihu_e2e::campaigns::assert_handed_over_once(
+        &cluster,
+        &task,
+        &driven,
+        &attempts,
+        x.calls_placed,
+    )
+    .await;
+    assert!(
+        driven.published_unmarked > 0,
+        "the kill came in the middle of a sync"
+    );
+    // One CCC task per campaign, named by the campaign's id: none created twice after the
+    // crash; every callee carries our call's reference; every request was signed right.
+    let made: std::collections::BTreeSet<String> =
+        fake.tasks().into_iter().map(|(_, name, _)| name).collect();
+    let ours: std::collections::BTreeSet<String> =
+        driven.campaigns.iter().map(|c| c.0.to_string()).collect();
+    assert_eq!(made, ours);
+    assert_eq!(fake.tasks().len(), driven.campaigns.len());
+    assert!(calls.iter().all(|c| c.uui.starts_with("waihu-call:")));
+    assert_eq!(fake.refused(), vec![]);
+    assert!(fake.requests("PauseAutoCalloutTask") >= 1);
+    assert!(fake.requests("ResumeAutoCalloutTask") >= 1);
+    assert!(fake.requests("DescribeTelCdr") > 0);
+    assert_lifecycles(&cluster).await;
+    assert_replay_identical(&cluster).await;
+    cluster.shutdown().await;
+}
