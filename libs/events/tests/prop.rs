@@ -224,6 +224,7 @@ fn task_spec() -> impl Strategy<Value = pb::TaskSpec> {
                     time_zone: "Asia/Shanghai".into(),
                 }),
                 number_city_limit: recall_count % 4 == 1,
+                campaign_size: daily_call_limit % 10_001,
             },
         )
 }

@@ -18,6 +18,8 @@ pub struct CampaignCall {
     pub attempt: u32,
     /// The number the callee sees (the line's caller number when handed over).
     pub caller_number: String,
+    /// Its result is already synced here: the provider need not be asked for it again.
+    pub synced: bool,
 }
 
 /// What a campaign is doing at the provider.
@@ -25,8 +27,7 @@ pub struct CampaignCall {
 pub enum CampaignStatus {
     Running,
     Paused,
-    /// Completed or stopped: nothing more is called. A call without a result then was never
-    /// placed.
+    /// Completed or stopped: nothing more is called, and every result is in the view.
     Over,
 }
 
@@ -56,6 +57,9 @@ pub struct CampaignView {
     pub status: CampaignStatus,
     /// Every call whose end the provider knows (more may come while it runs).
     pub results: Vec<CallResult>,
+    /// Some calls are over at the provider but their results cannot be read yet (a CDR shows
+    /// a little after its call ends): worth asking again soon rather than at the next sync.
+    pub lagging: bool,
 }
 
 /// A provider's campaign API.
@@ -79,7 +83,9 @@ pub trait CampaignApi: Send + Sync {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, ApiError>>;
 
-    /// Where campaign `reference` (created with `calls`) stands, with every result known.
+    /// Where campaign `reference` (created with `calls`, in that order) stands, with the
+    /// result of every call not yet `synced` that the provider knows. `Over` only once every
+    /// call not yet synced has its result (a call never placed gets a release saying so).
     fn describe<'a>(
         &'a self,
         line: &'a LineConfig,

@@ -18,8 +18,8 @@ use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_telephony::window::Window;
 
 use crate::db::{
-    calls_today, count_number_days, defer, finished_event, in_task_trace, line_zone,
-    task_window, Db, Decisions, DialerError, RUNNING,
+    calls_today, count_number_days, defer, finished_event, in_task_trace, line_zone, task_window,
+    Db, Decisions, DialerError, RUNNING,
 };
 use crate::planner::caller_lines;
 

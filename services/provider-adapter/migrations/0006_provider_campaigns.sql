@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS provider_campaign_calls (
     synced        boolean  NOT NULL DEFAULT false,
     PRIMARY KEY (campaign_id, call_id)
 );
+-- A provider's push about a call finds its campaign (and brings its sync forward).
+CREATE INDEX IF NOT EXISTS provider_campaign_calls_call ON provider_campaign_calls (call_id);
 
 -- The tasks' state as their events tell it (followed for pause, resume and cancel).
 CREATE TABLE IF NOT EXISTS provider_campaign_tasks (

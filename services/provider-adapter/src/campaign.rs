@@ -31,8 +31,8 @@ use uuid::Uuid;
 use waihu_bus::{Bus, Delivery, Expect, HandlerError, MessageHandler};
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_provider_core::{
-    cloud::BoxFuture, ApiError, CallLedger, CallResult, CampaignAction, CampaignApi, CampaignCall, CampaignStatus,
-    CampaignView, LineConfig, Signal,
+    cloud::BoxFuture, ApiError, CallLedger, CallResult, CampaignAction, CampaignApi, CampaignCall,
+    CampaignStatus, CampaignView, LineConfig, Signal,
 };
 use waihu_provider_sim::Simulator;
 use waihu_store::{Outbox, Tx};
@@ -124,6 +124,7 @@ impl CallRow {
             phone: self.phone.clone(),
             attempt: self.attempt.max(0) as u32,
             caller_number: self.caller_number.clone(),
+            synced: self.synced,
         }
     }
 }
@@ -159,11 +160,7 @@ impl Campaigns {
 
     /// Stores a call handed over in a campaign (`req.campaign_id`). A call arriving after its
     /// campaign was created is released at once as not placed (the dialer calls it again).
-    pub async fn collect(
-        &self,
-        d: &Delivery,
-        req: &pb::CallRequested,
-    ) -> Result<(), HandlerError> {
+    pub async fn collect(&self, d: &Delivery, req: &pb::CallRequested) -> Result<(), HandlerError> {
         let campaign = Uuid::parse_str(&req.campaign_id)
             .map_err(|_| permanent(format!("campaign_id {:?} is not a UUID", req.campaign_id)))?;
         let call = Uuid::parse_str(&req.call_id)
@@ -497,11 +494,15 @@ impl Campaigns {
             })
             .collect();
         let over = view.status == CampaignStatus::Over;
+        let lagging = view.lagging;
         if over {
             // Over: a call the provider has no result for was never placed.
             let known: std::collections::HashSet<Uuid> =
                 todo.iter().map(|(c, _)| c.call_id).collect();
-            for c in calls.iter().filter(|c| !c.synced && !known.contains(&c.call_id)) {
+            for c in calls
+                .iter()
+                .filter(|c| !c.synced && !known.contains(&c.call_id))
+            {
                 todo.push((
                     c.clone(),
                     CallResult {
@@ -544,9 +545,17 @@ impl Campaigns {
         .fetch_one(&mut **tx)
         .await
         .map_err(|e| e.to_string())?;
-        row.synced += synced as i32;
-        // A stopped campaign is looked at again soon, until the provider says it is over.
-        let again = if row.state == STOPPED {
+        row.synced = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM provider_campaign_calls WHERE campaign_id = $1 AND synced",
+        )
+        .bind(row.campaign_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| e.to_string())? as i32;
+        // A stopped campaign is looked at again soon, until the provider says it is over; so
+        // is one whose provider had results it could not show yet, or whose results did not
+        // all publish.
+        let again = if row.state == STOPPED || lagging || failed > 0 {
             Duration::from_secs(2).min(self.config.sync)
         } else {
             self.config.sync
@@ -633,7 +642,10 @@ impl Campaigns {
     /// The provider refused the campaign for good: every call is released with the reason.
     async fn fail(&self, tx: &mut Tx<'_>, row: &mut CampaignRow, why: &str) -> Result<(), String> {
         warn!(campaign = %row.campaign_id, line = %row.line_id, reason = %why, "campaign failed: its calls are released");
-        let raw = format!("waihu:campaign-failed: {}", why.chars().take(200).collect::<String>());
+        let raw = format!(
+            "waihu:campaign-failed: {}",
+            why.chars().take(200).collect::<String>()
+        );
         self.release_rest(tx, row, &raw).await?;
         sqlx::query("UPDATE provider_campaigns SET last_error = $2 WHERE campaign_id = $1")
             .bind(row.campaign_id)
@@ -655,7 +667,11 @@ impl Campaigns {
         .bind(row.campaign_id)
         .bind(attempts)
         .bind(why)
-        .bind(backoff(attempts).to_std().unwrap_or(Duration::from_secs(300)))
+        .bind(
+            backoff(attempts)
+                .to_std()
+                .unwrap_or(Duration::from_secs(300)),
+        )
         .execute(&mut **tx)
         .await
         .map_err(|e| e.to_string())?;
@@ -708,6 +724,38 @@ impl Campaigns {
         self.outbox.wake();
         Ok(())
     }
+}
+
+/// The campaign here of the call a provider's push names (`waihu-call:<id>`), if it is one.
+pub async fn campaign_of(
+    pool: &PgPool,
+    provider_call_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let Some(call) = provider_call_id
+        .strip_prefix(waihu_provider_core::cloud::OUR_CALL_PREFIX)
+        .and_then(|id| Uuid::parse_str(id).ok())
+    else {
+        return Ok(None);
+    };
+    sqlx::query_scalar("SELECT campaign_id FROM provider_campaign_calls WHERE call_id = $1 LIMIT 1")
+        .bind(call)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Brings campaign `campaign`'s sync forward (a provider pushed the end of one of its calls,
+/// whose result the sync reads back from the provider).
+pub async fn sync_soon(pool: &PgPool, wake: &Notify, campaign: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE provider_campaigns SET next_sync_at = least(next_sync_at, now()),
+             next_at = least(next_at, now())
+         WHERE campaign_id = $1 AND state IN (2, 3, 4)",
+    )
+    .bind(campaign)
+    .execute(pool)
+    .await?;
+    wake.notify_one();
+    Ok(())
 }
 
 /// Follows tasks' status (started, paused, resumed, cancelled, completed) for their campaigns.
@@ -869,7 +917,11 @@ impl CampaignApi for SimCampaigns {
             } else {
                 CampaignStatus::Running
             };
-            Ok(CampaignView { status, results })
+            Ok(CampaignView {
+                status,
+                results,
+                lagging: false,
+            })
         })
     }
 
@@ -890,9 +942,11 @@ impl CampaignApi for SimCampaigns {
                     "UPDATE sim_campaigns SET {clock}, state = 5, running_since = NULL
                      WHERE ref = $1 AND tenant_id = $2 AND state = 1"
                 ),
-                CampaignAction::Resume => "UPDATE sim_campaigns SET state = 1, running_since = now()
+                CampaignAction::Resume => {
+                    "UPDATE sim_campaigns SET state = 1, running_since = now()
                      WHERE ref = $1 AND tenant_id = $2 AND state = 5"
-                    .to_string(),
+                        .to_string()
+                }
                 CampaignAction::Stop => format!(
                     "UPDATE sim_campaigns SET {clock}, state = 4, running_since = NULL
                      WHERE ref = $1 AND tenant_id = $2 AND state IN (1, 5)"

@@ -308,8 +308,7 @@ impl ProviderConfig {
                 "campaign_sync_ms >= 1 and campaign_collect_wait_ms >= 1",
             ));
         }
-        if !(s.campaign_rate.is_finite() && s.campaign_rate > 0.0 && s.campaign_rate <= 100_000.0)
-        {
+        if !(s.campaign_rate.is_finite() && s.campaign_rate > 0.0 && s.campaign_rate <= 100_000.0) {
             return Err(ConfigError::invalid(
                 "simulator.campaign_rate",
                 "calls a second, more than 0 and at most 100000",
@@ -563,6 +562,7 @@ pub async fn start(
         bus: bus.clone(),
         playing: playing.clone(),
         public_url: config.public_url.clone(),
+        campaign_wake: campaigns.wake.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

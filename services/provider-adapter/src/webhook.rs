@@ -36,6 +36,8 @@ pub struct Webhooks {
     /// The adapter's URL as providers call it (`[provider] public_url`): URL-signing providers
     /// sign that, not what a proxy forwards.
     pub public_url: String,
+    /// Wakes the provider campaigns' worker (a push about a campaign's call).
+    pub campaign_wake: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(hooks: Arc<Webhooks>) -> Router {
@@ -134,6 +136,31 @@ async fn receive(
             return acknowledge_unmatched(&hooks, api.as_ref(), &hook, provider, &first).await;
         }
         Ok(None) => {
+            match crate::campaign::campaign_of(&hooks.calls.pool, &first).await {
+                // A call of a provider campaign: its result comes through the campaign's sync,
+                // which this push, once it authenticates, brings forward.
+                Ok(Some(campaign)) => {
+                    let reply =
+                        acknowledge_unmatched(&hooks, api.as_ref(), &hook, provider, &first).await;
+                    if reply.status().is_success() {
+                        if let Err(e) = crate::campaign::sync_soon(
+                            &hooks.calls.pool,
+                            &hooks.campaign_wake,
+                            campaign,
+                        )
+                        .await
+                        {
+                            tracing::warn!(provider, error = %e, "campaign sync not brought forward");
+                        }
+                    }
+                    return reply;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(provider, error = %e, "callback not taken: database");
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again");
+                }
+            }
             tracing::warn!(provider, provider_call_id = %first, "callback for a call we do not know");
             return refuse(StatusCode::NOT_FOUND, "unknown call");
         }

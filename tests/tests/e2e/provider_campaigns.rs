@@ -63,7 +63,11 @@ async fn a_campaign_task_on_the_simulator_pauses_survives_a_crash_mid_sync_and_r
         (contacts as u64, contacts as u64)
     );
     assert_eq!(
-        (stats.calls_placed, stats.calls_released, stats.calls_answered),
+        (
+            stats.calls_placed,
+            stats.calls_released,
+            stats.calls_answered
+        ),
         (x.calls_placed, x.calls_placed, x.calls_answered)
     );
     assert_eq!(stats.total_talk_seconds, x.talk_ms / 1000);
@@ -95,7 +99,10 @@ async fn a_campaign_task_on_the_simulator_pauses_survives_a_crash_mid_sync_and_r
     );
     // The line's own slots (5) did not limit the campaign (the provider paces it): the first
     // was the first 800 due, less the listed numbers among them.
-    let listed_first = listed.iter().filter(|p| e164(&list)[..800].contains(p)).count();
+    let listed_first = listed
+        .iter()
+        .filter(|p| e164(&list)[..800].contains(p))
+        .count();
     assert_eq!(
         driven.campaigns[0].2 as usize,
         800 - listed_first,
@@ -103,19 +110,18 @@ async fn a_campaign_task_on_the_simulator_pauses_survives_a_crash_mid_sync_and_r
         driven.campaigns
     );
     // One campaign at the "provider" per campaign here: none created twice after the crash.
-    let at_provider: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM provider.sim_campaigns WHERE name = ANY($1)",
-    )
-    .bind(
-        driven
-            .campaigns
-            .iter()
-            .map(|c| c.0.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .fetch_one(&cluster.env.pool)
-    .await
-    .expect("sim campaigns");
+    let at_provider: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM provider.sim_campaigns WHERE name = ANY($1)")
+            .bind(
+                driven
+                    .campaigns
+                    .iter()
+                    .map(|c| c.0.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_one(&cluster.env.pool)
+            .await
+            .expect("sim campaigns");
     assert_eq!(at_provider as usize, driven.campaigns.len());
     // Every step of every campaign is an event on its own stream, and the calls' events came
     // out once each in lifecycle order.
@@ -123,21 +129,22 @@ async fn a_campaign_task_on_the_simulator_pauses_survives_a_crash_mid_sync_and_r
     // more for the campaign found by name after the crash (the last reach the store through
     // the outbox after the task completed).
     let want = 3 * driven.campaigns.len() as i64 + 3;
-    let steps = waihu_testkit::eventually(Duration::from_secs(20), "campaign events stored", || {
-        let (pool, task) = (cluster.env.pool.clone(), task.clone());
-        async move {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM events WHERE event_type = 'ProviderCampaignChanged'
+    let steps =
+        waihu_testkit::eventually(Duration::from_secs(20), "campaign events stored", || {
+            let (pool, task) = (cluster.env.pool.clone(), task.clone());
+            async move {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM events WHERE event_type = 'ProviderCampaignChanged'
                    AND task_id = $1::uuid",
-            )
-            .bind(&task)
-            .fetch_one(&pool)
-            .await
-            .ok()?;
-            (n >= want).then_some(n)
-        }
-    })
-    .await;
+                )
+                .bind(&task)
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+                (n >= want).then_some(n)
+            }
+        })
+        .await;
     assert_eq!(steps, want);
     assert_eq!(assert_lifecycles(&cluster).await, 0);
     assert_replay_identical(&cluster).await;
@@ -159,5 +166,106 @@ async fn campaign_size_is_checked() {
         .expect_err("too big");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("spec.campaign_size"), "{e:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_a_campaign_task_stops_its_campaign_and_releases_what_was_not_called() {
+    let sim = fast_sim(1208);
+    let cluster = Cluster::start_tuned(
+        waihu_testkit::TestEnv::new().await,
+        sim,
+        one_line(5),
+        true,
+        Duration::from_secs(7200),
+        |c| c.sim_campaign_rate = 100.0,
+    )
+    .await;
+    let contacts = 600;
+    let list = phones(contacts, 4);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(
+        &mut tasks,
+        pb::TaskSpec {
+            campaign_size: 500,
+            ..spec("cancelled campaign", 2, 1)
+        },
+        &list,
+    )
+    .await;
+    start(&mut tasks, &task).await;
+    wait_stats(
+        &cluster,
+        &task,
+        "some results",
+        Duration::from_secs(60),
+        |s| s.calls_released >= 20,
+    )
+    .await;
+    tasks
+        .cancel_task(pb::CancelTaskRequest {
+            task_id: task.clone(),
+            reason: "enough".into(),
+        })
+        .await
+        .expect("cancel");
+    // The campaign is stopped at the "provider"; every call handed over is released (those
+    // never called as not placed), every contact finishes, and nothing more is handed over.
+    let stats = wait_stats_settled(&cluster, &task, contacts as u64, Duration::from_secs(60)).await;
+    let c = campaigns_of(&cluster, &task).await;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!((c[0].1, c[0].3), (pb::CampaignState::Done as i16, 500));
+    assert_eq!(stats.calls_placed, 500);
+    assert!(stats.calls_answered < 500);
+    let state: i16 = sqlx::query_scalar("SELECT state FROM provider.sim_campaigns WHERE name = $1")
+        .bind(c[0].0.to_string())
+        .fetch_one(&cluster.env.pool)
+        .await
+        .expect("sim campaign");
+    assert_eq!(state, 4, "stopped at the provider");
+    let outcomes = contact_outcomes(&cluster, &task).await;
+    let cancelled = outcomes
+        .values()
+        .filter(|o| **o == pb::ContactOutcome::Cancelled as i32)
+        .count();
+    assert!(
+        cancelled >= 100,
+        "the 100 never handed over and those not called: {cancelled}"
+    );
+    let steps: Vec<i32> = waihu_testkit::eventually(
+        Duration::from_secs(20),
+        "campaign events stored",
+        || async {
+            let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT envelope FROM events WHERE event_type = 'ProviderCampaignChanged'
+                   AND task_id = $1::uuid ORDER BY stream_version",
+            )
+            .bind(&task)
+            .fetch_all(&cluster.env.pool)
+            .await
+            .ok()?;
+            let states: Vec<i32> = rows
+                .iter()
+                .filter_map(|b| waihu_events::RecordedEvent::decode(b).ok())
+                .filter_map(|e| match e.event {
+                    waihu_events::Event::ProviderCampaignChanged(c) => Some(c.state),
+                    _ => None,
+                })
+                .collect();
+            (states.len() >= 4).then_some(states)
+        },
+    )
+    .await;
+    use pb::CampaignState as S;
+    assert_eq!(
+        steps,
+        vec![
+            S::Creating as i32,
+            S::Running as i32,
+            S::Stopped as i32,
+            S::Done as i32
+        ]
+    );
+    assert_replay_identical(&cluster).await;
     cluster.shutdown().await;
 }

@@ -388,3 +388,61 @@ async fn a_provider_campaign_on_tencent_pauses_survives_a_crash_mid_sync_and_rol
     assert_replay_identical(&cluster).await;
     cluster.shutdown().await;
 }
+
+/// A CDR pushed for a campaign's call is acknowledged as CCC expects and brings the campaign's
+/// sync forward: with syncs an hour apart, the task still completes in seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushes_about_a_campaigns_calls_are_acknowledged_and_bring_its_sync_forward() {
+    let fake = FakeTencent::start(|_, _| {
+        (
+            Fate::Answered {
+                ring_s: 1,
+                talk_s: 3,
+            },
+            Delivery::InOrder,
+        )
+    })
+    .await;
+    let cluster = Cluster::start_tuned(
+        waihu_testkit::TestEnv::new().await,
+        Simulator::default(),
+        vec![],
+        true,
+        Duration::from_secs(7200),
+        |c| c.campaigns.sync = Duration::from_secs(3600),
+    )
+    .await;
+    fake.push_to(&push_url(&cluster));
+    cluster
+        .create_line(tencent_line(&fake, "tencent-1", 5, &fake.secret_key))
+        .await;
+    let list = phones(40, 7);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(
+        &mut tasks,
+        pb::TaskSpec {
+            campaign_size: 40,
+            caller_line: "tencent-1".into(),
+            ..spec("pushed campaign", 0, 0)
+        },
+        &list,
+    )
+    .await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    let stats = wait_stats_settled(&cluster, &task, 40, Duration::from_secs(30)).await;
+    assert_eq!((stats.calls_placed, stats.calls_answered), (40, 40));
+    let cdr_pushes: Vec<_> = fake
+        .pushes()
+        .into_iter()
+        .filter(|p| p.action == "cdr")
+        .collect();
+    assert_eq!(cdr_pushes.len(), 40);
+    for p in &cdr_pushes {
+        assert_eq!(
+            (p.status, p.body.as_str()),
+            (200, r#"{"ErrCode":0}"#),
+            "{p:?}"
+        );
+    }
+    cluster.shutdown().await;
+}

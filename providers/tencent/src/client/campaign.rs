@@ -50,7 +50,9 @@ pub fn campaign_body(
         )));
     }
     if calls.is_empty() {
-        return Err(ApiError::Config("a campaign needs at least one call".into()));
+        return Err(ApiError::Config(
+            "a campaign needs at least one call".into(),
+        ));
     }
     let ttl = number_setting(line, "campaign_ttl_seconds")?
         .filter(|s| *s > 0)
@@ -204,6 +206,7 @@ impl CampaignApi for Tencent {
             let mut sessions: Vec<(String, Uuid)> = Vec::new();
             let mut results = Vec::new();
             let mut complete = true;
+            let mut lagging = false;
             for callee in callees(&resp) {
                 let Some(call) = by_number
                     .get_mut(&callee.number)
@@ -211,6 +214,9 @@ impl CampaignApi for Tencent {
                 else {
                     continue;
                 };
+                if call.synced {
+                    continue;
+                }
                 let finished = matches!(callee.state, Some(CALLEE_ANSWERED | CALLEE_NOT_ANSWERED));
                 match (&callee.last_session, finished) {
                     (Some(s), true) => sessions.push((s.clone(), call.call_id)),
@@ -290,6 +296,7 @@ impl CampaignApi for Tencent {
                 if found < chunk.len() {
                     // A CDR shows a little after its callee's state turns final.
                     complete = false;
+                    lagging = true;
                 }
             }
             let status = if over && complete {
@@ -299,7 +306,11 @@ impl CampaignApi for Tencent {
             } else {
                 CampaignStatus::Running
             };
-            Ok(CampaignView { status, results })
+            Ok(CampaignView {
+                status,
+                results,
+                lagging,
+            })
         })
     }
 
@@ -323,11 +334,103 @@ impl CampaignApi for Tencent {
             {
                 Ok(_) => Ok(()),
                 // Already in that state, or over: nothing left to do.
-                Err(ApiError::Config(m)) if m.contains("FailedOperation.CurStateNotAllowModify") => {
+                Err(ApiError::Config(m))
+                    if m.contains("FailedOperation.CurStateNotAllowModify") =>
+                {
                     Ok(())
                 }
                 Err(e) => Err(e),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use waihu_provider_core::Credentials;
+
+    use super::*;
+
+    fn line(extra: &[(&str, &str)]) -> LineConfig {
+        let mut config: BTreeMap<String, String> = [("sdk_app_id", "1400000001"), ("ivr_id", "7")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in extra {
+            config.insert(k.to_string(), v.to_string());
+        }
+        LineConfig {
+            tenant_id: "acme".into(),
+            line_id: "tc-1".into(),
+            provider: "tencent".into(),
+            caller_number: "+862066668888".into(),
+            config,
+            credentials: Credentials::default(),
+        }
+    }
+
+    fn calls(n: u32) -> Vec<CampaignCall> {
+        (0..n)
+            .map(|i| CampaignCall {
+                call_id: Uuid::from_u128(i as u128 + 1),
+                phone: format!("+86138{i:08}"),
+                attempt: 1,
+                caller_number: String::new(),
+                synced: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_campaign_is_one_task_of_every_callee_each_tagged_with_its_call_tried_once() {
+        let body = campaign_body(&line(&[]), "c-1", &calls(3), 1_700_000_000).expect("body");
+        assert_eq!(body["SdkAppId"], 1_400_000_001u64);
+        assert_eq!(body["Name"], "c-1");
+        assert_eq!(body["Tries"], 1);
+        assert_eq!(body["IvrId"], 7);
+        assert_eq!(body["Callers"], json!(["00862066668888"]));
+        assert_eq!(
+            body["Callees"],
+            json!(["008613800000000", "008613800000001", "008613800000002"])
+        );
+        assert_eq!(
+            body["CalleeAttributes"][2],
+            json!({"Callee": "008613800000002",
+                   "UUI": "waihu-call:00000000-0000-0000-0000-000000000003"})
+        );
+        assert_eq!(
+            body["NotAfter"],
+            1_700_000_000 + DEFAULT_CAMPAIGN_TTL_SECONDS
+        );
+        let short = campaign_body(
+            &line(&[("campaign_ttl_seconds", "600")]),
+            "c",
+            &calls(1),
+            10,
+        )
+        .expect("body");
+        assert_eq!(short["NotAfter"], 610);
+    }
+
+    #[test]
+    fn a_campaign_without_calls_a_caller_or_a_call_flow_is_refused_as_configuration() {
+        assert!(matches!(
+            campaign_body(&line(&[]), "c", &[], 0),
+            Err(ApiError::Config(_))
+        ));
+        let mut no_caller = line(&[]);
+        no_caller.caller_number.clear();
+        assert!(matches!(
+            campaign_body(&no_caller, "c", &calls(1), 0),
+            Err(ApiError::Config(_))
+        ));
+        let mut no_flow = line(&[]);
+        no_flow.config.remove("ivr_id");
+        assert!(matches!(
+            campaign_body(&no_flow, "c", &calls(1), 0),
+            Err(ApiError::Config(_))
+        ));
     }
 }
