@@ -134,7 +134,7 @@ pub async fn drive(cluster: &mut Cluster, task: &str, first_campaign: u64) -> Dr
     // recording it: the running campaign goes back to its intent, without its reference. The
     // restarted adapter must find it by name, not create a second one.
     let rewound = sqlx::query(
-        "UPDATE provider.provider_campaigns SET state = 1, provider_ref = ''
+        "UPDATE provider.provider_campaigns SET state = 1, provider_ref = '', create_sent = true
          WHERE task_id = $1::uuid AND state = 2",
     )
     .bind(task)

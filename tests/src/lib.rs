@@ -269,6 +269,8 @@ impl Cluster {
                 sync: Duration::from_millis(300),
                 collect_wait: Duration::from_secs(10),
                 tick: Duration::from_millis(100),
+                lease: Duration::from_secs(5),
+                result_wait: Duration::from_secs(30),
             },
             sim_campaign_rate: 250.0,
             credentials_key: {

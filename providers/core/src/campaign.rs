@@ -12,6 +12,8 @@ use crate::{cloud::BoxFuture, ApiError, LineConfig, Signal};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignCall {
     pub call_id: Uuid,
+    /// Its place in the campaign as created (0-based): the order the provider dials in.
+    pub position: u32,
     /// E.164.
     pub phone: String,
     /// 1 for the first call to the contact, 2 for the first recall, ...
@@ -27,7 +29,8 @@ pub struct CampaignCall {
 pub enum CampaignStatus {
     Running,
     Paused,
-    /// Completed or stopped: nothing more is called, and every result is in the view.
+    /// Completed or stopped: nothing more is called. Results may still lag (`lagging`); a
+    /// call the provider never placed has a result saying so.
     Over,
 }
 
@@ -83,9 +86,8 @@ pub trait CampaignApi: Send + Sync {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, ApiError>>;
 
-    /// Where campaign `reference` (created with `calls`, in that order) stands, with the
-    /// result of every call not yet `synced` that the provider knows. `Over` only once every
-    /// call not yet synced has its result (a call never placed gets a release saying so).
+    /// Where campaign `reference` stands, with the result of every call of `calls` (its calls
+    /// not yet synced here, each with its `position`) that the provider can show.
     fn describe<'a>(
         &'a self,
         line: &'a LineConfig,

@@ -3,7 +3,8 @@
 //! to N of them (in due order, after the do-not-call and screened-invalid check, the
 //! per-number daily limit and the calling window, as for any call) as one campaign: a
 //! `CallRequested` per contact carrying the campaign's id and size, on the task's caller line
-//! (its first, or the tenant's first line). The provider adapter creates the campaign at the
+//! (its first, or the tenant's first line). The tenant's entitlements cap a campaign as they
+//! cap calls (a campaign's calls count as the tenant's calls out until released). The provider adapter creates the campaign at the
 //! provider and syncs its results back as the calls' events; each release comes back through
 //! `apply_released` like any call's (recall or finish). Once every call of a campaign is
 //! released, the next round hands over the next one: the roll-over. A contact is handed over
@@ -18,13 +19,18 @@ use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_telephony::window::Window;
 
 use crate::db::{
-    calls_today, count_number_days, defer, finished_event, in_task_trace, line_zone, task_window,
-    Db, Decisions, DialerError, RUNNING,
+    add_tenant_usage, calls_today, count_number_days, defer, finished_event, in_task_trace,
+    line_zone, task_window, tenant_allowances, Db, Decisions, DialerError, RUNNING,
 };
 use crate::planner::caller_lines;
 
 /// Tasks looked at per round at most.
 const TASKS_PER_ROUND: i64 = 20;
+
+/// How long a call handed over in a campaign may stay out before the dialer's watchdog
+/// settles it (released as lost, so its contact is not held forever by a campaign that went
+/// missing): the provider paces a campaign, so its calls may wait hours for their turn.
+pub const CAMPAIGN_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
 
 #[derive(sqlx::FromRow)]
 struct CampaignTask {
@@ -53,12 +59,13 @@ impl Db {
              FROM dialer_tasks t
              WHERE t.status = $1 AND t.campaign_size > 0
                AND (t.not_before IS NULL OR t.not_before <= now())
+               AND (t.closed_until IS NULL OR t.closed_until <= now())
                AND EXISTS (SELECT 1 FROM dialer_contacts c
                            WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
                AND NOT EXISTS (SELECT 1 FROM dialer_contacts c
                                WHERE c.task_id = t.task_id AND c.state = 1
                                  AND c.campaign_id IS NOT NULL)
-             ORDER BY t.priority DESC, t.task_id
+             ORDER BY t.priority DESC, random()
              LIMIT $2 FOR SHARE OF t SKIP LOCKED",
         )
         .bind(RUNNING)
@@ -72,11 +79,33 @@ impl Db {
         let mut handed = 0usize;
         let mut planned_now: HashMap<(String, String), i32> = HashMap::new();
         let mut decisions = Decisions::default();
+        // The tenants' entitlements hold for campaigns too: automatic dialing on and not
+        // expired, and the calls they may still place now (a campaign's calls count as the
+        // tenant's calls out until released, and towards its calls today).
+        let mut tenants: Vec<&str> = tasks.iter().map(|t| t.tenant_id.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let mut allowance = tenant_allowances(&mut tx, &tenants).await?;
         for t in tasks {
             let window: Window = task_window(t.window_spec.as_deref(), default_window);
-            if !window.is_open(now, line_zone(&t.window_zone)) {
+            let zone = line_zone(&t.window_zone);
+            if !window.is_open(now, zone) {
+                // Passed over until its next opening (as the dial round does).
+                let until = window
+                    .next_open(now, zone)
+                    .unwrap_or(now + chrono::Duration::days(1));
+                sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
+                    .bind(t.task_id)
+                    .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
                 continue;
             }
+            let size = match allowance.get(&t.tenant_id) {
+                Some(0) => continue,
+                Some(left) => (*left).min(t.campaign_size.max(1) as u32),
+                None => t.campaign_size.max(1) as u32,
+            };
             // The task's caller line, else the tenant's first line.
             let named = caller_lines(&t.caller_line);
             let line: Option<(String, String)> = sqlx::query_as(
@@ -99,7 +128,7 @@ impl Db {
                  ORDER BY next_at, contact_no LIMIT $2 FOR UPDATE SKIP LOCKED",
             )
             .bind(t.task_id)
-            .bind(t.campaign_size.max(1) as i64)
+            .bind(size as i64)
             .fetch_all(&mut *tx)
             .await?;
             let (bt, bp): (Vec<&str>, Vec<&str>) = due
@@ -194,6 +223,10 @@ impl Db {
             .await?;
             let tenants: Vec<&str> = vec![t.tenant_id.as_str(); u_phone.len()];
             count_number_days(&mut tx, &tenants, &u_phone).await?;
+            add_tenant_usage(&mut tx, &tenants, 1).await?;
+            if let Some(left) = allowance.get_mut(&t.tenant_id) {
+                *left = left.saturating_sub(u_no.len() as u32);
+            }
             handed += u_no.len();
             tracing::info!(task = %t.task_id, %campaign, calls = size, line = %line_id,
                            "campaign handed over");

@@ -509,7 +509,6 @@ struct ActiveContact {
     retry_policy: Option<Vec<u8>>,
     tenant_id: String,
     line_id: Option<String>,
-    in_campaign: bool,
 }
 
 impl ActiveContact {
@@ -842,7 +841,7 @@ impl Db {
         let rows: Vec<ActiveContact> = sqlx::query_as(
             "SELECT c.task_id, c.contact_no, c.state AS contact_state, c.attempts, c.active_call_id,
                     t.status, t.recall_count, t.recall_interval_s, t.retry_policy, t.tenant_id,
-                    c.line_id, c.campaign_id IS NOT NULL AS in_campaign
+                    c.line_id
              FROM UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
              JOIN dialer_contacts c ON c.task_id = u.t AND c.contact_no = u.n
              JOIN dialer_tasks t ON t.task_id = c.task_id
@@ -874,10 +873,7 @@ impl Db {
             if let Some(line) = &row.line_id {
                 freed.push((row.tenant_id.clone(), line.clone()));
             }
-            // A call handed over in a provider campaign held no tenant slot.
-            if !row.in_campaign {
-                freed_by.push(&row.tenant_id);
-            }
+            freed_by.push(&row.tenant_id);
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
             let cancelled = row.status == CANCELLED;
@@ -1530,8 +1526,9 @@ impl Db {
         let rows: Vec<(Uuid, String, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
             "(SELECT c.active_call_id, t.tenant_id, c.task_id, c.dialed_at FROM dialer_contacts c
               JOIN dialer_tasks t ON t.task_id = c.task_id
-              WHERE c.state = 1 AND c.dialed_at < now() - make_interval(secs => $1)
-                AND c.active_call_id IS NOT NULL AND c.campaign_id IS NULL
+              WHERE c.state = 1 AND c.active_call_id IS NOT NULL
+                AND c.dialed_at < now() - make_interval(secs => CASE WHEN c.campaign_id IS NULL
+                                                       THEN $1 ELSE $2 END)
               ORDER BY c.dialed_at LIMIT 500)
              UNION ALL
              (SELECT call_id, tenant_id, NULL::uuid, requested_at FROM dialer_manual_calls
@@ -1539,6 +1536,11 @@ impl Db {
               ORDER BY requested_at LIMIT 500)",
         )
         .bind(older_than.as_secs_f64())
+        .bind(
+            older_than
+                .max(crate::campaign::CAMPAIGN_CALL_TIMEOUT)
+                .as_secs_f64(),
+        )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(c, t, k, _)| (c, t, k)).collect())

@@ -19,12 +19,20 @@ CREATE TABLE IF NOT EXISTS provider_campaigns (
     synced        integer     NOT NULL DEFAULT 0,
     attempts      integer     NOT NULL DEFAULT 0,
     last_error    text        NOT NULL DEFAULT '',
-    next_at       timestamptz NOT NULL DEFAULT now(),
+    -- A failed step is tried again from then (backoff).
+    retry_at      timestamptz,
+    -- The provider may have been asked to create it (a restart looks it up by name first).
+    create_sent   boolean     NOT NULL DEFAULT false,
+    -- When the provider first said it was over while results were still missing.
+    over_since    timestamptz,
     next_sync_at  timestamptz NOT NULL DEFAULT now(),
+    -- The worker holding it, until when (a column, so nothing waits while a provider is asked).
+    lease_token   uuid,
+    lease_until   timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS provider_campaigns_open ON provider_campaigns (next_at)
+CREATE INDEX IF NOT EXISTS provider_campaigns_open ON provider_campaigns (created_at)
     WHERE state IN (0, 1, 2, 3, 4);
 CREATE INDEX IF NOT EXISTS provider_campaigns_task ON provider_campaigns (task_id);
 
@@ -34,6 +42,8 @@ CREATE TABLE IF NOT EXISTS provider_campaign_calls (
     campaign_id   uuid     NOT NULL REFERENCES provider_campaigns ON DELETE CASCADE,
     call_id       uuid     NOT NULL,
     contact_no    integer  NOT NULL,
+    -- Its place in the campaign as created (hand-over order), set when the campaign closes.
+    seq           integer  NOT NULL DEFAULT 0,
     phone         text     NOT NULL,
     attempt       integer  NOT NULL,
     caller_number text     NOT NULL,

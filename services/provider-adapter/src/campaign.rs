@@ -5,21 +5,25 @@
 //! - **Collect**: the dialer hands a campaign over as one `CallRequested` per call, each naming
 //!   the campaign and its size ([`Campaigns::collect`]); every call is stored with its request.
 //! - **Create** (seed 001 开始任务): once all are in (or after `collect_wait`), the intent is
-//!   committed (CREATING, an event) before the provider is asked; a restart finds a campaign
-//!   created meanwhile by its name (the campaign id) instead of creating a second one.
+//!   committed (CREATING, an event), and before the provider is first asked the adapter records
+//!   that it asks; a restart after that finds the campaign by its name (the campaign id)
+//!   instead of creating a second one.
 //! - **Pause, resume, stop**: the adapter follows the task's events and brings the provider's
 //!   campaign to the task's state (paused, running; stopped when the task is cancelled).
-//! - **Sync** (seed 001 定时同步脚本, every `sync` — half an hour by default): each open
+//! - **Sync** (seed 001 定时同步脚本, every `sync`: half an hour by default): each open
 //!   campaign is described; every result not yet synced becomes the call's events through the
 //!   call ledger (deterministic ids, so a sync repeated after a crash announces nothing twice);
-//!   a campaign the provider finished is DONE once every call is synced, and the dialer, seeing
-//!   the last release, hands over the next one (roll-over) or the task completes.
+//!   a campaign the provider finished is DONE once every call is synced (a result the provider
+//!   still cannot show `result_wait` after it finished is released as unknown), and the dialer,
+//!   seeing the last release, hands over the next one (roll-over) or the task completes.
 //!
 //! Every step is a `ProviderCampaignChanged` event on `campaign.<id>`, committed with the
-//! state change through the outbox. Campaigns are taken with `FOR UPDATE SKIP LOCKED`, so
-//! replicas share them.
+//! state change through the outbox. A worker takes a campaign with a lease (a column, not a
+//! held row lock, so nothing waits on it while the provider is asked); every write checks the
+//! lease is still its own, so replicas share campaigns and a killed worker's are taken over
+//! once its lease expires.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -35,7 +39,7 @@ use waihu_provider_core::{
     CampaignStatus, CampaignView, LineConfig, Signal,
 };
 use waihu_provider_sim::Simulator;
-use waihu_store::{Outbox, Tx};
+use waihu_store::Outbox;
 
 use crate::lines::LineCache;
 
@@ -55,7 +59,8 @@ const TASK_CANCELLED: i16 = pb::TaskStatus::Cancelled as i16;
 /// Results published at once in a sync.
 const SYNC_CONCURRENCY: usize = 16;
 
-/// How campaigns are kept (`[provider] campaign_sync_ms`, `campaign_collect_wait_ms`).
+/// How campaigns are kept (`[provider] campaign_sync_ms`, `campaign_collect_wait_ms`,
+/// `campaign_result_wait_s`).
 #[derive(Debug, Clone)]
 pub struct CampaignConfig {
     /// How often a running campaign's results are fetched (seed 001: every half hour).
@@ -65,6 +70,12 @@ pub struct CampaignConfig {
     pub collect_wait: Duration,
     /// How often the worker looks for work when nothing wakes it.
     pub tick: Duration,
+    /// How long a worker holds a campaign it took (renewed while it works on it); a killed
+    /// worker's campaigns are taken over after this.
+    pub lease: Duration,
+    /// How long after the provider finished a campaign results it cannot show yet are waited
+    /// for; then those calls are released as unknown.
+    pub result_wait: Duration,
 }
 
 impl Default for CampaignConfig {
@@ -73,6 +84,8 @@ impl Default for CampaignConfig {
             sync: Duration::from_secs(1800),
             collect_wait: Duration::from_secs(60),
             tick: Duration::from_secs(1),
+            lease: Duration::from_secs(120),
+            result_wait: Duration::from_secs(3600),
         }
     }
 }
@@ -90,6 +103,9 @@ pub struct Campaigns {
     pub wake: Arc<Notify>,
 }
 
+const CAMPAIGN_COLUMNS: &str = "campaign_id, tenant_id, task_id, line_id, calls, state, provider,
+    provider_ref, version, synced, attempts, create_sent, over_since, next_sync_at, created_at";
+
 #[derive(sqlx::FromRow, Debug, Clone)]
 struct CampaignRow {
     campaign_id: Uuid,
@@ -98,10 +114,13 @@ struct CampaignRow {
     line_id: String,
     calls: i32,
     state: i16,
+    provider: String,
     provider_ref: String,
     version: i64,
     synced: i32,
     attempts: i32,
+    create_sent: bool,
+    over_since: Option<DateTime<Utc>>,
     next_sync_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
 }
@@ -109,11 +128,10 @@ struct CampaignRow {
 #[derive(sqlx::FromRow, Debug, Clone)]
 struct CallRow {
     call_id: Uuid,
+    seq: i32,
     phone: String,
     attempt: i32,
     caller_number: String,
-    request: Vec<u8>,
-    request_seq: i64,
     synced: bool,
 }
 
@@ -121,6 +139,7 @@ impl CallRow {
     fn campaign_call(&self) -> CampaignCall {
         CampaignCall {
             call_id: self.call_id,
+            position: self.seq.max(0) as u32,
             phone: self.phone.clone(),
             attempt: self.attempt.max(0) as u32,
             caller_number: self.caller_number.clone(),
@@ -137,15 +156,23 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Transient(e.to_string())
 }
 
+fn db(e: sqlx::Error) -> String {
+    e.to_string()
+}
+
 /// A release for a call the provider never placed (or never told the end of).
 fn not_placed(raw: &str) -> Signal {
     Signal::unanswered(waihu_telephony::hangup::cause(41, raw.to_string()))
 }
 
 /// The retry delay after `attempts` failures: 2 s doubling, at most 5 minutes.
-fn backoff(attempts: i32) -> chrono::Duration {
-    let secs = 2u64.saturating_pow(attempts.clamp(1, 16) as u32).min(300);
-    chrono::Duration::seconds(secs as i64)
+fn backoff(attempts: i32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempts.clamp(1, 16) as u32).min(300))
+}
+
+/// What a worker does with a campaign it leased.
+struct Lease {
+    token: Uuid,
 }
 
 impl Campaigns {
@@ -186,6 +213,8 @@ impl Campaigns {
         .execute(&mut *tx)
         .await
         .map_err(transient)?;
+        // Shared with other collectors; the move to CREATING takes the row exclusively (a
+        // short transaction), so a call is either counted in or sees the campaign closed.
         let (state, tenant): (i16, String) = sqlx::query_as(
             "SELECT state, tenant_id FROM provider_campaigns WHERE campaign_id = $1 FOR SHARE",
         )
@@ -248,7 +277,7 @@ impl Campaigns {
                 }
             };
             if busy {
-                // Something moved: look again soon (a collecting campaign may be complete).
+                // Something moved: look again soon (the next step may be due at once).
                 tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -269,9 +298,13 @@ impl Campaigns {
             "SELECT c.campaign_id FROM provider_campaigns c
              LEFT JOIN provider_campaign_tasks t ON t.task_id = c.task_id
              WHERE c.state IN (0, 1, 2, 3, 4)
-               AND (c.next_at <= now() OR c.state = 0
-                    OR (t.status = $1 AND c.state = 2) OR (t.status = $2 AND c.state = 3)
-                    OR (t.status = $3 AND c.state IN (2, 3)))
+               AND (c.lease_until IS NULL OR c.lease_until < now())
+               AND (c.state = 0
+                    OR (coalesce(c.retry_at, '-infinity') <= now()
+                        AND (c.state = 1 OR c.next_sync_at <= now()
+                             OR (t.status = $1 AND c.state = 2)
+                             OR (t.status = $2 AND c.state = 3)
+                             OR (t.status = $3 AND c.state IN (2, 3)))))
              ORDER BY c.created_at LIMIT 100",
         )
         .bind(TASK_PAUSED)
@@ -279,7 +312,7 @@ impl Campaigns {
         .bind(TASK_CANCELLED)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(db)?;
         let mut moved = 0;
         for id in ids {
             match self.advance(id).await {
@@ -291,142 +324,75 @@ impl Campaigns {
         Ok(moved)
     }
 
-    /// Moves campaign `id` on as far as it goes now: whether it changed state.
+    /// Takes campaign `id` (unless another worker holds it) and moves it on as far as it goes
+    /// now: whether it changed state.
     async fn advance(&self, id: Uuid) -> Result<bool, String> {
-        let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
-        let Some(mut row): Option<CampaignRow> = sqlx::query_as(
-            "SELECT campaign_id, tenant_id, task_id, line_id, calls, state, provider_ref, version,
-                    synced, attempts, next_sync_at, created_at
-             FROM provider_campaigns WHERE campaign_id = $1 FOR UPDATE SKIP LOCKED",
-        )
+        let lease = Lease {
+            token: Uuid::new_v4(),
+        };
+        let Some(mut row): Option<CampaignRow> = sqlx::query_as(&format!(
+            "UPDATE provider_campaigns SET lease_until = now() + $3, lease_token = $2
+             WHERE campaign_id = $1 AND (lease_until IS NULL OR lease_until < now())
+             RETURNING {CAMPAIGN_COLUMNS}"
+        ))
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .bind(lease.token)
+        .bind(self.config.lease)
+        .fetch_optional(&self.pool)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(db)?
         else {
-            // Another replica has it.
             return Ok(false);
         };
+        let before = row.state;
+        let done = self.advance_leased(&mut row, &lease).await;
+        sqlx::query(
+            "UPDATE provider_campaigns SET lease_until = NULL
+             WHERE campaign_id = $1 AND lease_token = $2",
+        )
+        .bind(id)
+        .bind(lease.token)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        done.map(|_| before != row.state)
+    }
+
+    async fn advance_leased(&self, row: &mut CampaignRow, lease: &Lease) -> Result<(), String> {
+        let id = row.campaign_id;
         let wanted: Option<i16> =
             sqlx::query_scalar("SELECT status FROM provider_campaign_tasks WHERE task_id = $1")
                 .bind(row.task_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await
-                .map_err(|e| e.to_string())?;
-        let before = row.state;
+                .map_err(db)?;
         if row.state == COLLECTING {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM provider_campaign_calls WHERE campaign_id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-            let waited = Utc::now() - row.created_at
-                >= chrono::Duration::from_std(self.config.collect_wait)
-                    .unwrap_or(chrono::Duration::MAX);
-            if n < row.calls as i64 && !waited {
-                return Ok(false);
-            }
-            if n < row.calls as i64 {
-                warn!(campaign = %id, handed = row.calls, arrived = n,
-                      "campaign created with the calls that came; later ones are released");
-            }
-            sqlx::query("UPDATE provider_campaigns SET calls = $2 WHERE campaign_id = $1")
-                .bind(id)
-                .bind(n as i32)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| e.to_string())?;
-            row.calls = n as i32;
-            self.change(&mut tx, &mut row, CREATING, "").await?;
-            // The intent is committed before the provider is asked (the next pass asks).
-            tx.commit().await.map_err(|e| e.to_string())?;
-            return Ok(true);
+            return self.close_collection(row, lease).await;
         }
         let line = self
             .lines
             .get(&row.tenant_id, &row.line_id)
             .await
             .map_err(|e| format!("line {}: {e}", row.line_id))?;
-        let line = match line {
-            Some(l) => l,
-            None => {
-                let why = format!("line {} does not exist", row.line_id);
-                self.fail(&mut tx, &mut row, &why).await?;
-                tx.commit().await.map_err(|e| e.to_string())?;
-                return Ok(true);
-            }
-        };
-        let Some(api) = self.api(&line.provider) else {
-            let why = format!(
-                "the {} provider of line {} has no campaign API (sim and tencent have)",
-                line.provider, row.line_id
-            );
-            self.fail(&mut tx, &mut row, &why).await?;
-            tx.commit().await.map_err(|e| e.to_string())?;
-            return Ok(true);
-        };
-        let mut sync_now = false;
-        if row.state == CREATING {
-            if wanted == Some(TASK_CANCELLED) {
-                // Cancelled before it reached the provider: nothing was placed.
-                self.release_rest(&mut tx, &row, "waihu:campaign-cancelled")
-                    .await?;
-                self.change(&mut tx, &mut row, DONE, "task cancelled before creation")
-                    .await?;
-                tx.commit().await.map_err(|e| e.to_string())?;
-                return Ok(true);
-            }
-            let calls = self.calls(&mut tx, id).await?;
-            let cases: Vec<CampaignCall> = calls.iter().map(CallRow::campaign_call).collect();
-            let name = id.to_string();
-            let created = match api.find(&line, &name).await {
-                Ok(Some(r)) => {
-                    info!(campaign = %id, reference = %r, "campaign found at the provider by name");
-                    Ok(r)
-                }
-                Ok(None) => api.create(&line, &name, &cases).await,
-                Err(e) => Err(e),
+        let api = line.as_ref().and_then(|l| self.api(&l.provider));
+        let (Some(line), Some(api)) = (line, api) else {
+            let why = match self.lines.get(&row.tenant_id, &row.line_id).await {
+                Ok(Some(l)) => format!(
+                    "the {} provider of line {} has no campaign API (sim and tencent have)",
+                    l.provider, row.line_id
+                ),
+                _ => format!("line {} does not exist", row.line_id),
             };
-            match created {
-                Ok(reference) => {
-                    row.provider_ref = reference;
-                    sqlx::query(
-                        "UPDATE provider_campaigns SET provider = $2, provider_ref = $3,
-                             attempts = 0, last_error = '', next_sync_at = now() + $4
-                         WHERE campaign_id = $1",
-                    )
-                    .bind(id)
-                    .bind(&line.provider)
-                    .bind(&row.provider_ref)
-                    .bind(self.config.sync)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    row.next_sync_at = Utc::now()
-                        + chrono::Duration::from_std(self.config.sync)
-                            .unwrap_or(chrono::Duration::MAX);
-                    self.change(&mut tx, &mut row, RUNNING, "").await?;
-                    info!(campaign = %id, task = %row.task_id, calls = row.calls,
-                          reference = %row.provider_ref, "campaign created at the provider");
-                }
-                Err(ApiError::Config(m)) => {
-                    self.fail(&mut tx, &mut row, &m).await?;
-                    tx.commit().await.map_err(|e| e.to_string())?;
-                    return Ok(true);
-                }
-                Err(ApiError::Refused { message, .. }) => {
-                    self.fail(&mut tx, &mut row, &message).await?;
-                    tx.commit().await.map_err(|e| e.to_string())?;
-                    return Ok(true);
-                }
-                Err(e) => {
-                    self.later(&mut tx, &row, &e.to_string()).await?;
-                    tx.commit().await.map_err(|e| e.to_string())?;
-                    return Ok(before != row.state);
-                }
+            if row.state == CREATING && !row.create_sent {
+                // Nothing was asked of any provider: the calls are released with the reason.
+                return self.fail(row, lease, &why).await;
             }
+            // Created at a provider (or maybe): its calls are not released while it may still
+            // dial them; an operator restores the line.
+            return self.later(row, lease, &why).await;
+        };
+        if row.state == CREATING {
+            return self.create(row, lease, &line, api, wanted).await;
         }
         // Bring the provider's campaign to the task's state.
         let action = match (row.state, wanted) {
@@ -435,155 +401,293 @@ impl Campaigns {
             (PAUSED, Some(TASK_RUNNING)) => Some((CampaignAction::Resume, RUNNING)),
             _ => None,
         };
+        let mut sync_now = false;
         if let Some((action, to)) = action {
             match api.act(&line, &row.provider_ref, action).await {
                 Ok(()) => {
-                    self.change(&mut tx, &mut row, to, "").await?;
+                    self.change(row, lease, to, "").await?;
                     info!(campaign = %id, ?action, "campaign brought to its task's state");
                     sync_now = to == STOPPED;
                 }
-                Err(e) => {
-                    self.later(&mut tx, &row, &format!("{action:?}: {e}"))
-                        .await?;
-                    tx.commit().await.map_err(|e| e.to_string())?;
-                    return Ok(before != row.state);
+                // Tried again after a backoff; the sync below still runs.
+                Err(e) => self.later(row, lease, &format!("{action:?}: {e}")).await?,
+            }
+        }
+        if sync_now || row.next_sync_at <= Utc::now() {
+            self.sync(row, lease, &line, api).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes a campaign's collection once all its calls are in (or `collect_wait` passed):
+    /// numbers them in hand-over order and records the intent to create it (CREATING).
+    async fn close_collection(&self, row: &mut CampaignRow, lease: &Lease) -> Result<(), String> {
+        let id = row.campaign_id;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Exclusively: a collector holding the row shared has its call counted in first.
+        let mine: Option<i16> = sqlx::query_scalar(
+            "SELECT state FROM provider_campaigns WHERE campaign_id = $1 AND lease_token = $2
+             FOR UPDATE",
+        )
+        .bind(id)
+        .bind(lease.token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if mine != Some(COLLECTING) {
+            return Ok(());
+        }
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM provider_campaign_calls WHERE campaign_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let waited = Utc::now() - row.created_at
+            >= chrono::Duration::from_std(self.config.collect_wait)
+                .unwrap_or(chrono::Duration::MAX);
+        if n < row.calls as i64 && !waited {
+            return Ok(());
+        }
+        if n < row.calls as i64 {
+            warn!(campaign = %id, handed = row.calls, arrived = n,
+                  "campaign created with the calls that came; later ones are released");
+        }
+        sqlx::query(
+            "UPDATE provider_campaign_calls c SET seq = x.rn
+             FROM (SELECT call_id, (row_number() OVER (ORDER BY call_id) - 1)::int AS rn
+                   FROM provider_campaign_calls WHERE campaign_id = $1) x
+             WHERE c.campaign_id = $1 AND c.call_id = x.call_id",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        row.calls = n as i32;
+        self.write_state(&mut tx, row, lease, CREATING, "").await?;
+        tx.commit().await.map_err(db)?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Creates the campaign at the provider, or finds the one an earlier attempt created.
+    async fn create(
+        &self,
+        row: &mut CampaignRow,
+        lease: &Lease,
+        line: &LineConfig,
+        api: &dyn CampaignApi,
+        wanted: Option<i16>,
+    ) -> Result<(), String> {
+        let id = row.campaign_id;
+        let name = id.to_string();
+        // Only an earlier attempt that may have reached the provider needs a look-up.
+        let found = if row.create_sent {
+            match api.find(line, &name).await {
+                Ok(f) => f,
+                Err(e) => return self.later(row, lease, &format!("find: {e}")).await,
+            }
+        } else {
+            None
+        };
+        if let Some(reference) = &found {
+            info!(campaign = %id, %reference, "campaign found at the provider by name");
+        }
+        if wanted == Some(TASK_CANCELLED) {
+            match found {
+                // Created before the crash: stopped there, its results synced as any.
+                Some(reference) => {
+                    if let Err(e) = api.act(line, &reference, CampaignAction::Stop).await {
+                        return self.later(row, lease, &format!("Stop: {e}")).await;
+                    }
+                    row.provider_ref = reference;
+                    row.provider = line.provider.clone();
+                    row.next_sync_at = Utc::now();
+                    return self
+                        .change(row, lease, STOPPED, "task cancelled while creating")
+                        .await;
+                }
+                None => {
+                    // Never reached the provider: nothing was placed.
+                    self.release_rest(row, "waihu:campaign-cancelled").await?;
+                    return self
+                        .change(row, lease, DONE, "task cancelled before creation")
+                        .await;
                 }
             }
         }
-        if matches!(row.state, RUNNING | PAUSED | STOPPED)
-            && (sync_now || row.next_sync_at <= Utc::now())
-        {
-            self.sync(&mut tx, &mut row, &line, api).await?;
-        } else {
-            sqlx::query(
-                "UPDATE provider_campaigns SET next_at = next_sync_at WHERE campaign_id = $1",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-        }
-        tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(before != row.state)
+        let reference = match found {
+            Some(r) => r,
+            None => {
+                // Recorded before the request: a crash from here on finds it by name.
+                self.guarded(
+                    row,
+                    lease,
+                    "UPDATE provider_campaigns SET create_sent = true
+                     WHERE campaign_id = $1 AND lease_token = $2",
+                )
+                .await?;
+                row.create_sent = true;
+                let calls = self.calls(id, false).await?;
+                let cases: Vec<CampaignCall> = calls.iter().map(CallRow::campaign_call).collect();
+                match api.create(line, &name, &cases).await {
+                    Ok(r) => r,
+                    Err(ApiError::Config(m)) | Err(ApiError::Refused { message: m, .. }) => {
+                        return self.fail(row, lease, &m).await;
+                    }
+                    Err(e) => return self.later(row, lease, &format!("create: {e}")).await,
+                }
+            }
+        };
+        row.provider_ref = reference;
+        row.provider = line.provider.clone();
+        row.next_sync_at = Utc::now()
+            + chrono::Duration::from_std(self.config.sync).unwrap_or(chrono::Duration::MAX);
+        self.change(row, lease, RUNNING, "").await?;
+        info!(campaign = %id, task = %row.task_id, calls = row.calls,
+              reference = %row.provider_ref, "campaign created at the provider");
+        Ok(())
     }
 
     /// Fetches the campaign's results and publishes those not yet synced; a campaign the
     /// provider finished is DONE once every call is.
     async fn sync(
         &self,
-        tx: &mut Tx<'_>,
         row: &mut CampaignRow,
+        lease: &Lease,
         line: &LineConfig,
         api: &dyn CampaignApi,
     ) -> Result<(), String> {
-        let calls = self.calls(tx, row.campaign_id).await?;
-        let cases: Vec<CampaignCall> = calls.iter().map(CallRow::campaign_call).collect();
+        let id = row.campaign_id;
+        let pending = self.calls(id, true).await?;
+        let cases: Vec<CampaignCall> = pending.iter().map(CallRow::campaign_call).collect();
         let view: CampaignView = match api.describe(line, &row.provider_ref, &cases).await {
             Ok(v) => v,
-            Err(e) => return self.later(tx, row, &format!("describe: {e}")).await,
+            Err(e) => return self.later(row, lease, &format!("describe: {e}")).await,
         };
-        let by_call: HashMap<Uuid, &CallRow> = calls.iter().map(|c| (c.call_id, c)).collect();
-        let mut todo: Vec<(CallRow, CallResult)> = view
+        let over = view.status == CampaignStatus::Over;
+        let now = Utc::now();
+        let mut results: Vec<(Uuid, CallResult)> = view
             .results
             .into_iter()
-            .filter_map(|r| {
-                by_call
-                    .get(&r.call_id)
-                    .filter(|c| !c.synced)
-                    .map(|c| ((*c).clone(), r))
-            })
+            .filter(|r| pending.iter().any(|c| c.call_id == r.call_id))
+            .map(|r| (r.call_id, r))
             .collect();
-        let over = view.status == CampaignStatus::Over;
-        let lagging = view.lagging;
+        results.sort_by_key(|(c, _)| *c);
+        results.dedup_by_key(|(c, _)| *c);
+        let mut over_since = row.over_since;
         if over {
-            // Over: a call the provider has no result for was never placed.
-            let known: std::collections::HashSet<Uuid> =
-                todo.iter().map(|(c, _)| c.call_id).collect();
-            for c in calls
-                .iter()
-                .filter(|c| !c.synced && !known.contains(&c.call_id))
-            {
-                todo.push((
-                    c.clone(),
-                    CallResult {
-                        call_id: c.call_id,
-                        provider_call_id: String::new(),
-                        signals: vec![not_placed("waihu:campaign-over-without-result")],
-                        raw: String::new(),
-                    },
-                ));
-            }
-        }
-        let results: Vec<Result<Uuid, (Uuid, HandlerError)>> = futures::stream::iter(todo)
-            .map(|(c, r)| async move {
-                self.publish(&c, &r)
-                    .await
-                    .map(|_| c.call_id)
-                    .map_err(|e| (c.call_id, e))
-            })
-            .buffer_unordered(SYNC_CONCURRENCY)
-            .collect()
-            .await;
-        let mut done: Vec<Uuid> = Vec::with_capacity(results.len());
-        let mut failed = 0;
-        for r in results {
-            match r {
-                Ok(id) => done.push(id),
-                Err((call, e)) => {
-                    failed += 1;
-                    warn!(campaign = %row.campaign_id, %call, error = %e, "call result not published: tried again at the next sync");
+            let since = *over_since.get_or_insert(now);
+            let waited = now - since
+                >= chrono::Duration::from_std(self.config.result_wait)
+                    .unwrap_or(chrono::Duration::MAX);
+            if waited {
+                // The provider finished long ago and still shows no result for these: they
+                // are released as unknown rather than held forever.
+                for c in &pending {
+                    if results.iter().all(|(id, _)| *id != c.call_id) {
+                        results.push((
+                            c.call_id,
+                            CallResult {
+                                call_id: c.call_id,
+                                provider_call_id: String::new(),
+                                signals: vec![not_placed("waihu:campaign-result-unknown")],
+                                raw: String::new(),
+                            },
+                        ));
+                    }
                 }
             }
         }
-        let synced: i64 = sqlx::query_scalar(
-            "WITH u AS (UPDATE provider_campaign_calls SET synced = true
-                        WHERE campaign_id = $1 AND call_id = ANY($2) AND NOT synced RETURNING 1)
-             SELECT count(*) FROM u",
+        let published: Vec<(Uuid, Result<(), HandlerError>)> = futures::stream::iter(results)
+            .map(|(call, r)| async move { (call, self.publish(call, &r).await) })
+            .buffer_unordered(SYNC_CONCURRENCY)
+            .collect()
+            .await;
+        let mut done: Vec<Uuid> = Vec::with_capacity(published.len());
+        let mut failed = 0;
+        for (call, r) in published {
+            match r {
+                Ok(()) => done.push(call),
+                Err(HandlerError::Permanent(e)) => {
+                    // Its events can never be written (its request or subject is gone): given
+                    // up, so the campaign can end; the dialer's watchdog settles the call.
+                    warn!(campaign = %id, %call, error = %e, "call result cannot be published: given up");
+                    done.push(call);
+                }
+                Err(e) => {
+                    failed += 1;
+                    warn!(campaign = %id, %call, error = %e, "call result not published: tried again soon");
+                }
+            }
+        }
+        sqlx::query(
+            "UPDATE provider_campaign_calls SET synced = true
+             WHERE campaign_id = $1 AND call_id = ANY($2)",
         )
-        .bind(row.campaign_id)
+        .bind(id)
         .bind(&done)
-        .fetch_one(&mut **tx)
+        .execute(&self.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(db)?;
         row.synced = sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM provider_campaign_calls WHERE campaign_id = $1 AND synced",
         )
-        .bind(row.campaign_id)
-        .fetch_one(&mut **tx)
+        .bind(id)
+        .fetch_one(&self.pool)
         .await
-        .map_err(|e| e.to_string())? as i32;
-        // A stopped campaign is looked at again soon, until the provider says it is over; so
-        // is one whose provider had results it could not show yet, or whose results did not
-        // all publish.
-        let again = if row.state == STOPPED || lagging || failed > 0 {
-            Duration::from_secs(2).min(self.config.sync)
+        .map_err(db)? as i32;
+        let finished = over && row.synced >= row.calls;
+        // Looked at again soon while results are on their way; at the sync interval otherwise.
+        let again = if row.state == STOPPED || view.lagging || failed > 0 {
+            Duration::from_secs(2)
+        } else if over {
+            Duration::from_secs(30)
         } else {
             self.config.sync
-        };
-        sqlx::query(
-            "UPDATE provider_campaigns SET synced = $2, next_sync_at = now() + $3,
-                 next_at = now() + $3, updated_at = now() WHERE campaign_id = $1",
-        )
-        .bind(row.campaign_id)
-        .bind(row.synced)
-        .bind(again)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| e.to_string())?;
-        debug!(campaign = %row.campaign_id, synced, total = row.synced, calls = row.calls, over, "campaign synced");
-        if over && failed == 0 && row.synced >= row.calls {
-            self.change(tx, row, DONE, "").await?;
-            info!(campaign = %row.campaign_id, task = %row.task_id, calls = row.calls, "campaign done");
         }
+        .min(self.config.sync);
+        row.next_sync_at = now + chrono::Duration::from_std(again).unwrap_or(chrono::Duration::MAX);
+        row.over_since = over_since;
+        debug!(campaign = %id, published = done.len(), synced = row.synced, calls = row.calls, over, "campaign synced");
+        if finished {
+            self.change(row, lease, DONE, "").await?;
+            info!(campaign = %id, task = %row.task_id, calls = row.calls, "campaign done");
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE provider_campaigns SET synced = $3, next_sync_at = $4, over_since = $5,
+                 retry_at = NULL, attempts = 0, updated_at = now()
+             WHERE campaign_id = $1 AND lease_token = $2",
+        )
+        .bind(id)
+        .bind(lease.token)
+        .bind(row.synced)
+        .bind(row.next_sync_at)
+        .bind(row.over_since)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
     /// Publishes one call's result through its ledger (nothing twice: the ledger's ids are
     /// deterministic and it resumes from the call's last event).
-    async fn publish(&self, call: &CallRow, r: &CallResult) -> Result<(), HandlerError> {
-        let request = RecordedEvent::decode(&call.request)
+    async fn publish(&self, call: Uuid, r: &CallResult) -> Result<(), HandlerError> {
+        let stored: Option<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT request, request_seq FROM provider_campaign_calls WHERE call_id = $1 LIMIT 1",
+        )
+        .bind(call)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(transient)?;
+        let Some((request, seq)) = stored else {
+            return Err(permanent(format!("call {call} is not stored")));
+        };
+        let request = RecordedEvent::decode(&request)
             .map_err(|e| permanent(format!("stored request: {e}")))?;
-        let mut ledger = CallLedger::reopen(&self.bus, request, call.request_seq as u64).await?;
+        let mut ledger = CallLedger::reopen(&self.bus, request, seq as u64).await?;
         let last = r.signals.len().saturating_sub(1);
         for (i, s) in r.signals.iter().enumerate() {
             if i == last {
@@ -595,36 +699,38 @@ impl Campaigns {
         Ok(())
     }
 
-    async fn calls(&self, tx: &mut Tx<'_>, id: Uuid) -> Result<Vec<CallRow>, String> {
+    /// The campaign's calls in hand-over order (only those not yet synced, when `pending`).
+    async fn calls(&self, id: Uuid, pending: bool) -> Result<Vec<CallRow>, String> {
         sqlx::query_as(
-            "SELECT call_id, phone, attempt, caller_number, request, request_seq, synced
-             FROM provider_campaign_calls WHERE campaign_id = $1 ORDER BY call_id",
+            "SELECT call_id, seq, phone, attempt, caller_number, synced
+             FROM provider_campaign_calls
+             WHERE campaign_id = $1 AND (NOT $2 OR NOT synced) ORDER BY seq, call_id",
         )
         .bind(id)
-        .fetch_all(&mut **tx)
+        .bind(pending)
+        .fetch_all(&self.pool)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(db)
     }
 
     /// Releases every call not yet synced as not placed, with `why`.
-    async fn release_rest(
-        &self,
-        tx: &mut Tx<'_>,
-        row: &CampaignRow,
-        why: &str,
-    ) -> Result<(), String> {
-        let calls = self.calls(tx, row.campaign_id).await?;
-        let mut done = Vec::new();
-        for c in calls.iter().filter(|c| !c.synced) {
+    async fn release_rest(&self, row: &CampaignRow, why: &str) -> Result<(), String> {
+        let calls = self.calls(row.campaign_id, true).await?;
+        let mut done = Vec::with_capacity(calls.len());
+        for c in &calls {
             let r = CallResult {
                 call_id: c.call_id,
                 provider_call_id: String::new(),
                 signals: vec![not_placed(why)],
                 raw: String::new(),
             };
-            self.publish(c, &r)
-                .await
-                .map_err(|e| format!("call {}: {e}", c.call_id))?;
+            match self.publish(c.call_id, &r).await {
+                Ok(()) => {}
+                Err(HandlerError::Permanent(e)) => {
+                    warn!(campaign = %row.campaign_id, call = %c.call_id, error = %e, "release cannot be published: given up");
+                }
+                Err(e) => return Err(format!("call {}: {e}", c.call_id)),
+            }
             done.push(c.call_id);
         }
         sqlx::query(
@@ -633,72 +739,118 @@ impl Campaigns {
         )
         .bind(row.campaign_id)
         .bind(&done)
-        .execute(&mut **tx)
+        .execute(&self.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(db)?;
         Ok(())
     }
 
-    /// The provider refused the campaign for good: every call is released with the reason.
-    async fn fail(&self, tx: &mut Tx<'_>, row: &mut CampaignRow, why: &str) -> Result<(), String> {
+    /// The campaign can never be created (never asked of a provider, or refused for good):
+    /// every call is released with the reason.
+    async fn fail(&self, row: &mut CampaignRow, lease: &Lease, why: &str) -> Result<(), String> {
         warn!(campaign = %row.campaign_id, line = %row.line_id, reason = %why, "campaign failed: its calls are released");
         let raw = format!(
             "waihu:campaign-failed: {}",
             why.chars().take(200).collect::<String>()
         );
-        self.release_rest(tx, row, &raw).await?;
-        sqlx::query("UPDATE provider_campaigns SET last_error = $2 WHERE campaign_id = $1")
-            .bind(row.campaign_id)
-            .bind(why)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.change(tx, row, FAILED, why).await
+        self.release_rest(row, &raw).await?;
+        sqlx::query(
+            "UPDATE provider_campaigns SET last_error = left($3, 1000)
+             WHERE campaign_id = $1 AND lease_token = $2",
+        )
+        .bind(row.campaign_id)
+        .bind(lease.token)
+        .bind(why)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        self.change(row, lease, FAILED, why).await
     }
 
     /// A step that can be tried again: counted, retried after a backoff.
-    async fn later(&self, tx: &mut Tx<'_>, row: &CampaignRow, why: &str) -> Result<(), String> {
-        let attempts = row.attempts + 1;
-        warn!(campaign = %row.campaign_id, attempts, error = %why, "campaign step to be tried again");
+    async fn later(&self, row: &mut CampaignRow, lease: &Lease, why: &str) -> Result<(), String> {
+        row.attempts += 1;
+        warn!(campaign = %row.campaign_id, attempts = row.attempts, error = %why, "campaign step to be tried again");
         sqlx::query(
-            "UPDATE provider_campaigns SET attempts = $2, last_error = $3, next_at = now() + $4,
-                 updated_at = now() WHERE campaign_id = $1",
+            "UPDATE provider_campaigns SET attempts = $3, last_error = left($4, 1000),
+                 retry_at = now() + $5, updated_at = now()
+             WHERE campaign_id = $1 AND lease_token = $2",
         )
         .bind(row.campaign_id)
-        .bind(attempts)
+        .bind(lease.token)
+        .bind(row.attempts)
         .bind(why)
-        .bind(
-            backoff(attempts)
-                .to_std()
-                .unwrap_or(Duration::from_secs(300)),
-        )
-        .execute(&mut **tx)
+        .bind(backoff(row.attempts))
+        .execute(&self.pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(db)?;
         Ok(())
     }
 
-    /// Records a new state with its event, in `tx`.
+    /// Runs `sql` ($1 the campaign, $2 the lease token), which must still find the lease.
+    async fn guarded(&self, row: &CampaignRow, lease: &Lease, sql: &str) -> Result<(), String> {
+        let n = sqlx::query(sql)
+            .bind(row.campaign_id)
+            .bind(lease.token)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        if n == 0 {
+            return Err("lease lost: the campaign was taken over".into());
+        }
+        Ok(())
+    }
+
+    /// Records a new state with its event.
     async fn change(
         &self,
-        tx: &mut Tx<'_>,
         row: &mut CampaignRow,
+        lease: &Lease,
         state: i16,
         reason: &str,
     ) -> Result<(), String> {
-        row.state = state;
-        row.version += 1;
-        sqlx::query(
-            "UPDATE provider_campaigns SET state = $2, version = $3, updated_at = now(),
-                 next_at = CASE WHEN $2 IN (1, 2, 3, 4) THEN least(next_at, next_sync_at) ELSE next_at END
-             WHERE campaign_id = $1",
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        self.write_state(&mut tx, row, lease, state, reason).await?;
+        tx.commit().await.map_err(db)?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Writes `state` (and the row's provider, reference, sync time) with its event in `tx`.
+    async fn write_state(
+        &self,
+        tx: &mut waihu_store::Tx<'_>,
+        row: &mut CampaignRow,
+        lease: &Lease,
+        state: i16,
+        reason: &str,
+    ) -> Result<(), String> {
+        let updated = sqlx::query(
+            "UPDATE provider_campaigns SET state = $3, version = version + 1, calls = $4,
+                 provider = $5, provider_ref = $6, next_sync_at = $7, synced = $8,
+                 retry_at = NULL, attempts = 0, updated_at = now()
+             WHERE campaign_id = $1 AND lease_token = $2 AND version = $9",
         )
         .bind(row.campaign_id)
+        .bind(lease.token)
         .bind(state)
+        .bind(row.calls)
+        .bind(&row.provider)
+        .bind(&row.provider_ref)
+        .bind(row.next_sync_at)
+        .bind(row.synced)
         .bind(row.version)
         .execute(&mut **tx)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(db)?
+        .rows_affected();
+        if updated == 0 {
+            return Err("lease lost: the campaign was taken over".into());
+        }
+        row.state = state;
+        row.version += 1;
+        row.attempts = 0;
         let meta = EventMeta::new(
             &row.tenant_id,
             Aggregate::Campaign(row.campaign_id),
@@ -720,35 +872,54 @@ impl Campaigns {
         self.outbox
             .push(tx, &[(RecordedEvent::new(meta, event), Expect::Any)])
             .await
-            .map_err(|e| e.to_string())?;
-        self.outbox.wake();
-        Ok(())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Drops campaigns done or failed more than `older_than` ago, with their calls (and the
+    /// simulator's own campaigns as old).
+    pub async fn prune(&self, older_than: Duration) -> Result<u64, sqlx::Error> {
+        let n = sqlx::query(
+            "DELETE FROM provider_campaigns
+             WHERE state IN (5, 6) AND updated_at < now() - $1",
+        )
+        .bind(older_than)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM sim_campaigns WHERE created_at < now() - $1")
+            .bind(older_than)
+            .execute(&self.pool)
+            .await?;
+        Ok(n)
     }
 }
 
-/// The campaign here of the call a provider's push names (`waihu-call:<id>`), if it is one.
+/// The campaign of the call a provider's push names (`waihu-call:<id>`), if it is one here:
+/// (campaign, tenant, line).
 pub async fn campaign_of(
     pool: &PgPool,
     provider_call_id: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<(Uuid, String, String)>, sqlx::Error> {
     let Some(call) = provider_call_id
         .strip_prefix(waihu_provider_core::cloud::OUR_CALL_PREFIX)
         .and_then(|id| Uuid::parse_str(id).ok())
     else {
         return Ok(None);
     };
-    sqlx::query_scalar("SELECT campaign_id FROM provider_campaign_calls WHERE call_id = $1 LIMIT 1")
-        .bind(call)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT p.campaign_id, p.tenant_id, p.line_id FROM provider_campaign_calls c
+         JOIN provider_campaigns p USING (campaign_id) WHERE c.call_id = $1 LIMIT 1",
+    )
+    .bind(call)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Brings campaign `campaign`'s sync forward (a provider pushed the end of one of its calls,
-/// whose result the sync reads back from the provider).
+/// whose result the sync reads back from the provider), at most once a second.
 pub async fn sync_soon(pool: &PgPool, wake: &Notify, campaign: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE provider_campaigns SET next_sync_at = least(next_sync_at, now()),
-             next_at = least(next_at, now())
+        "UPDATE provider_campaigns SET next_sync_at = least(next_sync_at, now() + interval '1 second')
          WHERE campaign_id = $1 AND state IN (2, 3, 4)",
     )
     .bind(campaign)
@@ -812,7 +983,7 @@ fn db_error(e: sqlx::Error) -> ApiError {
 
 impl SimCampaigns {
     /// When call `i` of a campaign starts, in ms of the campaign's running time.
-    fn start_ms(&self, i: usize) -> f64 {
+    fn start_ms(&self, i: u32) -> f64 {
         i as f64 * 1000.0 / self.rate
     }
 }
@@ -888,11 +1059,11 @@ impl CampaignApi for SimCampaigns {
             };
             let stopped = state == 4;
             let mut results = Vec::with_capacity(calls.len());
-            for (i, c) in calls.iter().enumerate() {
+            for c in calls.iter().filter(|c| !c.synced) {
                 let id = c.call_id.to_string();
                 let (ms, signals) =
                     waihu_provider_sim::call_signals(&self.sim, &c.phone, c.attempt, &id);
-                let end = self.start_ms(i) + self.sim.wall(ms).as_secs_f64() * 1000.0;
+                let end = self.start_ms(c.position) + self.sim.wall(ms).as_secs_f64() * 1000.0;
                 if end <= elapsed {
                     results.push(CallResult {
                         call_id: c.call_id,
@@ -910,7 +1081,7 @@ impl CampaignApi for SimCampaigns {
                     });
                 }
             }
-            let status = if stopped || results.len() == calls.len() {
+            let status = if stopped || results.len() == calls.iter().filter(|c| !c.synced).count() {
                 CampaignStatus::Over
             } else if state == 5 {
                 CampaignStatus::Paused

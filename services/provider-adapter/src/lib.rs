@@ -153,6 +153,7 @@ struct ProviderSection {
     screening_max_attempts: u32,
     campaign_sync_ms: u64,
     campaign_collect_wait_ms: u64,
+    campaign_result_wait_s: u64,
 }
 
 /// Where providers' callbacks are received by default.
@@ -188,6 +189,7 @@ impl Default for ProviderSection {
             screening_max_attempts: 10,
             campaign_sync_ms: 1_800_000,
             campaign_collect_wait_ms: 60_000,
+            campaign_result_wait_s: 3600,
         }
     }
 }
@@ -302,10 +304,13 @@ impl ProviderConfig {
             max_attempts: p.screening_max_attempts,
             ..Default::default()
         };
-        if p.campaign_sync_ms == 0 || p.campaign_collect_wait_ms == 0 {
+        if p.campaign_sync_ms == 0
+            || p.campaign_collect_wait_ms == 0
+            || p.campaign_result_wait_s == 0
+        {
             return Err(ConfigError::invalid(
                 "provider.campaign_sync_ms",
-                "campaign_sync_ms >= 1 and campaign_collect_wait_ms >= 1",
+                "campaign_sync_ms, campaign_collect_wait_ms and campaign_result_wait_s >= 1",
             ));
         }
         if !(s.campaign_rate.is_finite() && s.campaign_rate > 0.0 && s.campaign_rate <= 100_000.0) {
@@ -318,6 +323,8 @@ impl ProviderConfig {
             sync: Duration::from_millis(p.campaign_sync_ms),
             collect_wait: Duration::from_millis(p.campaign_collect_wait_ms),
             tick: Duration::from_millis(p.campaign_sync_ms.min(1000)),
+            result_wait: Duration::from_secs(p.campaign_result_wait_s),
+            ..Default::default()
         };
         let credentials_key = Some(p.credentials_key).filter(|k| !k.expose().trim().is_empty());
         let credentials_old_keys: Vec<Secret> = p
@@ -591,11 +598,22 @@ pub async fn start(
         }
     });
     let stop = workers.stop_token();
+    let pruned_campaigns = campaigns.clone();
     workers.spawn(async move {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            }
+            match pruned_campaigns
+                .prune(Duration::from_secs(7 * 86_400))
+                .await
+            {
+                Ok(n) if n > 0 => {
+                    tracing::debug!(campaigns = n, "finished provider campaigns pruned")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "provider campaigns not pruned"),
             }
             if let Err(e) = pruned_phones.prune().await {
                 tracing::warn!(error = %e, "phone commands not pruned");

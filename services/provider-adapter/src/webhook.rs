@@ -138,22 +138,31 @@ async fn receive(
         Ok(None) => {
             match crate::campaign::campaign_of(&hooks.calls.pool, &first).await {
                 // A call of a provider campaign: its result comes through the campaign's sync,
-                // which this push, once it authenticates, brings forward.
-                Ok(Some(campaign)) => {
-                    let reply =
-                        acknowledge_unmatched(&hooks, api.as_ref(), &hook, provider, &first).await;
-                    if reply.status().is_success() {
-                        if let Err(e) = crate::campaign::sync_soon(
-                            &hooks.calls.pool,
-                            &hooks.campaign_wake,
-                            campaign,
-                        )
-                        .await
-                        {
-                            tracing::warn!(provider, error = %e, "campaign sync not brought forward");
+                // which this push, once it authenticates for the campaign's own line, brings
+                // forward.
+                Ok(Some((campaign, tenant, line_id))) => {
+                    let line = match hooks.lines.get(&tenant, &line_id).await {
+                        Ok(Some(l)) => l,
+                        Ok(None) => return refuse(StatusCode::NOT_FOUND, "unknown line"),
+                        Err(e) => {
+                            tracing::warn!(provider, error = %e, "callback not taken: line");
+                            return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again");
                         }
+                    };
+                    if line.provider != api.kind() || !api.verify_hook(&line, &hook) {
+                        tracing::warn!(provider, %campaign, "campaign callback refused: authentication failed");
+                        return refuse(StatusCode::UNAUTHORIZED, "authentication failed");
                     }
-                    return reply;
+                    if let Err(e) = crate::campaign::sync_soon(
+                        &hooks.calls.pool,
+                        &hooks.campaign_wake,
+                        campaign,
+                    )
+                    .await
+                    {
+                        tracing::warn!(provider, error = %e, "campaign sync not brought forward");
+                    }
+                    return success(api.as_ref());
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -76,6 +76,9 @@ impl AdminApi {
     }
 }
 
+/// A page of dead letters stops short of this many bytes.
+const PAGE_BYTES: usize = 3 * 1024 * 1024;
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn list_dead_letters(
@@ -101,19 +104,29 @@ impl AdminService for AdminApi {
             self.bus.dlq_subject(&r.consumer)
         };
         let dlq = self.dlq().await?;
-        let mut out = Vec::new();
+        let mut out: Vec<pb::DeadLetter> = Vec::new();
         let mut next = r.after_sequence + 1;
+        // A page also ends before it would pass PAGE_BYTES (dead letters carry payloads of up
+        // to a megabyte; a reply must stay under gRPC's 4 MiB): the rest is on the next page.
+        let (mut bytes, mut full) = (0usize, false);
         while out.len() < size {
             match dlq.get_first_raw_message_by_subject(&subject, next).await {
                 Ok(m) => {
+                    let letter = to_pb(&m);
+                    let len = letter.encoded_len();
+                    if !out.is_empty() && bytes + len > PAGE_BYTES {
+                        full = true;
+                        break;
+                    }
                     next = m.sequence + 1;
-                    out.push(to_pb(&m));
+                    bytes += len;
+                    out.push(letter);
                 }
                 Err(e) if matches!(e.kind(), RawMessageErrorKind::NoMessageFound) => break,
                 Err(e) => return Err(unavailable(e).into()),
             }
         }
-        let next_after_sequence = match (out.len() == size, out.last()) {
+        let next_after_sequence = match (out.len() == size || full, out.last()) {
             (true, Some(l)) => l.sequence,
             _ => 0,
         };

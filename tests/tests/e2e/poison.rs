@@ -177,15 +177,25 @@ async fn poison_envelopes_on_every_subject_stop_nothing_and_a_later_campaign_is_
         );
     }
     // Consumers dead-lettered what they could not read, with a reason naming it.
-    let all = admin
-        .list_dead_letters(pb::ListDeadLettersRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("dead letters")
-        .into_inner()
-        .dead_letters;
+    // Paged: a page ends before 3 MiB (the near-1 MiB poisons are dead-lettered whole).
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = admin
+            .list_dead_letters(pb::ListDeadLettersRequest {
+                page_size: 1000,
+                after_sequence: after,
+                ..Default::default()
+            })
+            .await
+            .expect("dead letters")
+            .into_inner();
+        all.extend(page.dead_letters);
+        if page.next_after_sequence == 0 {
+            break;
+        }
+        after = page.next_after_sequence;
+    }
     assert!(all.iter().all(|l| !l.reason.is_empty()));
     assert!(
         all.iter().any(|l| l.consumer == "task-completion"),

@@ -205,7 +205,6 @@ impl CampaignApi for Tencent {
             }
             let mut sessions: Vec<(String, Uuid)> = Vec::new();
             let mut results = Vec::new();
-            let mut complete = true;
             let mut lagging = false;
             for callee in callees(&resp) {
                 let Some(call) = by_number
@@ -233,7 +232,8 @@ impl CampaignApi for Tencent {
                         ))],
                         raw: String::new(),
                     }),
-                    _ => complete = false,
+                    // Still to be called, or over with its result to come.
+                    _ => {}
                 }
             }
             let now = chrono::Utc::now().timestamp();
@@ -295,11 +295,10 @@ impl CampaignApi for Tencent {
                 }
                 if found < chunk.len() {
                     // A CDR shows a little after its callee's state turns final.
-                    complete = false;
                     lagging = true;
                 }
             }
-            let status = if over && complete {
+            let status = if over {
                 CampaignStatus::Over
             } else if task_state == Some(TASK_PAUSED) {
                 CampaignStatus::Paused
@@ -375,6 +374,7 @@ mod tests {
         (0..n)
             .map(|i| CampaignCall {
                 call_id: Uuid::from_u128(i as u128 + 1),
+                position: i,
                 phone: format!("+86138{i:08}"),
                 attempt: 1,
                 caller_number: String::new(),
