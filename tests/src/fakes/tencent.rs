@@ -156,6 +156,9 @@ struct Inner {
     runs: HashMap<u64, TaskRun>,
     /// Running time between two callees of a task starting (0: all at once).
     pace: Duration,
+    /// How long after a call ends its CDR shows in `DescribeTelCdr`, when set (else
+    /// `cdr_lag`).
+    cdr_lag: Option<Duration>,
     calls: Vec<Placed>,
     by_task: HashMap<u64, Vec<usize>>,
     tries: HashMap<String, u32>,
@@ -402,6 +405,11 @@ impl FakeTencent {
     /// takes a while, so it can be paused midway); 0, the default, starts them all at once.
     pub fn set_pace(&self, pace: Duration) {
         self.lock().pace = pace;
+    }
+
+    /// CDRs show in `DescribeTelCdr` this long after their call ends (a CCC that lags).
+    pub fn set_cdr_lag(&self, lag: Duration) {
+        self.lock().cdr_lag = Some(lag);
     }
 
     /// Tasks created, by name: (task id, callees).
@@ -876,6 +884,7 @@ impl FakeTencent {
         }
         {
             let mut g = self.lock();
+            let lag = g.cdr_lag.unwrap_or(self.cdr_lag);
             let c = &mut g.calls[idx];
             if c.hung_up {
                 return;
@@ -883,7 +892,7 @@ impl FakeTencent {
             c.state = if answered { 1 } else { 2 };
             c.task_state = 2;
             c.cdr = Some(cdr.clone());
-            c.cdr_from = Some(Instant::now() + self.cdr_lag);
+            c.cdr_from = Some(Instant::now() + lag);
         }
         match delivery {
             Delivery::Silent | Delivery::Early => {}

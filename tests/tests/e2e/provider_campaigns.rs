@@ -269,3 +269,59 @@ async fn cancelling_a_campaign_task_stops_its_campaign_and_releases_what_was_not
     assert_replay_identical(&cluster).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_on_a_line_without_a_campaign_api_fails_naming_why_and_its_calls_are_released() {
+    let cluster = Cluster::start(fast_sim(9), vec![]).await;
+    cluster
+        .create_line(pb::CreateLineRequest {
+            line: Some(pb::Line {
+                line_id: "sip-1".into(),
+                name: "a SIP trunk".into(),
+                provider: "sip".into(),
+                caller_number: "+865925550100".into(),
+                max_concurrent: 1,
+                provider_config: [("trunk".to_string(), "127.0.0.1:5999".to_string())].into(),
+                ..Default::default()
+            }),
+            credentials: Default::default(),
+        })
+        .await;
+    let list = phones(10, 5);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(
+        &mut tasks,
+        pb::TaskSpec {
+            campaign_size: 10,
+            caller_line: "sip-1".into(),
+            ..spec("no campaign API", 0, 0)
+        },
+        &list,
+    )
+    .await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    let stats = wait_stats_settled(&cluster, &task, 10, Duration::from_secs(30)).await;
+    assert_eq!((stats.calls_placed, stats.calls_answered), (10, 0));
+    let causes: Vec<(u32, u64)> = stats
+        .hangup_causes
+        .iter()
+        .map(|c| (c.q850, c.count))
+        .collect();
+    assert_eq!(causes, vec![(41, 10)]);
+    let c = campaigns_of(&cluster, &task).await;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].1, pb::CampaignState::Failed as i16);
+    let why: String = sqlx::query_scalar(
+        "SELECT last_error FROM provider.provider_campaigns WHERE campaign_id = $1",
+    )
+    .bind(c[0].0)
+    .fetch_one(&cluster.env.pool)
+    .await
+    .expect("campaign");
+    assert!(
+        why.contains("sip") && why.contains("no campaign API"),
+        "{why}"
+    );
+    assert_eq!(assert_lifecycles(&cluster).await, 10, "none was dialed");
+    cluster.shutdown().await;
+}

@@ -446,3 +446,58 @@ async fn pushes_about_a_campaigns_calls_are_acknowledged_and_bring_its_sync_forw
     }
     cluster.shutdown().await;
 }
+
+/// CCC finished a campaign but never shows its calls' CDRs: after `result_wait` the calls are
+/// released as unknown, the campaign is done and the task completes instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_a_provider_never_shows_are_released_as_unknown_after_the_wait() {
+    let fake = FakeTencent::start(default_decide).await;
+    fake.set_cdr_lag(Duration::from_secs(3600));
+    let cluster = Cluster::start_tuned(
+        waihu_testkit::TestEnv::new().await,
+        Simulator::default(),
+        vec![],
+        true,
+        Duration::from_secs(7200),
+        |c| c.campaigns.result_wait = Duration::from_secs(3),
+    )
+    .await;
+    cluster
+        .create_line(tencent_line(&fake, "tencent-1", 5, &fake.secret_key))
+        .await;
+    let list = phones(20, 8);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(
+        &mut tasks,
+        pb::TaskSpec {
+            campaign_size: 20,
+            caller_line: "tencent-1".into(),
+            ..spec("lagging CDRs", 0, 0)
+        },
+        &list,
+    )
+    .await;
+    run_to_completion(&mut tasks, &task, Duration::from_secs(60)).await;
+    let stats = wait_stats_settled(&cluster, &task, 20, Duration::from_secs(30)).await;
+    let causes: Vec<(u32, u64)> = stats
+        .hangup_causes
+        .iter()
+        .map(|c| (c.q850, c.count))
+        .collect();
+    assert_eq!(causes, vec![(41, 20)]);
+    let c = waihu_e2e::campaigns::campaigns_of(&cluster, &task).await;
+    assert_eq!((c.len(), c[0].1), (1, pb::CampaignState::Done as i16));
+    let unknown: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'CallReleased' AND task_id = $1::uuid",
+    )
+    .bind(&task)
+    .fetch_one(&cluster.env.pool)
+    .await
+    .expect("releases");
+    assert_eq!(unknown, 20);
+    assert!(
+        fake.requests("DescribeTelCdr") > 1,
+        "asked again while lagging"
+    );
+    cluster.shutdown().await;
+}
