@@ -200,6 +200,40 @@ impl Window {
     }
 }
 
+impl Window {
+    /// When the window, open at `at` in `zone`, next closes (the end of the open stretch `at`
+    /// is in, running on over midnight into a range that starts at 00:00 on an allowed day);
+    /// None when it is closed at `at` or never closes (open round the clock, the search covering
+    /// the holidays' span and two weeks beyond).
+    pub fn closes_after(&self, at: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        if !self.is_open(at, zone) {
+            return None;
+        }
+        let local = at.with_timezone(&zone);
+        let first = local.date_naive();
+        let m = local.hour() * 60 + local.minute();
+        let (_, mut end) = *self.ranges.iter().find(|(a, b)| *a <= m && m < *b)?;
+        let last_holiday = self.holidays.last().copied().unwrap_or(first);
+        let days = (last_holiday - first).num_days().max(0) + 15;
+        let mut day = first;
+        for _ in 0..days {
+            if end < 24 * 60 {
+                return local_instant(zone, day, end);
+            }
+            // Open to midnight: on into the next day when it is allowed and opens at 00:00.
+            let next = day.succ_opt()?;
+            match self.ranges.first() {
+                Some((0, b)) if self.day_allowed(next) => {
+                    day = next;
+                    end = *b;
+                }
+                _ => return local_instant(zone, day, 24 * 60),
+            }
+        }
+        None
+    }
+}
+
 /// The instant `minute` minutes into local `day` in `zone`: the earlier of two when the clock
 /// goes back, the first existing minute after a daylight-saving gap. None past the day's end.
 fn local_instant(zone: Tz, day: NaiveDate, minute: u32) -> Option<DateTime<Utc>> {
@@ -236,6 +270,38 @@ mod tests {
             time_zone: String::new(),
         })
         .expect("valid")
+    }
+
+    #[test]
+    fn a_window_closes_at_the_end_of_its_open_stretch() {
+        let sh = crate::zone::parse("Asia/Shanghai").expect("zone");
+        let w = window(&["09:00-12:00", "14:00-20:00"], &[], &[]);
+        // 10:00 in Shanghai is 02:00 UTC.
+        assert_eq!(
+            w.closes_after(at("2026-12-07T02:00:00Z"), sh),
+            Some(at("2026-12-07T04:00:00Z"))
+        );
+        assert_eq!(
+            w.closes_after(at("2026-12-07T05:00:00Z"), sh),
+            None,
+            "13:00 is closed"
+        );
+        // Open round the clock on weekdays: Friday's stretch runs to Saturday 00:00.
+        let weekdays = window(&["00:00-24:00"], &[1, 2, 3, 4, 5], &[]);
+        assert_eq!(
+            weekdays.closes_after(at("2026-12-09T02:00:00Z"), sh),
+            Some(at("2026-12-11T16:00:00Z"))
+        );
+        assert_eq!(
+            Window::always().closes_after(at("2026-12-09T02:00:00Z"), sh),
+            None
+        );
+        // Over midnight into a range from 00:00.
+        let night = window(&["00:00-02:00", "22:00-24:00"], &[], &[]);
+        assert_eq!(
+            night.closes_after(at("2026-12-07T15:00:00Z"), sh),
+            Some(at("2026-12-07T18:00:00Z"))
+        );
     }
 
     #[test]

@@ -70,12 +70,14 @@ pub trait CampaignApi: Send + Sync {
     /// The provider type its lines name.
     fn kind(&self) -> &'static str;
 
-    /// Creates and starts campaign `name` with `calls`: the provider's reference of it.
+    /// Creates and starts campaign `name` with `calls`, to place none after `until` (Unix
+    /// seconds; None = no end): the provider's reference of it.
     fn create<'a>(
         &'a self,
         line: &'a LineConfig,
         name: &'a str,
         calls: &'a [CampaignCall],
+        until: Option<i64>,
     ) -> BoxFuture<'a, Result<String, ApiError>>;
 
     /// The reference of the campaign created as `name`, if there is one (after a crash between

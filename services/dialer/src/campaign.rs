@@ -181,6 +181,8 @@ impl Db {
             }
             let campaign = Uuid::now_v7();
             let size = go.len() as u32;
+            // The provider places the campaign's calls only while its window is open.
+            let until = window.closes_after(now, zone).map(waihu_events::timestamp);
             let (mut u_no, mut u_call, mut u_phone) = (vec![], vec![], vec![]);
             let trace = (t.traceparent.clone(), t.tracestate.clone());
             for (no, phone, attempts) in go {
@@ -198,6 +200,7 @@ impl Db {
                     caller_number: caller_number.clone(),
                     campaign_id: campaign.to_string(),
                     campaign_calls: size,
+                    campaign_until: until,
                     ..Default::default()
                 });
                 out.push((

@@ -493,6 +493,9 @@ pub struct Release {
     pub call: Uuid,
     pub q850: u32,
     pub answered: bool,
+    /// The provider never placed it (a provider campaign stopped at its window's end, or
+    /// closed before the call came): called again without charging an attempt.
+    pub not_placed: bool,
 }
 
 /// A contact whose call was out, with its task's recall settings.
@@ -857,6 +860,7 @@ impl Db {
         let by_call: HashMap<Uuid, &Release> = releases.iter().map(|r| (r.call, *r)).collect();
         let now = Utc::now();
         let (mut u_task, mut u_no, mut u_state, mut u_at) = (vec![], vec![], vec![], vec![]);
+        let mut u_refund: Vec<(Uuid, i32)> = Vec::new();
         // Manual calls hold a line slot and a tenant call each, like a contact's.
         let mut freed: Vec<(String, String)> = self.release_manual(&mut tx, &manual).await?;
         let manual_done = freed.len();
@@ -877,13 +881,21 @@ impl Db {
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
             let cancelled = row.status == CANCELLED;
-            let next = after_release(
-                r.q850,
-                r.answered,
-                attempts as u32,
-                &row.policy(),
-                cancelled,
-            );
+            let next = if r.not_placed && !cancelled {
+                // Never placed: due again at once, the attempt given back.
+                Next::Recall(std::time::Duration::ZERO)
+            } else {
+                after_release(
+                    r.q850,
+                    r.answered,
+                    attempts as u32,
+                    &row.policy(),
+                    cancelled,
+                )
+            };
+            if r.not_placed && !cancelled {
+                u_refund.push((task, no));
+            }
             u_task.push(task);
             u_no.push(no);
             match next {
@@ -918,6 +930,18 @@ impl Db {
             .bind(&u_no)
             .bind(&u_state)
             .bind(&u_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !u_refund.is_empty() {
+            let (t, n): (Vec<Uuid>, Vec<i32>) = u_refund.into_iter().unzip();
+            sqlx::query(
+                "UPDATE dialer_contacts c SET attempts = GREATEST(c.attempts - 1, 0)
+                 FROM UNNEST($1::uuid[], $2::int[]) AS u(t, n)
+                 WHERE c.task_id = u.t AND c.contact_no = u.n",
+            )
+            .bind(&t)
+            .bind(&n)
             .execute(&mut *tx)
             .await?;
         }
@@ -1562,5 +1586,9 @@ pub fn release_of(e: &RecordedEvent) -> Result<Option<Release>, DialerError> {
         call: parse_uuid(&r.call_id)?,
         q850: r.cause.as_ref().map(|c| c.q850).unwrap_or(0),
         answered: r.answered,
+        not_placed: !r.answered
+            && r.cause
+                .as_ref()
+                .is_some_and(|c| c.raw.starts_with(waihu_telephony::hangup::NOT_PLACED)),
     }))
 }

@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS provider_campaigns (
     retry_at      timestamptz,
     -- The provider may have been asked to create it (a restart looks it up by name first).
     create_sent   boolean     NOT NULL DEFAULT false,
+    -- The end of the calling window it was handed over in: stopped at the provider then, and
+    -- what was not called released as not placed. Null = no end.
+    place_until   timestamptz,
     -- When the provider first said it was over while results were still missing.
     over_since    timestamptz,
     next_sync_at  timestamptz NOT NULL DEFAULT now(),

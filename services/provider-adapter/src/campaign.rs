@@ -40,6 +40,7 @@ use waihu_provider_core::{
 };
 use waihu_provider_sim::Simulator;
 use waihu_store::Outbox;
+use waihu_telephony::hangup::NOT_PLACED;
 
 use crate::lines::LineCache;
 
@@ -104,7 +105,8 @@ pub struct Campaigns {
 }
 
 const CAMPAIGN_COLUMNS: &str = "campaign_id, tenant_id, task_id, line_id, calls, state, provider,
-    provider_ref, version, synced, attempts, create_sent, over_since, next_sync_at, created_at";
+    provider_ref, version, synced, attempts, create_sent, over_since, next_sync_at, created_at,
+    place_until";
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 struct CampaignRow {
@@ -123,6 +125,7 @@ struct CampaignRow {
     over_since: Option<DateTime<Utc>>,
     next_sync_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    place_until: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -202,14 +205,20 @@ impl Campaigns {
         }
         let mut tx = self.pool.begin().await.map_err(transient)?;
         sqlx::query(
-            "INSERT INTO provider_campaigns (campaign_id, tenant_id, task_id, line_id, calls)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id) DO NOTHING",
+            "INSERT INTO provider_campaigns (campaign_id, tenant_id, task_id, line_id, calls,
+                 place_until)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (campaign_id) DO NOTHING",
         )
         .bind(campaign)
         .bind(&d.event.meta.tenant_id)
         .bind(task)
         .bind(&req.line_id)
         .bind(req.campaign_calls as i32)
+        .bind(
+            req.campaign_until
+                .as_ref()
+                .and_then(waihu_events::from_timestamp),
+        )
         .execute(&mut *tx)
         .await
         .map_err(transient)?;
@@ -243,7 +252,9 @@ impl Campaigns {
             }
             warn!(%campaign, %call, "a call came after its campaign was created: released, to be called again");
             let mut ledger = CallLedger::open(&self.bus, d).await?;
-            return ledger.record(not_placed("waihu:campaign-closed")).await;
+            return ledger
+                .record(not_placed(&format!("{NOT_PLACED}:campaign-closed")))
+                .await;
         }
         sqlx::query(
             "INSERT INTO provider_campaign_calls (campaign_id, call_id, contact_no, phone, attempt,
@@ -304,7 +315,8 @@ impl Campaigns {
                         AND (c.state = 1 OR c.next_sync_at <= now()
                              OR (t.status = $1 AND c.state = 2)
                              OR (t.status = $2 AND c.state = 3)
-                             OR (t.status = $3 AND c.state IN (2, 3)))))
+                             OR (t.status = $3 AND c.state IN (2, 3))
+                             OR (c.state IN (2, 3) AND c.place_until <= now()))))
              ORDER BY c.created_at LIMIT 100",
         )
         .bind(TASK_PAUSED)
@@ -394,9 +406,12 @@ impl Campaigns {
         if row.state == CREATING {
             return self.create(row, lease, &line, api, wanted).await;
         }
-        // Bring the provider's campaign to the task's state.
+        // Bring the provider's campaign to the task's state; past the end of its calling
+        // window it is stopped (what it did not reach is called again in the next window).
+        let closed = row.place_until.is_some_and(|u| u <= Utc::now());
         let action = match (row.state, wanted) {
             (RUNNING | PAUSED, Some(TASK_CANCELLED)) => Some((CampaignAction::Stop, STOPPED)),
+            (RUNNING | PAUSED, _) if closed => Some((CampaignAction::Stop, STOPPED)),
             (RUNNING, Some(TASK_PAUSED)) => Some((CampaignAction::Pause, PAUSED)),
             (PAUSED, Some(TASK_RUNNING)) => Some((CampaignAction::Resume, RUNNING)),
             _ => None,
@@ -531,7 +546,8 @@ impl Campaigns {
                 row.create_sent = true;
                 let calls = self.calls(id, false).await?;
                 let cases: Vec<CampaignCall> = calls.iter().map(CallRow::campaign_call).collect();
-                match api.create(line, &name, &cases).await {
+                let until = row.place_until.map(|u| u.timestamp());
+                match api.create(line, &name, &cases, until).await {
                     Ok(r) => r,
                     Err(ApiError::Config(m)) | Err(ApiError::Refused { message: m, .. }) => {
                         return self.fail(row, lease, &m).await;
@@ -998,6 +1014,7 @@ impl CampaignApi for SimCampaigns {
         line: &'a LineConfig,
         name: &'a str,
         _calls: &'a [CampaignCall],
+        _until: Option<i64>,
     ) -> BoxFuture<'a, Result<String, ApiError>> {
         Box::pin(async move {
             let r: i64 = sqlx::query_scalar(
@@ -1072,11 +1089,16 @@ impl CampaignApi for SimCampaigns {
                         raw: String::new(),
                     });
                 } else if stopped {
-                    // Stopped before this call ended (or started): the caller cancelled it.
+                    // Stopped before this call ended: cut if it had started, else never placed.
+                    let why = if self.start_ms(c.position) <= elapsed {
+                        "sim:campaign-stopped".to_string()
+                    } else {
+                        format!("{NOT_PLACED}:campaign-stopped")
+                    };
                     results.push(CallResult {
                         call_id: c.call_id,
                         provider_call_id: String::new(),
-                        signals: vec![not_placed("sim:campaign-stopped")],
+                        signals: vec![not_placed(&why)],
                         raw: String::new(),
                     });
                 }

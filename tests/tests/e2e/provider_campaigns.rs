@@ -325,3 +325,117 @@ async fn a_campaign_on_a_line_without_a_campaign_api_fails_naming_why_and_its_ca
     assert_eq!(assert_lifecycles(&cluster).await, 10, "none was dialed");
     cluster.shutdown().await;
 }
+
+/// A campaign is handed over with the end of its calling window: the adapter stops it there,
+/// the calls it did not reach are released as not placed, given their attempt back and left
+/// pending for the next opening, and nothing more is handed over while the window is shut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_campaign_stops_at_the_end_of_its_calling_window_and_what_it_did_not_reach_waits() {
+    use chrono::Timelike;
+    // A window closing at a minute boundary 25-85 s from now, in a zone not near midnight.
+    let now = chrono::Utc::now();
+    let shanghai = waihu_telephony::zone::parse("Asia/Shanghai").expect("zone");
+    let zone = if (8..=22).contains(&now.with_timezone(&shanghai).hour()) {
+        "Asia/Shanghai"
+    } else {
+        "UTC"
+    };
+    let tz = waihu_telephony::zone::parse(zone).expect("zone");
+    let local = now.with_timezone(&tz);
+    let minute = local.hour() * 60 + local.minute();
+    let end = minute + if local.second() < 35 { 1 } else { 2 };
+    let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+    let hours = format!("{}-{}", hm(end.saturating_sub(120)), hm(end));
+    let whole_second = now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos() as i64);
+    let closes = whole_second
+        + chrono::Duration::seconds((end * 60) as i64 - (minute * 60 + local.second()) as i64);
+
+    let cluster = Cluster::start_tuned(
+        waihu_testkit::TestEnv::new().await,
+        fast_sim(1209),
+        one_line(5),
+        true,
+        Duration::from_secs(7200),
+        |c| c.sim_campaign_rate = 5.0,
+    )
+    .await;
+    let contacts = 500;
+    let list = phones(contacts, 6);
+    let mut tasks = cluster.tasks().await;
+    let task = create_with_contacts(
+        &mut tasks,
+        pb::TaskSpec {
+            campaign_size: 500,
+            window: Some(pb::CallingWindow {
+                hours: vec![hours],
+                time_zone: zone.into(),
+                ..Default::default()
+            }),
+            ..spec("windowed campaign", 1, 1)
+        },
+        &list,
+    )
+    .await;
+    start(&mut tasks, &task).await;
+    let done = waihu_testkit::eventually(
+        Duration::from_secs(150),
+        "the campaign stopped and done",
+        || async {
+            let c = campaigns_of(&cluster, &task).await;
+            (c.len() == 1 && c[0].1 == pb::CampaignState::Done as i16).then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(done[0].2, 500, "all 500 handed over at once");
+    // Stopped at the window's end (the worker's tick and a sync late at most).
+    let stopped_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT occurred_at FROM events WHERE stream_id = $1 ORDER BY stream_version",
+    )
+    .bind(format!("campaign-{}", done[0].0))
+    .fetch_all(&cluster.env.pool)
+    .await
+    .expect("campaign events")
+    .get(2)
+    .copied()
+    .expect("a third step: stopped");
+    assert!(
+        stopped_at >= closes && stopped_at <= closes + chrono::Duration::seconds(5),
+        "stopped at {stopped_at}, the window closed at {closes}"
+    );
+    // The calls it reached have their outcome; the rest are pending again, attempt given back.
+    let rows: Vec<(i16, i32, i64)> = sqlx::query_as(
+        "SELECT state, attempts, count(*) FROM dialer.dialer_contacts WHERE task_id = $1::uuid
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(&task)
+    .fetch_all(&cluster.env.pool)
+    .await
+    .expect("contacts");
+    let waiting: i64 = rows
+        .iter()
+        .filter(|(state, attempts, _)| *state == 0 && *attempts == 0)
+        .map(|r| r.2)
+        .sum();
+    assert!(waiting > 0 && waiting < 500, "{rows:?}");
+    let stats = wait_stats(
+        &cluster,
+        &task,
+        "every handed-over call released",
+        Duration::from_secs(30),
+        |s| s.calls_released == 500,
+    )
+    .await;
+    assert!(stats.contacts_finished < 500);
+    // Nothing more is handed over while the window is shut.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(campaigns_of(&cluster, &task).await.len(), 1);
+    let t = tasks
+        .get_task(pb::TaskRef {
+            task_id: task.clone(),
+        })
+        .await
+        .expect("task")
+        .into_inner();
+    assert_eq!(t.status, pb::TaskStatus::Running as i32);
+    cluster.shutdown().await;
+}

@@ -35,6 +35,7 @@ pub fn campaign_body(
     name: &str,
     calls: &[CampaignCall],
     now: i64,
+    until: Option<i64>,
 ) -> Result<Value, ApiError> {
     let app = sdk_app_id(line)?;
     let (ivr, agent) = call_flow(line)?;
@@ -66,7 +67,8 @@ pub fn campaign_body(
     let mut body = json!({
         "SdkAppId": app,
         "NotBefore": now,
-        "NotAfter": now.saturating_add(ttl),
+        // Nothing is called after the calling window the campaign was handed over in.
+        "NotAfter": until.map_or(now.saturating_add(ttl), |u| u.min(now.saturating_add(ttl))),
         "Callees": callees,
         "Callers": [ccc_number(caller)],
         "Name": name,
@@ -130,9 +132,10 @@ impl CampaignApi for Tencent {
         line: &'a LineConfig,
         name: &'a str,
         calls: &'a [CampaignCall],
+        until: Option<i64>,
     ) -> BoxFuture<'a, Result<String, ApiError>> {
         Box::pin(async move {
-            let body = campaign_body(line, name, calls, chrono::Utc::now().timestamp())?;
+            let body = campaign_body(line, name, calls, chrono::Utc::now().timestamp(), until)?;
             let (resp, _) = self.call(line, "CreateAutoCalloutTask", body).await?;
             cdr::int_field(&resp, "TaskId")
                 .map(|t| t.to_string())
@@ -385,7 +388,7 @@ mod tests {
 
     #[test]
     fn a_campaign_is_one_task_of_every_callee_each_tagged_with_its_call_tried_once() {
-        let body = campaign_body(&line(&[]), "c-1", &calls(3), 1_700_000_000).expect("body");
+        let body = campaign_body(&line(&[]), "c-1", &calls(3), 1_700_000_000, None).expect("body");
         assert_eq!(body["SdkAppId"], 1_400_000_001u64);
         assert_eq!(body["Name"], "c-1");
         assert_eq!(body["Tries"], 1);
@@ -409,27 +412,30 @@ mod tests {
             "c",
             &calls(1),
             10,
+            None,
         )
         .expect("body");
         assert_eq!(short["NotAfter"], 610);
+        let window = campaign_body(&line(&[]), "c", &calls(1), 10, Some(100)).expect("body");
+        assert_eq!(window["NotAfter"], 100, "the window's end first");
     }
 
     #[test]
     fn a_campaign_without_calls_a_caller_or_a_call_flow_is_refused_as_configuration() {
         assert!(matches!(
-            campaign_body(&line(&[]), "c", &[], 0),
+            campaign_body(&line(&[]), "c", &[], 0, None),
             Err(ApiError::Config(_))
         ));
         let mut no_caller = line(&[]);
         no_caller.caller_number.clear();
         assert!(matches!(
-            campaign_body(&no_caller, "c", &calls(1), 0),
+            campaign_body(&no_caller, "c", &calls(1), 0, None),
             Err(ApiError::Config(_))
         ));
         let mut no_flow = line(&[]);
         no_flow.config.remove("ivr_id");
         assert!(matches!(
-            campaign_body(&no_flow, "c", &calls(1), 0),
+            campaign_body(&no_flow, "c", &calls(1), 0, None),
             Err(ApiError::Config(_))
         ));
     }
