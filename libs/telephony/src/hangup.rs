@@ -186,6 +186,11 @@ impl CauseTable {
     }
 }
 
+/// The raw cause (prefix) of a release for a call surely never placed: a provider campaign
+/// stopped at the end of its calling window before it reached the call, or closed before the
+/// call came. The dialer calls such a contact again without charging an attempt.
+pub const NOT_PLACED: &str = "waihu:not-placed";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,8 +235,3 @@ mod tests {
         assert_eq!(from_sip(486).raw, "sip:486");
     }
 }
-
-/// The raw cause (prefix) of a release for a call surely never placed: a provider campaign
-/// stopped at the end of its calling window before it reached the call, or closed before the
-/// call came. The dialer calls such a contact again without charging an attempt.
-pub const NOT_PLACED: &str = "waihu:not-placed";
