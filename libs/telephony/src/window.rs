@@ -216,22 +216,53 @@ impl Window {
         let last_holiday = self.holidays.last().copied().unwrap_or(first);
         let days = (last_holiday - first).num_days().max(0) + 15;
         let mut day = first;
-        for _ in 0..days {
+        let mut crossed = 0;
+        loop {
+            // A range starting where this one ends continues the stretch.
+            if let Some((_, b)) = self.ranges.iter().find(|(a, _)| *a == end) {
+                end = *b;
+                continue;
+            }
             if end < 24 * 60 {
-                return local_instant(zone, day, end);
+                return instant_after(zone, day, end, at);
             }
             // Open to midnight: on into the next day when it is allowed and opens at 00:00.
             let next = day.succ_opt()?;
+            crossed += 1;
             match self.ranges.first() {
-                Some((0, b)) if self.day_allowed(next) => {
+                Some((0, b)) if self.day_allowed(next) && crossed < days => {
                     day = next;
                     end = *b;
                 }
-                _ => return local_instant(zone, day, 24 * 60),
+                Some((0, _)) if self.day_allowed(next) => return None,
+                _ => return instant_after(zone, next, 0, at),
             }
         }
-        None
     }
+}
+
+/// The first instant after `at` showing `minute` minutes into local `day` in `zone` (of two
+/// when the clock goes back, the one after `at`; the first existing minute after a
+/// daylight-saving gap).
+fn instant_after(
+    zone: Tz,
+    day: NaiveDate,
+    minute: u32,
+    at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let midnight = day.and_hms_opt(0, 0, 0)?;
+    for m in minute..minute + 4 * 60 {
+        let local = midnight + Duration::minutes(m as i64);
+        match zone.from_local_datetime(&local) {
+            LocalResult::Single(t) => return Some(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => {
+                let (a, b) = (a.with_timezone(&Utc), b.with_timezone(&Utc));
+                return Some(if a > at { a } else { b });
+            }
+            LocalResult::None => continue,
+        }
+    }
+    None
 }
 
 /// The instant `minute` minutes into local `day` in `zone`: the earlier of two when the clock
@@ -301,6 +332,28 @@ mod tests {
         assert_eq!(
             night.closes_after(at("2026-12-07T15:00:00Z"), sh),
             Some(at("2026-12-07T18:00:00Z"))
+        );
+        // Touching ranges are one stretch.
+        let touching = window(&["09:00-12:00", "12:00-18:00"], &[], &[]);
+        assert_eq!(
+            touching.closes_after(at("2026-12-07T02:00:00Z"), sh),
+            Some(at("2026-12-07T10:00:00Z"))
+        );
+        // The clock going back: the close after now, not the earlier 01:30.
+        let ny = crate::zone::parse("America/New_York").expect("zone");
+        let early = window(&["00:00-01:30"], &[], &[]);
+        // 01:10 EST on 1 November 2026 (the second 01:10) is 06:10 UTC.
+        assert_eq!(
+            early.closes_after(at("2026-11-01T06:10:00Z"), ny),
+            Some(at("2026-11-01T06:30:00Z"))
+        );
+        // A range to 24:00 whose midnight falls in a gap (Santiago, 6 September 2026): the
+        // first minute that exists.
+        let santiago = crate::zone::parse("America/Santiago").expect("zone");
+        let evening = window(&["18:00-24:00"], &[], &[]);
+        assert_eq!(
+            evening.closes_after(at("2026-09-06T01:00:00Z"), santiago),
+            Some(at("2026-09-06T04:00:00Z"))
         );
     }
 

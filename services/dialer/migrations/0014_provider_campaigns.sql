@@ -8,3 +8,7 @@ ALTER TABLE dialer_contacts ADD COLUMN IF NOT EXISTS campaign_id uuid;
 -- Whether a task has a campaign out, per round, without visiting its contacts.
 CREATE INDEX IF NOT EXISTS dialer_contacts_campaign_out ON dialer_contacts (task_id)
     WHERE state = 1 AND campaign_id IS NOT NULL;
+-- Calls of a contact released as never placed (a campaign stopped at its window's end before
+-- reaching it): the first few are not charged as attempts; after that they are, so nothing
+-- loops forever.
+ALTER TABLE dialer_contacts ADD COLUMN IF NOT EXISTS unplaced smallint NOT NULL DEFAULT 0;

@@ -27,6 +27,13 @@ use crate::planner::caller_lines;
 /// Tasks looked at per round at most.
 const TASKS_PER_ROUND: i64 = 20;
 
+/// No campaign is handed over less than this before its calling window closes.
+const MIN_CAMPAIGN_WINDOW: chrono::Duration = chrono::Duration::seconds(15);
+
+/// Releases of a contact's calls as never placed given back as attempts at most; later ones
+/// are charged, so a provider that never reaches a number cannot loop forever.
+pub const MAX_UNPLACED: i16 = 3;
+
 /// How long a call handed over in a campaign may stay out before the dialer's watchdog
 /// settles it (released as lost, so its contact is not held forever by a campaign that went
 /// missing): the provider paces a campaign, so its calls may wait hours for their turn.
@@ -97,6 +104,16 @@ impl Db {
                 sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
                     .bind(t.task_id)
                     .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            // A window about to close is left for its next opening: a campaign needs time.
+            let until = window.closes_after(now, zone);
+            if let Some(u) = until.filter(|u| *u - now < MIN_CAMPAIGN_WINDOW) {
+                sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
+                    .bind(t.task_id)
+                    .bind(u)
                     .execute(&mut *tx)
                     .await?;
                 continue;
@@ -182,7 +199,7 @@ impl Db {
             let campaign = Uuid::now_v7();
             let size = go.len() as u32;
             // The provider places the campaign's calls only while its window is open.
-            let until = window.closes_after(now, zone).map(waihu_events::timestamp);
+            let until = until.map(waihu_events::timestamp);
             let (mut u_no, mut u_call, mut u_phone) = (vec![], vec![], vec![]);
             let trace = (t.traceparent.clone(), t.tracestate.clone());
             for (no, phone, attempts) in go {

@@ -512,6 +512,7 @@ struct ActiveContact {
     retry_policy: Option<Vec<u8>>,
     tenant_id: String,
     line_id: Option<String>,
+    unplaced: i16,
 }
 
 impl ActiveContact {
@@ -844,7 +845,7 @@ impl Db {
         let rows: Vec<ActiveContact> = sqlx::query_as(
             "SELECT c.task_id, c.contact_no, c.state AS contact_state, c.attempts, c.active_call_id,
                     t.status, t.recall_count, t.recall_interval_s, t.retry_policy, t.tenant_id,
-                    c.line_id
+                    c.line_id, c.unplaced
              FROM UNNEST($1::uuid[], $2::int[], $3::uuid[]) AS u(t, n, call)
              JOIN dialer_contacts c ON c.task_id = u.t AND c.contact_no = u.n
              JOIN dialer_tasks t ON t.task_id = c.task_id
@@ -881,7 +882,8 @@ impl Db {
             let (task, no, call) = (row.task_id, row.contact_no, row.active_call_id);
             let (attempts, tenant) = (row.attempts, row.tenant_id.as_str());
             let cancelled = row.status == CANCELLED;
-            let next = if r.not_placed && !cancelled {
+            let refund = r.not_placed && !cancelled && row.unplaced < crate::campaign::MAX_UNPLACED;
+            let next = if refund {
                 // Never placed: due again at once, the attempt given back.
                 Next::Recall(std::time::Duration::ZERO)
             } else {
@@ -893,7 +895,7 @@ impl Db {
                     cancelled,
                 )
             };
-            if r.not_placed && !cancelled {
+            if refund {
                 u_refund.push((task, no));
             }
             u_task.push(task);
@@ -936,7 +938,8 @@ impl Db {
         if !u_refund.is_empty() {
             let (t, n): (Vec<Uuid>, Vec<i32>) = u_refund.into_iter().unzip();
             sqlx::query(
-                "UPDATE dialer_contacts c SET attempts = GREATEST(c.attempts - 1, 0)
+                "UPDATE dialer_contacts c SET attempts = GREATEST(c.attempts - 1, 0),
+                        unplaced = c.unplaced + 1
                  FROM UNNEST($1::uuid[], $2::int[]) AS u(t, n)
                  WHERE c.task_id = u.t AND c.contact_no = u.n",
             )

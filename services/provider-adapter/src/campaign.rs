@@ -59,6 +59,10 @@ const TASK_CANCELLED: i16 = pb::TaskStatus::Cancelled as i16;
 
 /// Results published at once in a sync.
 const SYNC_CONCURRENCY: usize = 16;
+/// Results published between two renewals of the lease.
+const SYNC_CHUNK: usize = 500;
+/// Results published in one step at most (the rest at the next, a few seconds later).
+const SYNC_BATCH: usize = 5000;
 
 /// How campaigns are kept (`[provider] campaign_sync_ms`, `campaign_collect_wait_ms`,
 /// `campaign_result_wait_s`).
@@ -345,6 +349,7 @@ impl Campaigns {
         let Some(mut row): Option<CampaignRow> = sqlx::query_as(&format!(
             "UPDATE provider_campaigns SET lease_until = now() + $3, lease_token = $2
              WHERE campaign_id = $1 AND (lease_until IS NULL OR lease_until < now())
+               AND state IN (0, 1, 2, 3, 4) AND coalesce(retry_at, '-infinity') <= now()
              RETURNING {CAMPAIGN_COLUMNS}"
         ))
         .bind(id)
@@ -357,7 +362,13 @@ impl Campaigns {
             return Ok(false);
         };
         let before = row.state;
-        let done = self.advance_leased(&mut row, &lease).await;
+        let mut done = self.advance_leased(&mut row, &lease).await;
+        if let Err(e) = &done {
+            // Backed off like any failed step (unless the lease went to another worker).
+            if let Err(e2) = self.later(&mut row, &lease, e).await {
+                done = Err(format!("{e}; {e2}"));
+            }
+        }
         sqlx::query(
             "UPDATE provider_campaigns SET lease_until = NULL
              WHERE campaign_id = $1 AND lease_token = $2",
@@ -416,20 +427,29 @@ impl Campaigns {
             (PAUSED, Some(TASK_RUNNING)) => Some((CampaignAction::Resume, RUNNING)),
             _ => None,
         };
-        let mut sync_now = false;
+        let (mut sync_now, mut acted) = (false, true);
         if let Some((action, to)) = action {
+            self.renew(row, lease).await?;
             match api.act(&line, &row.provider_ref, action).await {
                 Ok(()) => {
-                    self.change(row, lease, to, "").await?;
+                    let why = if closed && wanted != Some(TASK_CANCELLED) {
+                        "calling window closed"
+                    } else {
+                        ""
+                    };
+                    self.change(row, lease, to, why).await?;
                     info!(campaign = %id, ?action, "campaign brought to its task's state");
                     sync_now = to == STOPPED;
                 }
                 // Tried again after a backoff; the sync below still runs.
-                Err(e) => self.later(row, lease, &format!("{action:?}: {e}")).await?,
+                Err(e) => {
+                    acted = false;
+                    self.later(row, lease, &format!("{action:?}: {e}")).await?
+                }
             }
         }
         if sync_now || row.next_sync_at <= Utc::now() {
-            self.sync(row, lease, &line, api).await?;
+            self.sync(row, lease, &line, api, acted).await?;
         }
         Ok(())
     }
@@ -497,8 +517,21 @@ impl Campaigns {
     ) -> Result<(), String> {
         let id = row.campaign_id;
         let name = id.to_string();
+        if !row.create_sent
+            && row
+                .place_until
+                .is_some_and(|u| u <= Utc::now() + chrono::Duration::seconds(5))
+        {
+            // Its calling window closed before it could be created: nothing was placed.
+            self.release_rest(row, &format!("{NOT_PLACED}:window-closed"))
+                .await?;
+            return self
+                .change(row, lease, DONE, "calling window closed before creation")
+                .await;
+        }
         // Only an earlier attempt that may have reached the provider needs a look-up.
         let found = if row.create_sent {
+            self.renew(row, lease).await?;
             match api.find(line, &name).await {
                 Ok(f) => f,
                 Err(e) => return self.later(row, lease, &format!("find: {e}")).await,
@@ -544,6 +577,7 @@ impl Campaigns {
                 )
                 .await?;
                 row.create_sent = true;
+                self.renew(row, lease).await?;
                 let calls = self.calls(id, false).await?;
                 let cases: Vec<CampaignCall> = calls.iter().map(CallRow::campaign_call).collect();
                 let until = row.place_until.map(|u| u.timestamp());
@@ -574,20 +608,26 @@ impl Campaigns {
         lease: &Lease,
         line: &LineConfig,
         api: &dyn CampaignApi,
+        acted: bool,
     ) -> Result<(), String> {
         let id = row.campaign_id;
-        let pending = self.calls(id, true).await?;
-        let cases: Vec<CampaignCall> = pending.iter().map(CallRow::campaign_call).collect();
+        // Every call, so a provider matching callees by position or number stays aligned; only
+        // those not yet synced are asked about and published.
+        let all = self.calls(id, false).await?;
+        let cases: Vec<CampaignCall> = all.iter().map(CallRow::campaign_call).collect();
+        let pending: Vec<&CallRow> = all.iter().filter(|c| !c.synced).collect();
+        self.renew(row, lease).await?;
         let view: CampaignView = match api.describe(line, &row.provider_ref, &cases).await {
             Ok(v) => v,
             Err(e) => return self.later(row, lease, &format!("describe: {e}")).await,
         };
         let over = view.status == CampaignStatus::Over;
         let now = Utc::now();
+        let wanted: std::collections::HashSet<Uuid> = pending.iter().map(|c| c.call_id).collect();
         let mut results: Vec<(Uuid, CallResult)> = view
             .results
             .into_iter()
-            .filter(|r| pending.iter().any(|c| c.call_id == r.call_id))
+            .filter(|r| wanted.contains(&r.call_id))
             .map(|r| (r.call_id, r))
             .collect();
         results.sort_by_key(|(c, _)| *c);
@@ -601,8 +641,10 @@ impl Campaigns {
             if waited {
                 // The provider finished long ago and still shows no result for these: they
                 // are released as unknown rather than held forever.
+                let known: std::collections::HashSet<Uuid> =
+                    results.iter().map(|(id, _)| *id).collect();
                 for c in &pending {
-                    if results.iter().all(|(id, _)| *id != c.call_id) {
+                    if !known.contains(&c.call_id) {
                         results.push((
                             c.call_id,
                             CallResult {
@@ -616,11 +658,24 @@ impl Campaigns {
                 }
             }
         }
-        let published: Vec<(Uuid, Result<(), HandlerError>)> = futures::stream::iter(results)
-            .map(|(call, r)| async move { (call, self.publish(call, &r).await) })
-            .buffer_unordered(SYNC_CONCURRENCY)
-            .collect()
-            .await;
+        // At most SYNC_BATCH a step (the rest at the next, soon), the lease renewed per chunk.
+        let capped = results.len() > SYNC_BATCH;
+        results.truncate(SYNC_BATCH);
+        let mut published: Vec<(Uuid, Result<(), HandlerError>)> =
+            Vec::with_capacity(results.len());
+        let mut rest = results;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(SYNC_CHUNK));
+            let chunk = std::mem::replace(&mut rest, tail);
+            self.renew(row, lease).await?;
+            published.extend(
+                futures::stream::iter(chunk)
+                    .map(|(call, r)| async move { (call, self.publish(call, &r).await) })
+                    .buffer_unordered(SYNC_CONCURRENCY)
+                    .collect::<Vec<_>>()
+                    .await,
+            );
+        }
         let mut done: Vec<Uuid> = Vec::with_capacity(published.len());
         let mut failed = 0;
         for (call, r) in published {
@@ -654,9 +709,9 @@ impl Campaigns {
         .fetch_one(&self.pool)
         .await
         .map_err(db)? as i32;
-        let finished = over && row.synced >= row.calls;
+        let finished = over && !capped && row.synced >= row.calls;
         // Looked at again soon while results are on their way; at the sync interval otherwise.
-        let again = if row.state == STOPPED || view.lagging || failed > 0 {
+        let again = if row.state == STOPPED || view.lagging || failed > 0 || capped {
             Duration::from_secs(2)
         } else if over {
             Duration::from_secs(30)
@@ -674,7 +729,8 @@ impl Campaigns {
         }
         sqlx::query(
             "UPDATE provider_campaigns SET synced = $3, next_sync_at = $4, over_since = $5,
-                 retry_at = NULL, attempts = 0, updated_at = now()
+                 retry_at = CASE WHEN $6 THEN NULL ELSE retry_at END,
+                 attempts = CASE WHEN $6 THEN 0 ELSE attempts END, updated_at = now()
              WHERE campaign_id = $1 AND lease_token = $2",
         )
         .bind(id)
@@ -682,6 +738,7 @@ impl Campaigns {
         .bind(row.synced)
         .bind(row.next_sync_at)
         .bind(row.over_since)
+        .bind(acted)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -800,6 +857,26 @@ impl Campaigns {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        Ok(())
+    }
+
+    /// Extends the lease, which must still be this worker's and unexpired: a step that took
+    /// long stops rather than act beside a worker that took the campaign over.
+    async fn renew(&self, row: &CampaignRow, lease: &Lease) -> Result<(), String> {
+        let n = sqlx::query(
+            "UPDATE provider_campaigns SET lease_until = now() + $3
+             WHERE campaign_id = $1 AND lease_token = $2 AND lease_until > now()",
+        )
+        .bind(row.campaign_id)
+        .bind(lease.token)
+        .bind(self.config.lease)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if n == 0 {
+            return Err("lease lost: the campaign was taken over".into());
+        }
         Ok(())
     }
 
@@ -932,10 +1009,11 @@ pub async fn campaign_of(
 }
 
 /// Brings campaign `campaign`'s sync forward (a provider pushed the end of one of its calls,
-/// whose result the sync reads back from the provider), at most once a second.
+/// whose result the sync reads back from the provider): within 10 s, so a stream of pushes
+/// costs one sync per 10 s at most.
 pub async fn sync_soon(pool: &PgPool, wake: &Notify, campaign: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE provider_campaigns SET next_sync_at = least(next_sync_at, now() + interval '1 second')
+        "UPDATE provider_campaigns SET next_sync_at = least(next_sync_at, now() + interval '10 seconds')
          WHERE campaign_id = $1 AND state IN (2, 3, 4)",
     )
     .bind(campaign)

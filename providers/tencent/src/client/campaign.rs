@@ -227,8 +227,16 @@ impl CampaignApi for Tencent {
                         provider_call_id: String::new(),
                         signals: vec![Signal::unanswered(hangup::cause(
                             41,
+                            // A task we stopped (its window ended, or its task was cancelled)
+                            // never reached this callee; one CCC completed without calling it
+                            // counts as a failed attempt.
                             format!(
-                                "tencent:task-state:{}/callee-state:{}",
+                                "{}tencent:task-state:{}/callee-state:{}",
+                                if task_state == Some(TASK_TERMINATED) {
+                                    format!("{}:", hangup::NOT_PLACED)
+                                } else {
+                                    String::new()
+                                },
                                 task_state.unwrap_or(-1),
                                 callee.state.map_or("none".into(), |s| s.to_string())
                             ),
