@@ -355,6 +355,18 @@ pub fn dial_body(line: &LineConfig, req: &pb::CallRequested, now: i64) -> Result
         "UUI": reference,
         "CalleeAttributes": [{"Callee": callee, "UUI": reference}],
     });
+    with_call_flow(line, &mut body, ivr, agent)?;
+    Ok(body)
+}
+
+/// Adds what an answered call runs (`IvrId`, `AIAgentId`) and the line's ring timeout to a
+/// `CreateAutoCalloutTask` body.
+fn with_call_flow(
+    line: &LineConfig,
+    body: &mut Value,
+    ivr: Option<i64>,
+    agent: Option<i64>,
+) -> Result<(), ApiError> {
     if let Some(ivr) = ivr {
         body["IvrId"] = json!(ivr);
     }
@@ -364,7 +376,7 @@ pub fn dial_body(line: &LineConfig, req: &pb::CallRequested, now: i64) -> Result
     if let Some(ring) = number_setting(line, "max_ring_seconds")?.filter(|s| *s > 0) {
         body["MaxRingTimeoutSecond"] = json!(ring);
     }
-    Ok(body)
+    Ok(())
 }
 
 /// A provider call id (the task id) as the number the API takes.

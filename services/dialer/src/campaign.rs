@@ -173,11 +173,7 @@ impl Db {
                         attempts,
                         None,
                     ));
-                    if *outcome == pb::ContactOutcome::DoNotCall {
-                        decisions.do_not_call += 1;
-                    } else {
-                        decisions.invalid_number += 1;
-                    }
+                    decisions.finished_without_call(*outcome);
                     continue;
                 }
                 if t.daily_call_limit > 0 {

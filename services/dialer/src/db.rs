@@ -316,6 +316,15 @@ pub(crate) struct Decisions {
 }
 
 impl Decisions {
+    /// A due contact finished without a call: do-not-call, or a number screened invalid.
+    pub(crate) fn finished_without_call(&mut self, outcome: pb::ContactOutcome) {
+        if outcome == pb::ContactOutcome::DoNotCall {
+            self.do_not_call += 1;
+        } else {
+            self.invalid_number += 1;
+        }
+    }
+
     pub(crate) fn record(&self) {
         let m = waihu_metrics::metrics();
         for (decision, reason, n) in [
@@ -1371,11 +1380,7 @@ impl Db {
                         c.attempts,
                         None,
                     ));
-                    if *outcome == pb::ContactOutcome::DoNotCall {
-                        decisions.do_not_call += 1;
-                    } else {
-                        decisions.invalid_number += 1;
-                    }
+                    decisions.finished_without_call(*outcome);
                     continue;
                 }
                 // A number that got its task's limit today (over all the tenant's tasks, this

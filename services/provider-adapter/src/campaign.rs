@@ -569,15 +569,9 @@ impl Campaigns {
             Some(r) => r,
             None => {
                 // Recorded before the request: a crash from here on finds it by name.
-                self.guarded(
-                    row,
-                    lease,
-                    "UPDATE provider_campaigns SET create_sent = true
-                     WHERE campaign_id = $1 AND lease_token = $2",
-                )
-                .await?;
+                self.renew_setting(row, lease, ", create_sent = true")
+                    .await?;
                 row.create_sent = true;
-                self.renew(row, lease).await?;
                 let calls = self.calls(id, false).await?;
                 let cases: Vec<CampaignCall> = calls.iter().map(CallRow::campaign_call).collect();
                 let until = row.place_until.map(|u| u.timestamp());
@@ -863,10 +857,20 @@ impl Campaigns {
     /// Extends the lease, which must still be this worker's and unexpired: a step that took
     /// long stops rather than act beside a worker that took the campaign over.
     async fn renew(&self, row: &CampaignRow, lease: &Lease) -> Result<(), String> {
-        let n = sqlx::query(
-            "UPDATE provider_campaigns SET lease_until = now() + $3
-             WHERE campaign_id = $1 AND lease_token = $2 AND lease_until > now()",
-        )
+        self.renew_setting(row, lease, "").await
+    }
+
+    /// [`Campaigns::renew`], setting `set` (`, column = value`) in the same statement.
+    async fn renew_setting(
+        &self,
+        row: &CampaignRow,
+        lease: &Lease,
+        set: &str,
+    ) -> Result<(), String> {
+        let n = sqlx::query(&format!(
+            "UPDATE provider_campaigns SET lease_until = now() + $3{set}
+             WHERE campaign_id = $1 AND lease_token = $2 AND lease_until > now()"
+        ))
         .bind(row.campaign_id)
         .bind(lease.token)
         .bind(self.config.lease)
@@ -874,21 +878,6 @@ impl Campaigns {
         .await
         .map_err(db)?
         .rows_affected();
-        if n == 0 {
-            return Err("lease lost: the campaign was taken over".into());
-        }
-        Ok(())
-    }
-
-    /// Runs `sql` ($1 the campaign, $2 the lease token), which must still find the lease.
-    async fn guarded(&self, row: &CampaignRow, lease: &Lease, sql: &str) -> Result<(), String> {
-        let n = sqlx::query(sql)
-            .bind(row.campaign_id)
-            .bind(lease.token)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
         if n == 0 {
             return Err("lease lost: the campaign was taken over".into());
         }

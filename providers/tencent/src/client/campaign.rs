@@ -15,7 +15,7 @@ use waihu_provider_core::{
 use waihu_telephony::hangup;
 
 use super::{
-    call_flow, ccc_number, number_setting, sdk_app_id, Tencent, CALLEE_ANSWERED,
+    call_flow, ccc_number, number_setting, sdk_app_id, with_call_flow, Tencent, CALLEE_ANSWERED,
     CALLEE_NOT_ANSWERED, CDR_WINDOW_SECONDS, TASK_COMPLETED, TASK_TERMINATED,
 };
 use crate::cdr;
@@ -76,15 +76,7 @@ pub fn campaign_body(
         "Tries": 1,
         "CalleeAttributes": attributes,
     });
-    if let Some(ivr) = ivr {
-        body["IvrId"] = json!(ivr);
-    }
-    if let Some(agent) = agent {
-        body["AIAgentId"] = json!(agent);
-    }
-    if let Some(ring) = number_setting(line, "max_ring_seconds")?.filter(|s| *s > 0) {
-        body["MaxRingTimeoutSecond"] = json!(ring);
-    }
+    with_call_flow(line, &mut body, ivr, agent)?;
     Ok(body)
 }
 
