@@ -359,6 +359,16 @@ pub fn dial_body(line: &LineConfig, req: &pb::CallRequested, now: i64) -> Result
     Ok(body)
 }
 
+/// The reply to a task action (stop, pause, resume): done, or refused because the task is
+/// already in that state or over, which leaves nothing to do either.
+fn done_or_already(reply: Result<(Value, String), ApiError>) -> Result<(), ApiError> {
+    match reply {
+        Ok(_) => Ok(()),
+        Err(ApiError::Config(m)) if m.contains("FailedOperation.CurStateNotAllowModify") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Adds what an answered call runs (`IvrId`, `AIAgentId`) and the line's ring timeout to a
 /// `CreateAutoCalloutTask` body.
 fn with_call_flow(
@@ -627,23 +637,14 @@ impl CloudApi for Tencent {
         Box::pin(async move {
             let app = sdk_app_id(line)?;
             let task = task_id(line, provider_call_id)?;
-            match self
-                .call(
+            done_or_already(
+                self.call(
                     line,
                     "StopAutoCalloutTask",
                     json!({"SdkAppId": app, "TaskId": task}),
                 )
-                .await
-            {
-                Ok(_) => Ok(()),
-                // The task is already over: nothing left to stop.
-                Err(ApiError::Config(m))
-                    if m.contains("FailedOperation.CurStateNotAllowModify") =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
+                .await,
+            )
         })
     }
 

@@ -19,8 +19,8 @@ use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_telephony::window::Window;
 
 use crate::db::{
-    add_tenant_usage, calls_today, count_number_days, defer, finished_event, in_task_trace,
-    line_zone, task_window, tenant_allowances, Db, Decisions, DialerError, RUNNING,
+    add_tenant_usage, calls_today, close_until, count_number_days, defer, finished_event,
+    in_task_trace, line_zone, task_window, tenant_allowances, Db, Decisions, DialerError, RUNNING,
 };
 use crate::planner::caller_lines;
 
@@ -101,21 +101,13 @@ impl Db {
                 let until = window
                     .next_open(now, zone)
                     .unwrap_or(now + chrono::Duration::days(1));
-                sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
-                    .bind(t.task_id)
-                    .bind(until)
-                    .execute(&mut *tx)
-                    .await?;
+                close_until(&mut tx, t.task_id, until).await?;
                 continue;
             }
             // A window about to close is left for its next opening: a campaign needs time.
             let until = window.closes_after(now, zone);
             if let Some(u) = until.filter(|u| *u - now < MIN_CAMPAIGN_WINDOW) {
-                sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
-                    .bind(t.task_id)
-                    .bind(u)
-                    .execute(&mut *tx)
-                    .await?;
+                close_until(&mut tx, t.task_id, u).await?;
                 continue;
             }
             let size = match allowance.get(&t.tenant_id) {

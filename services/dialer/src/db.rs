@@ -83,6 +83,20 @@ pub(crate) const TENANT_TODAY: &str =
      WHERE tenant_id = $1), 'Asia/Shanghai'))::date";
 
 /// Today's calls (each tenant's local day) of these (tenant, number) pairs.
+/// Passes task `task` over until `until` (its calling window's next opening).
+pub(crate) async fn close_until(
+    tx: &mut Tx<'_>,
+    task: Uuid,
+    until: DateTime<Utc>,
+) -> Result<(), DialerError> {
+    sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
+        .bind(task)
+        .bind(until)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn calls_today(
     tx: &mut Tx<'_>,
     tenants: &[&str],
@@ -1243,11 +1257,7 @@ impl Db {
                     .filter_map(|z| window.next_open(now, *z))
                     .min()
                     .unwrap_or(now + chrono::Duration::days(1));
-                sqlx::query("UPDATE dialer_tasks SET closed_until = $2 WHERE task_id = $1")
-                    .bind(t.task_id)
-                    .bind(until)
-                    .execute(&mut *tx)
-                    .await?;
+                close_until(&mut tx, t.task_id, until).await?;
             }
         }
         let weight = |p: i16| rules.weights[(p.clamp(0, 2)) as usize].max(1);

@@ -23,7 +23,7 @@
 //! lease is still its own, so replicas share campaigns and a killed worker's are taken over
 //! once its lease expires.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -398,13 +398,13 @@ impl Campaigns {
             .await
             .map_err(|e| format!("line {}: {e}", row.line_id))?;
         let api = line.as_ref().and_then(|l| self.api(&l.provider));
-        let (Some(line), Some(api)) = (line, api) else {
-            let why = match self.lines.get(&row.tenant_id, &row.line_id).await {
-                Ok(Some(l)) => format!(
+        let (Some(line), Some(api)) = (line.as_deref(), api) else {
+            let why = match &line {
+                Some(l) => format!(
                     "the {} provider of line {} has no campaign API (sim and tencent have)",
                     l.provider, row.line_id
                 ),
-                _ => format!("line {} does not exist", row.line_id),
+                None => format!("line {} does not exist", row.line_id),
             };
             if row.state == CREATING && !row.create_sent {
                 // Nothing was asked of any provider: the calls are released with the reason.
@@ -415,7 +415,7 @@ impl Campaigns {
             return self.later(row, lease, &why).await;
         };
         if row.state == CREATING {
-            return self.create(row, lease, &line, api, wanted).await;
+            return self.create(row, lease, line, api, wanted).await;
         }
         // Bring the provider's campaign to the task's state; past the end of its calling
         // window it is stopped (what it did not reach is called again in the next window).
@@ -430,7 +430,7 @@ impl Campaigns {
         let (mut sync_now, mut acted) = (false, true);
         if let Some((action, to)) = action {
             self.renew(row, lease).await?;
-            match api.act(&line, &row.provider_ref, action).await {
+            match api.act(line, &row.provider_ref, action).await {
                 Ok(()) => {
                     let why = if closed && wanted != Some(TASK_CANCELLED) {
                         "calling window closed"
@@ -449,7 +449,7 @@ impl Campaigns {
             }
         }
         if sync_now || row.next_sync_at <= Utc::now() {
-            self.sync(row, lease, &line, api, acted).await?;
+            self.sync(row, lease, line, api, acted).await?;
         }
         Ok(())
     }
@@ -523,7 +523,7 @@ impl Campaigns {
                 .is_some_and(|u| u <= Utc::now() + chrono::Duration::seconds(5))
         {
             // Its calling window closed before it could be created: nothing was placed.
-            self.release_rest(row, &format!("{NOT_PLACED}:window-closed"))
+            self.release_rest(row, lease, &format!("{NOT_PLACED}:window-closed"))
                 .await?;
             return self
                 .change(row, lease, DONE, "calling window closed before creation")
@@ -558,7 +558,8 @@ impl Campaigns {
                 }
                 None => {
                     // Never reached the provider: nothing was placed.
-                    self.release_rest(row, "waihu:campaign-cancelled").await?;
+                    self.release_rest(row, lease, "waihu:campaign-cancelled")
+                        .await?;
                     return self
                         .change(row, lease, DONE, "task cancelled before creation")
                         .await;
@@ -652,50 +653,10 @@ impl Campaigns {
                 }
             }
         }
-        // At most SYNC_BATCH a step (the rest at the next, soon), the lease renewed per chunk.
+        // At most SYNC_BATCH a step (the rest at the next, soon).
         let capped = results.len() > SYNC_BATCH;
         results.truncate(SYNC_BATCH);
-        let mut published: Vec<(Uuid, Result<(), HandlerError>)> =
-            Vec::with_capacity(results.len());
-        let mut rest = results;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(SYNC_CHUNK));
-            let chunk = std::mem::replace(&mut rest, tail);
-            self.renew(row, lease).await?;
-            published.extend(
-                futures::stream::iter(chunk)
-                    .map(|(call, r)| async move { (call, self.publish(call, &r).await) })
-                    .buffer_unordered(SYNC_CONCURRENCY)
-                    .collect::<Vec<_>>()
-                    .await,
-            );
-        }
-        let mut done: Vec<Uuid> = Vec::with_capacity(published.len());
-        let mut failed = 0;
-        for (call, r) in published {
-            match r {
-                Ok(()) => done.push(call),
-                Err(HandlerError::Permanent(e)) => {
-                    // Its events can never be written (its request or subject is gone): given
-                    // up, so the campaign can end; the dialer's watchdog settles the call.
-                    warn!(campaign = %id, %call, error = %e, "call result cannot be published: given up");
-                    done.push(call);
-                }
-                Err(e) => {
-                    failed += 1;
-                    warn!(campaign = %id, %call, error = %e, "call result not published: tried again soon");
-                }
-            }
-        }
-        sqlx::query(
-            "UPDATE provider_campaign_calls SET synced = true
-             WHERE campaign_id = $1 AND call_id = ANY($2)",
-        )
-        .bind(id)
-        .bind(&done)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        let failed = self.publish_results(row, lease, results).await?;
         row.synced = sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM provider_campaign_calls WHERE campaign_id = $1 AND synced",
         )
@@ -715,7 +676,7 @@ impl Campaigns {
         .min(self.config.sync);
         row.next_sync_at = now + chrono::Duration::from_std(again).unwrap_or(chrono::Duration::MAX);
         row.over_since = over_since;
-        debug!(campaign = %id, published = done.len(), synced = row.synced, calls = row.calls, over, "campaign synced");
+        debug!(campaign = %id, failed, synced = row.synced, calls = row.calls, over, "campaign synced");
         if finished {
             self.change(row, lease, DONE, "").await?;
             info!(campaign = %id, task = %row.task_id, calls = row.calls, "campaign done");
@@ -739,20 +700,80 @@ impl Campaigns {
         Ok(())
     }
 
+    /// Publishes `results` through their calls' ledgers, SYNC_CHUNK at a time (their stored
+    /// requests read in one query, the lease renewed per chunk), and marks synced those
+    /// published and those that never can be (their request or subject is gone: given up, so
+    /// the campaign can end; the dialer's watchdog settles the call). How many are left to try
+    /// again.
+    async fn publish_results(
+        &self,
+        row: &CampaignRow,
+        lease: &Lease,
+        mut results: Vec<(Uuid, CallResult)>,
+    ) -> Result<usize, String> {
+        let id = row.campaign_id;
+        let mut failed = 0;
+        while !results.is_empty() {
+            let tail = results.split_off(results.len().min(SYNC_CHUNK));
+            let chunk = std::mem::replace(&mut results, tail);
+            self.renew(row, lease).await?;
+            let ids: Vec<Uuid> = chunk.iter().map(|(c, _)| *c).collect();
+            let stored: HashMap<Uuid, (Vec<u8>, i64)> = sqlx::query_as(
+                "SELECT call_id, request, request_seq FROM provider_campaign_calls
+                 WHERE campaign_id = $1 AND call_id = ANY($2)",
+            )
+            .bind(id)
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|(call, request, seq): (Uuid, Vec<u8>, i64)| (call, (request, seq)))
+            .collect();
+            let stored = &stored;
+            let published: Vec<(Uuid, Result<(), HandlerError>)> = futures::stream::iter(chunk)
+                .map(|(call, r)| async move {
+                    let done = match stored.get(&call) {
+                        Some((request, seq)) => self.publish(request, *seq, &r).await,
+                        None => Err(permanent(format!("call {call} is not stored"))),
+                    };
+                    (call, done)
+                })
+                .buffer_unordered(SYNC_CONCURRENCY)
+                .collect()
+                .await;
+            let mut done: Vec<Uuid> = Vec::with_capacity(published.len());
+            for (call, r) in published {
+                match r {
+                    Ok(()) => done.push(call),
+                    Err(HandlerError::Permanent(e)) => {
+                        warn!(campaign = %id, %call, error = %e, "call result cannot be published: given up");
+                        done.push(call);
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        warn!(campaign = %id, %call, error = %e, "call result not published: tried again soon");
+                    }
+                }
+            }
+            sqlx::query(
+                "UPDATE provider_campaign_calls SET synced = true
+                 WHERE campaign_id = $1 AND call_id = ANY($2)",
+            )
+            .bind(id)
+            .bind(&done)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
+        Ok(failed)
+    }
+
     /// Publishes one call's result through its ledger (nothing twice: the ledger's ids are
-    /// deterministic and it resumes from the call's last event).
-    async fn publish(&self, call: Uuid, r: &CallResult) -> Result<(), HandlerError> {
-        let stored: Option<(Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT request, request_seq FROM provider_campaign_calls WHERE call_id = $1 LIMIT 1",
-        )
-        .bind(call)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(transient)?;
-        let Some((request, seq)) = stored else {
-            return Err(permanent(format!("call {call} is not stored")));
-        };
-        let request = RecordedEvent::decode(&request)
+    /// deterministic and it resumes from the call's last event), after its stored request
+    /// (`request` at stream sequence `seq`).
+    async fn publish(&self, request: &[u8], seq: i64, r: &CallResult) -> Result<(), HandlerError> {
+        let request = RecordedEvent::decode(request)
             .map_err(|e| permanent(format!("stored request: {e}")))?;
         let mut ledger = CallLedger::reopen(&self.bus, request, seq as u64).await?;
         let last = r.signals.len().saturating_sub(1);
@@ -781,35 +802,30 @@ impl Campaigns {
     }
 
     /// Releases every call not yet synced as not placed, with `why`.
-    async fn release_rest(&self, row: &CampaignRow, why: &str) -> Result<(), String> {
-        let calls = self.calls(row.campaign_id, true).await?;
-        let mut done = Vec::with_capacity(calls.len());
-        for c in &calls {
-            let r = CallResult {
-                call_id: c.call_id,
-                provider_call_id: String::new(),
-                signals: vec![not_placed(why)],
-                raw: String::new(),
-            };
-            match self.publish(c.call_id, &r).await {
-                Ok(()) => {}
-                Err(HandlerError::Permanent(e)) => {
-                    warn!(campaign = %row.campaign_id, call = %c.call_id, error = %e, "release cannot be published: given up");
-                }
-                Err(e) => return Err(format!("call {}: {e}", c.call_id)),
-            }
-            done.push(c.call_id);
+    async fn release_rest(
+        &self,
+        row: &CampaignRow,
+        lease: &Lease,
+        why: &str,
+    ) -> Result<(), String> {
+        let results = self
+            .calls(row.campaign_id, true)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let r = CallResult {
+                    call_id: c.call_id,
+                    provider_call_id: String::new(),
+                    signals: vec![not_placed(why)],
+                    raw: String::new(),
+                };
+                (c.call_id, r)
+            })
+            .collect();
+        match self.publish_results(row, lease, results).await? {
+            0 => Ok(()),
+            n => Err(format!("{n} releases not published yet")),
         }
-        sqlx::query(
-            "UPDATE provider_campaign_calls SET synced = true
-             WHERE campaign_id = $1 AND call_id = ANY($2)",
-        )
-        .bind(row.campaign_id)
-        .bind(&done)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
     }
 
     /// The campaign can never be created (never asked of a provider, or refused for good):
@@ -820,7 +836,7 @@ impl Campaigns {
             "waihu:campaign-failed: {}",
             why.chars().take(200).collect::<String>()
         );
-        self.release_rest(row, &raw).await?;
+        self.release_rest(row, lease, &raw).await?;
         sqlx::query(
             "UPDATE provider_campaigns SET last_error = left($3, 1000)
              WHERE campaign_id = $1 AND lease_token = $2",

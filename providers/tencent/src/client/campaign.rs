@@ -15,8 +15,8 @@ use waihu_provider_core::{
 use waihu_telephony::hangup;
 
 use super::{
-    call_flow, ccc_number, number_setting, sdk_app_id, with_call_flow, Tencent, CALLEE_ANSWERED,
-    CALLEE_NOT_ANSWERED, CDR_WINDOW_SECONDS, TASK_COMPLETED, TASK_TERMINATED,
+    call_flow, ccc_number, done_or_already, number_setting, sdk_app_id, with_call_flow, Tencent,
+    CALLEE_ANSWERED, CALLEE_NOT_ANSWERED, CDR_WINDOW_SECONDS, TASK_COMPLETED, TASK_TERMINATED,
 };
 use crate::cdr;
 
@@ -330,19 +330,10 @@ impl CampaignApi for Tencent {
                 CampaignAction::Resume => "ResumeAutoCalloutTask",
                 CampaignAction::Stop => "StopAutoCalloutTask",
             };
-            match self
-                .call(line, name, json!({"SdkAppId": app, "TaskId": task}))
-                .await
-            {
-                Ok(_) => Ok(()),
-                // Already in that state, or over: nothing left to do.
-                Err(ApiError::Config(m))
-                    if m.contains("FailedOperation.CurStateNotAllowModify") =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
+            done_or_already(
+                self.call(line, name, json!({"SdkAppId": app, "TaskId": task}))
+                    .await,
+            )
         })
     }
 }
