@@ -4,6 +4,7 @@
 //! cloud providers' tests share ([`providers`]).
 
 pub mod campaigns;
+pub mod cpu;
 pub mod fakes;
 pub mod infra;
 pub mod phone;

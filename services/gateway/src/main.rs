@@ -2,6 +2,9 @@ use std::process::ExitCode;
 
 use waihu_gateway::{start, GatewayConfig};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = waihu_runtime::telemetry::init("waihu-gateway");

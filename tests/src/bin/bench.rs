@@ -30,6 +30,10 @@ use waihu_e2e::*;
 use waihu_events::{pb, RecordedEvent};
 use waihu_testkit::TestEnv;
 
+/// The services' allocator: the record, task and dialer services run in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str =
     "usage: waihu-bench [--only base|ingest|watch|export|analysis|screening|webhooks|sip|1m|rules]
 
@@ -218,7 +222,7 @@ fn call_events(task: uuid::Uuid, no: u32) -> Vec<(RecordedEvent, Expect)> {
     .collect()
 }
 
-async fn store_ingest(env: &TestEnv) -> (f64, usize) {
+async fn store_ingest(env: &TestEnv) -> (f64, usize, Option<waihu_e2e::cpu::CpuSpent>) {
     let calls = n(40_000);
     let tasks: Vec<uuid::Uuid> = (0..20).map(|_| uuid::Uuid::now_v7()).collect();
     let mut events = Vec::with_capacity(calls * 5);
@@ -232,6 +236,7 @@ async fn store_ingest(env: &TestEnv) -> (f64, usize) {
     }
     let last = env.bus.last_sequence().await.expect("last seq");
     let stop = CancellationToken::new();
+    let cpu = waihu_e2e::cpu::CpuSample::now();
     let t = Instant::now();
     let mut config = waihu_record::RecordConfig::new(env.config());
     if let Some(b) = std::env::var("WAIHU_BENCH_WRITER_BATCH")
@@ -259,9 +264,10 @@ async fn store_ingest(env: &TestEnv) -> (f64, usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = events.len() as f64 / t.elapsed().as_secs_f64();
+    let spent = waihu_e2e::cpu::CpuSample::now().since(&cpu);
     stop.cancel();
     handle.wait().await;
-    (rate, events.len())
+    (rate, events.len(), spent)
 }
 
 async fn import_and_dial() -> (f64, usize, f64, u64) {
@@ -465,20 +471,32 @@ async fn export_records(env: &TestEnv) {
 
 /// The PostgreSQL ceiling, measured and reported (`raw_postgres_batched_insert`).
 async fn postgres_ceiling(env: &TestEnv) -> f64 {
+    let cpu = waihu_e2e::cpu::CpuSample::now();
     let pg = raw_postgres(env).await;
+    let spent = waihu_e2e::cpu::CpuSample::now().since(&cpu);
     report(
         "raw_postgres_batched_insert",
         pg,
         "rows/s",
         "300-byte rows, 500 rows per INSERT, one connection",
     );
+    if let Some(c) = spent {
+        report_with(
+            "raw_postgres_cpu_postgres",
+            // raw_postgres inserts whole statements of 500 rows.
+            c.postgres * 1e6 / (n(200_000).div_ceil(500) * 500) as f64,
+            1,
+            "us/row",
+            "CPU time of every PostgreSQL process per row of the ceiling",
+        );
+    }
     pg
 }
 
 /// The PostgreSQL ceiling and the store writer's ingest rate, and the one as a share of the other.
 async fn ingest_share(env: &TestEnv) {
     let pg = postgres_ceiling(env).await;
-    let (ingest, events) = store_ingest(env).await;
+    let (ingest, events, spent) = store_ingest(env).await;
     report(
         "store_ingest",
         ingest,
@@ -492,6 +510,26 @@ async fn ingest_share(env: &TestEnv) {
         "%",
         "store_ingest events/s as a share of raw_postgres_batched_insert rows/s, same run",
     );
+    // What each part of the pipeline spent per event: steadier than the rate, which moves with
+    // the machine's other load.
+    if let Some(c) = spent {
+        let per = |secs: f64| secs * 1e6 / events as f64;
+        for (name, secs, what) in [
+            ("postgres", c.postgres, "every PostgreSQL process (the writer's and projector's backends)"),
+            ("nats", c.nats, "the NATS server delivering the stream"),
+            ("record", c.this, "the record service (reading, decoding, COPY encoding, projecting), in this process"),
+            ("other", c.other, "everything else on the machine meanwhile"),
+            ("idle", c.idle, "idle CPU (all cores)"),
+        ] {
+            report_with(
+                &format!("store_ingest_cpu_{name}"),
+                per(secs),
+                1,
+                "us/event",
+                &format!("CPU time of {what} per event stored and projected"),
+            );
+        }
+    }
 }
 
 async fn base() -> Base {
