@@ -149,7 +149,7 @@ mod tests {
     fn a_command_name_with_spaces_and_parentheses_is_parsed() {
         // utime 250, stime 50, cutime 100, cstime 0 ticks: 4 s.
         let stat = "4242 (odd (name) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 100 0 20 0 1";
-        let (comm, secs) = parse_stat(stat).unwrap();
+        let (comm, secs) = parse_stat(stat).expect("a well-formed stat line");
         assert_eq!(comm, "odd (name) x");
         assert!((secs - 4.0).abs() < 1e-9, "{secs}");
         assert!(parse_stat("4242 (truncated) S 1 2").is_none());
