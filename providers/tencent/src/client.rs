@@ -744,7 +744,8 @@ mod tests {
     use std::collections::BTreeMap;
     use waihu_provider_core::{Credentials, Stage};
 
-    fn line(extra: &[(&str, &str)]) -> LineConfig {
+    /// A CCC line for unit tests (also the campaign module's).
+    pub(super) fn line(extra: &[(&str, &str)]) -> LineConfig {
         let mut config: BTreeMap<String, String> = [
             ("sdk_app_id", "1400000001"),
             ("secret_id", "AKIDexample"),

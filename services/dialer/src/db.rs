@@ -82,7 +82,6 @@ pub(crate) const TENANT_TODAY: &str =
     "(now() AT TIME ZONE coalesce((SELECT time_zone FROM dialer_tenants \
      WHERE tenant_id = $1), 'Asia/Shanghai'))::date";
 
-/// Today's calls (each tenant's local day) of these (tenant, number) pairs.
 /// Passes task `task` over until `until` (its calling window's next opening).
 pub(crate) async fn close_until(
     tx: &mut Tx<'_>,
@@ -97,6 +96,7 @@ pub(crate) async fn close_until(
     Ok(())
 }
 
+/// Today's calls (each tenant's local day) of these (tenant, number) pairs.
 pub(crate) async fn calls_today(
     tx: &mut Tx<'_>,
     tenants: &[&str],
@@ -908,6 +908,7 @@ impl Db {
             let refund = r.not_placed && !cancelled && row.unplaced < crate::campaign::MAX_UNPLACED;
             let next = if refund {
                 // Never placed: due again at once, the attempt given back.
+                u_refund.push((task, no));
                 Next::Recall(std::time::Duration::ZERO)
             } else {
                 after_release(
@@ -918,9 +919,6 @@ impl Db {
                     cancelled,
                 )
             };
-            if refund {
-                u_refund.push((task, no));
-            }
             u_task.push(task);
             u_no.push(no);
             match next {

@@ -340,29 +340,8 @@ impl CampaignApi for Tencent {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use waihu_provider_core::Credentials;
-
     use super::*;
-
-    fn line(extra: &[(&str, &str)]) -> LineConfig {
-        let mut config: BTreeMap<String, String> = [("sdk_app_id", "1400000001"), ("ivr_id", "7")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for (k, v) in extra {
-            config.insert(k.to_string(), v.to_string());
-        }
-        LineConfig {
-            tenant_id: "acme".into(),
-            line_id: "tc-1".into(),
-            provider: "tencent".into(),
-            caller_number: "+862066668888".into(),
-            config,
-            credentials: Credentials::default(),
-        }
-    }
+    use crate::client::tests::line;
 
     fn calls(n: u32) -> Vec<CampaignCall> {
         (0..n)
