@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, QueryBuilder, Row};
 use uuid::Uuid;
@@ -37,7 +39,9 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>
                 sqlx::query("RELEASE SAVEPOINT append")
                     .execute(&mut **tx)
                     .await?;
-                return Ok(vec![true; batch.len()]);
+                let new = vec![true; batch.len()];
+                post(tx, batch, &new).await?;
+                return Ok(new);
             }
             Err(e) if e.is_known_event_id() => {
                 sqlx::query("ROLLBACK TO SAVEPOINT append")
@@ -47,7 +51,106 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>
             Err(e) => return Err(e),
         }
     }
-    insert_new(tx, batch).await
+    let new = insert_new(tx, batch).await?;
+    post(tx, batch, &new).await?;
+    Ok(new)
+}
+
+/// Adds the postings of the events of `batch` that were `new`: one row per task and one per
+/// tenant, listing their positions as ranges of consecutive positions (the store's per-task and
+/// per-tenant index, written once a batch rather than once an event), by binary `COPY`.
+async fn post(tx: &mut Tx<'_>, batch: &[&StoredEvent], new: &[bool]) -> Result<(), StoreError> {
+    let mut tasks: BTreeMap<Uuid, Vec<i64>> = BTreeMap::new();
+    let mut tenants: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (e, _) in batch.iter().zip(new).filter(|(_, new)| **new) {
+        let m = e.event.meta();
+        let p = e.position as i64;
+        if let Some(t) = m.task_id {
+            extend_ranges(tasks.entry(t).or_default(), p);
+        }
+        extend_ranges(tenants.entry(m.tenant_id.as_str()).or_default(), p);
+    }
+    if tenants.is_empty() {
+        return Ok(());
+    }
+    let rows = tasks.iter().map(|(t, r)| (t.as_bytes().as_slice(), r));
+    copy_postings(
+        tx,
+        "event_task_postings (task_id, last_position, ranges)",
+        rows,
+    )
+    .await?;
+    let rows = tenants.iter().map(|(t, r)| (t.as_bytes(), r));
+    copy_postings(
+        tx,
+        "event_tenant_postings (tenant_id, last_position, ranges)",
+        rows,
+    )
+    .await
+}
+
+/// Adds `position` (greater than any before it) to inclusive ranges `{first, last, ...}`.
+fn extend_ranges(ranges: &mut Vec<i64>, position: i64) {
+    match ranges.last_mut() {
+        Some(last) if *last + 1 == position => *last = position,
+        _ => ranges.extend([position, position]),
+    }
+}
+
+/// The positions inclusive ranges `{first, last, ...}` cover, in order (a malformed tail, which
+/// the writer never makes, is ignored).
+fn expand_ranges(ranges: &[i64]) -> impl Iterator<Item = i64> + '_ {
+    ranges.chunks_exact(2).flat_map(|r| r[0]..=r[1])
+}
+
+/// Writes postings rows (key bytes, ranges) into `target` by binary `COPY`.
+async fn copy_postings<'a>(
+    tx: &mut Tx<'_>,
+    target: &str,
+    rows: impl Iterator<Item = (&'a [u8], &'a Vec<i64>)>,
+) -> Result<(), StoreError> {
+    /// PostgreSQL's type id of int8, as a binary array names its elements'.
+    const INT8_OID: i32 = 20;
+    let mut buf = copy_buffer(4096);
+    for (key, ranges) in rows {
+        buf.extend_from_slice(&3i16.to_be_bytes());
+        field(&mut buf, key);
+        let last = ranges.last().copied().unwrap_or_default();
+        field(&mut buf, &last.to_be_bytes());
+        // A one-dimensional int8 array without nulls: its header, then each element.
+        buf.extend_from_slice(&((20 + 12 * ranges.len()) as i32).to_be_bytes());
+        for v in [1, 0, INT8_OID, ranges.len() as i32, 1] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in ranges {
+            field(&mut buf, &v.to_be_bytes());
+        }
+    }
+    send_copy(tx, target, buf).await
+}
+
+/// A binary `COPY` buffer with its header, for rows to follow.
+fn copy_buffer(capacity: usize) -> Vec<u8> {
+    let mut buf: Vec<u8> = Vec::with_capacity(19 + 2 + capacity);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    buf
+}
+
+/// Ends the rows of `buf` and copies them into `target` (a table and its columns).
+async fn send_copy(tx: &mut Tx<'_>, target: &str, mut buf: Vec<u8>) -> Result<(), StoreError> {
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut copy = tx
+        .copy_in_raw(&format!("COPY {target} FROM STDIN (FORMAT binary)"))
+        .await?;
+    if let Err(e) = copy.send(buf).await {
+        // The connection is unusable after a failed send; the abort tidies what it can.
+        let _ = copy.abort("send failed").await;
+        return Err(e.into());
+    }
+    copy.finish().await?;
+    Ok(())
 }
 
 const COLUMNS: &str = "position, event_id, event_type, schema_version, tenant_id, stream_id, \
@@ -58,11 +161,7 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// Writes the batch with binary `COPY`; fails as a whole on any conflict.
 async fn copy(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<(), StoreError> {
-    let mut buf: Vec<u8> =
-        Vec::with_capacity(19 + 2 + batch.iter().map(|e| e.envelope.len() + 256).sum::<usize>());
-    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
-    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    let mut buf = copy_buffer(batch.iter().map(|e| e.envelope.len() + 256).sum());
     for e in batch {
         let m = e.event.meta();
         buf.extend_from_slice(&12i16.to_be_bytes());
@@ -83,19 +182,7 @@ async fn copy(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<(), StoreError>
         field(&mut buf, m.causation_id.as_bytes());
         field(&mut buf, &e.envelope);
     }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
-    let mut copy = tx
-        .copy_in_raw(&format!(
-            "COPY events ({COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
-    if let Err(e) = copy.send(buf).await {
-        // The connection is unusable after a failed send; the abort tidies what it can.
-        let _ = copy.abort("send failed").await;
-        return Err(e.into());
-    }
-    copy.finish().await?;
-    Ok(())
+    send_copy(tx, &format!("events ({COLUMNS})"), buf).await
 }
 
 /// One binary `COPY` field: its length, then its bytes.
@@ -184,14 +271,93 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// Reads one page of events; call again with `after_position` = the last position returned.
+/// Postings rows read in a read's first round; later rounds read twice as many, up to
+/// [`POSTINGS_ROUND_MAX`] (a row lists one batch's positions for its key: up to a writer batch).
+const POSTINGS_ROUND: i64 = 4;
+const POSTINGS_ROUND_MAX: i64 = 64;
+
+/// Reads one page of events; call again with `after_position` = the last position returned. A
+/// page shorter than the limit means nothing further matched.
+///
+/// A read for one task or one tenant walks its postings in position order and fetches the
+/// positions they list (with the other filters), round after round until the page is full.
 pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut b =
-        QueryBuilder::new("SELECT position, envelope, recorded_at FROM events WHERE position > ");
-    b.push_bind(q.after_position as i64);
-    if let Some(to) = q.to_position {
-        b.push(" AND position <= ").push_bind(to as i64);
+    let limit = if q.limit == 0 {
+        1000
+    } else {
+        q.limit.min(10_000)
+    } as usize;
+    let (postings, key) = match (&q.task_id, &q.tenant_id) {
+        (Some(t), _) => (
+            "event_task_postings WHERE task_id = $1::uuid",
+            t.to_string(),
+        ),
+        (None, Some(t)) => ("event_tenant_postings WHERE tenant_id = $1", t.clone()),
+        (None, None) => return read_events(pool, q, None, limit).await,
+    };
+    let to = q
+        .to_position
+        .map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
+    let after = q.after_position.min(i64::MAX as u64) as i64;
+    let sql = format!(
+        "SELECT last_position, ranges FROM {postings}
+         AND last_position > $2 AND ranges[1] <= $3
+         ORDER BY last_position LIMIT $4"
+    );
+    let mut out = Vec::new();
+    let mut cursor = after;
+    let mut round = POSTINGS_ROUND;
+    loop {
+        let rows: Vec<(i64, Vec<i64>)> = sqlx::query_as(&sql)
+            .bind(&key)
+            .bind(cursor)
+            .bind(to)
+            .bind(round)
+            .fetch_all(pool)
+            .await?;
+        let positions: Vec<i64> = rows
+            .iter()
+            .flat_map(|(_, r)| expand_ranges(r))
+            .filter(|p| *p > after && *p <= to)
+            .collect();
+        // Looked up a page's worth at a time: the other filters may pass few of them.
+        let mut rest = positions.as_slice();
+        while !rest.is_empty() && out.len() < limit {
+            let (chunk, tail) = rest.split_at(rest.len().min((limit - out.len()).max(1000)));
+            out.extend(read_events(pool, q, Some(chunk), limit - out.len()).await?);
+            rest = tail;
+        }
+        match rows.last() {
+            Some((last, _)) if out.len() < limit && rows.len() as i64 == round => {
+                cursor = *last;
+                round = (round * 2).min(POSTINGS_ROUND_MAX);
+            }
+            _ => return Ok(out),
+        }
     }
+}
+
+/// One query of the events table: the positions listed (when given) that pass every filter.
+async fn read_events(
+    pool: &PgPool,
+    q: &EventQuery,
+    positions: Option<&[i64]>,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut b = QueryBuilder::new("SELECT position, envelope, recorded_at FROM events WHERE ");
+    match positions {
+        // Already within the range asked for.
+        Some(p) => b.push("position = ANY(").push_bind(p).push(")"),
+        None => {
+            b.push("position > ")
+                .push_bind(q.after_position.min(i64::MAX as u64) as i64);
+            if let Some(to) = q.to_position {
+                b.push(" AND position <= ")
+                    .push_bind(to.min(i64::MAX as u64) as i64);
+            }
+            &mut b
+        }
+    };
     if let Some(t) = q.task_id {
         b.push(" AND task_id = ").push_bind(t);
     }
@@ -209,11 +375,6 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
             .push_bind(q.event_types.clone())
             .push(")");
     }
-    let limit = if q.limit == 0 {
-        1000
-    } else {
-        q.limit.min(10_000)
-    };
     b.push(" ORDER BY position LIMIT ").push_bind(limit as i64);
     let rows = b.build().fetch_all(pool).await?;
     rows.into_iter()
@@ -233,4 +394,36 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postings_ranges_list_exactly_the_positions_added() {
+        for positions in [
+            vec![],
+            vec![7],
+            vec![1, 2, 3, 4],
+            vec![1, 3, 5],
+            vec![10, 11, 13, 14, 15, 40, 41, 99],
+        ] {
+            let mut ranges = Vec::new();
+            for p in &positions {
+                extend_ranges(&mut ranges, *p);
+            }
+            assert_eq!(expand_ranges(&ranges).collect::<Vec<_>>(), positions);
+            assert_eq!(
+                ranges.last(),
+                positions.last(),
+                "the last position closes the ranges"
+            );
+        }
+        let mut ranges = Vec::new();
+        for p in [10, 11, 12, 20, 21, 30] {
+            extend_ranges(&mut ranges, p);
+        }
+        assert_eq!(ranges, [10, 12, 20, 21, 30, 30]);
+    }
 }

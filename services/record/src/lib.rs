@@ -43,6 +43,7 @@ pub struct RecordConfig {
 struct RecordSection {
     batch: usize,
     fill_ms: u64,
+    synchronous_commit: bool,
 }
 
 impl Default for RecordSection {
@@ -51,6 +52,7 @@ impl Default for RecordSection {
         RecordSection {
             batch: d.batch,
             fill_ms: d.fill.as_millis() as u64,
+            synchronous_commit: d.synchronous_commit,
         }
     }
 }
@@ -58,8 +60,8 @@ impl Default for RecordSection {
 impl RecordConfig {
     pub const DEFAULT_PORT: u16 = 50054;
 
-    /// `[record] batch` (`WAIHU_RECORD__BATCH`, 2000) and `fill_ms` (20), and the common
-    /// settings.
+    /// `[record] batch` (`WAIHU_RECORD__BATCH`, 2000), `fill_ms` (20) and `synchronous_commit`
+    /// (false), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::from_process()?)
     }
@@ -76,6 +78,7 @@ impl RecordConfig {
                 batch: r.batch,
                 linger: d.linger,
                 fill: std::time::Duration::from_millis(r.fill_ms),
+                synchronous_commit: r.synchronous_commit,
             },
             webhooks: webhook::WebhookConfig::from_layers(layers)?,
             recordings: recording::RecordingConfig::from_layers(layers)?,

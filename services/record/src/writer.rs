@@ -42,6 +42,12 @@ pub struct WriterConfig {
     pub linger: Duration,
     /// How long to keep filling a batch once it has its first event.
     pub fill: Duration,
+    /// Whether each append waits for PostgreSQL to flush it to disk before the next. Off by
+    /// default: a PostgreSQL crash can then lose the last appends (a fraction of a second at
+    /// most), and with them the checkpoint that covers them, so the writer reads them again from
+    /// JetStream and stores them at the same positions. The projector's commits, which wait,
+    /// flush every append before them anyway, so nothing the projections show can be lost.
+    pub synchronous_commit: bool,
 }
 
 impl Default for WriterConfig {
@@ -50,6 +56,7 @@ impl Default for WriterConfig {
             batch: 2000,
             linger: Duration::from_millis(100),
             fill: Duration::from_millis(20),
+            synchronous_commit: false,
         }
     }
 }
@@ -321,7 +328,9 @@ impl Writer {
                 _ => batch.last,
             };
             loop {
-                match write_batch(&self.pool, items, last, dead).await {
+                match write_batch(&self.pool, items, last, dead, self.config.synchronous_commit)
+                    .await
+                {
                     Ok(fresh) => {
                         dead = 0;
                         let h = Handoff {
@@ -389,22 +398,40 @@ async fn write_batch(
     batch: &[Item],
     last: u64,
     dead_lettered: i64,
+    synchronous: bool,
 ) -> Result<Vec<bool>, StoreError> {
     let stored: Vec<&StoredEvent> = batch.iter().map(|e| &e.stored).collect();
-    write_events(pool, &stored, last, dead_lettered).await
+    append_events(pool, &stored, last, dead_lettered, synchronous).await
 }
 
 /// The store writer's transaction: appends `stored` (idempotent on event id), counts what was
 /// stored unread and what was dead-lettered, and moves the checkpoint to `last`. Returns, per
-/// event, whether it was new to the store (only those are projected).
+/// event, whether it was new to the store (only those are projected). The commit waits for the
+/// flush to disk.
 pub async fn write_events(
     pool: &PgPool,
     stored: &[&StoredEvent],
     last: u64,
     dead_lettered: i64,
 ) -> Result<Vec<bool>, StoreError> {
+    append_events(pool, stored, last, dead_lettered, true).await
+}
+
+/// [`write_events`], with the commit waiting for the flush to disk only when `synchronous`.
+async fn append_events(
+    pool: &PgPool,
+    stored: &[&StoredEvent],
+    last: u64,
+    dead_lettered: i64,
+    synchronous: bool,
+) -> Result<Vec<bool>, StoreError> {
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
+    if !synchronous {
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+    }
     let new = waihu_store::append(&mut tx, stored).await?;
     let t1 = t0.elapsed();
     let unknown = stored

@@ -75,6 +75,7 @@ fn the_example_file_holds_every_default() {
     let text = std::fs::read_to_string(example).expect("example");
     for key in [
         "fill_ms",
+        "synchronous_commit",
         "max_in_flight",
         "time_scale",
         "call_timeout_seconds",

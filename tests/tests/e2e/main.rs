@@ -37,6 +37,7 @@ mod screening;
 mod sigkill;
 mod sip;
 mod spine;
+mod store_reads;
 mod tencent;
 mod trace;
 mod twilio;
