@@ -6,7 +6,8 @@
 //! new to the store and moves its checkpoint in the same transaction, guarded so the same
 //! events are never counted twice (even by a projector of an earlier term finishing late). When
 //! it falls behind (a hand-over dropped because it was busy, a restart, a failure) it reads what
-//! it missed back from the store, which holds everything the writer committed.
+//! it missed back from the store, which holds everything the writer committed: at once when the
+//! writer says it dropped a hand-over, else within [`IDLE_CHECK`].
 
 use std::{ops::Range, sync::Arc, time::Duration};
 
@@ -41,6 +42,9 @@ const CATCH_UP_PAGE: u32 = 5000;
 
 pub struct Projector {
     pub pool: PgPool,
+    /// Notified by the writer when it dropped a hand-over (the projector was busy): the
+    /// projector then reads what it missed from the store without waiting for [`IDLE_CHECK`].
+    pub missed: Arc<tokio::sync::Notify>,
 }
 
 impl Projector {
@@ -54,12 +58,14 @@ impl Projector {
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                h = tokio::time::timeout(IDLE_CHECK, rx.recv()) => h,
+                _ = self.missed.notified() => Ok(None),
+                h = tokio::time::timeout(IDLE_CHECK, rx.recv()) => h.map(Some),
             };
             let handoff = match next {
-                Ok(Some(h)) => Some(h),
-                Ok(None) => return,
-                Err(_) => None,
+                Ok(Some(Some(h))) => Some(h),
+                Ok(Some(None)) => return,
+                // A hand-over was dropped, or none came for a while: read the store.
+                Ok(None) | Err(_) => None,
             };
             if let Err(e) = self.step(&mut done, handoff).await {
                 error!(error = %e, "projections failed; retrying from their checkpoint");

@@ -99,6 +99,12 @@ impl projector::Events for ReadBatch {
 /// the projector reads what it missed back from the store.
 const HANDOFF_QUEUE: usize = 8;
 
+/// The writer's side of the hand-overs: the queue, and the signal that one was dropped.
+struct Handovers {
+    tx: tokio::sync::mpsc::Sender<Handoff<ReadBatch>>,
+    missed: Arc<tokio::sync::Notify>,
+}
+
 impl Writer {
     /// Runs until `shutdown`. Only one writer per database writes at a time (advisory lock);
     /// others wait as hot standbys.
@@ -119,11 +125,16 @@ impl Writer {
                 self.clone()
                     .read_ahead(position, followed, tx, shutdown.clone()),
             );
-        let (handoff, handed) = tokio::sync::mpsc::channel(HANDOFF_QUEUE);
+        let (tx, handed) = tokio::sync::mpsc::channel(HANDOFF_QUEUE);
+        let handoff = Handovers {
+            tx,
+            missed: Arc::default(),
+        };
         let projections = shutdown.child_token();
         let projector = tokio::spawn(
             Projector {
                 pool: self.pool.clone(),
+                missed: handoff.missed.clone(),
             }
             .run(handed, projections.clone()),
         );
@@ -301,7 +312,7 @@ impl Writer {
     async fn store(
         &self,
         batch: Arc<ReadBatch>,
-        handoff: &tokio::sync::mpsc::Sender<Handoff<ReadBatch>>,
+        handoff: &Handovers,
         shutdown: &CancellationToken,
     ) -> Result<(), Halt> {
         let mut pending: Vec<Range<usize>> = Vec::with_capacity(4);
@@ -340,8 +351,9 @@ impl Writer {
                             after,
                             last,
                         };
-                        if handoff.try_send(h).is_err() {
+                        if handoff.tx.try_send(h).is_err() {
                             tracing::debug!(last, "projector busy; it will read this batch back from the store");
+                            handoff.missed.notify_one();
                         }
                         after = last;
                         break;

@@ -53,7 +53,13 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
     store(&pool, &first).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let stop = CancellationToken::new();
-    let projector = tokio::spawn(Projector { pool: pool.clone() }.run(rx, stop.clone()));
+    let projector = tokio::spawn(
+        Projector {
+            pool: pool.clone(),
+            missed: Default::default(),
+        }
+        .run(rx, stop.clone()),
+    );
     wait_projected(&pool, 15).await;
     assert_eq!(placed(&pool, task).await, 3);
 

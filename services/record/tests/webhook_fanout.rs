@@ -76,7 +76,13 @@ async fn one_delivery_per_subscription_and_event_however_often_the_fan_out_runs(
         .expect("record schema");
     let (_tx, rx) = tokio::sync::mpsc::channel::<Handoff<Nothing>>(1);
     let stop = CancellationToken::new();
-    let projector = tokio::spawn(Projector { pool: pool.clone() }.run(rx, stop.clone()));
+    let projector = tokio::spawn(
+        Projector {
+            pool: pool.clone(),
+            missed: Default::default(),
+        }
+        .run(rx, stop.clone()),
+    );
     let config = webhook::WebhookConfig::default();
     let api = WebhookApi {
         pool: pool.clone(),
