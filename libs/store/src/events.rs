@@ -271,10 +271,11 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// Postings rows read in a read's first round; later rounds read twice as many, up to
-/// [`POSTINGS_ROUND_MAX`] (a row lists one batch's positions for its key: up to a writer batch).
+/// Postings rows read in a read's first round. A row lists one batch's positions for its key (up
+/// to a writer batch); while rounds list fewer positions than the page asks for (a key with few
+/// events a batch), each reads twice as many rows, up to [`POSTINGS_ROUND_MAX`].
 const POSTINGS_ROUND: i64 = 4;
-const POSTINGS_ROUND_MAX: i64 = 64;
+const POSTINGS_ROUND_MAX: i64 = 256;
 
 /// Reads one page of events; call again with `after_position` = the last position returned. A
 /// page shorter than the limit means nothing further matched.
@@ -330,7 +331,9 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         match rows.last() {
             Some((last, _)) if out.len() < limit && rows.len() as i64 == round => {
                 cursor = *last;
-                round = (round * 2).min(POSTINGS_ROUND_MAX);
+                if positions.len() < limit {
+                    round = (round * 2).min(POSTINGS_ROUND_MAX);
+                }
             }
             _ => return Ok(out),
         }
