@@ -58,7 +58,9 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>
 
 /// Adds the postings of the events of `batch` that were `new`: one row per task and one per
 /// tenant, listing their positions as ranges of consecutive positions (the store's per-task and
-/// per-tenant index, written once a batch rather than once an event), by binary `COPY`.
+/// per-tenant index, written once a batch rather than once an event), by binary `COPY`. A row's
+/// key is its greatest position, unique in the store, so these rows never clash (a clash would
+/// be reported as a unique violation, which the writer would take for a refused event).
 async fn post(tx: &mut Tx<'_>, batch: &[&StoredEvent], new: &[bool]) -> Result<(), StoreError> {
     let mut tasks: BTreeMap<Uuid, Vec<i64>> = BTreeMap::new();
     let mut tenants: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
@@ -87,6 +89,18 @@ async fn post(tx: &mut Tx<'_>, batch: &[&StoredEvent], new: &[bool]) -> Result<(
         rows,
     )
     .await
+}
+
+/// Posts what the store holds beyond its postings: events a store writer of an earlier release
+/// appended (it wrote no postings). The store writer runs it when its term starts, before it
+/// appends. Returns how many events were posted.
+pub async fn post_unposted(pool: &PgPool) -> Result<u64, StoreError> {
+    let posted: i64 = sqlx::query_scalar(
+        "SELECT events_post_after(coalesce((SELECT max(last_position) FROM event_tenant_postings), 0))",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(posted.max(0) as u64)
 }
 
 /// Adds `position` (greater than any before it) to inclusive ranges `{first, last, ...}`.
@@ -275,6 +289,7 @@ pub struct EventQuery {
 /// to a writer batch); while rounds list fewer positions than the page asks for (a key with few
 /// events a batch), each reads twice as many rows, up to [`POSTINGS_ROUND_MAX`].
 const POSTINGS_ROUND: i64 = 4;
+/// The most postings rows a round reads (at most this many writer batches' positions).
 const POSTINGS_ROUND_MAX: i64 = 256;
 
 /// Reads one page of events; call again with `after_position` = the last position returned. A
@@ -300,9 +315,23 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         .to_position
         .map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
     let after = q.after_position.min(i64::MAX as u64) as i64;
+    // The rows to read end with the first that reaches `to` (rows list ascending positions and
+    // never overlap), so the walk stops there rather than filtering every later row.
+    let upper: i64 = match q.to_position {
+        None => i64::MAX,
+        Some(_) => sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT last_position FROM {postings} AND last_position >= $2
+             ORDER BY last_position LIMIT 1"
+        ))
+        .bind(&key)
+        .bind(to)
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or(i64::MAX),
+    };
     let sql = format!(
         "SELECT last_position, ranges FROM {postings}
-         AND last_position > $2 AND ranges[1] <= $3
+         AND last_position > $2 AND last_position <= $3
          ORDER BY last_position LIMIT $4"
     );
     let mut out = Vec::new();
@@ -312,7 +341,7 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         let rows: Vec<(i64, Vec<i64>)> = sqlx::query_as(&sql)
             .bind(&key)
             .bind(cursor)
-            .bind(to)
+            .bind(upper)
             .bind(round)
             .fetch_all(pool)
             .await?;

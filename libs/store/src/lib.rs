@@ -7,7 +7,7 @@ mod outbox;
 
 use std::{str::FromStr, time::Duration};
 
-pub use events::{append, read, EventQuery, StoredEvent};
+pub use events::{append, post_unposted, read, EventQuery, StoredEvent};
 pub use leader::{leader_lock, while_leader};
 pub use outbox::{Outbox, OutboxRelay};
 use sqlx::{

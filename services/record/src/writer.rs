@@ -99,6 +99,14 @@ impl projector::Events for ReadBatch {
 /// the projector reads what it missed back from the store.
 const HANDOFF_QUEUE: usize = 8;
 
+/// Why the writer stops storing in this term.
+enum Stop {
+    /// The stream must be looked at by an operator (the writer reports NOT_SERVING).
+    Halt(Halt),
+    /// The checkpoint is not where this writer left it.
+    Moved,
+}
+
 /// The writer's side of the hand-overs: the queue, and the signal that one was dropped.
 struct Handovers {
     tx: tokio::sync::mpsc::Sender<Handoff<ReadBatch>>,
@@ -119,6 +127,17 @@ impl Writer {
         let Some((position, followed)) = self.wait_until_consistent(&shutdown).await else {
             return;
         };
+        match waihu_store::post_unposted(&self.pool).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                events = n,
+                "posted the events a store writer of an earlier release appended"
+            ),
+            Err(e) => {
+                warn!(error = %e, "cannot bring the store's postings up to date; the term restarts");
+                return;
+            }
+        }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadBatch>(4);
         let reader =
             tokio::spawn(
@@ -142,9 +161,19 @@ impl Writer {
             _ = shutdown.cancelled() => None,
             b = rx.recv() => b,
         } {
-            if let Err(halt) = self.store(Arc::new(batch), &handoff, &shutdown).await {
-                self.health.down(PART, &halt.0);
-                break;
+            match self.store(Arc::new(batch), &handoff, &shutdown).await {
+                Ok(()) => {}
+                Err(Stop::Halt(halt)) => {
+                    self.health.down(PART, &halt.0);
+                    break;
+                }
+                Err(Stop::Moved) => {
+                    warn!(
+                        "the store's checkpoint is not where this writer left it (appends lost \
+                         in a PostgreSQL crash, or another writer); reading on from the checkpoint"
+                    );
+                    break;
+                }
             }
         }
         reader.abort();
@@ -307,14 +336,15 @@ impl Writer {
 
     /// Stores a batch: transient failures are retried until they pass (or shutdown), and an
     /// event the database refuses for its data is isolated by splitting the batch, dead-lettered,
-    /// and counted. Each committed write is handed to the projector. Err only when the stream
-    /// must be looked at by an operator.
+    /// and counted. Each committed write is handed to the projector. Err when the stream must be
+    /// looked at by an operator, or when the checkpoint is not where this writer left it (the
+    /// term then starts again from the checkpoint).
     async fn store(
         &self,
         batch: Arc<ReadBatch>,
         handoff: &Handovers,
         shutdown: &CancellationToken,
-    ) -> Result<(), Halt> {
+    ) -> Result<(), Stop> {
         let mut pending: Vec<Range<usize>> = Vec::with_capacity(4);
         pending.push(0..batch.events.len());
         let mut dead = batch.dropped;
@@ -339,10 +369,10 @@ impl Writer {
                 _ => batch.last,
             };
             loop {
-                match write_batch(&self.pool, items, last, dead, self.config.synchronous_commit)
-                    .await
-                {
-                    Ok(fresh) => {
+                let sync = self.config.synchronous_commit;
+                match write_batch(&self.pool, items, after, last, dead, sync).await {
+                    Ok(None) => return Err(Stop::Moved),
+                    Ok(Some(fresh)) => {
                         dead = 0;
                         let h = Handoff {
                             batch: batch.clone(),
@@ -359,10 +389,10 @@ impl Writer {
                         break;
                     }
                     Err(e) if e.is_position_clash() => {
-                        return Err(Halt(format!(
+                        return Err(Stop::Halt(Halt(format!(
                             "store position clash at or before {last}: the events stream went \
                              backwards under the writer ({e}); re-base the store (`waihu store rebase`)"
-                        )))
+                        ))))
                     }
                     Err(e) if e.is_data_error() && part.len() > 1 => {
                         // Halves in order: the left half is stored before the right one.
@@ -408,41 +438,52 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
 async fn write_batch(
     pool: &PgPool,
     batch: &[Item],
+    after: u64,
     last: u64,
     dead_lettered: i64,
     synchronous: bool,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Option<Vec<bool>>, StoreError> {
     let stored: Vec<&StoredEvent> = batch.iter().map(|e| &e.stored).collect();
-    append_events(pool, &stored, last, dead_lettered, synchronous).await
+    append_events(pool, &stored, after, last, dead_lettered, synchronous).await
 }
 
-/// The store writer's transaction: appends `stored` (idempotent on event id), counts what was
-/// stored unread and what was dead-lettered, and moves the checkpoint to `last`. Returns, per
-/// event, whether it was new to the store (only those are projected). The commit waits for the
-/// flush to disk.
+/// The store writer's transaction: moves the checkpoint from `after` to `last`, appends `stored`
+/// (idempotent on event id), and counts what was stored unread and what was dead-lettered.
+/// Returns, per event, whether it was new to the store (only those are projected); None, with
+/// nothing written, when the checkpoint was not at `after`. The commit waits for the flush to
+/// disk.
 pub async fn write_events(
     pool: &PgPool,
     stored: &[&StoredEvent],
+    after: u64,
     last: u64,
     dead_lettered: i64,
-) -> Result<Vec<bool>, StoreError> {
-    append_events(pool, stored, last, dead_lettered, true).await
+) -> Result<Option<Vec<bool>>, StoreError> {
+    append_events(pool, stored, after, last, dead_lettered, true).await
 }
 
 /// [`write_events`], with the commit waiting for the flush to disk only when `synchronous`.
+///
+/// The checkpoint is moved only from `after`: when appends the writer had committed without
+/// waiting were lost in a PostgreSQL crash, the checkpoint went back with them, and the writer's
+/// next batch must not pass over the gap (the term then reads on from the checkpoint).
 async fn append_events(
     pool: &PgPool,
     stored: &[&StoredEvent],
+    after: u64,
     last: u64,
     dead_lettered: i64,
     synchronous: bool,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Option<Vec<bool>>, StoreError> {
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     if !synchronous {
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
+    }
+    if !waihu_store::advance_checkpoint(&mut tx, CHECKPOINT, after, last).await? {
+        return Ok(None);
     }
     let new = waihu_store::append(&mut tx, stored).await?;
     let t1 = t0.elapsed();
@@ -459,7 +500,6 @@ async fn append_events(
         ],
     )
     .await?;
-    waihu_store::set_checkpoint(&mut tx, CHECKPOINT, last).await?;
     tx.commit().await?;
     waihu_metrics::metrics()
         .store_position
@@ -476,5 +516,5 @@ async fn append_events(
             "stored events this build cannot read; projections skip them"
         );
     }
-    Ok(new)
+    Ok(Some(new))
 }

@@ -76,9 +76,13 @@ async fn write(pool: &PgPool, events: &[RecordedEvent], batch: usize) {
     for chunk in stored.chunks(batch.max(1)) {
         let refs: Vec<&StoredEvent> = chunk.iter().collect();
         let last = chunk.last().map_or(0, |e| e.position);
-        let fresh = waihu_record::writer::write_events(pool, &refs, last, 0)
+        let after = waihu_store::checkpoint(pool, waihu_record::writer::CHECKPOINT)
             .await
-            .expect("written");
+            .expect("checkpoint");
+        let fresh = waihu_record::writer::write_events(pool, &refs, after, last, 0)
+            .await
+            .expect("written")
+            .expect("the checkpoint where the last write left it");
         // Then the projector's transaction, with the events that were new to the store.
         let new: Vec<(u64, &RecordedEvent)> = chunk
             .iter()

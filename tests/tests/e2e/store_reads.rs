@@ -20,9 +20,13 @@ async fn append(pool: &sqlx::PgPool, events: &[(u64, RecordedEvent)]) -> Vec<boo
         .collect();
     let refs: Vec<&StoredEvent> = stored.iter().collect();
     let last = events.last().map(|(p, _)| *p).expect("a batch");
-    waihu_record::writer::write_events(pool, &refs, last, 0)
+    let after = waihu_store::checkpoint(pool, waihu_record::writer::CHECKPOINT)
+        .await
+        .expect("checkpoint");
+    waihu_record::writer::write_events(pool, &refs, after, last, 0)
         .await
         .expect("stored")
+        .expect("the checkpoint where the last write left it")
 }
 
 /// Every position `q` selects, page by page (`q.limit` a page), checking each page but the last
@@ -174,5 +178,92 @@ async fn reads_by_task_and_tenant_follow_the_postings_across_batches_and_filters
     assert_eq!(got, expect(&|e| e.meta.tenant_id == "a", 0, u64::MAX));
     let whole = read_all(&pool, q(1000)).await;
     assert_eq!(whole, expect(&|_| true, 0, u64::MAX));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_an_earlier_writer_appended_get_posted_and_a_moved_checkpoint_writes_nothing() {
+    let env = waihu_testkit::TestEnv::new().await;
+    let pool = waihu_record::open_pool(&env.database_url, 4)
+        .await
+        .expect("record schema");
+    let task = Uuid::now_v7();
+    let batch = |first: u64, no: u32| -> Vec<(u64, RecordedEvent)> {
+        waihu_testkit::call_lifecycle("a", task, Uuid::now_v7(), no, 1, true, 10, 20)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (first + i as u64, e))
+            .collect()
+    };
+    let first = batch(1, 1);
+    append(&pool, &first).await;
+
+    // A store writer of the release before postings: its rows, and no postings.
+    let old = batch(6, 2);
+    for (p, e) in &old {
+        sqlx::query(
+            "INSERT INTO events (position, event_id, event_type, schema_version, tenant_id,
+                 stream_id, stream_version, task_id, occurred_at, correlation_id, causation_id,
+                 envelope)
+             VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, '', '', $9)",
+        )
+        .bind(*p as i64)
+        .bind(e.meta.event_id)
+        .bind(e.type_name())
+        .bind(&e.meta.tenant_id)
+        .bind(e.meta.aggregate.stream_id())
+        .bind(e.meta.stream_version as i64)
+        .bind(e.meta.task_id)
+        .bind(e.meta.occurred_at)
+        .bind(e.encode())
+        .execute(&pool)
+        .await
+        .expect("an earlier writer's append");
+    }
+    sqlx::query("UPDATE checkpoints SET position = 10 WHERE name = 'store'")
+        .execute(&pool)
+        .await
+        .expect("its checkpoint");
+    let by_task = EventQuery {
+        task_id: Some(task),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        read_all(&pool, by_task.clone()).await,
+        (1..=5).collect::<Vec<_>>()
+    );
+    // The next writer term posts them first.
+    assert_eq!(waihu_store::post_unposted(&pool).await.expect("posted"), 5);
+    assert_eq!(waihu_store::post_unposted(&pool).await.expect("posted"), 0);
+    append(&pool, &batch(11, 3)).await;
+    assert_eq!(
+        read_all(&pool, by_task.clone()).await,
+        (1..=15).collect::<Vec<_>>()
+    );
+
+    // A write that expects the checkpoint where it is not (appends lost in a crash before it)
+    // writes nothing.
+    let stored: Vec<StoredEvent> = batch(21, 4)
+        .into_iter()
+        .map(|(p, e)| StoredEvent {
+            position: p,
+            envelope: e.encode().into(),
+            event: Decoded::Known(e),
+            recorded_at: None,
+        })
+        .collect();
+    let refs: Vec<&StoredEvent> = stored.iter().collect();
+    let written = waihu_record::writer::write_events(&pool, &refs, 20, 25, 0)
+        .await
+        .expect("no database error");
+    assert!(written.is_none(), "the checkpoint is at 15, not 20");
+    assert_eq!(
+        waihu_store::checkpoint(&pool, waihu_record::writer::CHECKPOINT)
+            .await
+            .expect("checkpoint"),
+        15
+    );
+    assert_eq!(read_all(&pool, by_task).await, (1..=15).collect::<Vec<_>>());
     env.cleanup().await;
 }

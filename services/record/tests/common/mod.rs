@@ -36,9 +36,13 @@ pub async fn store(pool: &PgPool, events: &[(u64, RecordedEvent)]) {
         .collect();
     let refs: Vec<&StoredEvent> = stored.iter().collect();
     let last = events.last().map(|(p, _)| *p).expect("events");
-    let fresh = writer::write_events(pool, &refs, last, 0)
+    let after = waihu_store::checkpoint(pool, writer::CHECKPOINT)
         .await
-        .expect("stored");
+        .expect("checkpoint");
+    let fresh = writer::write_events(pool, &refs, after, last, 0)
+        .await
+        .expect("stored")
+        .expect("the checkpoint where the last write left it");
     assert!(fresh.iter().all(|f| *f));
 }
 
