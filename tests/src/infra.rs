@@ -432,6 +432,12 @@ impl PgServer {
         self.pg_ctl(&["-m", "fast", "-w", "-t", "120", "stop"]);
     }
 
+    /// Stops the server as a crash would (immediate shutdown: every process killed, no
+    /// checkpoint, what is still in the WAL buffers lost; the next start runs crash recovery).
+    pub fn crash(&self) {
+        self.pg_ctl(&["-m", "immediate", "-w", "-t", "120", "stop"]);
+    }
+
     /// Starts the stopped server again, on the same port and data, and waits until it accepts
     /// connections.
     pub fn start_again(&self) {
