@@ -286,8 +286,8 @@ pub struct EventQuery {
 }
 
 /// Postings rows read in a read's first round. A row lists one batch's positions for its key (up
-/// to a writer batch); while rounds list fewer positions than the page asks for (a key with few
-/// events a batch), each reads twice as many rows, up to [`POSTINGS_ROUND_MAX`].
+/// to a writer batch); each later round reads as many rows as the page still needs at the
+/// positions per row of the round before, from this many up to [`POSTINGS_ROUND_MAX`].
 const POSTINGS_ROUND: i64 = 4;
 /// The most postings rows a round reads (at most this many writer batches' positions).
 const POSTINGS_ROUND_MAX: i64 = 256;
@@ -360,9 +360,9 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         match rows.last() {
             Some((last, _)) if out.len() < limit && rows.len() as i64 == round => {
                 cursor = *last;
-                if positions.len() < limit {
-                    round = (round * 2).min(POSTINGS_ROUND_MAX);
-                }
+                let per_row = (positions.len() / rows.len()).max(1);
+                round = ((limit - out.len()).div_ceil(per_row) as i64)
+                    .clamp(POSTINGS_ROUND, POSTINGS_ROUND_MAX);
             }
             _ => return Ok(out),
         }
