@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, QueryBuilder, Row};
 use uuid::Uuid;
-use waihu_events::Decoded;
+use waihu_events::{Decoded, RecordedEvent};
 
 use crate::{StoreError, Tx};
 
@@ -18,6 +18,18 @@ pub struct StoredEvent {
     pub envelope: bytes::Bytes,
     /// When the store wrote it (None before it is stored).
     pub recorded_at: Option<DateTime<Utc>>,
+}
+
+impl StoredEvent {
+    /// A known event to be stored at `position`, with the envelope it travels in.
+    pub fn known(position: u64, event: RecordedEvent) -> StoredEvent {
+        StoredEvent {
+            position,
+            envelope: event.encode().into(),
+            event: Decoded::Known(event),
+            recorded_at: None,
+        }
+    }
 }
 
 /// Appends events idempotently (a known event id is skipped) and returns, per input, whether it
@@ -75,13 +87,15 @@ async fn post(tx: &mut Tx<'_>, batch: &[&StoredEvent], new: &[bool]) -> Result<(
     if tenants.is_empty() {
         return Ok(());
     }
-    let rows = tasks.iter().map(|(t, r)| (t.as_bytes().as_slice(), r));
-    copy_postings(
-        tx,
-        "event_task_postings (task_id, last_position, ranges)",
-        rows,
-    )
-    .await?;
+    if !tasks.is_empty() {
+        let rows = tasks.iter().map(|(t, r)| (t.as_bytes().as_slice(), r));
+        copy_postings(
+            tx,
+            "event_task_postings (task_id, last_position, ranges)",
+            rows,
+        )
+        .await?;
+    }
     let rows = tenants.iter().map(|(t, r)| (t.as_bytes(), r));
     copy_postings(
         tx,
@@ -317,9 +331,10 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
     let after = q.after_position.min(i64::MAX as u64) as i64;
     // The rows to read end with the first that reaches `to` (rows list ascending positions and
     // never overlap), so the walk stops there rather than filtering every later row.
-    let upper: i64 = match q.to_position {
-        None => i64::MAX,
-        Some(_) => sqlx::query_scalar::<_, i64>(&format!(
+    let upper: i64 = if q.to_position.is_none() {
+        i64::MAX
+    } else {
+        sqlx::query_scalar::<_, i64>(&format!(
             "SELECT last_position FROM {postings} AND last_position >= $2
              ORDER BY last_position LIMIT 1"
         ))
@@ -327,7 +342,7 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         .bind(to)
         .fetch_optional(pool)
         .await?
-        .unwrap_or(i64::MAX),
+        .unwrap_or(i64::MAX)
     };
     let sql = format!(
         "SELECT last_position, ranges FROM {postings}

@@ -188,19 +188,6 @@ where
     Ok(pos.unwrap_or(0) as u64)
 }
 
-/// Moves a checkpoint, in the caller's transaction.
-pub async fn set_checkpoint(tx: &mut Tx<'_>, name: &str, position: u64) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO checkpoints (name, position, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()",
-    )
-    .bind(name)
-    .bind(position as i64)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Moves a checkpoint from `from` to `to`, in the caller's transaction, only if it is still at
 /// `from` (an absent checkpoint counts as 0). False when another writer moved it: the caller
 /// must roll back, so work guarded by a checkpoint is never applied twice. Call it first in the

@@ -56,16 +56,15 @@ impl Projector {
     ) {
         let mut done: Option<u64> = None;
         loop {
-            let next = tokio::select! {
+            // None: a hand-over was dropped, or none came for a while; the step reads the store.
+            let handoff = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.missed.notified() => Ok(None),
-                h = tokio::time::timeout(IDLE_CHECK, rx.recv()) => h.map(Some),
-            };
-            let handoff = match next {
-                Ok(Some(Some(h))) => Some(h),
-                Ok(Some(None)) => return,
-                // A hand-over was dropped, or none came for a while: read the store.
-                Ok(None) | Err(_) => None,
+                _ = self.missed.notified() => None,
+                h = tokio::time::timeout(IDLE_CHECK, rx.recv()) => match h {
+                    Ok(Some(h)) => Some(h),
+                    Ok(None) => return,
+                    Err(_) => None,
+                },
             };
             if let Err(e) = self.step(&mut done, handoff).await {
                 error!(error = %e, "projections failed; retrying from their checkpoint");

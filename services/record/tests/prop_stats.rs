@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::prelude::*;
 use sqlx::PgPool;
 use uuid::Uuid;
-use waihu_events::{pb, Aggregate, Decoded, Event, EventMeta, RecordedEvent};
+use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_record::projection;
 use waihu_store::StoredEvent;
 
@@ -66,12 +66,7 @@ static POSITION: AtomicU64 = AtomicU64::new(0);
 async fn write(pool: &PgPool, events: &[RecordedEvent], batch: usize) {
     let stored: Vec<StoredEvent> = events
         .iter()
-        .map(|e| StoredEvent {
-            position: POSITION.fetch_add(1, Ordering::SeqCst) + 1,
-            envelope: e.encode().into(),
-            event: Decoded::Known(e.clone()),
-            recorded_at: None,
-        })
+        .map(|e| StoredEvent::known(POSITION.fetch_add(1, Ordering::SeqCst) + 1, e.clone()))
         .collect();
     for chunk in stored.chunks(batch.max(1)) {
         let refs: Vec<&StoredEvent> = chunk.iter().collect();

@@ -4,19 +4,14 @@
 //! lists only the new ones.
 
 use uuid::Uuid;
-use waihu_events::{Decoded, RecordedEvent};
+use waihu_events::RecordedEvent;
 use waihu_store::{EventQuery, StoredEvent};
 
 /// Appends one batch through the store writer's transaction; returns which events were new.
 async fn append(pool: &sqlx::PgPool, events: &[(u64, RecordedEvent)]) -> Vec<bool> {
     let stored: Vec<StoredEvent> = events
         .iter()
-        .map(|(p, e)| StoredEvent {
-            position: *p,
-            envelope: e.encode().into(),
-            event: Decoded::Known(e.clone()),
-            recorded_at: None,
-        })
+        .map(|(p, e)| StoredEvent::known(*p, e.clone()))
         .collect();
     let refs: Vec<&StoredEvent> = stored.iter().collect();
     let last = events.last().map(|(p, _)| *p).expect("a batch");
@@ -246,12 +241,7 @@ async fn events_an_earlier_writer_appended_get_posted_and_a_moved_checkpoint_wri
     // writes nothing.
     let stored: Vec<StoredEvent> = batch(21, 4)
         .into_iter()
-        .map(|(p, e)| StoredEvent {
-            position: p,
-            envelope: e.encode().into(),
-            event: Decoded::Known(e),
-            recorded_at: None,
-        })
+        .map(|(p, e)| StoredEvent::known(p, e))
         .collect();
     let refs: Vec<&StoredEvent> = stored.iter().collect();
     let written = waihu_record::writer::write_events(&pool, &refs, 20, 25, 0)

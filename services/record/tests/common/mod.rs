@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use uuid::Uuid;
-use waihu_events::{Decoded, RecordedEvent};
+use waihu_events::RecordedEvent;
 use waihu_record::{projection, writer};
 use waihu_store::StoredEvent;
 
@@ -27,12 +27,7 @@ pub fn calls(tenant: &str, task: Uuid, first: u64, n: u32) -> Vec<(u64, Recorded
 pub async fn store(pool: &PgPool, events: &[(u64, RecordedEvent)]) {
     let stored: Vec<StoredEvent> = events
         .iter()
-        .map(|(p, e)| StoredEvent {
-            position: *p,
-            envelope: e.encode().into(),
-            event: Decoded::Known(e.clone()),
-            recorded_at: None,
-        })
+        .map(|(p, e)| StoredEvent::known(*p, e.clone()))
         .collect();
     let refs: Vec<&StoredEvent> = stored.iter().collect();
     let last = events.last().map(|(p, _)| *p).expect("events");
