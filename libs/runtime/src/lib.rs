@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 mod health;
+pub mod memory;
 pub mod metrics;
 mod serve;
 pub mod telemetry;
@@ -33,7 +34,11 @@ where
     F: FnOnce(C, tokio_util::sync::CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<ServiceHandle, StartError>>,
 {
+    let huge_pages = memory::no_transparent_huge_pages();
     let _telemetry = telemetry::init(name);
+    if let Err(e) = huge_pages {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off for this process");
+    }
     let config = match config {
         Ok(c) => c,
         Err(e) => {

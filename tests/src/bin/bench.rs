@@ -587,6 +587,11 @@ async fn screening_throughput() -> bool {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // As the services' own `main` does: the record service runs in this process for the store
+    // ingest figure.
+    if let Err(e) = waihu_runtime::memory::no_transparent_huge_pages() {
+        eprintln!("waihu-bench: cannot turn transparent huge pages off: {e}");
+    }
     let only = match parse_args() {
         Ok(o) => o,
         Err(e) => {
