@@ -60,7 +60,7 @@ impl Default for RecordSection {
 impl RecordConfig {
     pub const DEFAULT_PORT: u16 = 50054;
 
-    /// `[record] batch` (`WAIHU_RECORD__BATCH`, 2000), `fill_ms` (20) and `synchronous_commit`
+    /// `[record] batch` (`WAIHU_RECORD__BATCH`, 4000), `fill_ms` (20) and `synchronous_commit`
     /// (false), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::from_process()?)
