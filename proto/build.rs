@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("waihu_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // An envelope's payload shares the received message's bytes when decoded from `Bytes`
+        // (the store writer decodes every event of the stream).
+        .bytes(".waihu.v1.Envelope.payload")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

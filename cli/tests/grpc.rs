@@ -155,7 +155,7 @@ fn event(position: u64) -> pb::ExportedEvent {
                 nanos: 0,
             }),
             task_id: "t-1".into(),
-            payload: payload.encode_to_vec(),
+            payload: payload.encode_to_vec().into(),
             ..Default::default()
         }),
         recorded_at: position

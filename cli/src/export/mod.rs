@@ -184,7 +184,7 @@ pub mod testdata {
             traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
             tracestate: String::new(),
             task_id: "9d5e".into(),
-            payload,
+            payload: payload.into(),
         }
     }
 

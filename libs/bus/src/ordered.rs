@@ -16,7 +16,8 @@ pub struct OrderedReader {
 /// One raw message of the events stream.
 pub struct RawEvent {
     pub stream_seq: u64,
-    pub subject: String,
+    /// Shares the received message's bytes.
+    pub subject: async_nats::Subject,
     pub payload: Bytes,
 }
 
@@ -76,7 +77,7 @@ impl OrderedReader {
                         .map_err(|e| BusError::Consumer(e.to_string()))?;
                     out.push(RawEvent {
                         stream_seq: seq,
-                        subject: m.subject.to_string(),
+                        subject: m.subject.clone(),
                         payload: m.payload.clone(),
                     });
                 }

@@ -252,7 +252,7 @@ impl RecordedEvent {
             traceparent: self.traceparent.clone(),
             tracestate: self.tracestate.clone(),
             task_id: self.meta.task_id.map(|t| t.to_string()).unwrap_or_default(),
-            payload: self.event.encode_payload(),
+            payload: self.event.encode_payload().into(),
         }
     }
 
@@ -321,6 +321,12 @@ fn check_field(field: &'static str, value: &str, max: usize) -> Result<(), Decod
 impl Decoded {
     /// Decodes envelope bytes; an error means the envelope itself is malformed.
     pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        let env = pb::Envelope::decode(bytes).map_err(|e| DecodeError::Envelope(e.to_string()))?;
+        Self::from_envelope(env)
+    }
+
+    /// [`Decoded::decode`] of shared bytes: the payload is not copied out of them.
+    pub fn decode_shared(bytes: prost::bytes::Bytes) -> Result<Decoded, DecodeError> {
         let env = pb::Envelope::decode(bytes).map_err(|e| DecodeError::Envelope(e.to_string()))?;
         Self::from_envelope(env)
     }

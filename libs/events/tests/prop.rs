@@ -330,7 +330,7 @@ fn recorded_event() -> BoxedStrategy<RecordedEvent> {
 fn payload() -> BoxedStrategy<Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..512),
-        recorded_event().prop_map(|e| e.to_envelope().payload),
+        recorded_event().prop_map(|e| e.to_envelope().payload.to_vec()),
     ]
     .boxed()
 }
@@ -388,7 +388,7 @@ fn arbitrary_envelope() -> BoxedStrategy<pb::Envelope> {
                 env.traceparent = traceparent.unwrap_or(env.traceparent);
                 env.tracestate = tracestate.unwrap_or(env.tracestate);
                 env.task_id = task_id.unwrap_or(env.task_id);
-                env.payload = payload.unwrap_or(env.payload);
+                env.payload = payload.map(Into::into).unwrap_or(env.payload);
                 env
             },
         )
@@ -431,7 +431,9 @@ proptest! {
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
         let _ = RecordedEvent::decode(&bytes);
-        let _ = Decoded::decode(&bytes);
+        let d = Decoded::decode(&bytes);
+        let shared = Decoded::decode_shared(bytes.into());
+        prop_assert_eq!(format!("{d:?}"), format!("{shared:?}"));
     }
 
     #[test]
@@ -449,7 +451,10 @@ proptest! {
             bytes.truncate(cut.index(bytes.len() + 1));
         }
         let _ = RecordedEvent::decode(&bytes);
-        let _ = Decoded::decode(&bytes);
+        let d = Decoded::decode(&bytes);
+        // Shared bytes decode to the same (the store writer's way).
+        let shared = Decoded::decode_shared(bytes.into());
+        prop_assert_eq!(format!("{d:?}"), format!("{shared:?}"));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The projections, as pure functions from events to row changes plus the SQL that applies them.
 //! The live writer and the replay verifier share this code, so a rebuild runs exactly what ran.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -272,32 +275,35 @@ pub(crate) fn uuid(s: &str) -> Option<Uuid> {
     Uuid::parse_str(s).ok()
 }
 
-/// Counter changes one event makes: (task, key, delta). Commutative, so order never matters.
-pub fn counter_deltas(e: &RecordedEvent, out: &mut Vec<(Uuid, String, i64)>) {
+/// A change of one task's counter: (task, key, delta).
+pub type Delta = (Uuid, Cow<'static, str>, i64);
+
+/// Counter changes one event makes. Commutative, so order never matters.
+pub fn counter_deltas(e: &RecordedEvent, out: &mut Vec<Delta>) {
     use keys::*;
     let Some(task) = e.meta.task_id else { return };
-    let mut add = |k: &str, d: i64| out.push((task, k.to_string(), d));
+    let mut add = |k: Cow<'static, str>, d: i64| out.push((task, k, d));
     match &e.event {
-        Event::ContactsAdded(c) => add(CONTACTS_TOTAL, c.contacts.len() as i64),
+        Event::ContactsAdded(c) => add(Cow::Borrowed(CONTACTS_TOTAL), c.contacts.len() as i64),
         Event::CallRequested(r) => {
-            add(CALLS_PLACED, 1);
+            add(Cow::Borrowed(CALLS_PLACED), 1);
             if r.attempt == 1 {
-                add(CONTACTS_DIALED, 1);
+                add(Cow::Borrowed(CONTACTS_DIALED), 1);
             }
         }
         Event::CallReleased(r) => {
-            add(CALLS_RELEASED, 1);
-            add(RING_MS, r.ring_ms as i64);
+            add(Cow::Borrowed(CALLS_RELEASED), 1);
+            add(Cow::Borrowed(RING_MS), r.ring_ms as i64);
             if r.answered {
-                add(CALLS_ANSWERED, 1);
-                add(TALK_MS, r.talk_ms as i64);
+                add(Cow::Borrowed(CALLS_ANSWERED), 1);
+                add(Cow::Borrowed(TALK_MS), r.talk_ms as i64);
             }
             let q850 = r.cause.as_ref().map(|c| c.q850).unwrap_or(0);
-            add(&format!("{CAUSE_PREFIX}{q850}"), 1);
+            add(Cow::Owned(format!("{CAUSE_PREFIX}{q850}")), 1);
         }
         Event::ContactFinished(f) => {
-            add(CONTACTS_FINISHED, 1);
-            add(&format!("{OUTCOME_PREFIX}{}", f.outcome), 1);
+            add(Cow::Borrowed(CONTACTS_FINISHED), 1);
+            add(Cow::Owned(format!("{OUTCOME_PREFIX}{}", f.outcome)), 1);
         }
         _ => {}
     }
@@ -420,7 +426,7 @@ pub async fn apply(
     tables: &Tables,
     events: &[(u64, &RecordedEvent)],
 ) -> Result<(), StoreError> {
-    let mut deltas = Vec::new();
+    let mut deltas: Vec<Delta> = Vec::new();
     let mut calls: HashMap<Uuid, CallRow> = HashMap::new();
     let mut tasks: Vec<(Uuid, String, String)> = Vec::new();
     // The last state event of each task in this batch.
@@ -533,7 +539,7 @@ async fn apply_analyses(
     tx: &mut Tx<'_>,
     tables: &Tables,
     events: &[(u64, &RecordedEvent)],
-    deltas: &mut Vec<(Uuid, String, i64)>,
+    deltas: &mut Vec<Delta>,
 ) -> Result<(), StoreError> {
     use keys::*;
     let mut positions = Vec::with_capacity(events.len());
@@ -581,14 +587,14 @@ async fn apply_analyses(
         let (status, a, failure) = match &e.event {
             Event::AnalysisCompleted(a) => {
                 if let Some((Some(t), _, intent, grade)) = old.filter(|_| old_completed) {
-                    deltas.push((*t, ANALYSED.into(), -1));
-                    deltas.push((*t, format!("{INTENT_PREFIX}{intent}"), -1));
-                    deltas.push((*t, format!("{GRADE_PREFIX}{grade}"), -1));
+                    deltas.push((*t, Cow::Borrowed(ANALYSED), -1));
+                    deltas.push((*t, Cow::Owned(format!("{INTENT_PREFIX}{intent}")), -1));
+                    deltas.push((*t, Cow::Owned(format!("{GRADE_PREFIX}{grade}")), -1));
                 }
                 if let Some(t) = task {
-                    deltas.push((t, ANALYSED.into(), 1));
-                    deltas.push((t, format!("{INTENT_PREFIX}{}", a.intent), 1));
-                    deltas.push((t, format!("{GRADE_PREFIX}{}", a.grade), 1));
+                    deltas.push((t, Cow::Borrowed(ANALYSED), 1));
+                    deltas.push((t, Cow::Owned(format!("{INTENT_PREFIX}{}", a.intent)), 1));
+                    deltas.push((t, Cow::Owned(format!("{GRADE_PREFIX}{}", a.grade)), 1));
                 }
                 (analysis_status::COMPLETED, a, "")
             }
@@ -791,23 +797,23 @@ async fn apply_follow_ups(
 async fn apply_counters(
     tx: &mut Tx<'_>,
     tables: &Tables,
-    deltas: Vec<(Uuid, String, i64)>,
+    deltas: Vec<Delta>,
 ) -> Result<(), StoreError> {
     if deltas.is_empty() {
         return Ok(());
     }
     // Summed and sorted first: one row per key, locked in a stable order.
-    let mut sum: BTreeMap<(Uuid, String), i64> = BTreeMap::new();
+    let mut sum: BTreeMap<(Uuid, Cow<'static, str>), i64> = BTreeMap::new();
     for (t, k, d) in deltas {
         *sum.entry((t, k)).or_default() += d;
     }
     let mut tasks = Vec::with_capacity(sum.len());
-    let mut keys = Vec::with_capacity(sum.len());
+    let mut keys: Vec<&str> = Vec::with_capacity(sum.len());
     let mut values = Vec::with_capacity(sum.len());
-    for ((t, k), v) in sum {
-        tasks.push(t);
+    for ((t, k), v) in &sum {
+        tasks.push(*t);
         keys.push(k);
-        values.push(v);
+        values.push(*v);
     }
     sqlx::query(&format!(
         "INSERT INTO {} AS c (task_id, key, value)

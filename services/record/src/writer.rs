@@ -77,7 +77,7 @@ pub struct Writer {
 /// bytes are the stored envelope).
 struct Item {
     stored: StoredEvent,
-    subject: String,
+    subject: async_nats::Subject,
     seq: u64,
 }
 
@@ -294,7 +294,7 @@ impl Writer {
     async fn decode(&self, batch: Vec<RawEvent>, base: u64) -> Vec<Item> {
         let mut out = Vec::with_capacity(batch.len());
         for m in batch {
-            let decoded = Decoded::decode(&m.payload)
+            let decoded = Decoded::decode_shared(m.payload.clone())
                 .map_err(|e| e.to_string())
                 .and_then(|d| match d.known().and_then(projection::refusal) {
                     Some(reason) => Err(reason),

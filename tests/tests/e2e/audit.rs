@@ -37,7 +37,7 @@ async fn audits(cluster: &Cluster) -> Vec<(String, String, String, String)> {
         let env = e.expect("event").envelope.expect("envelope");
         assert_eq!(env.tenant_id, "default");
         assert!(env.stream_id.starts_with("audit-"), "{}", env.stream_id);
-        let a = pb::AuditRecorded::decode(env.payload.as_slice()).expect("payload");
+        let a = pb::AuditRecorded::decode(env.payload.as_ref()).expect("payload");
         out.push((a.actor, a.action, a.target, a.detail));
     }
     out

@@ -268,7 +268,7 @@ async fn a_running_task_pauses_with_the_reason_when_its_tenants_bot_expires() {
                 .ok()?
                 .into_inner();
             let env = stream.next().await?.ok()?.envelope?;
-            let paused = <pb::TaskPaused as prost::Message>::decode(env.payload.as_slice()).ok()?;
+            let paused = <pb::TaskPaused as prost::Message>::decode(env.payload.as_ref()).ok()?;
             Some(paused.reason)
         }
     })

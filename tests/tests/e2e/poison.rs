@@ -47,7 +47,7 @@ fn poisons(
     newline_id.event_id = "\n".into();
     let mut unknown_type = base();
     unknown_type.event_type = "CallTranscribed".into();
-    unknown_type.payload = b"\x0a\x03abc".to_vec();
+    unknown_type.payload = b"\x0a\x03abc".to_vec().into();
     let mut version_2 = base();
     version_2.schema_version = 2;
     let mut nul = base();
@@ -57,7 +57,7 @@ fn poisons(
     overflow.payload = released(task, uuid::Uuid::new_v4(), "USER_BUSY", u64::MAX).payload;
     let mut huge = base();
     huge.event_type = "CallTranscribed".into();
-    huge.payload = vec![b'x'; 1024 * 1024 - 4 * 1024];
+    huge.payload = vec![b'x'; 1024 * 1024 - 4 * 1024].into();
     let mut out = Vec::new();
     for (name, e) in [
         ("newline-id", newline_id),

@@ -290,7 +290,7 @@ async fn campaign(mut launch: Launcher) {
     while let Some(e) = events.next().await {
         let env = e.expect("event").envelope.expect("envelope");
         if env.event_type == "CallRequested" {
-            let r = pb::CallRequested::decode(env.payload.as_slice()).expect("payload");
+            let r = pb::CallRequested::decode(env.payload.as_ref()).expect("payload");
             assert!(
                 requested
                     .insert(r.call_id.clone(), (r.contact_no, r.attempt))
@@ -299,7 +299,7 @@ async fn campaign(mut launch: Launcher) {
                 r.call_id
             );
         } else {
-            let r = pb::CallReleased::decode(env.payload.as_slice()).expect("payload");
+            let r = pb::CallReleased::decode(env.payload.as_ref()).expect("payload");
             assert!(
                 released.insert(r.call_id.clone()),
                 "call {} released twice",

@@ -216,13 +216,12 @@ async fn twenty_five_thousand_numbers_are_screened_through_a_crash_and_later_tas
                 use prost::Message;
                 match env.event_type.as_str() {
                     "NumbersScreened" => {
-                        let p =
-                            pb::NumbersScreened::decode(env.payload.as_slice()).expect("payload");
+                        let p = pb::NumbersScreened::decode(env.payload.as_ref()).expect("payload");
                         screened_numbers += p.numbers.len();
                         assert!(batches.insert(p.batch), "batch {} twice", p.batch);
                     }
                     _ => completed.push(
-                        pb::ScreeningCompleted::decode(env.payload.as_slice()).expect("payload"),
+                        pb::ScreeningCompleted::decode(env.payload.as_ref()).expect("payload"),
                     ),
                 }
             }

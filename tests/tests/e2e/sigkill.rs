@@ -166,7 +166,7 @@ async fn sigkill_of_the_dialer_twice_with_every_rule_on_leaves_everything_exact(
         let env = e.expect("event").envelope.expect("envelope");
         let at = waihu_events::from_timestamp(&env.occurred_at.expect("time")).expect("time");
         if env.event_type == "CallRequested" {
-            let r = pb::CallRequested::decode(env.payload.as_slice()).expect("payload");
+            let r = pb::CallRequested::decode(env.payload.as_ref()).expect("payload");
             assert!(
                 requested
                     .insert(r.call_id, (r.contact_no, r.attempt, at))
@@ -174,7 +174,7 @@ async fn sigkill_of_the_dialer_twice_with_every_rule_on_leaves_everything_exact(
                 "a call requested twice"
             );
         } else {
-            let r = pb::CallReleased::decode(env.payload.as_slice()).expect("payload");
+            let r = pb::CallReleased::decode(env.payload.as_ref()).expect("payload");
             released.insert(r.call_id, at);
         }
     }
