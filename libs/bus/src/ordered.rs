@@ -52,14 +52,18 @@ impl OrderedReader {
     }
 
     /// Waits up to `wait` for the next message, then keeps collecting for at most `fill` more
-    /// (larger batches under load), up to `max` messages.
+    /// (larger batches under load), up to `max` messages or until their payloads reach
+    /// `max_bytes` (the message that reaches it is the batch's last, so a batch always holds
+    /// at least one message).
     pub async fn next_batch(
         &mut self,
         max: usize,
+        max_bytes: usize,
         wait: Duration,
         fill: Duration,
     ) -> Result<Vec<RawEvent>, BusError> {
         let mut out = Vec::new();
+        let mut bytes = 0;
         let first = match tokio::time::timeout(wait, self.messages.next()).await {
             Err(_) => return Ok(out),
             Ok(m) => m,
@@ -75,6 +79,7 @@ impl OrderedReader {
                         .info()
                         .map(|i| i.stream_sequence)
                         .map_err(|e| BusError::Consumer(e.to_string()))?;
+                    bytes += m.payload.len();
                     out.push(RawEvent {
                         stream_seq: seq,
                         subject: m.subject.clone(),
@@ -82,7 +87,7 @@ impl OrderedReader {
                     });
                 }
             }
-            if out.len() >= max {
+            if out.len() >= max || bytes >= max_bytes {
                 return Ok(out);
             }
             match self.messages.next().now_or_never() {

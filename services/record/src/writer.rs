@@ -99,8 +99,14 @@ impl projector::Events for ReadBatch {
 
 /// Hand-overs waiting for the projector; when it is this far behind, the writer drops them and
 /// the projector reads what it missed back from the store. With the read-ahead, this bounds the
-/// decoded events held in memory to (4 + this + 2) batches.
+/// events held in memory to (4 + this + 2) batches.
 const HANDOFF_QUEUE: usize = 4;
+
+/// Envelope bytes a batch holds at most, whatever its count: ordinary events are a few hundred
+/// bytes (4000 of them, 1-2 MiB), but an event may be up to 512 KiB
+/// ([`waihu_events::MAX_EVENT_BYTES`]), and 4000 of those would be 2 GiB. With the queues above,
+/// the writer holds at most 10 batches' envelopes (80 MiB) and their decoded events.
+pub const BATCH_BYTES: usize = 8 << 20;
 
 /// Why the writer stops storing in this term.
 enum Stop {
@@ -237,7 +243,10 @@ impl Writer {
             let mut last_check = tokio::time::Instant::now();
             loop {
                 let c = &self.config;
-                let batch = match reader.next_batch(c.batch, c.linger, c.fill).await {
+                let batch = match reader
+                    .next_batch(c.batch, BATCH_BYTES, c.linger, c.fill)
+                    .await
+                {
                     Ok(b) => b,
                     Err(e) => {
                         warn!(error = %e, position, "events stream interrupted; reopening");

@@ -218,3 +218,55 @@ async fn the_store_writer_dead_letters_garbage_and_stores_what_follows() {
     handle.wait().await;
     env.cleanup().await;
 }
+
+/// The store writer's reader ends a batch at its byte bound whatever its count (events may be
+/// up to 512 KiB each), and a batch always holds at least one message.
+#[tokio::test]
+async fn ordered_batches_end_at_their_byte_bound() {
+    let env = TestEnv::new().await;
+    let subject = env.bus.subject(&Aggregate::Task(uuid::Uuid::now_v7()));
+    let before = env.bus.last_sequence().await.expect("last sequence");
+    for _ in 0..10 {
+        env.bus
+            .publish_raw(
+                subject.clone(),
+                async_nats::HeaderMap::new(),
+                bytes::Bytes::from(vec![b'x'; 100 * 1024]),
+            )
+            .await
+            .expect("published");
+    }
+    let (wait, fill) = (Duration::from_secs(5), Duration::from_millis(500));
+    let mut reader = waihu_bus::OrderedReader::open(&env.bus, before)
+        .await
+        .expect("reader");
+    let mut sizes = Vec::new();
+    let mut seqs = Vec::new();
+    while seqs.len() < 10 {
+        let batch = reader
+            .next_batch(1000, 250 * 1024, wait, fill)
+            .await
+            .expect("batch");
+        assert!(!batch.is_empty(), "the stream holds more");
+        sizes.push(batch.len());
+        seqs.extend(batch.iter().map(|m| m.stream_seq));
+    }
+    assert_eq!(sizes, [3, 3, 3, 1], "100 KiB messages, 250 KiB a batch");
+    assert_eq!(
+        seqs,
+        (before + 1..=before + 10).collect::<Vec<u64>>(),
+        "in order, none lost"
+    );
+    // A bound below one message still moves on, a message a batch.
+    let mut reader = waihu_bus::OrderedReader::open(&env.bus, before + 7)
+        .await
+        .expect("reader");
+    for seq in before + 8..=before + 10 {
+        let batch = reader.next_batch(1000, 1, wait, fill).await.expect("batch");
+        assert_eq!(
+            batch.iter().map(|m| m.stream_seq).collect::<Vec<_>>(),
+            [seq]
+        );
+    }
+    env.cleanup().await;
+}
