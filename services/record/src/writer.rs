@@ -98,14 +98,17 @@ impl projector::Events for ReadBatch {
 }
 
 /// Hand-overs waiting for the projector; when it is this far behind, the writer drops them and
-/// the projector reads what it missed back from the store. With the read-ahead, this bounds the
-/// events held in memory to (4 + this + 2) batches.
+/// the projector reads what it missed back from the store. The writer holds at most 11 batches:
+/// 4 read ahead, 1 waiting to join them, 1 being stored, these 4, and 1 being projected.
 const HANDOFF_QUEUE: usize = 4;
 
-/// Envelope bytes a batch holds at most, whatever its count: ordinary events are a few hundred
+/// Envelope bytes at which a batch ends, whatever its count (the message that reaches them is
+/// its last, so a batch holds at most this plus one message): ordinary events are a few hundred
 /// bytes (4000 of them, 1-2 MiB), but an event may be up to 512 KiB
-/// ([`waihu_events::MAX_EVENT_BYTES`]), and 4000 of those would be 2 GiB. With the queues above,
-/// the writer holds at most 10 batches' envelopes (80 MiB) and their decoded events.
+/// ([`waihu_events::MAX_EVENT_BYTES`]; the stream admits up to 1 MiB), and 4000 of those would be
+/// 2 GiB. The 11 batches above then hold at most about 100 MiB of envelopes and their decoded
+/// events; beyond that, the NATS client buffers up to 500 messages ahead and the projector's
+/// catch-up reads pages of 5000 events from the store.
 pub const BATCH_BYTES: usize = 8 << 20;
 
 /// Why the writer stops storing in this term.
