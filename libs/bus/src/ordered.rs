@@ -79,11 +79,12 @@ impl OrderedReader {
                         .info()
                         .map(|i| i.stream_sequence)
                         .map_err(|e| BusError::Consumer(e.to_string()))?;
+                    let m = m.message;
                     bytes += m.payload.len();
                     out.push(RawEvent {
                         stream_seq: seq,
-                        subject: m.subject.clone(),
-                        payload: m.payload.clone(),
+                        subject: m.subject,
+                        payload: m.payload,
                     });
                 }
             }

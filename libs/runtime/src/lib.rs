@@ -23,6 +23,18 @@ pub use tenant::{actor, tenant};
 /// Error from assembling a service at start-up.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What every service binary sets up first: transparent huge pages off for the process (see
+/// [`memory`]; a failure is logged, not fatal), then telemetry. Keep the guard for the process's
+/// life.
+pub fn start_process(name: &'static str) -> telemetry::TelemetryGuard {
+    let huge_pages = memory::no_transparent_huge_pages();
+    let guard = telemetry::init(name);
+    if let Err(e) = huge_pages {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off for this process");
+    }
+    guard
+}
+
 /// The whole `main` of a service binary: telemetry, config, start, serve until SIGTERM, drain.
 pub async fn run_service<C, F, Fut>(
     name: &'static str,
@@ -34,11 +46,7 @@ where
     F: FnOnce(C, tokio_util::sync::CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<ServiceHandle, StartError>>,
 {
-    let huge_pages = memory::no_transparent_huge_pages();
-    let _telemetry = telemetry::init(name);
-    if let Err(e) = huge_pages {
-        tracing::warn!(error = %e, "cannot turn transparent huge pages off for this process");
-    }
+    let _telemetry = start_process(name);
     let config = match config {
         Ok(c) => c,
         Err(e) => {

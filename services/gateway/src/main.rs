@@ -7,11 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let huge_pages = waihu_runtime::memory::no_transparent_huge_pages();
-    let _telemetry = waihu_runtime::telemetry::init("waihu-gateway");
-    if let Err(e) = huge_pages {
-        tracing::warn!(error = %e, "cannot turn transparent huge pages off for this process");
-    }
+    let _telemetry = waihu_runtime::start_process("waihu-gateway");
     let config = match GatewayConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
