@@ -89,6 +89,11 @@ impl CpuSample {
     }
 }
 
+/// CPU seconds process `pid` (and its reaped children) used so far; None once it is gone.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    process_seconds(&pid.to_string()).map(|(_, secs)| secs)
+}
+
 /// A process's command name and the CPU seconds it and its reaped children used.
 fn process_seconds(pid: &str) -> Option<(String, f64)> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)

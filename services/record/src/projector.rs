@@ -4,10 +4,12 @@
 //!
 //! The writer hands over each batch it committed. The projector applies the events that were
 //! new to the store and moves its checkpoint in the same transaction, guarded so the same
-//! events are never counted twice (even by a projector of an earlier term finishing late). When
-//! it falls behind (a hand-over dropped because it was busy, a restart, a failure) it reads what
-//! it missed back from the store, which holds everything the writer committed: at once when the
-//! writer says it dropped a hand-over, else within [`IDLE_CHECK`].
+//! events are never counted twice (even by a projector of an earlier term finishing late). While
+//! it is busy the writer waits a while for room among the hand-overs (so a backlog is stored at
+//! the projector's pace); when it falls further behind (a hand-over dropped after that wait, a
+//! restart, a failure) it reads what it missed back from the store, which holds everything the
+//! writer committed: at once when the writer says it dropped a hand-over, else within
+//! [`IDLE_CHECK`].
 
 use std::{ops::Range, sync::Arc, time::Duration};
 

@@ -35,7 +35,7 @@ use waihu_testkit::TestEnv;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str =
-    "usage: waihu-bench [--only base|ingest|watch|export|analysis|screening|webhooks|sip|1m|rules]
+    "usage: waihu-bench [--only base|ingest|watch|export|analysis|screening|webhooks|sip|1m|dial|rules]
 
   --only base   raw NATS/PostgreSQL ceilings, store ingest, contact import, call attempts,
                 webhook ingestion, SIP call setup
@@ -51,6 +51,8 @@ const USAGE: &str =
   --only sip    SIP calls set up per second against sipp (and the JetStream ceiling)
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
                 (needs the release binaries: cargo build --release --bins)
+  --only dial   the 20,000-contact campaign, then the 1M campaign, and their ratio (release
+                binaries too)
   --only rules  100,000 contacts over 10 tasks and 20 lines, with every dialing rule on and
                 then off, services as separate processes (release binaries too)
 
@@ -94,6 +96,7 @@ enum Only {
     Webhooks,
     Sip,
     Million,
+    Dial,
     Rules,
 }
 
@@ -124,6 +127,7 @@ fn parse_args() -> Result<Only, String> {
             "webhooks" => Only::Webhooks,
             "sip" => Only::Sip,
             "1m" => Only::Million,
+            "dial" => Only::Dial,
             "rules" => Only::Rules,
             other => {
                 return Err(format!(
@@ -354,8 +358,10 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
     let task_id =
         create_with_contacts(&mut tasks, spec("dial-bench", 1, 0), &phones(contacts, 6)).await;
     let t = Instant::now();
+    let cpu = waihu_e2e::cpu::CpuSample::now();
     run_to_completion(&mut tasks, &task_id, Duration::from_secs(900)).await;
     let secs = t.elapsed().as_secs_f64();
+    let spent = waihu_e2e::cpu::CpuSample::now().since(&cpu);
     let stats = wait_stats_settled(
         &cluster,
         &task_id,
@@ -364,6 +370,26 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
     )
     .await;
     let attempts_rate = stats.calls_placed as f64 / secs;
+    if let Some(spent) = spent {
+        // Per attempt, as the 1M campaign's lines count it (`services` here is every service
+        // in this one process, with the bench's client).
+        let per = |secs: f64| secs * 1e6 / stats.calls_placed.max(1) as f64;
+        for (part, secs) in [
+            ("services", spent.this),
+            ("postgres", spent.postgres),
+            ("nats", spent.nats),
+            ("other", spent.other),
+            ("idle", spent.idle),
+        ] {
+            report_with(
+                &format!("call_attempts_cpu_{part}"),
+                per(secs),
+                1,
+                "us/attempt",
+                "",
+            );
+        }
+    }
     cluster.shutdown().await;
     (import_rate, big, attempts_rate, stats.calls_placed)
 }
@@ -612,6 +638,13 @@ async fn base() -> Base {
     export_records(&env).await;
     env.cleanup().await;
     analysis_quality();
+    Base {
+        call_attempts: call_attempts().await,
+    }
+}
+
+/// `contact_import` and `call_attempts` (the 20,000-contact campaign): the attempts rate.
+async fn call_attempts() -> f64 {
     let (import_rate, contacts, attempts, calls) = import_and_dial().await;
     report(
         "contact_import",
@@ -622,9 +655,7 @@ async fn base() -> Base {
         ),
     );
     report("call_attempts", attempts, "attempts/s", &format!("{calls} attempts: dialer -> simulator (no waiting) -> release -> recall/finish (target 500)"));
-    Base {
-        call_attempts: attempts,
-    }
+    attempts
 }
 
 /// `screening_throughput`: whether it ran.
@@ -688,6 +719,7 @@ async fn main() -> std::process::ExitCode {
             Only::Webhooks => "the JetStream ceiling and webhook ingestion, in one run",
             Only::Sip => "the JetStream ceiling and SIP call setup, in one run",
             Only::Million => "the 1M campaign only",
+            Only::Dial => "the 20,000-contact campaign, then the 1M campaign, in one run",
             Only::Rules => "the rules campaigns only (every rule on, then off)",
         }
     );
@@ -747,7 +779,13 @@ async fn main() -> std::process::ExitCode {
     if matches!(only, Only::All | Only::Base) && !screening_throughput().await {
         return std::process::ExitCode::FAILURE;
     }
-    if matches!(only, Only::All | Only::Million) {
+    let base = match (base, only) {
+        (None, Only::Dial) => Some(Base {
+            call_attempts: call_attempts().await,
+        }),
+        (base, _) => base,
+    };
+    if matches!(only, Only::All | Only::Million | Only::Dial) {
         let scale = scale();
         match million::run(million::Shape::MILLION, scale).await {
             Ok(m) => m.report(base.as_ref().map(|b| b.call_attempts)),

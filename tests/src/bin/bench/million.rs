@@ -57,6 +57,8 @@ pub struct Million {
     how: &'static str,
     lag: Option<(f64, f64, i64)>,
     memory: Vec<(&'static str, Peak, f64)>,
+    /// CPU seconds by part over the window.
+    cpu: Vec<(&'static str, f64)>,
 }
 
 impl Million {
@@ -119,6 +121,15 @@ impl Million {
                 self.contacts
             ),
         );
+        for (part, secs) in &self.cpu {
+            report_with(
+                &format!("call_attempts_1m_cpu_{}", part.replace('-', "_")),
+                secs * 1e6 / self.window_calls.max(1) as f64,
+                1,
+                "us/attempt",
+                "",
+            );
+        }
         match call_attempts {
             Some(base) if base > 0.0 => report_with(
                 "call_attempts_1m_vs_20k",
@@ -358,6 +369,7 @@ async fn campaign(
 
     let started = Instant::now();
     let started_wall = chrono::Utc::now();
+    let started_cpu = Cpu::now(services);
     for id in &ids {
         tasks
             .start_task(pb::TaskRef {
@@ -378,16 +390,18 @@ async fn campaign(
         at: started,
         wall: started_wall,
         placed: 0,
+        cpu: started_cpu.clone(),
     };
     let (end, how) = loop {
         tick.tick().await;
         services.check_alive()?;
-        let (at, wall) = (Instant::now(), chrono::Utc::now());
+        let (at, wall, cpu) = (Instant::now(), chrono::Utc::now(), Cpu::now(services));
         let t = totals(&stats, &ids).await?;
         let now = Sample {
             at,
             wall,
             placed: t.placed,
+            cpu,
         };
         if now.placed != last_change.placed {
             last_change = now.clone();
@@ -420,6 +434,7 @@ async fn campaign(
                 at: started,
                 wall: started_wall,
                 placed: 0,
+                cpu: started_cpu.clone(),
             });
             break (
                 last_change,
@@ -431,6 +446,7 @@ async fn campaign(
     let memory = sampler.finish();
     let secs = (end.at - first.at).as_secs_f64().max(1e-3);
     let window_calls = end.placed - first.placed;
+    let cpu = end.cpu.since(&first.cpu);
     let lag = stats_lag(database_url, first.wall, end.wall).await?;
     Ok(Million {
         shape,
@@ -442,6 +458,7 @@ async fn campaign(
         how,
         lag,
         memory,
+        cpu,
     })
 }
 
@@ -450,6 +467,52 @@ struct Sample {
     at: Instant,
     wall: chrono::DateTime<chrono::Utc>,
     placed: u64,
+    cpu: Cpu,
+}
+
+/// CPU seconds so far: PostgreSQL, NATS and the machine, and each service's process.
+#[derive(Clone)]
+struct Cpu {
+    shared: waihu_e2e::cpu::CpuSample,
+    services: Vec<(&'static str, f64)>,
+}
+
+impl Cpu {
+    fn now(services: &Services) -> Cpu {
+        Cpu {
+            shared: waihu_e2e::cpu::CpuSample::now(),
+            services: services
+                .list
+                .iter()
+                .map(|s| {
+                    let secs = waihu_e2e::cpu::process_cpu_seconds(s.pid).unwrap_or_default();
+                    (s.name, secs)
+                })
+                .collect(),
+        }
+    }
+
+    /// CPU seconds by part between `earlier` and this sample: each service, then `postgres`,
+    /// `nats`, `bench`, `other` and `idle`.
+    fn since(&self, earlier: &Cpu) -> Vec<(&'static str, f64)> {
+        let mut out: Vec<(&'static str, f64)> = self
+            .services
+            .iter()
+            .zip(&earlier.services)
+            .map(|((name, b), (_, a))| (*name, (b - a).max(0.0)))
+            .collect();
+        if let Some(spent) = self.shared.since(&earlier.shared) {
+            let services: f64 = out.iter().map(|(_, s)| s).sum();
+            out.push(("postgres", spent.postgres));
+            out.push(("nats", spent.nats));
+            out.push(("bench", spent.this));
+            // The services are not the bench's children: `other` holds them, and the rest
+            // (the kernel's own work, other programs).
+            out.push(("other", (spent.other - services).max(0.0)));
+            out.push(("idle", spent.idle));
+        }
+        out
+    }
 }
 
 struct Totals {
