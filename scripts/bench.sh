@@ -8,6 +8,8 @@ export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/waihu}"
 
 bash scripts/ensure-infra.sh
+# The SIP call setup figure plays the trunk with sipp.
+bash scripts/ensure-tools.sh sipp
 
 # The million-contact section runs the service binaries as separate processes: build them
 # (and the bench) first, so it never measures stale binaries.

@@ -12,7 +12,8 @@
 #                 (tests/tests/e2e/deploy.rs)
 #   kubectl       (Debian package kubernetes-client, when no kubectl is installed) renders them
 # Prints nothing when they are already there. Needs python3 with venv (Debian: python3-venv,
-# installed here when missing).
+# installed here when missing). `ensure-tools.sh sipp` installs sipp only (what `make bench`
+# needs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,6 +23,9 @@ if ! command -v sipp >/dev/null 2>&1; then
     echo "ensure-tools: installing sipp (Debian package sip-tester)" >&2
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends sip-tester </dev/null
+fi
+if [[ ${1:-} == sipp ]]; then
+    exit 0
 fi
 
 if ! command -v kubectl >/dev/null 2>&1; then

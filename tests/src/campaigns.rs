@@ -79,14 +79,30 @@ pub async fn drive(cluster: &mut Cluster, task: &str, first_campaign: u64) -> Dr
         wait_campaign_state(cluster, task, pb::CampaignState::Paused).await,
         first
     );
-    // Calls started before the pause end and are synced; then nothing moves.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let before = wait_stats(cluster, task, "stats", Duration::from_secs(10), |_| true).await;
+    // Calls started before the pause end and are synced (however long that takes on a busy
+    // machine, within 30 s); then nothing moves.
+    let settle_by = tokio::time::Instant::now() + Duration::from_secs(30);
+    let counts = |s: &pb::TaskStats| (s.calls_placed, s.calls_released);
+    let mut before = wait_stats(cluster, task, "stats", Duration::from_secs(10), |_| true).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let now = wait_stats(cluster, task, "stats", Duration::from_secs(10), |_| true).await;
+        if counts(&now) == counts(&before) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < settle_by,
+            "calls still placed or released 30 s after the pause: {:?} -> {:?}",
+            counts(&before),
+            counts(&now)
+        );
+        before = now;
+    }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let after = wait_stats(cluster, task, "stats", Duration::from_secs(10), |_| true).await;
     assert_eq!(
-        (after.calls_placed, after.calls_released),
-        (before.calls_placed, before.calls_released),
+        counts(&after),
+        counts(&before),
         "nothing is called while the task is paused"
     );
     assert!(
