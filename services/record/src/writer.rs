@@ -99,8 +99,8 @@ impl projector::Events for ReadBatch {
 
 /// Hand-overs waiting for the projector; when it is this far behind, the writer waits for room
 /// (up to [`HANDOFF_WAIT`]), then drops the hand-over and the projector reads what it missed back
-/// from the store. The writer holds at most 11 batches:
-/// 4 read ahead, 1 waiting to join them, 1 being stored, these 4, and 1 being projected.
+/// from the store. The writer holds at most 11 batches: 4 read ahead, 1 waiting to join them,
+/// 1 being stored, these 4, and 1 being projected.
 const HANDOFF_QUEUE: usize = 4;
 
 /// How long the writer waits for room among the hand-overs before it drops one. While the
@@ -138,10 +138,32 @@ struct Handovers {
 }
 
 impl Handovers {
+    fn new(tx: tokio::sync::mpsc::Sender<Handoff<ReadBatch>>) -> Handovers {
+        Handovers {
+            tx,
+            missed: Arc::default(),
+            dropping: Default::default(),
+        }
+    }
+
     /// Hands `h` over to the projector, waiting up to [`HANDOFF_WAIT`] for room unless the
-    /// last one was dropped; false when this one is dropped (no room in time, the projector
-    /// gone, or shutdown).
+    /// last one was dropped. False when this one is dropped (no room in time, the projector
+    /// gone, or shutdown): the projector is told it missed one and reads it back from the store.
     async fn hand_over(&self, h: Handoff<ReadBatch>, shutdown: &CancellationToken) -> bool {
+        let last = h.last;
+        let sent = self.send(h, shutdown).await;
+        if !sent {
+            tracing::debug!(
+                last,
+                "projector busy; it will read this batch back from the store"
+            );
+            self.missed.notify_one();
+        }
+        sent
+    }
+
+    /// [`Self::hand_over`] without telling the projector of a drop.
+    async fn send(&self, h: Handoff<ReadBatch>, shutdown: &CancellationToken) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         use tokio::sync::mpsc::error::TrySendError;
         let h = match self.tx.try_send(h) {
@@ -194,11 +216,7 @@ impl Writer {
                     .read_ahead(position, followed, tx, shutdown.clone()),
             );
         let (tx, handed) = tokio::sync::mpsc::channel(HANDOFF_QUEUE);
-        let handoff = Handovers {
-            tx,
-            missed: Arc::default(),
-            dropping: Default::default(),
-        };
+        let handoff = Handovers::new(tx);
         let projections = shutdown.child_token();
         let projector = tokio::spawn(
             Projector {
@@ -434,10 +452,7 @@ impl Writer {
                             after,
                             last,
                         };
-                        if !handoff.hand_over(h, shutdown).await {
-                            tracing::debug!(last, "projector busy; it will read this batch back from the store");
-                            handoff.missed.notify_one();
-                        }
+                        handoff.hand_over(h, shutdown).await;
                         after = last;
                         break;
                     }
@@ -594,11 +609,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_busy_projector_is_waited_for_and_a_stopped_one_only_once() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let handovers = Handovers {
-            tx,
-            missed: Arc::default(),
-            dropping: Default::default(),
-        };
+        let handovers = Handovers::new(tx);
         let stop = CancellationToken::new();
         assert!(handovers.hand_over(handoff(1), &stop).await);
         // Full: a projector taking the first one within the wait makes room for the second.

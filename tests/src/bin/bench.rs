@@ -370,25 +370,21 @@ async fn import_and_dial() -> (f64, usize, f64, u64) {
     )
     .await;
     let attempts_rate = stats.calls_placed as f64 / secs;
-    if let Some(spent) = spent {
+    if let Some(c) = spent {
         // Per attempt, as the 1M campaign's lines count it (`services` here is every service
         // in this one process, with the bench's client).
-        let per = |secs: f64| secs * 1e6 / stats.calls_placed.max(1) as f64;
-        for (part, secs) in [
-            ("services", spent.this),
-            ("postgres", spent.postgres),
-            ("nats", spent.nats),
-            ("other", spent.other),
-            ("idle", spent.idle),
-        ] {
-            report_with(
-                &format!("call_attempts_cpu_{part}"),
-                per(secs),
-                1,
-                "us/attempt",
-                "",
-            );
-        }
+        report_cpu_per(
+            "call_attempts_cpu",
+            &[
+                ("services", c.this, String::new()),
+                ("postgres", c.postgres, String::new()),
+                ("nats", c.nats, String::new()),
+                ("other", c.other, String::new()),
+                ("idle", c.idle, String::new()),
+            ],
+            stats.calls_placed,
+            "us/attempt",
+        );
     }
     cluster.shutdown().await;
     (import_rate, big, attempts_rate, stats.calls_placed)
@@ -600,22 +596,33 @@ async fn ingest_share(env: &TestEnv) {
     // What each part of the pipeline spent per event: steadier than the rate, which moves with
     // the machine's other load.
     if let Some(c) = spent {
-        let per = |secs: f64| secs * 1e6 / events as f64;
-        for (name, secs, what) in [
-            ("postgres", c.postgres, "every PostgreSQL process (the writer's and projector's backends)"),
-            ("nats", c.nats, "the NATS server delivering the stream"),
-            ("record", c.this, "the record service (reading, decoding, COPY encoding, projecting), in this process"),
-            ("other", c.other, "everything else on the machine meanwhile"),
-            ("idle", c.idle, "idle CPU (all cores)"),
-        ] {
-            report_with(
-                &format!("store_ingest_cpu_{name}"),
-                per(secs),
-                1,
-                "us/event",
-                &format!("CPU time of {what} per event stored and projected"),
-            );
-        }
+        let note = |what: &str| format!("CPU time of {what} per event stored and projected");
+        report_cpu_per(
+            "store_ingest_cpu",
+            &[
+                ("postgres", c.postgres, note("every PostgreSQL process (the writer's and projector's backends)")),
+                ("nats", c.nats, note("the NATS server delivering the stream")),
+                ("record", c.this, note("the record service (reading, decoding, COPY encoding, projecting), in this process")),
+                ("other", c.other, note("everything else on the machine meanwhile")),
+                ("idle", c.idle, note("idle CPU (all cores)")),
+            ],
+            events,
+            "us/event",
+        );
+    }
+}
+
+/// Prints `bench <prefix>_<part> <µs> <unit>` for each part's CPU seconds spread over `items`
+/// (a `-` in a part's name becomes `_`), each with its note when it has one.
+fn report_cpu_per(prefix: &str, parts: &[(&str, f64, String)], items: u64, unit: &str) {
+    for (part, secs, note) in parts {
+        report_with(
+            &format!("{prefix}_{}", part.replace('-', "_")),
+            secs * 1e6 / items.max(1) as f64,
+            1,
+            unit,
+            note,
+        );
     }
 }
 

@@ -21,7 +21,7 @@ use waihu_testkit::{nats_url, server_url, with_database};
 
 use crate::{
     procs::{Peak, Sampler, Services},
-    report, report_with,
+    report, report_cpu_per, report_with,
 };
 
 const CONTACTS_PER_TASK: usize = 10_000;
@@ -121,15 +121,17 @@ impl Million {
                 self.contacts
             ),
         );
-        for (part, secs) in &self.cpu {
-            report_with(
-                &format!("call_attempts_1m_cpu_{}", part.replace('-', "_")),
-                secs * 1e6 / self.window_calls.max(1) as f64,
-                1,
-                "us/attempt",
-                "",
-            );
-        }
+        let parts: Vec<_> = self
+            .cpu
+            .iter()
+            .map(|(part, secs)| (*part, *secs, String::new()))
+            .collect();
+        report_cpu_per(
+            "call_attempts_1m_cpu",
+            &parts,
+            self.window_calls,
+            "us/attempt",
+        );
         match call_attempts {
             Some(base) if base > 0.0 => report_with(
                 "call_attempts_1m_vs_20k",
