@@ -8,6 +8,7 @@ mod health;
 pub mod memory;
 pub mod metrics;
 mod serve;
+pub mod statistics;
 pub mod telemetry;
 mod tenant;
 
@@ -106,6 +107,13 @@ impl Workers {
     /// Runs a future until it ends by itself (it should watch [`Workers::stop_token`]).
     pub fn spawn(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
         self.set.spawn(work);
+    }
+
+    /// Keeps the planner's statistics of `schema`'s tables current ([`statistics::keep`]): best
+    /// effort, so not a required worker.
+    pub fn keep_statistics(&mut self, pool: sqlx::PgPool, schema: &'static str) {
+        let stop = self.stop.clone();
+        self.spawn(statistics::keep(pool, schema, stop));
     }
 
     /// Runs a required worker under [`supervise`]: restarted when it fails or panics, and the

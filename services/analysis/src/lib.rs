@@ -54,6 +54,7 @@ pub async fn start(
     let wake = Arc::new(tokio::sync::Notify::new());
     let outbox = Outbox::new(PRODUCER);
     let mut workers = Workers::new();
+    workers.keep_statistics(pool.clone(), SCHEMA);
 
     let relay = (outbox.clone(), pool.clone(), bus.clone());
     let stop = workers.stop_token();

@@ -64,11 +64,13 @@ impl Db {
             "SELECT t.task_id, t.tenant_id, t.caller_line, t.daily_call_limit, t.window_spec,
                     t.window_zone, t.campaign_size, t.traceparent, t.tracestate
              FROM dialer_tasks t
+             -- One probe of the due index per task, as in the dial round (see there).
+             CROSS JOIN LATERAL (SELECT 1 FROM dialer_contacts c
+                                 WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now()
+                                 ORDER BY c.next_at, c.contact_no LIMIT 1) due
              WHERE t.status = $1 AND t.campaign_size > 0
                AND (t.not_before IS NULL OR t.not_before <= now())
                AND (t.closed_until IS NULL OR t.closed_until <= now())
-               AND EXISTS (SELECT 1 FROM dialer_contacts c
-                           WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
                AND NOT EXISTS (SELECT 1 FROM dialer_contacts c
                                WHERE c.task_id = t.task_id AND c.state = 1
                                  AND c.campaign_id IS NOT NULL)

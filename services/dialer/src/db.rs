@@ -1213,15 +1213,21 @@ impl Db {
             .map(|l| l.tenant_id.as_str())
             .collect();
         open.dedup();
+        // One probe of the due index per running task, whatever the statistics say: a lateral
+        // subquery with a limit is never turned into a join (as `EXISTS` it was, and a plan made
+        // while the table was empty then read every due contact of every task each round), and
+        // its order is the index's (without it, a task among others' many contacts was looked
+        // for by reading the table until one of its rows came up).
         let tasks: Vec<RoundTask> = sqlx::query_as(
             "SELECT t.task_id, t.tenant_id, t.priority, t.caller_line, t.daily_call_limit,
                     t.window_spec, t.window_zone, t.zones, t.number_city_limit
              FROM dialer_tasks t
+             CROSS JOIN LATERAL (SELECT 1 FROM dialer_contacts c
+                                 WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now()
+                                 ORDER BY c.next_at, c.contact_no LIMIT 1) due
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
                AND (t.closed_until IS NULL OR t.closed_until <= now())
                AND t.tenant_id = ANY($2) AND t.campaign_size = 0
-               AND EXISTS (SELECT 1 FROM dialer_contacts c
-                           WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now())
              ORDER BY t.priority DESC, random()",
         )
         .bind(RUNNING)

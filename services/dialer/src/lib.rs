@@ -407,6 +407,7 @@ pub async fn start(
         rules: config.rules(),
     };
     let mut workers = Workers::new();
+    workers.keep_statistics(db.pool.clone(), SCHEMA);
     let stop = workers.stop_token();
     let config = config.clone();
     workers.supervise("dialer", move || {

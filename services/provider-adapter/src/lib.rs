@@ -580,6 +580,7 @@ pub async fn start(
             )
         })?;
     let mut workers = Workers::new();
+    workers.keep_statistics(pool.clone(), SCHEMA);
     let stop = workers.stop_token();
     let http_phones = phones.clone();
     let pruned_phones = phones.clone();

@@ -122,6 +122,7 @@ pub async fn start(
     let bus = Bus::connect(&c.bus()).await?;
 
     let mut workers = Workers::new();
+    workers.keep_statistics(pool.clone(), SCHEMA);
     let writer = writer::Writer {
         pool: pool.clone(),
         database_url: c.database_url.expose().to_string(),

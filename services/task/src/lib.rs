@@ -84,6 +84,7 @@ pub async fn start(
     let db = db::Db::new(pool.clone());
 
     let mut workers = Workers::new();
+    workers.keep_statistics(pool.clone(), SCHEMA);
     let stop = workers.stop_token();
     workers.spawn(db.outbox.relay(pool, bus.clone()).run(stop.clone()));
     let completion = db.clone();

@@ -1,0 +1,103 @@
+//! The dialer's tables are analyzed once enough of their rows changed, without waiting for
+//! autovacuum (off on some servers, a minute apart by default): a plan cached while
+//! `dialer_contacts` was empty is replanned once it holds a campaign.
+
+use std::time::Duration;
+
+use waihu_runtime::statistics;
+use waihu_testkit::{eventually, TestEnv};
+
+async fn last_analyzed(pool: &sqlx::PgPool) -> Option<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar(
+        "SELECT greatest(last_analyze, last_autoanalyze) FROM pg_stat_user_tables
+         WHERE schemaname = 'dialer' AND relname = 'dialer_contacts'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("table statistics")
+}
+
+async fn insert_contacts(pool: &sqlx::PgPool, task: uuid::Uuid, n: i32) {
+    sqlx::query(
+        "INSERT INTO dialer_contacts (task_id, contact_no, phone, state, next_at)
+         SELECT $1, g, '+86138' || lpad(g::text, 8, '0'), 0, now() FROM generate_series(1, $2) g",
+    )
+    .bind(task)
+    .bind(n)
+    .execute(pool)
+    .await
+    .expect("contacts");
+}
+
+#[tokio::test]
+async fn a_table_whose_rows_changed_by_a_tenth_is_analyzed_and_then_left_alone() {
+    let env = TestEnv::new().await;
+    let pool = env
+        .config()
+        .open_database(waihu_dialer::SCHEMA, &waihu_dialer::MIGRATOR)
+        .await
+        .expect("dialer schema");
+    assert_eq!(
+        last_analyzed(&pool).await,
+        None,
+        "a new table is unanalyzed"
+    );
+
+    // Fewer changes than the minimum: nothing to do.
+    insert_contacts(&pool, uuid::Uuid::now_v7(), 10).await;
+    // 5,000 rows: stale. A backend reports its changes within a second or so of committing.
+    insert_contacts(&pool, uuid::Uuid::now_v7(), 5000).await;
+    let analyzed = eventually(Duration::from_secs(20), "dialer_contacts analyzed", || {
+        let pool = pool.clone();
+        async move {
+            let t = statistics::refresh(&pool, waihu_dialer::SCHEMA)
+                .await
+                .expect("refresh");
+            t.contains(&"dialer_contacts".to_string()).then_some(t)
+        }
+    })
+    .await;
+    assert!(
+        !analyzed.contains(&"dialer_tasks".to_string()),
+        "an unchanged table is not analyzed: {analyzed:?}"
+    );
+    assert!(last_analyzed(&pool).await.is_some());
+    let reltuples: f32 = sqlx::query_scalar(
+        "SELECT reltuples FROM pg_class WHERE oid = 'dialer.dialer_contacts'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("reltuples");
+    assert_eq!(reltuples, 5010.0, "the planner now knows the table's size");
+
+    // Just analyzed: not stale. 400 more rows are under a tenth of 5,010 (and the minimum).
+    assert!(statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
+        .await
+        .expect("stale")
+        .is_empty());
+    insert_contacts(&pool, uuid::Uuid::now_v7(), 400).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
+        .await
+        .expect("stale")
+        .is_empty());
+    // 1,000 more (1,400 changes since, over a tenth and the minimum): stale again.
+    insert_contacts(&pool, uuid::Uuid::now_v7(), 1000).await;
+    eventually(
+        Duration::from_secs(20),
+        "dialer_contacts stale again",
+        || {
+            let pool = pool.clone();
+            async move {
+                statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
+                    .await
+                    .expect("stale")
+                    .contains(&"dialer_contacts".to_string())
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    pool.close().await;
+    env.cleanup().await;
+}
