@@ -24,8 +24,19 @@ pub const CHANGED_SHARE: f64 = 0.1;
 
 /// The tables of `schema` whose statistics are out of date.
 pub async fn stale_tables(pool: &PgPool, schema: &str) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+    Ok(stale(pool, schema)
+        .await?
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect())
+}
+
+/// Each stale table of `schema` with the statement analyzing it (named by PostgreSQL's own
+/// identifier quoting).
+async fn stale(pool: &PgPool, schema: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.relname::text, format('ANALYZE %I.%I', s.schemaname, s.relname)
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
          WHERE s.schemaname = $1
            AND s.n_mod_since_analyze >= GREATEST($2, $3 * GREATEST(c.reltuples, 0))
          ORDER BY 1",
@@ -39,13 +50,12 @@ pub async fn stale_tables(pool: &PgPool, schema: &str) -> Result<Vec<String>, sq
 
 /// Analyzes the stale tables of `schema` once; returns the tables analyzed.
 pub async fn refresh(pool: &PgPool, schema: &str) -> Result<Vec<String>, sqlx::Error> {
-    let tables = stale_tables(pool, schema).await?;
-    for t in &tables {
-        sqlx::query(&format!("ANALYZE {}.{}", quote(schema), quote(t)))
-            .execute(pool)
-            .await?;
+    let mut analyzed = Vec::new();
+    for (table, analyze) in stale(pool, schema).await? {
+        sqlx::query(&analyze).execute(pool).await?;
+        analyzed.push(table);
     }
-    Ok(tables)
+    Ok(analyzed)
 }
 
 /// Refreshes `schema`'s statistics every [`CHECK_EVERY`] until `stop`. Failures are logged and
@@ -61,21 +71,5 @@ pub async fn keep(pool: PgPool, schema: &'static str, stop: CancellationToken) {
             Ok(_) => {}
             Err(e) => warn!(schema, error = %e, "could not refresh the tables' statistics"),
         }
-    }
-}
-
-/// An identifier quoted for SQL.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quote;
-
-    #[test]
-    fn identifiers_are_quoted_with_their_quotes_doubled() {
-        assert_eq!(quote("dialer_contacts"), "\"dialer_contacts\"");
-        assert_eq!(quote("a\"b"), "\"a\"\"b\"");
     }
 }
