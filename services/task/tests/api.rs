@@ -469,6 +469,7 @@ async fn tasks_list_by_page_number_with_a_total_time_range_and_order_and_by_numb
         .expect_err("both ways");
     assert_eq!(both.code(), Code::InvalidArgument);
     assert!(both.message().contains("page_number"), "{}", both.message());
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -515,4 +516,5 @@ async fn contacts_list_in_number_order_a_page_at_a_time() {
         .await
         .expect_err("page too big");
     assert_eq!(big.code(), Code::InvalidArgument);
+    app.stop().await;
 }
