@@ -561,6 +561,10 @@ pub struct Db {
     /// Per running task with calls due: the service it got (calls / weight), for sharing lines
     /// by priority. Kept in memory by the dialing leader; a new leader starts everyone equal.
     passes: std::sync::Arc<std::sync::Mutex<HashMap<Uuid, f64>>>,
+    /// Running tasks whose share the last round that fetched for them filled: the next round
+    /// takes them as due without probing the due index again. Only a hint: one found empty gets
+    /// no contacts and leaves the set, and a task not in it is probed as ever.
+    known_due: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
 }
 
 /// What a dialing round applies beside the tasks' own settings.
@@ -626,6 +630,7 @@ impl Db {
             pool,
             outbox: Outbox::new(PRODUCER),
             passes: Default::default(),
+            known_due: Default::default(),
         }
     }
 
@@ -1213,18 +1218,30 @@ impl Db {
             .map(|l| l.tenant_id.as_str())
             .collect();
         open.dedup();
-        // One probe of the due index per running task, whatever the statistics say: a lateral
-        // subquery with a limit is never turned into a join (as `EXISTS` it was, and a plan made
-        // while the table was empty then read every due contact of every task each round), and
-        // its order is the index's (without it, a task among others' many contacts was looked
-        // for by reading the table until one of its rows came up).
+        let known: Vec<Uuid> = self
+            .known_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        // One probe of the due index per running task not known to have contacts due, whatever
+        // the statistics say: a lateral subquery with a limit is never turned into a join (as
+        // `EXISTS` it was, and a plan made while the table was empty then read every due contact
+        // of every task each round), and its order is the index's (without it, a task among
+        // others' many contacts was looked for by reading the table until one of its rows came
+        // up). A task known due ends the subquery at its first branch, so the index is not read.
         let tasks: Vec<RoundTask> = sqlx::query_as(
             "SELECT t.task_id, t.tenant_id, t.priority, t.caller_line, t.daily_call_limit,
                     t.window_spec, t.window_zone, t.zones, t.number_city_limit
              FROM dialer_tasks t
-             CROSS JOIN LATERAL (SELECT 1 FROM dialer_contacts c
-                                 WHERE c.task_id = t.task_id AND c.state = 0 AND c.next_at <= now()
-                                 ORDER BY c.next_at, c.contact_no LIMIT 1) due
+             CROSS JOIN LATERAL (SELECT 1 WHERE t.task_id = ANY($3::uuid[])
+                                 UNION ALL
+                                 (SELECT 1 FROM dialer_contacts c
+                                  WHERE c.task_id = t.task_id AND c.state = 0
+                                    AND c.next_at <= now()
+                                  ORDER BY c.next_at, c.contact_no LIMIT 1)
+                                 LIMIT 1) due
              WHERE t.status = $1 AND (t.not_before IS NULL OR t.not_before <= now())
                AND (t.closed_until IS NULL OR t.closed_until <= now())
                AND t.tenant_id = ANY($2) AND t.campaign_size = 0
@@ -1232,8 +1249,18 @@ impl Db {
         )
         .bind(RUNNING)
         .bind(&open)
+        .bind(&known)
         .fetch_all(&mut *tx)
         .await?;
+        // Tasks no longer running (or whose tenant has no free line) leave the hint.
+        if !known.is_empty() {
+            let running: std::collections::HashSet<Uuid> =
+                tasks.iter().map(|t| t.task_id).collect();
+            self.known_due
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|id| running.contains(id));
+        }
         let mut tenants: Vec<&str> = tasks.iter().map(|t| t.tenant_id.as_str()).collect();
         tenants.sort_unstable();
         tenants.dedup();
@@ -1330,6 +1357,19 @@ impl Db {
                 },
                 zone,
             ));
+        }
+        // A task that filled its share is taken to have more due (one that had not gets its
+        // share once more and, finding none, is probed again); one that did not fill it is
+        // probed next time.
+        {
+            let mut known = self.known_due.lock().unwrap_or_else(|e| e.into_inner());
+            for (task_id, n) in want_task.iter().zip(&want_n) {
+                if due.get(task_id).map_or(0, Vec::len) as i64 >= *n {
+                    known.insert(*task_id);
+                } else {
+                    known.remove(task_id);
+                }
+            }
         }
         // Numbers on a do-not-call list, over every task of the round in one query.
         let (dnc_t, dnc_p): (Vec<&str>, Vec<&str>) = open

@@ -44,6 +44,7 @@ struct RecordSection {
     batch: usize,
     fill_ms: u64,
     synchronous_commit: bool,
+    projection_ms: u64,
 }
 
 impl Default for RecordSection {
@@ -53,6 +54,7 @@ impl Default for RecordSection {
             batch: d.batch,
             fill_ms: d.fill.as_millis() as u64,
             synchronous_commit: d.synchronous_commit,
+            projection_ms: d.projection_interval.as_millis() as u64,
         }
     }
 }
@@ -60,8 +62,8 @@ impl Default for RecordSection {
 impl RecordConfig {
     pub const DEFAULT_PORT: u16 = 50054;
 
-    /// `[record] batch` (`WAIHU_RECORD__BATCH`, 4000), `fill_ms` (20) and `synchronous_commit`
-    /// (false), and the common settings.
+    /// `[record] batch` (`WAIHU_RECORD__BATCH`, 4000), `fill_ms` (20), `synchronous_commit`
+    /// (false) and `projection_ms` (100), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::from_process()?)
     }
@@ -71,6 +73,12 @@ impl RecordConfig {
         if r.batch == 0 || r.batch > 50_000 {
             return Err(ConfigError::invalid("record.batch", "must be 1 to 50000"));
         }
+        if r.projection_ms > 10_000 {
+            return Err(ConfigError::invalid(
+                "record.projection_ms",
+                "must be 0 to 10000",
+            ));
+        }
         let d = writer::WriterConfig::default();
         Ok(RecordConfig {
             common: CommonConfig::from_layers(layers, Self::DEFAULT_PORT)?,
@@ -79,6 +87,7 @@ impl RecordConfig {
                 linger: d.linger,
                 fill: std::time::Duration::from_millis(r.fill_ms),
                 synchronous_commit: r.synchronous_commit,
+                projection_interval: std::time::Duration::from_millis(r.projection_ms),
             },
             webhooks: webhook::WebhookConfig::from_layers(layers)?,
             recordings: recording::RecordingConfig::from_layers(layers)?,

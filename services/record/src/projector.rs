@@ -13,6 +13,8 @@
 
 use std::{ops::Range, sync::Arc, time::Duration};
 
+use tokio::time::Instant;
+
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +41,12 @@ pub trait Events: Send + Sync + 'static {
 
 /// How long the projector waits for a hand-over before checking the store for what it missed.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
+/// Events of the hand-overs applied in one transaction at most.
+const FOLD_EVENTS: usize = 20_000;
+/// Hand-overs applied in one transaction at most (each holds up to the writer's batch bound,
+/// [`writer::BATCH_BYTES`] of envelopes; at 2,000 calls a second a busy store hands over about
+/// 5 batches in 100 ms).
+pub(crate) const FOLD_HANDOFFS: usize = 5;
 /// Events read back from the store per transaction when catching up.
 const CATCH_UP_PAGE: u32 = 5000;
 
@@ -47,6 +55,8 @@ pub struct Projector {
     /// Notified by the writer when it dropped a hand-over (the projector was busy): the
     /// projector then reads what it missed from the store without waiting for [`IDLE_CHECK`].
     pub missed: Arc<tokio::sync::Notify>,
+    /// The least time between the starts of two steps while hand-overs keep coming.
+    pub interval: Duration,
 }
 
 impl Projector {
@@ -57,18 +67,21 @@ impl Projector {
         shutdown: CancellationToken,
     ) {
         let mut done: Option<u64> = None;
+        // When the last step began: the next applies no sooner than `interval` after it.
+        let mut began: Option<Instant> = None;
         loop {
-            // None: a hand-over was dropped, or none came for a while; the step reads the store.
-            let handoff = tokio::select! {
+            // Empty: a hand-over was dropped, or none came for a while; the step reads the store.
+            let handoffs = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.missed.notified() => None,
+                _ = self.missed.notified() => Vec::new(),
                 h = tokio::time::timeout(IDLE_CHECK, rx.recv()) => match h {
-                    Ok(Some(h)) => Some(h),
+                    Ok(Some(h)) => self.gather(h, &mut rx, began).await,
                     Ok(None) => return,
-                    Err(_) => None,
+                    Err(_) => Vec::new(),
                 },
             };
-            if let Err(e) = self.step(&mut done, handoff).await {
+            began = Some(Instant::now());
+            if let Err(e) = self.step(&mut done, handoffs).await {
                 error!(error = %e, "projections failed; retrying from their checkpoint");
                 done = None;
                 if sleep_or_stop(&shutdown, Duration::from_millis(500)).await {
@@ -78,14 +91,46 @@ impl Projector {
         }
     }
 
-    /// Applies one hand-over (or, with none, whatever the store holds beyond the checkpoint),
+    /// The hand-overs to apply together, from `first`: those queued behind it, and under a
+    /// steady flow those that come until `interval` after the last step began (so a busy store
+    /// projects in a few transactions a second, a call's record and a task's counters written
+    /// once for all of them, and a quiet one at once), up to [`FOLD_EVENTS`] events and
+    /// [`FOLD_HANDOFFS`] hand-overs.
+    async fn gather<B: Events>(
+        &self,
+        first: Handoff<B>,
+        rx: &mut mpsc::Receiver<Handoff<B>>,
+        began: Option<Instant>,
+    ) -> Vec<Handoff<B>> {
+        let deadline = began.map(|b| b + self.interval);
+        let mut events = first.range.len();
+        let mut handoffs = vec![first];
+        while events < FOLD_EVENTS && handoffs.len() < FOLD_HANDOFFS {
+            let next = match rx.try_recv() {
+                Ok(h) => Some(h),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => match deadline {
+                    Some(d) if d > Instant::now() => {
+                        tokio::time::timeout_at(d, rx.recv()).await.ok().flatten()
+                    }
+                    _ => None,
+                },
+            };
+            let Some(h) = next else { break };
+            events += h.range.len();
+            handoffs.push(h);
+        }
+        handoffs
+    }
+
+    /// Applies hand-overs (or, with none, whatever the store holds beyond the checkpoint),
     /// and says how far behind the store the projections are.
     async fn step<B: Events>(
         &self,
         done: &mut Option<u64>,
-        handoff: Option<Handoff<B>>,
+        handoffs: Vec<Handoff<B>>,
     ) -> Result<(), StoreError> {
-        let r = self.step_inner(done, handoff).await;
+        let r = self.step_inner(done, handoffs).await;
         if let Some(at) = *done {
             let m = waihu_metrics::metrics();
             m.projection_lag
@@ -100,36 +145,56 @@ impl Projector {
     async fn step_inner<B: Events>(
         &self,
         done: &mut Option<u64>,
-        handoff: Option<Handoff<B>>,
+        handoffs: Vec<Handoff<B>>,
     ) -> Result<(), StoreError> {
         let mut at = match *done {
             Some(p) => p,
             None => waihu_store::checkpoint(&self.pool, projection::CHECKPOINT).await?,
         };
         *done = Some(at);
-        let Some(h) = handoff else {
+        if handoffs.is_empty() {
             let head = waihu_store::checkpoint(&self.pool, writer::CHECKPOINT).await?;
             self.catch_up(done, head).await?;
             return Ok(());
-        };
-        if h.last <= at {
-            return Ok(());
         }
-        if h.after > at {
-            self.catch_up(done, h.after).await?;
-            at = h.after;
+        // Each run of hand-overs that follow one another is applied in one transaction.
+        let mut rest = handoffs.as_slice();
+        while !rest.is_empty() {
+            let len = 1 + rest
+                .windows(2)
+                .take_while(|w| w[1].after == w[0].last)
+                .count();
+            let (run, next) = rest.split_at(len);
+            rest = next;
+            let (after, last) = (run[0].after, run[len - 1].last);
+            if last <= at {
+                continue;
+            }
+            if after > at {
+                self.catch_up(done, after).await?;
+                at = after;
+            }
+            let events: Vec<(u64, &RecordedEvent)> = run
+                .iter()
+                .flat_map(|h| {
+                    h.range
+                        .clone()
+                        .zip(&h.fresh)
+                        .filter(|(_, fresh)| **fresh)
+                        .filter_map(|(i, _)| match h.batch.event(i) {
+                            (position, Some(e)) if position > at => Some((position, e)),
+                            _ => None,
+                        })
+                })
+                .collect();
+            self.apply(done, at, last, &events).await?;
+            match *done {
+                Some(p) => at = p,
+                // The checkpoint moved under the projector: the next step re-reads it.
+                None => return Ok(()),
+            }
         }
-        let events: Vec<(u64, &RecordedEvent)> = h
-            .range
-            .clone()
-            .zip(&h.fresh)
-            .filter(|(_, fresh)| **fresh)
-            .filter_map(|(i, _)| match h.batch.event(i) {
-                (position, Some(e)) if position > at => Some((position, e)),
-                _ => None,
-            })
-            .collect();
-        self.apply(done, at, h.last, &events).await
+        Ok(())
     }
 
     /// Reads the store from the checkpoint up to `head` and applies it, a page per transaction.
@@ -231,5 +296,115 @@ async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         _ = shutdown.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of events none of which this build knows (only the counts matter here).
+    struct Blank;
+
+    impl Events for Blank {
+        fn event(&self, i: usize) -> (u64, Option<&RecordedEvent>) {
+            (i as u64 + 1, None)
+        }
+    }
+
+    fn handoff(after: u64, n: usize) -> Handoff<Blank> {
+        Handoff {
+            batch: Arc::new(Blank),
+            range: 0..n,
+            fresh: vec![true; n],
+            after,
+            last: after + n as u64,
+        }
+    }
+
+    fn projector(interval: Duration) -> Projector {
+        Projector {
+            // Never connected: gathering does not touch the database.
+            pool: sqlx::postgres::PgPoolOptions::new()
+                .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+                .expect("lazy pool"),
+            missed: Arc::default(),
+            interval,
+        }
+    }
+
+    fn lasts(h: &[Handoff<Blank>]) -> Vec<u64> {
+        h.iter().map(|h| h.last).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_store_is_projected_at_once_with_whatever_is_already_queued() {
+        let p = projector(Duration::from_millis(100));
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.send(handoff(10, 10)).await.expect("queued");
+        tx.send(handoff(20, 10)).await.expect("queued");
+        let t = Instant::now();
+        // No step began lately: nothing is waited for.
+        let got = p.gather(handoff(0, 10), &mut rx, None).await;
+        assert_eq!(lasts(&got), vec![10, 20, 30]);
+        assert_eq!(t.elapsed(), Duration::ZERO);
+        // A step long ago: the same.
+        tx.send(handoff(40, 10)).await.expect("queued");
+        let got = p
+            .gather(handoff(30, 10), &mut rx, Some(t - Duration::from_secs(1)))
+            .await;
+        assert_eq!(lasts(&got), vec![40, 50]);
+        assert_eq!(t.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn under_a_steady_flow_hand_overs_are_gathered_until_the_interval_is_up() {
+        let p = projector(Duration::from_millis(100));
+        let (tx, mut rx) = mpsc::channel(8);
+        let began = Instant::now();
+        let sender = tokio::spawn(async move {
+            for (i, at) in [20u64, 50, 90, 130].into_iter().enumerate() {
+                tokio::time::sleep_until(began + Duration::from_millis(at)).await;
+                tx.send(handoff(10 + 10 * i as u64, 10))
+                    .await
+                    .expect("queued");
+            }
+            tx
+        });
+        let got = p.gather(handoff(0, 10), &mut rx, Some(began)).await;
+        // Those sent at 20, 50 and 90 ms, not the one at 130.
+        assert_eq!(lasts(&got), vec![10, 20, 30, 40]);
+        assert_eq!(began.elapsed(), Duration::from_millis(100));
+        let _tx = sender.await.expect("sender");
+        let got = p.gather(handoff(40, 0), &mut rx, None).await;
+        assert_eq!(lasts(&got), vec![40, 50]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gathering_stops_at_its_bounds() {
+        let p = projector(Duration::from_secs(5));
+        let (tx, mut rx) = mpsc::channel(16);
+        for i in 0..10 {
+            tx.send(handoff(1 + i, 1)).await.expect("queued");
+        }
+        let got = p.gather(handoff(0, 1), &mut rx, Some(Instant::now())).await;
+        assert_eq!(got.len(), FOLD_HANDOFFS, "hand-overs at most");
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.send(handoff(FOLD_EVENTS as u64 - 1, 1))
+            .await
+            .expect("queued");
+        tx.send(handoff(FOLD_EVENTS as u64, 1))
+            .await
+            .expect("queued");
+        let got = p
+            .gather(handoff(0, FOLD_EVENTS - 1), &mut rx, Some(Instant::now()))
+            .await;
+        assert_eq!(got.len(), 2, "events at most");
+        // A closed channel ends the wait at once.
+        drop(tx);
+        let t = Instant::now();
+        let got = p.gather(handoff(0, 1), &mut rx, Some(t)).await;
+        assert_eq!(lasts(&got), vec![1, FOLD_EVENTS as u64 + 1]);
+        assert_eq!(t.elapsed(), Duration::ZERO);
     }
 }

@@ -50,6 +50,13 @@ pub struct WriterConfig {
     /// JetStream and stores them at the same positions. The projector's commits, which wait,
     /// flush every append before them anyway, so nothing the projections show can be lost.
     pub synchronous_commit: bool,
+    /// The least time between two projection transactions while events keep coming: the
+    /// projector applies what the writer handed over meanwhile in one (a call's record and a
+    /// task's counters are then written once for several batches). A quiet store's first events
+    /// are projected at once. In the 1M campaign of `make bench` (100 tasks), 100 ms took the
+    /// projections from 893 to 301 transactions in 40 s, the call records written 1.4 times a
+    /// call instead of 2.3 and the counters 4.3 rows an attempt instead of 6.0 (7 December 2026).
+    pub projection_interval: Duration,
 }
 
 impl Default for WriterConfig {
@@ -59,6 +66,7 @@ impl Default for WriterConfig {
             linger: Duration::from_millis(100),
             fill: Duration::from_millis(20),
             synchronous_commit: false,
+            projection_interval: Duration::from_millis(100),
         }
     }
 }
@@ -99,8 +107,8 @@ impl projector::Events for ReadBatch {
 
 /// Hand-overs waiting for the projector; when it is this far behind, the writer waits for room
 /// (up to [`HANDOFF_WAIT`]), then drops the hand-over and the projector reads what it missed back
-/// from the store. The writer holds at most 11 batches: 4 read ahead, 1 waiting to join them,
-/// 1 being stored, these 4, and 1 being projected.
+/// from the store. The writer holds at most 15 batches: 4 read ahead, 1 waiting to join them,
+/// 1 being stored, these 4, and up to [`projector::FOLD_HANDOFFS`] being projected.
 const HANDOFF_QUEUE: usize = 4;
 
 /// How long the writer waits for room among the hand-overs before it drops one. While the
@@ -115,7 +123,7 @@ const HANDOFF_WAIT: Duration = Duration::from_secs(2);
 /// its last, so a batch holds at most this plus one message): ordinary events are a few hundred
 /// bytes (4000 of them, 1-2 MiB), but an event may be up to 512 KiB
 /// ([`waihu_events::MAX_EVENT_BYTES`]; the stream admits up to 1 MiB), and 4000 of those would be
-/// 2 GiB. The 11 batches above then hold at most about 100 MiB of envelopes and their decoded
+/// 2 GiB. The 15 batches above then hold at most about 130 MiB of envelopes and their decoded
 /// events; beyond that, the NATS client buffers up to 500 messages ahead and the projector's
 /// catch-up reads pages of 5000 events from the store.
 pub const BATCH_BYTES: usize = 8 << 20;
@@ -222,6 +230,7 @@ impl Writer {
             Projector {
                 pool: self.pool.clone(),
                 missed: handoff.missed.clone(),
+                interval: self.config.projection_interval,
             }
             .run(handed, projections.clone()),
         );

@@ -57,6 +57,7 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
         Projector {
             pool: pool.clone(),
             missed: Default::default(),
+            interval: waihu_record::writer::WriterConfig::default().projection_interval,
         }
         .run(rx, stop.clone()),
     );
@@ -106,11 +107,36 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
     assert_eq!(placed(&pool, task).await, 6);
     assert_eq!(counter(&pool, task, keys::CALLS_RELEASED).await, 7);
 
+    // Hand-overs queued together are applied together, each run of writes that follow one
+    // another in one transaction: 36..=40 and 41..=45 handed over, 46..=55 dropped (read back
+    // from the store), 56..=60 handed over.
+    let mut handoffs = Vec::new();
+    for (at, n) in [(36u64, 1u32), (41, 1), (46, 2), (56, 1)] {
+        let write = calls("acme", task, at, n);
+        store(&pool, &write).await;
+        let len = write.len();
+        if at != 46 {
+            handoffs.push(Handoff {
+                batch: Arc::new(Batch(write)),
+                range: 0..len,
+                fresh: vec![true; len],
+                after: at - 1,
+                last: at - 1 + len as u64,
+            });
+        }
+    }
+    for h in handoffs {
+        tx.send(h).await.expect("sent");
+    }
+    wait_projected(&pool, 60).await;
+    assert_eq!(placed(&pool, task).await, 11);
+    assert_eq!(counter(&pool, task, keys::CALLS_RELEASED).await, 12);
+
     // A projector whose idea of the checkpoint is stale changes nothing.
     assert!(!projection::commit(&pool, 20, 40, &[], 0)
         .await
         .expect("commit"));
-    assert_eq!(projected(&pool).await, 35);
+    assert_eq!(projected(&pool).await, 60);
 
     stop.cancel();
     projector.await.expect("projector stopped");

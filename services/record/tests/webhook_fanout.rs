@@ -80,6 +80,7 @@ async fn one_delivery_per_subscription_and_event_however_often_the_fan_out_runs(
         Projector {
             pool: pool.clone(),
             missed: Default::default(),
+            interval: waihu_record::writer::WriterConfig::default().projection_interval,
         }
         .run(rx, stop.clone()),
     );

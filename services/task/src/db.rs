@@ -530,16 +530,30 @@ impl Db {
         for t in newly {
             *per_task.entry(t).or_default() += 1;
         }
-        let mut events = Vec::new();
-        for (task_id, n) in per_task {
-            let row: TaskRow = sqlx::query_as(&format!(
-                "UPDATE task_tasks SET contacts_finished = contacts_finished + $2, updated_at = now()
-                 WHERE task_id = $1 RETURNING {COLUMNS}"
+        let (ids, counts): (Vec<Uuid>, Vec<i32>) = per_task.into_iter().unzip();
+        // Every task's count in one statement, its rows locked in key order first (as above).
+        let mut rows: Vec<TaskRow> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(&format!(
+                "WITH u AS (SELECT * FROM UNNEST($1::uuid[], $2::int[]) AS u(id, n)),
+                 lk AS (SELECT t.task_id AS locked FROM task_tasks t JOIN u ON t.task_id = u.id
+                        ORDER BY t.task_id FOR UPDATE OF t)
+                 UPDATE task_tasks t
+                 SET contacts_finished = t.contacts_finished + u.n, updated_at = now()
+                 FROM u JOIN lk ON lk.locked = u.id
+                 WHERE t.task_id = u.id
+                 RETURNING {COLUMNS}"
             ))
-            .bind(task_id)
-            .bind(n)
-            .fetch_one(&mut *tx)
-            .await?;
+            .bind(&ids)
+            .bind(&counts)
+            .fetch_all(&mut *tx)
+            .await?
+        };
+        rows.sort_by_key(|r| r.task_id);
+        let mut events = Vec::new();
+        for row in rows {
+            let task_id = row.task_id;
             if let Ok((status, event)) =
                 domain::decide(row.state(), &task_id.to_string(), &Command::Complete)
             {
