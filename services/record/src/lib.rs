@@ -63,7 +63,7 @@ impl RecordConfig {
     pub const DEFAULT_PORT: u16 = 50054;
 
     /// `[record] batch` (`WAIHU_RECORD__BATCH`, 4000), `fill_ms` (20), `synchronous_commit`
-    /// (false) and `projection_ms` (100), and the common settings.
+    /// (false) and `projection_ms` (0), and the common settings.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_layers(&Layers::from_process()?)
     }

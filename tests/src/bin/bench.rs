@@ -51,7 +51,8 @@ const USAGE: &str =
   --only sip    SIP calls set up per second against sipp (and the JetStream ceiling)
   --only 1m     1,000,000 contacts over 100 tasks and 20 lines, services as separate processes
                 (needs the release binaries: cargo build --release --bins)
-  --only dial   the 20,000-contact campaign, then the 1M campaign, and their ratio (release
+  --only dial   the 20,000-contact campaign in-process, then as processes on the 1M campaign's
+                lines, then the 1M campaign, and the 1M campaign's ratios to both (release
                 binaries too)
   --only rules  100,000 contacts over 10 tasks and 20 lines, with every dialing rule on and
                 then off, services as separate processes (release binaries too)
@@ -785,8 +786,23 @@ async fn main() -> std::process::ExitCode {
     };
     if matches!(only, Only::All | Only::Million | Only::Dial) {
         let scale = scale();
+        // The same 20,000 contacts as processes on the 1M campaign's lines, right before it.
+        let small = if only == Only::Million {
+            None
+        } else {
+            match million::run(million::Shape::SMALL, scale).await {
+                Ok(m) => {
+                    m.report_small();
+                    Some(m.attempts_rate())
+                }
+                Err(e) => {
+                    eprintln!("waihu-bench: the 20,000-contact campaign as processes failed: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        };
         match million::run(million::Shape::MILLION, scale).await {
-            Ok(m) => m.report(call_attempts),
+            Ok(m) => m.report(call_attempts, small),
             Err(e) => {
                 eprintln!("waihu-bench: the million-contact campaign failed: {e}");
                 return std::process::ExitCode::FAILURE;
@@ -797,7 +813,7 @@ async fn main() -> std::process::ExitCode {
         let scale = scale();
         let mut rates = Vec::new();
         for rules in [true, false] {
-            let shape = million::Shape { tasks: 10, rules };
+            let shape = million::Shape::rules(rules);
             match million::run(shape, scale).await {
                 Ok(m) => {
                     m.report_rules();

@@ -34,13 +34,44 @@ pub struct Shape {
     /// Every dialing rule on: a calling window, paced and capped lines, a per-number daily
     /// limit, mixed priorities, retries by cause and a do-not-call list (1% of the numbers).
     pub rules: bool,
+    /// Measured over the whole campaign (as the in-process 20,000-contact campaign is) rather
+    /// than over a steady-state window after the ramp-up.
+    pub whole: bool,
 }
 
 impl Shape {
     pub const MILLION: Shape = Shape {
         tasks: 100,
         rules: false,
+        whole: false,
     };
+    /// 20,000 contacts (2 tasks) on the same lines and the same processes as the 1M campaign:
+    /// the 1M campaign against it is the cost of scale alone, without the in-process
+    /// campaign's layout (one process, one task, one line).
+    pub const SMALL: Shape = Shape {
+        tasks: 2,
+        rules: false,
+        whole: true,
+    };
+
+    /// The rules campaigns: 10 tasks, every rule on or none.
+    pub fn rules(rules: bool) -> Shape {
+        Shape {
+            tasks: 10,
+            rules,
+            whole: false,
+        }
+    }
+
+    fn name(&self) -> String {
+        if self.tasks == Shape::MILLION.tasks {
+            "1m".to_string()
+        } else if self.whole {
+            format!("{} contacts", self.tasks * CONTACTS_PER_TASK)
+        } else {
+            format!("rules {}", if self.rules { "on" } else { "off" })
+        }
+    }
 }
 
 const LINE_CONCURRENCY: u32 = 100;
@@ -98,8 +129,39 @@ impl Million {
         }
     }
 
-    /// Prints the section's `bench` lines; `call_attempts` is the base section's figure, if run.
-    pub fn report(&self, call_attempts: Option<f64>) {
+    /// The 20,000-contact campaign as processes ([`Shape::SMALL`]): attempts/s and each
+    /// part's CPU per attempt.
+    pub fn report_small(&self) {
+        report(
+            "call_attempts_20k_processes",
+            self.attempts_rate,
+            "attempts/s",
+            &format!(
+                "{} attempts in {:.1} s {}, {} contacts in {} tasks, {LINES} lines x \
+                 {LINE_CONCURRENCY}, services as processes",
+                self.window_calls,
+                self.window.as_secs_f64(),
+                self.how,
+                self.contacts,
+                self.shape.tasks
+            ),
+        );
+        let parts: Vec<_> = self
+            .cpu
+            .iter()
+            .map(|(part, secs)| (*part, *secs, String::new()))
+            .collect();
+        report_cpu_per(
+            "call_attempts_20k_processes_cpu",
+            &parts,
+            self.window_calls,
+            "us/attempt",
+        );
+    }
+
+    /// Prints the section's `bench` lines; `call_attempts` is the base section's figure, if
+    /// run, and `small` the 20,000-contact campaign's as processes, if run.
+    pub fn report(&self, call_attempts: Option<f64>, small: Option<f64>) {
         report(
             "contact_import_1m",
             self.import_rate,
@@ -142,6 +204,16 @@ impl Million {
             ),
             _ => eprintln!("      call_attempts_1m_vs_20k needs the base section too (no --only)"),
         }
+        if let Some(small) = small.filter(|s| *s > 0.0) {
+            report_with(
+                "call_attempts_1m_vs_20k_processes",
+                self.attempts_rate / small * 100.0,
+                1,
+                "%",
+                "call_attempts_1m / call_attempts_20k_processes: the same processes and lines, \
+                 50 times the contacts",
+            );
+        }
         match self.lag {
             Some((p50, p99, events)) => {
                 let note = format!(
@@ -180,11 +252,7 @@ pub async fn run(shape: Shape, scale: f64) -> Result<Million, String> {
         .map_err(|e| format!("cannot create database {database}: {e}"))?;
     eprintln!(
         "waihu bench {}: database {database}, prefix {prefix}, service logs in {}",
-        if shape.tasks == Shape::MILLION.tasks {
-            "1m".to_string()
-        } else {
-            format!("rules {}", if shape.rules { "on" } else { "off" })
-        },
+        shape.name(),
         dir.display()
     );
 
@@ -387,7 +455,13 @@ async fn campaign(
     let window = Duration::from_secs_f64((60.0 * scale).max(20.0));
     let stall_limit = Duration::from_secs(60);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut first: Option<Sample> = None;
+    let mut first: Option<Sample> = shape.whole.then(|| Sample {
+        at: started,
+        wall: started_wall,
+        placed: 0,
+        cpu: started_cpu.clone(),
+    });
+    let window = if shape.whole { Duration::MAX } else { window };
     let mut last_change = Sample {
         at: started,
         wall: started_wall,
@@ -426,7 +500,11 @@ async fn campaign(
             if done && last_change.at > f.at {
                 break (
                     last_change,
-                    "in the window, cut short by the campaign's end",
+                    if shape.whole {
+                        "over the whole campaign"
+                    } else {
+                        "in the window, cut short by the campaign's end"
+                    },
                 );
             }
         }
