@@ -266,3 +266,29 @@ pub async fn start(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use waihu_runtime::config::Layers;
+
+    use super::RecordConfig;
+
+    fn with(key: &str, value: &str) -> Result<RecordConfig, String> {
+        let layers =
+            Layers::from_vars([(key.to_string(), value.to_string())]).map_err(|e| e.to_string())?;
+        RecordConfig::from_layers(&layers).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_projection_interval_is_read_in_milliseconds_and_bounded() {
+        let c = with("WAIHU_RECORD__PROJECTION_MS", "250").expect("250 ms");
+        assert_eq!(
+            c.writer.projection_interval,
+            std::time::Duration::from_millis(250)
+        );
+        let e = with("WAIHU_RECORD__PROJECTION_MS", "20000").expect_err("too long");
+        assert!(e.contains("record.projection_ms"), "{e}");
+        let e = with("WAIHU_RECORD__PROJECTION_MS", "soon").expect_err("not a number");
+        assert!(e.contains("projection_ms"), "{e}");
+    }
+}

@@ -13,10 +13,8 @@
 
 use std::{ops::Range, sync::Arc, time::Duration};
 
-use tokio::time::Instant;
-
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 use waihu_events::RecordedEvent;
@@ -75,7 +73,10 @@ impl Projector {
                 _ = shutdown.cancelled() => return,
                 _ = self.missed.notified() => Vec::new(),
                 h = tokio::time::timeout(IDLE_CHECK, rx.recv()) => match h {
-                    Ok(Some(h)) => self.gather(h, &mut rx, began).await,
+                    Ok(Some(h)) => match self.gather(h, &mut rx, began, &shutdown).await {
+                        Some(handoffs) => handoffs,
+                        None => return,
+                    },
                     Ok(None) => return,
                     Err(_) => Vec::new(),
                 },
@@ -95,13 +96,14 @@ impl Projector {
     /// steady flow those that come until `interval` after the last step began (so a busy store
     /// projects in a few transactions a second, a call's record and a task's counters written
     /// once for all of them, and a quiet one at once), up to [`FOLD_EVENTS`] events and
-    /// [`FOLD_HANDOFFS`] hand-overs.
+    /// [`FOLD_HANDOFFS`] hand-overs. None when `shutdown` came meanwhile.
     async fn gather<B: Events>(
         &self,
         first: Handoff<B>,
         rx: &mut mpsc::Receiver<Handoff<B>>,
         began: Option<Instant>,
-    ) -> Vec<Handoff<B>> {
+        shutdown: &CancellationToken,
+    ) -> Option<Vec<Handoff<B>>> {
         let deadline = began.map(|b| b + self.interval);
         let mut events = first.range.len();
         let mut handoffs = vec![first];
@@ -110,9 +112,10 @@ impl Projector {
                 Ok(h) => Some(h),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) => match deadline {
-                    Some(d) if d > Instant::now() => {
-                        tokio::time::timeout_at(d, rx.recv()).await.ok().flatten()
-                    }
+                    Some(d) if d > Instant::now() => tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        h = tokio::time::timeout_at(d, rx.recv()) => h.ok().flatten(),
+                    },
                     _ => None,
                 },
             };
@@ -120,7 +123,7 @@ impl Projector {
             events += h.range.len();
             handoffs.push(h);
         }
-        handoffs
+        Some(handoffs)
     }
 
     /// Applies hand-overs (or, with none, whatever the store holds beyond the checkpoint),
@@ -333,6 +336,17 @@ mod tests {
         }
     }
 
+    async fn gather(
+        p: &Projector,
+        first: Handoff<Blank>,
+        rx: &mut mpsc::Receiver<Handoff<Blank>>,
+        began: Option<Instant>,
+    ) -> Vec<Handoff<Blank>> {
+        p.gather(first, rx, began, &CancellationToken::new())
+            .await
+            .expect("not shut down")
+    }
+
     fn lasts(h: &[Handoff<Blank>]) -> Vec<u64> {
         h.iter().map(|h| h.last).collect()
     }
@@ -345,14 +359,18 @@ mod tests {
         tx.send(handoff(20, 10)).await.expect("queued");
         let t = Instant::now();
         // No step began lately: nothing is waited for.
-        let got = p.gather(handoff(0, 10), &mut rx, None).await;
+        let got = gather(&p, handoff(0, 10), &mut rx, None).await;
         assert_eq!(lasts(&got), vec![10, 20, 30]);
         assert_eq!(t.elapsed(), Duration::ZERO);
         // A step long ago: the same.
         tx.send(handoff(40, 10)).await.expect("queued");
-        let got = p
-            .gather(handoff(30, 10), &mut rx, Some(t - Duration::from_secs(1)))
-            .await;
+        let got = gather(
+            &p,
+            handoff(30, 10),
+            &mut rx,
+            Some(t - Duration::from_secs(1)),
+        )
+        .await;
         assert_eq!(lasts(&got), vec![40, 50]);
         assert_eq!(t.elapsed(), Duration::ZERO);
     }
@@ -371,12 +389,12 @@ mod tests {
             }
             tx
         });
-        let got = p.gather(handoff(0, 10), &mut rx, Some(began)).await;
+        let got = gather(&p, handoff(0, 10), &mut rx, Some(began)).await;
         // Those sent at 20, 50 and 90 ms, not the one at 130.
         assert_eq!(lasts(&got), vec![10, 20, 30, 40]);
         assert_eq!(began.elapsed(), Duration::from_millis(100));
         let _tx = sender.await.expect("sender");
-        let got = p.gather(handoff(40, 0), &mut rx, None).await;
+        let got = gather(&p, handoff(40, 0), &mut rx, None).await;
         assert_eq!(lasts(&got), vec![40, 50]);
     }
 
@@ -387,7 +405,7 @@ mod tests {
         for i in 0..10 {
             tx.send(handoff(1 + i, 1)).await.expect("queued");
         }
-        let got = p.gather(handoff(0, 1), &mut rx, Some(Instant::now())).await;
+        let got = gather(&p, handoff(0, 1), &mut rx, Some(Instant::now())).await;
         assert_eq!(got.len(), FOLD_HANDOFFS, "hand-overs at most");
         let (tx, mut rx) = mpsc::channel(16);
         tx.send(handoff(FOLD_EVENTS as u64 - 1, 1))
@@ -396,15 +414,36 @@ mod tests {
         tx.send(handoff(FOLD_EVENTS as u64, 1))
             .await
             .expect("queued");
-        let got = p
-            .gather(handoff(0, FOLD_EVENTS - 1), &mut rx, Some(Instant::now()))
-            .await;
+        let got = gather(
+            &p,
+            handoff(0, FOLD_EVENTS - 1),
+            &mut rx,
+            Some(Instant::now()),
+        )
+        .await;
         assert_eq!(got.len(), 2, "events at most");
         // A closed channel ends the wait at once.
         drop(tx);
         let t = Instant::now();
-        let got = p.gather(handoff(0, 1), &mut rx, Some(t)).await;
+        let got = gather(&p, handoff(0, 1), &mut rx, Some(t)).await;
         assert_eq!(lasts(&got), vec![1, FOLD_EVENTS as u64 + 1]);
         assert_eq!(t.elapsed(), Duration::ZERO);
+        // The end of the term ends the wait, and nothing is applied.
+        let (_tx, mut rx) = mpsc::channel(1);
+        let stop = CancellationToken::new();
+        let t = Instant::now();
+        let later = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                stop.cancel();
+            })
+        };
+        assert!(p
+            .gather(handoff(0, 1), &mut rx, Some(t), &stop)
+            .await
+            .is_none());
+        assert_eq!(t.elapsed(), Duration::from_millis(30));
+        later.await.expect("cancelled");
     }
 }

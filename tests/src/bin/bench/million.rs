@@ -146,17 +146,17 @@ impl Million {
                 self.shape.tasks
             ),
         );
+        self.report_cpu("call_attempts_20k_processes_cpu");
+    }
+
+    /// Each part's CPU per attempt over the window, as `<name>_<part>` lines.
+    fn report_cpu(&self, name: &str) {
         let parts: Vec<_> = self
             .cpu
             .iter()
             .map(|(part, secs)| (*part, *secs, String::new()))
             .collect();
-        report_cpu_per(
-            "call_attempts_20k_processes_cpu",
-            &parts,
-            self.window_calls,
-            "us/attempt",
-        );
+        report_cpu_per(name, &parts, self.window_calls, "us/attempt");
     }
 
     /// Prints the section's `bench` lines; `call_attempts` is the base section's figure, if
@@ -183,17 +183,7 @@ impl Million {
                 self.contacts
             ),
         );
-        let parts: Vec<_> = self
-            .cpu
-            .iter()
-            .map(|(part, secs)| (*part, *secs, String::new()))
-            .collect();
-        report_cpu_per(
-            "call_attempts_1m_cpu",
-            &parts,
-            self.window_calls,
-            "us/attempt",
-        );
+        self.report_cpu("call_attempts_1m_cpu");
         match call_attempts {
             Some(base) if base > 0.0 => report_with(
                 "call_attempts_1m_vs_20k",
