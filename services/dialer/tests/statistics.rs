@@ -2,6 +2,8 @@
 //! autovacuum (off on some servers, a minute apart by default): a plan cached while
 //! `dialer_contacts` was empty is replanned once it holds a campaign.
 
+mod common;
+
 use std::time::Duration;
 
 use waihu_runtime::statistics;
@@ -32,11 +34,7 @@ async fn insert_contacts(pool: &sqlx::PgPool, task: uuid::Uuid, n: i32) {
 #[tokio::test]
 async fn a_table_whose_rows_changed_by_a_tenth_is_analyzed_and_then_left_alone() {
     let env = TestEnv::new().await;
-    let pool = env
-        .config()
-        .open_database(waihu_dialer::SCHEMA, &waihu_dialer::MIGRATOR)
-        .await
-        .expect("dialer schema");
+    let pool = common::dialer_pool(&env).await;
     assert_eq!(
         last_analyzed(&pool).await,
         None,

@@ -2,6 +2,8 @@
 //! number's change applies only over an older version, so the latest change wins whatever
 //! arrives first.
 
+mod common;
+
 use waihu_dialer::db::Db;
 use waihu_events::{pb, Aggregate, Event, EventMeta, RecordedEvent};
 use waihu_testkit::TestEnv;
@@ -45,11 +47,7 @@ async fn invalid(db: &Db, phone: &str) -> Option<bool> {
 #[tokio::test]
 async fn the_latest_validity_change_wins_whatever_order_the_events_arrive_in() {
     let env = TestEnv::new().await;
-    let pool = env
-        .config()
-        .open_database(waihu_dialer::SCHEMA, &waihu_dialer::MIGRATOR)
-        .await
-        .expect("dialer schema");
+    let pool = common::dialer_pool(&env).await;
     let db = Db::new(pool);
     use pb::NumberValidity::*;
     let (x, y) = ("+8613800000001", "+8613800000002");

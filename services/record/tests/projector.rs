@@ -107,9 +107,10 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
     assert_eq!(placed(&pool, task).await, 6);
     assert_eq!(counter(&pool, task, keys::CALLS_RELEASED).await, 7);
 
-    // Hand-overs queued together are applied together, each run of writes that follow one
-    // another in one transaction: 36..=40 and 41..=45 handed over, 46..=55 dropped (read back
-    // from the store), 56..=60 handed over.
+    // Hand-overs sent back to back, which the projector may take together (how it gathers is
+    // the unit tests' part), with a dropped write between them: 36..=40 and 41..=45 handed over,
+    // 46..=55 dropped (read back from the store), 56..=60 handed over. The counts stay exact
+    // however they are split into transactions.
     let mut handoffs = Vec::new();
     for (at, n) in [(36u64, 1u32), (41, 1), (46, 2), (56, 1)] {
         let write = calls("acme", task, at, n);

@@ -427,9 +427,12 @@ async fn campaign(
         shape.tasks
     );
 
-    let started = Instant::now();
-    let started_wall = chrono::Utc::now();
-    let started_cpu = Cpu::now(services);
+    let start = Sample {
+        at: Instant::now(),
+        wall: chrono::Utc::now(),
+        placed: 0,
+        cpu: Cpu::now(services),
+    };
     for id in &ids {
         tasks
             .start_task(pb::TaskRef {
@@ -442,22 +445,16 @@ async fn campaign(
     // Steady state: skip the ramp-up, then count calls placed over the window. A small campaign
     // may finish inside the window; then the window ends where the last call was counted.
     let skip = Duration::from_secs_f64((10.0 * scale).clamp(2.0, 10.0));
-    let window = Duration::from_secs_f64((60.0 * scale).max(20.0));
+    // A whole-campaign measure has no window: it runs from the start to the last call.
+    let window = if shape.whole {
+        Duration::MAX
+    } else {
+        Duration::from_secs_f64((60.0 * scale).max(20.0))
+    };
     let stall_limit = Duration::from_secs(60);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut first: Option<Sample> = shape.whole.then(|| Sample {
-        at: started,
-        wall: started_wall,
-        placed: 0,
-        cpu: started_cpu.clone(),
-    });
-    let window = if shape.whole { Duration::MAX } else { window };
-    let mut last_change = Sample {
-        at: started,
-        wall: started_wall,
-        placed: 0,
-        cpu: started_cpu.clone(),
-    };
+    let mut first: Option<Sample> = shape.whole.then(|| start.clone());
+    let mut last_change = start.clone();
     let (end, how) = loop {
         tick.tick().await;
         services.check_alive()?;
@@ -479,7 +476,7 @@ async fn campaign(
                 t.finished
             ));
         }
-        if first.is_none() && now.at - started >= skip {
+        if first.is_none() && now.at - start.at >= skip {
             first = Some(now.clone());
         }
         let done = t.finished >= contacts as u64 && t.released == t.placed;
@@ -500,12 +497,7 @@ async fn campaign(
         }
         if done {
             // Finished before (or right as) the window opened: the whole campaign's rate.
-            first = Some(Sample {
-                at: started,
-                wall: started_wall,
-                placed: 0,
-                cpu: started_cpu.clone(),
-            });
+            first = Some(start.clone());
             break (
                 last_change,
                 "over the whole campaign (it ended before the window)",
