@@ -1,4 +1,4 @@
-//! The dialer's tables are analyzed once enough of their rows changed, without waiting for
+//! The dialer's tables are analyzed once their size moved by half, without waiting for
 //! autovacuum (off on some servers, a minute apart by default): a plan cached while
 //! `dialer_contacts` was empty is replanned once it holds a campaign.
 
@@ -32,7 +32,7 @@ async fn insert_contacts(pool: &sqlx::PgPool, task: uuid::Uuid, n: i32) {
 }
 
 #[tokio::test]
-async fn a_table_whose_rows_changed_by_a_tenth_is_analyzed_and_then_left_alone() {
+async fn a_table_that_grew_by_half_is_analyzed_and_then_left_alone() {
     let env = TestEnv::new().await;
     let pool = common::dialer_pool(&env).await;
     assert_eq!(
@@ -73,7 +73,7 @@ async fn a_table_whose_rows_changed_by_a_tenth_is_analyzed_and_then_left_alone()
     .expect("reltuples");
     assert_eq!(reltuples, 5010.0, "the planner now knows the table's size");
 
-    // Just analyzed: not stale. 400 more rows are under a tenth of 5,010 (and the minimum).
+    // Just analyzed: not stale. 400 more rows are under the minimum.
     assert!(statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
         .await
         .expect("stale")
@@ -84,11 +84,55 @@ async fn a_table_whose_rows_changed_by_a_tenth_is_analyzed_and_then_left_alone()
         .await
         .expect("stale")
         .is_empty());
-    // 1,000 more (1,400 changes since, over a tenth and the minimum): stale again.
-    insert_contacts(&pool, uuid::Uuid::now_v7(), 1000).await;
+    // 1,600 more (2,000 rows more than at the analysis, over the minimum but under half of
+    // 5,010): still not stale.
+    insert_contacts(&pool, uuid::Uuid::now_v7(), 1600).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
+        .await
+        .expect("stale")
+        .is_empty());
+    // 600 more (2,600 rows more, over half of 5,010): stale again.
+    insert_contacts(&pool, uuid::Uuid::now_v7(), 600).await;
     eventually(
         Duration::from_secs(20),
         "dialer_contacts stale again",
+        || {
+            let pool = pool.clone();
+            async move {
+                statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
+                    .await
+                    .expect("stale")
+                    .contains(&"dialer_contacts".to_string())
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Analyzed at 7,610 rows; then every row updated once, the size unchanged: stale again.
+    statistics::refresh(&pool, waihu_dialer::SCHEMA)
+        .await
+        .expect("refresh");
+    sqlx::query("UPDATE dialer_contacts SET attempts = attempts + 1 WHERE contact_no <= 3000")
+        .execute(&pool)
+        .await
+        .expect("updated");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
+            .await
+            .expect("stale")
+            .is_empty(),
+        "5,610 of 7,610 rows changed is not all of them"
+    );
+    sqlx::query("UPDATE dialer_contacts SET attempts = attempts + 1 WHERE contact_no > 3000")
+        .execute(&pool)
+        .await
+        .expect("updated");
+    eventually(
+        Duration::from_secs(20),
+        "dialer_contacts stale after every row changed",
         || {
             let pool = pool.clone();
             async move {

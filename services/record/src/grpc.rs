@@ -116,11 +116,14 @@ pub async fn read_stats(pool: &PgPool, task_id: Uuid) -> Result<pb::TaskStats, R
     let mut tx = pool.begin().await?;
     waihu_store::read_only_snapshot(&mut tx).await?;
     let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT).await?;
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT key, value FROM task_stat_counters WHERE task_id = $1")
+    let row: Option<(Vec<String>, Vec<i64>)> =
+        sqlx::query_as("SELECT keys, vals FROM task_counters WHERE task_id = $1")
             .bind(task_id)
-            .fetch_all(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+    let rows: Vec<(String, i64)> = row
+        .map(|(keys, values)| keys.into_iter().zip(values).collect())
+        .unwrap_or_default();
     let state: Option<i16> =
         sqlx::query_scalar("SELECT state FROM record_tasks WHERE task_id = $1")
             .bind(task_id)

@@ -45,7 +45,7 @@ impl Tables {
     pub fn live() -> Tables {
         Tables {
             call_records: format!("{}.call_records", crate::SCHEMA),
-            counters: format!("{}.task_stat_counters", crate::SCHEMA),
+            counters: format!("{}.task_counters", crate::SCHEMA),
             tasks: format!("{}.record_tasks", crate::SCHEMA),
             analyses: format!("{}.call_analyses", crate::SCHEMA),
             follow_ups: format!("{}.follow_ups", crate::SCHEMA),
@@ -794,6 +794,10 @@ async fn apply_follow_ups(
     add_positions(tx, tables, &positions).await
 }
 
+/// Adds `deltas` to the tasks' counters: each task's row (its keys and values) is read, changed
+/// and written once, whatever the number of keys that changed. The projector is the counters'
+/// only writer: its transaction holds the projections' checkpoint first, so no other one can
+/// change these rows between the read and the write.
 async fn apply_counters(
     tx: &mut Tx<'_>,
     tables: &Tables,
@@ -802,23 +806,39 @@ async fn apply_counters(
     if deltas.is_empty() {
         return Ok(());
     }
-    // Summed and sorted first: one row per key, locked in a stable order.
-    let mut sum: BTreeMap<(Uuid, Cow<'static, str>), i64> = BTreeMap::new();
+    let mut sum: BTreeMap<Uuid, BTreeMap<Cow<'static, str>, i64>> = BTreeMap::new();
     for (t, k, d) in deltas {
-        *sum.entry((t, k)).or_default() += d;
+        *sum.entry(t).or_default().entry(k).or_default() += d;
     }
+    let ids: Vec<Uuid> = sum.keys().copied().collect();
+    let current: Vec<(Uuid, Vec<String>, Vec<i64>)> = sqlx::query_as(&format!(
+        "SELECT task_id, keys, vals FROM {} WHERE task_id = ANY($1)",
+        tables.counters
+    ))
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (t, keys, values) in current {
+        let row = sum.entry(t).or_default();
+        for (k, v) in keys.into_iter().zip(values) {
+            *row.entry(Cow::Owned(k)).or_default() += v;
+        }
+    }
+    // Each task's row as array literals, tasks in order (rows are written, and locked, in a
+    // stable order) and each task's keys in byte order: binding them as text keeps the statement
+    // free of grouping (a third of its time when it built the arrays from one row per key).
     let mut tasks = Vec::with_capacity(sum.len());
-    let mut keys: Vec<&str> = Vec::with_capacity(sum.len());
+    let mut keys = Vec::with_capacity(sum.len());
     let mut values = Vec::with_capacity(sum.len());
-    for ((t, k), v) in &sum {
+    for (t, row) in &sum {
         tasks.push(*t);
-        keys.push(k);
-        values.push(*v);
+        keys.push(array_literal(row.keys().map(|k| quoted(k))));
+        values.push(array_literal(row.values().map(i64::to_string)));
     }
     sqlx::query(&format!(
-        "INSERT INTO {} AS c (task_id, key, value)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[])
-         ON CONFLICT (task_id, key) DO UPDATE SET value = c.value + excluded.value",
+        "INSERT INTO {} AS c (task_id, keys, vals)
+         SELECT t, k::text[], v::bigint[] FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(t, k, v)
+         ON CONFLICT (task_id) DO UPDATE SET keys = excluded.keys, vals = excluded.vals",
         tables.counters
     ))
     .bind(&tasks)
@@ -827,6 +847,40 @@ async fn apply_counters(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A PostgreSQL array literal of `items` (each already in its literal form).
+fn array_literal(items: impl Iterator<Item = String>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&item);
+    }
+    out.push('}');
+    out
+}
+
+/// `s` as a double-quoted element of an array literal: any text (commas, braces, quotes,
+/// backslashes, spaces, the word NULL) reads back as itself.
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// A query listing the counters of `table` (one of [`Tables`]' counters tables) as rows
+/// `(task_id, key, value)`.
+pub fn counter_rows(table: &str) -> String {
+    format!("SELECT c.task_id, u.k, u.v FROM {table} c, unnest(c.keys, c.vals) AS u(k, v)")
 }
 
 async fn apply_calls(
@@ -918,4 +972,75 @@ async fn apply_calls(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literals_quote_every_element() {
+        assert_eq!(array_literal(std::iter::empty()), "{}");
+        assert_eq!(
+            array_literal(["a", r#"b,"c"\{}"#].into_iter().map(quoted)),
+            r#"{"a","b,\"c\"\\{}"}"#
+        );
+        assert_eq!(
+            array_literal([1i64, -2].iter().map(i64::to_string)),
+            "{1,-2}"
+        );
+    }
+
+    /// Counters added in several transactions read back exactly, whatever their keys hold (an
+    /// intent is free text: commas, quotes, braces, backslashes, spaces, the word NULL).
+    #[tokio::test]
+    async fn counters_add_up_across_transactions_whatever_their_keys() {
+        let env = waihu_testkit::TestEnv::new().await;
+        let pool = crate::open_pool(&env.database_url, 2)
+            .await
+            .expect("record schema");
+        let tables = Tables::live();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let odd = r#"intent:a,b "c" \{d} NULL 未"#;
+        let rounds: [Vec<Delta>; 3] = [
+            vec![
+                (a, Cow::Borrowed("calls_placed"), 1),
+                (a, Cow::Borrowed(odd), 2),
+                (b, Cow::Borrowed("calls_placed"), 5),
+            ],
+            vec![
+                (a, Cow::Borrowed("calls_placed"), 1),
+                (a, Cow::Borrowed("NULL"), 1),
+                (a, Cow::Borrowed(""), 3),
+            ],
+            vec![
+                (a, Cow::Borrowed(odd), -2),
+                (b, Cow::Borrowed("talk_ms"), 7),
+            ],
+        ];
+        for deltas in rounds {
+            let mut tx = pool.begin().await.expect("begin");
+            apply_counters(&mut tx, &tables, deltas)
+                .await
+                .expect("counters");
+            tx.commit().await.expect("commit");
+        }
+        let mut rows: Vec<(Uuid, String, i64)> = sqlx::query_as(&counter_rows(&tables.counters))
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+        rows.sort();
+        let mut want = vec![
+            (a, String::new(), 3),
+            (a, "NULL".to_string(), 1),
+            (a, "calls_placed".to_string(), 2),
+            (a, odd.to_string(), 0),
+            (b, "calls_placed".to_string(), 5),
+            (b, "talk_ms".to_string(), 7),
+        ];
+        want.sort();
+        assert_eq!(rows, want);
+        pool.close().await;
+        env.cleanup().await;
+    }
 }

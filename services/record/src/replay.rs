@@ -43,12 +43,10 @@ pub async fn verify(
         let mut tx = conn.begin().await?;
         waihu_store::read_only_snapshot(&mut tx).await?;
         let position = waihu_store::checkpoint(&mut *tx, CHECKPOINT).await?;
-        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(&format!(
-            "SELECT task_id, key, value FROM {}",
-            live_tables.counters
-        ))
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<(Uuid, String, i64)> =
+            sqlx::query_as(&projection::counter_rows(&live_tables.counters))
+                .fetch_all(&mut *tx)
+                .await?;
         // The other projections (call records, task states, analyses, follow-ups), summed up
         // in the same snapshot.
         let sums = table_sums(&mut tx, &live_tables).await?;
@@ -104,15 +102,13 @@ pub async fn verify(
         progress(after, position);
     }
 
-    let rebuilt: Counters = sqlx::query_as::<_, (Uuid, String, i64)>(&format!(
-        "SELECT task_id, key, value FROM {}",
-        tables.counters
-    ))
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(t, k, v)| ((t, k), v))
-    .collect();
+    let rebuilt: Counters =
+        sqlx::query_as::<_, (Uuid, String, i64)>(&projection::counter_rows(&tables.counters))
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|(t, k, v)| ((t, k), v))
+            .collect();
     let rebuilt_sums = {
         let mut tx = conn.begin().await?;
         let sums = table_sums(&mut tx, &tables).await?;
