@@ -315,7 +315,10 @@ async fn campaign(
         ("WAIHU_PROVIDER__MAX_IN_FLIGHT", "5000".to_string()),
         // The bench runs at any hour.
         ("WAIHU_DIALER__DEFAULT_WINDOW", "00:00-24:00".to_string()),
-        ("RUST_LOG", "warn".to_string()),
+        (
+            "RUST_LOG",
+            std::env::var("WAIHU_BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_string()),
+        ),
         // The bench's clients send no token: the services take them as the development tenant
         // (the RPCs here are a handful; the campaign itself runs on events, not RPCs).
         ("WAIHU_AUTH__DEV_MODE", "true".to_string()),
@@ -452,6 +455,8 @@ async fn campaign(
         Duration::from_secs_f64((60.0 * scale).max(20.0))
     };
     let stall_limit = Duration::from_secs(60);
+    // WAIHU_BENCH_TRACE=1 prints every second's totals (to see a campaign's shape).
+    let trace = std::env::var("WAIHU_BENCH_TRACE").is_ok_and(|v| v == "1");
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut first: Option<Sample> = shape.whole.then(|| start.clone());
     let mut last_change = start.clone();
@@ -460,6 +465,15 @@ async fn campaign(
         services.check_alive()?;
         let (at, wall, cpu) = (Instant::now(), chrono::Utc::now(), Cpu::now(services));
         let t = totals(&stats, &ids).await?;
+        if trace {
+            eprintln!(
+                "      {:>6.1} s: placed {} released {} finished {}",
+                (at - start.at).as_secs_f64(),
+                t.placed,
+                t.released,
+                t.finished
+            );
+        }
         let now = Sample {
             at,
             wall,
