@@ -31,6 +31,31 @@ async fn insert_contacts(pool: &sqlx::PgPool, task: uuid::Uuid, n: i32) {
     .expect("contacts");
 }
 
+/// Waits until `dialer_contacts` is stale (a backend reports its changes within a second or so
+/// of committing).
+async fn becomes_stale(pool: &sqlx::PgPool, what: &str) {
+    eventually(Duration::from_secs(20), what, || {
+        let pool = pool.clone();
+        async move {
+            statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
+                .await
+                .expect("stale")
+                .contains(&"dialer_contacts".to_string())
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// Checks that no table is stale once the changes made so far have been reported.
+async fn stays_fresh(pool: &sqlx::PgPool, why: &str) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stale = statistics::stale_tables(pool, waihu_dialer::SCHEMA)
+        .await
+        .expect("stale");
+    assert!(stale.is_empty(), "{why}: {stale:?}");
+}
+
 #[tokio::test]
 async fn a_table_that_grew_by_half_is_analyzed_and_then_left_alone() {
     let env = TestEnv::new().await;
@@ -79,36 +104,14 @@ async fn a_table_that_grew_by_half_is_analyzed_and_then_left_alone() {
         .expect("stale")
         .is_empty());
     insert_contacts(&pool, uuid::Uuid::now_v7(), 400).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
-        .await
-        .expect("stale")
-        .is_empty());
+    stays_fresh(&pool, "400 changes are under the minimum").await;
     // 1,600 more (2,000 rows more than at the analysis, over the minimum but under half of
     // 5,010): still not stale.
     insert_contacts(&pool, uuid::Uuid::now_v7(), 1600).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
-        .await
-        .expect("stale")
-        .is_empty());
+    stays_fresh(&pool, "2,000 rows more is under half of 5,010").await;
     // 600 more (2,600 rows more, over half of 5,010): stale again.
     insert_contacts(&pool, uuid::Uuid::now_v7(), 600).await;
-    eventually(
-        Duration::from_secs(20),
-        "dialer_contacts stale again",
-        || {
-            let pool = pool.clone();
-            async move {
-                statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
-                    .await
-                    .expect("stale")
-                    .contains(&"dialer_contacts".to_string())
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    becomes_stale(&pool, "dialer_contacts stale again").await;
 
     // Analyzed at 7,610 rows; then every row updated once, the size unchanged: stale again.
     statistics::refresh(&pool, waihu_dialer::SCHEMA)
@@ -118,33 +121,12 @@ async fn a_table_that_grew_by_half_is_analyzed_and_then_left_alone() {
         .execute(&pool)
         .await
         .expect("updated");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
-            .await
-            .expect("stale")
-            .is_empty(),
-        "5,610 of 7,610 rows changed is not all of them"
-    );
+    stays_fresh(&pool, "5,610 of 7,610 rows changed is not all of them").await;
     sqlx::query("UPDATE dialer_contacts SET attempts = attempts + 1 WHERE contact_no > 3000")
         .execute(&pool)
         .await
         .expect("updated");
-    eventually(
-        Duration::from_secs(20),
-        "dialer_contacts stale after every row changed",
-        || {
-            let pool = pool.clone();
-            async move {
-                statistics::stale_tables(&pool, waihu_dialer::SCHEMA)
-                    .await
-                    .expect("stale")
-                    .contains(&"dialer_contacts".to_string())
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    becomes_stale(&pool, "dialer_contacts stale after every row changed").await;
     pool.close().await;
     env.cleanup().await;
 }
