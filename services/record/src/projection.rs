@@ -991,8 +991,9 @@ mod tests {
         );
     }
 
-    /// Counters added in several transactions read back exactly, whatever their keys hold (an
-    /// intent is free text: commas, quotes, braces, backslashes, spaces, the word NULL).
+    /// Counters added in several transactions read back exactly, whatever their keys hold: a key
+    /// is made from an event's field (a cause, an outcome, an intent, a grade), and its array
+    /// literal must carry any text (commas, quotes, braces, backslashes, spaces, the word NULL).
     #[tokio::test]
     async fn counters_add_up_across_transactions_whatever_their_keys() {
         let env = waihu_testkit::TestEnv::new().await;
