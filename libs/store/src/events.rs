@@ -39,7 +39,163 @@ impl StoredEvent {
 /// The usual batch is all new: it goes in by binary `COPY`, the cheapest way into PostgreSQL. A
 /// batch holding an event id the store has already seen (a copy republished after JetStream's
 /// duplicate window) or holding one twice is written row by row with `ON CONFLICT DO NOTHING`.
+/// The new events' postings (one row per task and one per tenant) are written with them.
 pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>, StoreError> {
+    let new = append_unposted(tx, batch).await?;
+    let mut postings = Postings::default();
+    postings.add(batch, &new);
+    postings.write(tx).await?;
+    Ok(new)
+}
+
+/// [`append`] for the store writer, which writes the postings of several batches at once: the
+/// postings of this batch join those `postings` holds, and are written once they span
+/// [`POSTINGS_SPAN`] positions. The reads of the store find the events not posted yet by their
+/// positions (see [`read`]). Call [`Postings::committed`] once the transaction committed; until
+/// then `postings` is unsure of what is posted, and its next append posts whatever the store
+/// holds beyond its postings, from the events table (as after a crash, which loses what a
+/// writer held: the next writer term posts that tail when it starts, [`post_unposted`]).
+pub async fn append_posting_later(
+    tx: &mut Tx<'_>,
+    batch: &[&StoredEvent],
+    postings: &mut Postings,
+) -> Result<Vec<bool>, StoreError> {
+    let unsure = std::mem::replace(&mut postings.unsure, true);
+    let new = append_unposted(tx, batch).await?;
+    if !unsure {
+        postings.add(batch, &new);
+        if postings.span() < POSTINGS_SPAN {
+            return Ok(new);
+        }
+    }
+    // Postings are written by one transaction at a time, each seeing where the others ended: a
+    // writer that lost its lock without knowing it yet (it finds out within seconds) may still
+    // commit, while the next term posts the tail it holds from the table.
+    lock_postings(tx).await?;
+    let posted: i64 = sqlx::query_scalar(POSTED_TO).fetch_one(&mut **tx).await?;
+    match postings.first {
+        Some(first) if !unsure && posted < first => postings.write(tx).await?,
+        _ => {
+            // Everything beyond the postings, this batch included, from the table.
+            postings.clear();
+            sqlx::query(POST_UNPOSTED).execute(&mut **tx).await?;
+        }
+    }
+    Ok(new)
+}
+
+/// Makes the transaction the only one writing postings until it ends (readers go on).
+async fn lock_postings(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    sqlx::query("LOCK TABLE event_tenant_postings IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Positions a store writer's postings rows span at least (unless it stops first): 100 tasks
+/// dialing at once put 100 task rows into every writer transaction, a row for every few events
+/// when the stream is busy but batches are short; gathered over 2,000 positions, a task's row
+/// lists its positions of many transactions. A read by task or tenant scans at most the
+/// positions not posted yet (this, plus a writer batch) in the events table.
+pub const POSTINGS_SPAN: i64 = 2000;
+
+/// Postings of appended events that a store writer has not written yet, per task and tenant.
+#[derive(Debug)]
+pub struct Postings {
+    tasks: BTreeMap<Uuid, Vec<i64>>,
+    tenants: BTreeMap<String, Vec<i64>>,
+    /// The least and greatest position held.
+    first: Option<i64>,
+    last: i64,
+    /// Whether what is held may not be all the store holds unposted: a new writer term, or a
+    /// transaction not known to have committed since it took this.
+    unsure: bool,
+}
+
+impl Default for Postings {
+    /// Nothing held, and unsure: the first append posts the tail the table holds.
+    fn default() -> Self {
+        Postings {
+            tasks: BTreeMap::new(),
+            tenants: BTreeMap::new(),
+            first: None,
+            last: 0,
+            unsure: true,
+        }
+    }
+}
+
+impl Postings {
+    /// The transaction of the last [`append_posting_later`] committed.
+    pub fn committed(&mut self) {
+        self.unsure = false;
+    }
+
+    /// Whether it holds nothing and knows it.
+    pub fn is_empty(&self) -> bool {
+        !self.unsure && self.first.is_none()
+    }
+
+    /// Positions from the first held to the last (0 when none is).
+    fn span(&self) -> i64 {
+        self.first.map_or(0, |f| self.last - f + 1)
+    }
+
+    fn clear(&mut self) {
+        self.tasks.clear();
+        self.tenants.clear();
+        self.first = None;
+    }
+
+    /// Adds the events of `batch` that were `new` (in position order, after those held).
+    fn add(&mut self, batch: &[&StoredEvent], new: &[bool]) {
+        for (e, _) in batch.iter().zip(new).filter(|(_, new)| **new) {
+            let m = e.event.meta();
+            let p = e.position as i64;
+            if let Some(t) = m.task_id {
+                extend_ranges(self.tasks.entry(t).or_default(), p);
+            }
+            match self.tenants.get_mut(m.tenant_id.as_str()) {
+                Some(r) => extend_ranges(r, p),
+                None => {
+                    self.tenants.insert(m.tenant_id.clone(), vec![p, p]);
+                }
+            }
+            self.first.get_or_insert(p);
+            self.last = p;
+        }
+    }
+
+    /// Writes one row per task and one per tenant held, by binary `COPY`, and holds nothing
+    /// more. A row's key is its greatest position, unique in the store, so these rows never
+    /// clash (a clash would be reported as a unique violation, which the writer would take for
+    /// a refused event).
+    async fn write(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        if !self.tasks.is_empty() {
+            let rows = self.tasks.iter().map(|(t, r)| (t.as_bytes().as_slice(), r));
+            copy_postings(
+                tx,
+                "event_task_postings (task_id, last_position, ranges)",
+                rows,
+            )
+            .await?;
+        }
+        if !self.tenants.is_empty() {
+            let rows = self.tenants.iter().map(|(t, r)| (t.as_bytes(), r));
+            copy_postings(
+                tx,
+                "event_tenant_postings (tenant_id, last_position, ranges)",
+                rows,
+            )
+            .await?;
+        }
+        self.clear();
+        Ok(())
+    }
+}
+
+/// Appends events idempotently without their postings; returns, per input, whether it was new.
+async fn append_unposted(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>, StoreError> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -50,9 +206,7 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>
                 sqlx::query("RELEASE SAVEPOINT append")
                     .execute(&mut **tx)
                     .await?;
-                let new = vec![true; batch.len()];
-                post(tx, batch, &new).await?;
-                return Ok(new);
+                return Ok(vec![true; batch.len()]);
             }
             Err(e) if e.is_known_event_id() => {
                 sqlx::query("ROLLBACK TO SAVEPOINT append")
@@ -62,9 +216,7 @@ pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>
             Err(e) => return Err(e),
         }
     }
-    let new = insert_new(tx, batch).await?;
-    post(tx, batch, &new).await?;
-    Ok(new)
+    insert_new(tx, batch).await
 }
 
 /// Whether no event id occurs twice in `batch`. Ids made by `Uuid::now_v7` mostly arrive in
@@ -79,54 +231,26 @@ fn distinct_ids(batch: &[&StoredEvent]) -> bool {
     ids.windows(2).all(|w| w[0] != w[1])
 }
 
-/// Adds the postings of the events of `batch` that were `new`: one row per task and one per
-/// tenant, listing their positions as ranges of consecutive positions (the store's per-task and
-/// per-tenant index, written once a batch rather than once an event), by binary `COPY`. A row's
-/// key is its greatest position, unique in the store, so these rows never clash (a clash would
-/// be reported as a unique violation, which the writer would take for a refused event).
-async fn post(tx: &mut Tx<'_>, batch: &[&StoredEvent], new: &[bool]) -> Result<(), StoreError> {
-    let mut tasks: BTreeMap<Uuid, Vec<i64>> = BTreeMap::new();
-    let mut tenants: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for (e, _) in batch.iter().zip(new).filter(|(_, new)| **new) {
-        let m = e.event.meta();
-        let p = e.position as i64;
-        if let Some(t) = m.task_id {
-            extend_ranges(tasks.entry(t).or_default(), p);
-        }
-        extend_ranges(tenants.entry(m.tenant_id.as_str()).or_default(), p);
-    }
-    if tenants.is_empty() {
-        return Ok(());
-    }
-    if !tasks.is_empty() {
-        let rows = tasks.iter().map(|(t, r)| (t.as_bytes().as_slice(), r));
-        copy_postings(
-            tx,
-            "event_task_postings (task_id, last_position, ranges)",
-            rows,
-        )
-        .await?;
-    }
-    let rows = tenants.iter().map(|(t, r)| (t.as_bytes(), r));
-    copy_postings(
-        tx,
-        "event_tenant_postings (tenant_id, last_position, ranges)",
-        rows,
-    )
-    .await
-}
-
 /// Posts what the store holds beyond its postings: events a store writer of an earlier release
 /// appended (it wrote no postings). The store writer runs it when its term starts, before it
 /// appends. Returns how many events were posted.
 pub async fn post_unposted(pool: &PgPool) -> Result<u64, StoreError> {
-    let posted: i64 = sqlx::query_scalar(
-        "SELECT events_post_after(coalesce((SELECT max(last_position) FROM event_tenant_postings), 0))",
-    )
-    .fetch_one(pool)
-    .await?;
+    let mut tx = pool.begin().await?;
+    lock_postings(&mut tx).await?;
+    let posted: i64 = sqlx::query_scalar(POST_UNPOSTED)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(posted.max(0) as u64)
 }
+
+/// Posts the events beyond the postings (every event has a tenant posting, so the greatest tenant
+/// posting is where postings end); returns how many it posted.
+const POST_UNPOSTED: &str =
+    "SELECT events_post_after(coalesce((SELECT max(last_position) FROM event_tenant_postings), 0))";
+
+/// Where the postings end: every event up to it is posted, none after it is.
+const POSTED_TO: &str = "SELECT coalesce(max(last_position), 0) FROM event_tenant_postings";
 
 /// Adds `position` (greater than any before it) to inclusive ranges `{first, last, ...}`.
 fn extend_ranges(ranges: &mut Vec<i64>, position: i64) {
@@ -310,18 +434,19 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// Postings rows read in a read's first round. A row lists one batch's positions for its key (up
-/// to a writer batch); each later round reads as many rows as the page still needs at the
+/// Postings rows read in a read's first round. A row lists its key's positions of one writer
+/// transaction or of those of [`POSTINGS_SPAN`] positions and more; each later round reads as many rows as the page still needs at the
 /// positions per row of the round before, from this many up to [`POSTINGS_ROUND_MAX`].
 const POSTINGS_ROUND: i64 = 4;
-/// The most postings rows a round reads (at most this many writer batches' positions).
+/// The most postings rows a round reads.
 const POSTINGS_ROUND_MAX: i64 = 256;
 
 /// Reads one page of events; call again with `after_position` = the last position returned. A
 /// page shorter than the limit means nothing further matched.
 ///
 /// A read for one task or one tenant walks its postings in position order and fetches the
-/// positions they list (with the other filters), round after round until the page is full.
+/// positions they list (with the other filters), round after round until the page is full, then
+/// scans the events after the postings' end (those the store writer has not posted yet).
 pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
     let limit = if q.limit == 0 {
         1000
@@ -340,6 +465,9 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         .to_position
         .map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
     let after = q.after_position.min(i64::MAX as u64) as i64;
+    // Where the postings end, read first: the rows up to it are walked, and the events after it
+    // (those the store writer has not posted yet, at most a few thousand positions) are scanned.
+    let posted: i64 = sqlx::query_scalar(POSTED_TO).fetch_one(pool).await?;
     // The rows to read end with the first that reaches `to` (rows list ascending positions and
     // never overlap), so the walk stops there rather than filtering every later row.
     let upper: i64 = if q.to_position.is_none() {
@@ -354,7 +482,8 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
         .fetch_optional(pool)
         .await?
         .unwrap_or(i64::MAX)
-    };
+    }
+    .min(posted);
     let sql = format!(
         "SELECT last_position, ranges FROM {postings}
          AND last_position > $2 AND last_position <= $3
@@ -363,7 +492,7 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
     let mut out = Vec::new();
     let mut cursor = after;
     let mut round = POSTINGS_ROUND;
-    loop {
+    while cursor < upper {
         let rows: Vec<(i64, Vec<i64>)> = sqlx::query_as(&sql)
             .bind(&key)
             .bind(cursor)
@@ -390,9 +519,18 @@ pub async fn read(pool: &PgPool, q: &EventQuery) -> Result<Vec<StoredEvent>, Sto
                 round = ((limit - out.len()).div_ceil(per_row) as i64)
                     .clamp(POSTINGS_ROUND, POSTINGS_ROUND_MAX);
             }
-            _ => return Ok(out),
+            _ => break,
         }
     }
+    let from = after.max(posted);
+    if out.len() < limit && from < to {
+        let tail = EventQuery {
+            after_position: from as u64,
+            ..q.clone()
+        };
+        out.extend(read_events(pool, &tail, None, limit - out.len()).await?);
+    }
+    Ok(out)
 }
 
 /// One query of the events table: the positions listed (when given) that pass every filter.

@@ -7,7 +7,10 @@ mod outbox;
 
 use std::{str::FromStr, time::Duration};
 
-pub use events::{append, post_unposted, read, EventQuery, StoredEvent};
+pub use events::{
+    append, append_posting_later, post_unposted, read, EventQuery, Postings, StoredEvent,
+    POSTINGS_SPAN,
+};
 pub use leader::{leader_lock, while_leader};
 pub use outbox::{Outbox, OutboxRelay};
 use sqlx::{

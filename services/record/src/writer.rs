@@ -237,11 +237,16 @@ impl Writer {
             }
             .run(handed, projections.clone()),
         );
+        // The postings of what this term appends, written every few thousand positions.
+        let mut postings = waihu_store::Postings::default();
         while let Some(batch) = tokio::select! {
             _ = shutdown.cancelled() => None,
             b = rx.recv() => b,
         } {
-            match self.store(Arc::new(batch), &handoff, &shutdown).await {
+            match self
+                .store(Arc::new(batch), &handoff, &mut postings, &shutdown)
+                .await
+            {
                 Ok(()) => {}
                 Err(Stop::Halt(halt)) => {
                     self.health.down(PART, &halt.0);
@@ -257,6 +262,25 @@ impl Writer {
             }
         }
         reader.abort();
+        // What this term held unposted, posted now so the store does not depend on the next
+        // term for it (a crash leaves it to that term). Safe beside another writer's term: each
+        // postings write sees where the others ended.
+        if !postings.is_empty() {
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                waihu_store::post_unposted(&self.pool),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    warn!(error = %e, "cannot post the events this term appended; the next term posts them")
+                }
+                Err(_) => warn!(
+                    "posting the events this term appended timed out; the next term posts them"
+                ),
+            }
+        }
         projections.cancel();
         let _ = projector.await;
     }
@@ -426,6 +450,7 @@ impl Writer {
         &self,
         batch: Arc<ReadBatch>,
         handoff: &Handovers,
+        postings: &mut waihu_store::Postings,
         shutdown: &CancellationToken,
     ) -> Result<(), Stop> {
         let mut pending: Vec<Range<usize>> = Vec::with_capacity(4);
@@ -453,7 +478,7 @@ impl Writer {
             };
             loop {
                 let sync = self.config.synchronous_commit;
-                match write_batch(&self.pool, items, after, last, dead, sync).await {
+                match write_batch(&self.pool, items, after, last, dead, sync, postings).await {
                     Ok(None) => return Err(Stop::Moved),
                     Ok(Some(fresh)) => {
                         dead = 0;
@@ -522,9 +547,19 @@ async fn write_batch(
     last: u64,
     dead_lettered: i64,
     synchronous: bool,
+    postings: &mut waihu_store::Postings,
 ) -> Result<Option<Vec<bool>>, StoreError> {
     let stored: Vec<&StoredEvent> = batch.iter().map(|e| &e.stored).collect();
-    append_events(pool, &stored, after, last, dead_lettered, synchronous).await
+    append_events(
+        pool,
+        &stored,
+        after,
+        last,
+        dead_lettered,
+        synchronous,
+        Some(postings),
+    )
+    .await
 }
 
 /// The store writer's transaction: moves the checkpoint from `after` to `last`, appends `stored`
@@ -539,10 +574,12 @@ pub async fn write_events(
     last: u64,
     dead_lettered: i64,
 ) -> Result<Option<Vec<bool>>, StoreError> {
-    append_events(pool, stored, after, last, dead_lettered, true).await
+    append_events(pool, stored, after, last, dead_lettered, true, None).await
 }
 
-/// [`write_events`], with the commit waiting for the flush to disk only when `synchronous`.
+/// [`write_events`], with the commit waiting for the flush to disk only when `synchronous`, and
+/// the postings written with the events or, given `postings`, once they span a few thousand
+/// positions ([`waihu_store::append_posting_later`]).
 ///
 /// The checkpoint is moved only from `after`: when appends the writer had committed without
 /// waiting were lost in a PostgreSQL crash, the checkpoint went back with them, and the writer's
@@ -554,6 +591,7 @@ async fn append_events(
     last: u64,
     dead_lettered: i64,
     synchronous: bool,
+    mut postings: Option<&mut waihu_store::Postings>,
 ) -> Result<Option<Vec<bool>>, StoreError> {
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
@@ -565,7 +603,10 @@ async fn append_events(
     if !waihu_store::advance_checkpoint(&mut tx, CHECKPOINT, after, last).await? {
         return Ok(None);
     }
-    let new = waihu_store::append(&mut tx, stored).await?;
+    let new = match postings.as_deref_mut() {
+        Some(p) => waihu_store::append_posting_later(&mut tx, stored, p).await?,
+        None => waihu_store::append(&mut tx, stored).await?,
+    };
     let t1 = t0.elapsed();
     let unknown = stored
         .iter()
@@ -581,6 +622,9 @@ async fn append_events(
     )
     .await?;
     tx.commit().await?;
+    if let Some(p) = postings {
+        p.committed();
+    }
     waihu_metrics::metrics()
         .store_position
         .set(last.min(i64::MAX as u64) as i64);

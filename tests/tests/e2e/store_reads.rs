@@ -1,11 +1,12 @@
 //! Reading the event store by task and by tenant goes through the postings the store writer adds
-//! once a batch (one row per task and per tenant): pages come back full, in position order, with
+//! (one row per task and per tenant, for a batch or for the batches of a few thousand positions)
+//! and, after them, the events not posted yet: pages come back full, in position order, with
 //! every filter applied, across many batches, and a batch re-appending events already stored
 //! lists only the new ones.
 
 use uuid::Uuid;
 use waihu_events::RecordedEvent;
-use waihu_store::{EventQuery, StoredEvent};
+use waihu_store::{EventQuery, Postings, StoredEvent};
 
 /// Appends one batch through the store writer's transaction; returns which events were new.
 async fn append(pool: &sqlx::PgPool, events: &[(u64, RecordedEvent)]) -> Vec<bool> {
@@ -224,9 +225,10 @@ async fn events_an_earlier_writer_appended_get_posted_and_a_moved_checkpoint_wri
         limit: 100,
         ..Default::default()
     };
+    // Events after the postings are read from the table, by position.
     assert_eq!(
         read_all(&pool, by_task.clone()).await,
-        (1..=5).collect::<Vec<_>>()
+        (1..=10).collect::<Vec<_>>()
     );
     // The next writer term posts them first.
     assert_eq!(waihu_store::post_unposted(&pool).await.expect("posted"), 5);
@@ -255,5 +257,201 @@ async fn events_an_earlier_writer_appended_get_posted_and_a_moved_checkpoint_wri
         15
     );
     assert_eq!(read_all(&pool, by_task).await, (1..=15).collect::<Vec<_>>());
+    env.cleanup().await;
+}
+
+/// Appends one batch as the store writer does, its postings written later; commits (and tells
+/// `postings`) or rolls back.
+async fn append_later(
+    pool: &sqlx::PgPool,
+    postings: &mut Postings,
+    events: &[(u64, RecordedEvent)],
+    commit: bool,
+) {
+    let stored: Vec<StoredEvent> = events
+        .iter()
+        .map(|(p, e)| StoredEvent::known(*p, e.clone()))
+        .collect();
+    let refs: Vec<&StoredEvent> = stored.iter().collect();
+    let mut tx = pool.begin().await.expect("transaction");
+    let new = waihu_store::append_posting_later(&mut tx, &refs, postings)
+        .await
+        .expect("appended");
+    assert!(new.iter().all(|n| *n), "every event is new");
+    if commit {
+        tx.commit().await.expect("committed");
+        postings.committed();
+    } else {
+        tx.rollback().await.expect("rolled back");
+    }
+}
+
+/// The greatest position postings list.
+async fn posted_to(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(max(last_position), 0) FROM event_tenant_postings")
+        .fetch_one(pool)
+        .await
+        .expect("postings")
+}
+
+/// Positions listed by postings rows, per table: (listed, distinct per key).
+async fn listed(pool: &sqlx::PgPool) -> [(i64, i64); 2] {
+    let mut out = [(0, 0); 2];
+    for (i, (table, key)) in [
+        ("event_task_postings", "task_id::text"),
+        ("event_tenant_postings", "tenant_id"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out[i] = sqlx::query_as(&format!(
+            "SELECT count(*), count(DISTINCT (k, p)) FROM (
+                 SELECT {key} AS k, generate_series(ranges[2 * i - 1], ranges[2 * i]) AS p
+                 FROM {table}, generate_series(1, cardinality(ranges) / 2) AS i) x"
+        ))
+        .fetch_one(pool)
+        .await
+        .expect("postings rows");
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postings_written_every_few_thousand_positions_leave_no_event_unread_or_listed_twice() {
+    let env = waihu_testkit::TestEnv::new().await;
+    let pool = waihu_record::open_pool(&env.database_url, 4)
+        .await
+        .expect("record schema");
+    let (t1, t2) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut no = 0;
+    // Two calls' events (task 1 of tenant a, task 2 of tenant b) at `first`, `first + step`, ...
+    let mut batch = |first: u64, step: u64| -> Vec<(u64, RecordedEvent)> {
+        no += 1;
+        let mut events =
+            waihu_testkit::call_lifecycle("a", t1, Uuid::now_v7(), no, 1, true, 10, 20);
+        events.extend(waihu_testkit::call_lifecycle(
+            "b",
+            t2,
+            Uuid::now_v7(),
+            no,
+            1,
+            false,
+            10,
+            0,
+        ));
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (first + i as u64 * step, e))
+            .collect()
+    };
+    let mut all: Vec<(u64, RecordedEvent)> = Vec::new();
+    let mut postings = Postings::default();
+    let span = waihu_store::POSTINGS_SPAN as u64;
+
+    // A new term's first append posts what the table holds beyond the postings, itself included.
+    let b = batch(1, 1);
+    append_later(&pool, &mut postings, &b, true).await;
+    all.extend(b);
+    assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
+    // Later batches are held until they span enough positions.
+    let held_from = all.last().expect("events").0 + 1;
+    for first in [held_from, held_from + span / 2] {
+        let b = batch(first, 3);
+        append_later(&pool, &mut postings, &b, true).await;
+        all.extend(b);
+    }
+    assert_eq!(
+        posted_to(&pool).await,
+        held_from as i64 - 1,
+        "held, not posted"
+    );
+
+    let reads_are_exact = |all: Vec<(u64, RecordedEvent)>| {
+        let pool = pool.clone();
+        async move {
+            for (task, tenant) in [(Some(t1), None), (Some(t2), None), (None, Some("b"))] {
+                for limit in [3, 7, 1000] {
+                    let q = EventQuery {
+                        task_id: task,
+                        tenant_id: tenant.map(str::to_string),
+                        limit,
+                        ..Default::default()
+                    };
+                    let want: Vec<u64> = all
+                        .iter()
+                        .filter(|(_, e)| {
+                            task.is_none_or(|t| e.meta.task_id == Some(t))
+                                && tenant.is_none_or(|t| e.meta.tenant_id == t)
+                        })
+                        .map(|(p, _)| *p)
+                        .collect();
+                    assert_eq!(
+                        read_all(&pool, q).await,
+                        want,
+                        "{task:?} {tenant:?} {limit}"
+                    );
+                }
+            }
+            // A bounded read ending among the events not posted yet.
+            let to = all[all.len() - 4].0;
+            let q = EventQuery {
+                task_id: Some(t2),
+                to_position: Some(to),
+                limit: 4,
+                ..Default::default()
+            };
+            let want: Vec<u64> = all
+                .iter()
+                .filter(|(p, e)| *p <= to && e.meta.task_id == Some(t2))
+                .map(|(p, _)| *p)
+                .collect();
+            assert_eq!(read_all(&pool, q).await, want, "bounded");
+        }
+    };
+    reads_are_exact(all.clone()).await;
+
+    // The batch that makes them span enough writes them all, once.
+    let b = batch(held_from + span, 1);
+    append_later(&pool, &mut postings, &b, true).await;
+    all.extend(b);
+    assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
+    reads_are_exact(all.clone()).await;
+
+    // A transaction that rolled back leaves the writer unsure of what it holds: its next append
+    // posts the whole unposted tail from the table.
+    let next = all.last().expect("events").0 + 1;
+    let b = batch(next, 1);
+    append_later(&pool, &mut postings, &b, true).await;
+    all.extend(b);
+    let lost = batch(next + 100, 1);
+    append_later(&pool, &mut postings, &lost, false).await;
+    let b = batch(next + 200, 1);
+    append_later(&pool, &mut postings, &b, true).await;
+    all.extend(b);
+    assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
+    reads_are_exact(all.clone()).await;
+
+    // The next writer term posts what this one held (this one lost its lock without knowing
+    // yet); this one's next write finds its events posted and lists only what is not.
+    let next = all.last().expect("events").0 + 1;
+    let b = batch(next, 1);
+    let held = b.len() as u64;
+    append_later(&pool, &mut postings, &b, true).await;
+    all.extend(b);
+    assert_eq!(
+        waihu_store::post_unposted(&pool).await.expect("posted"),
+        held
+    );
+    let b = batch(next + span, 1);
+    append_later(&pool, &mut postings, &b, true).await;
+    all.extend(b);
+    assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
+    reads_are_exact(all.clone()).await;
+
+    // Every stored event is listed once under its task and once under its tenant.
+    let [tasks, tenants] = listed(&pool).await;
+    assert_eq!(tasks, (all.len() as i64, all.len() as i64));
+    assert_eq!(tenants, (all.len() as i64, all.len() as i64));
     env.cleanup().await;
 }
