@@ -210,12 +210,67 @@ pub async fn commit(
     events: &[(u64, &RecordedEvent)],
     refused: i64,
 ) -> Result<bool, StoreError> {
+    commit_cached(pool, after, last, events, refused, &mut Counters::default()).await
+}
+
+/// The task counters rows a projector last committed, so that its transactions read only the
+/// rows of tasks it has not seen: with 100 tasks dialing, every projection transaction touches
+/// every task's row, and reading them back cost as much as a sixth of the projections' time.
+/// Right while the projector's commits follow each other (each moves the checkpoint from where
+/// the last left it, so no one else wrote counters between them); emptied on anything else.
+#[derive(Debug, Default)]
+pub struct Counters {
+    rows: HashMap<Uuid, BTreeMap<Cow<'static, str>, i64>>,
+}
+
+/// Tasks whose counters a projector keeps at most (a few hundred bytes each); past this it starts
+/// over, reading rows again as their tasks come up.
+const COUNTERS_KEPT: usize = 10_000;
+
+impl Counters {
+    fn remember(&mut self, rows: Vec<(Uuid, BTreeMap<Cow<'static, str>, i64>)>) {
+        if self.rows.len() + rows.len() > COUNTERS_KEPT {
+            self.rows.clear();
+        }
+        self.rows.extend(rows);
+    }
+}
+
+/// [`commit`] for the live projector, reading counters rows it committed from `counters` and
+/// keeping those it writes there. `counters` is emptied whenever the commit fails or finds the
+/// checkpoint moved (a commit whose outcome is unknown may have written rows).
+pub async fn commit_cached(
+    pool: &sqlx::PgPool,
+    after: u64,
+    last: u64,
+    events: &[(u64, &RecordedEvent)],
+    refused: i64,
+    counters: &mut Counters,
+) -> Result<bool, StoreError> {
+    let mut written = Vec::new();
+    let r = commit_inner(pool, after, last, events, refused, counters, &mut written).await;
+    match r {
+        Ok(true) => counters.remember(written),
+        _ => counters.rows.clear(),
+    }
+    r
+}
+
+async fn commit_inner(
+    pool: &sqlx::PgPool,
+    after: u64,
+    last: u64,
+    events: &[(u64, &RecordedEvent)],
+    refused: i64,
+    counters: &Counters,
+    written: &mut Vec<(Uuid, BTreeMap<Cow<'static, str>, i64>)>,
+) -> Result<bool, StoreError> {
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     if !waihu_store::advance_checkpoint(&mut tx, CHECKPOINT, after, last).await? {
         return Ok(false);
     }
-    apply(&mut tx, &Tables::live(), events).await?;
+    apply_with(&mut tx, &Tables::live(), events, Some((counters, written))).await?;
     waihu_store::add_counters(&mut tx, &[(waihu_store::PROJECTION_REFUSED, refused)]).await?;
     if let Some(payload) = change_notice(events) {
         // Delivered to the listeners when (and only if) the transaction commits.
@@ -426,6 +481,21 @@ pub async fn apply(
     tables: &Tables,
     events: &[(u64, &RecordedEvent)],
 ) -> Result<(), StoreError> {
+    apply_with(tx, tables, events, None).await
+}
+
+/// The counters rows known (the live projector's last commits) and where to put those written.
+type KnownCounters<'a> = (
+    &'a Counters,
+    &'a mut Vec<(Uuid, BTreeMap<Cow<'static, str>, i64>)>,
+);
+
+async fn apply_with(
+    tx: &mut Tx<'_>,
+    tables: &Tables,
+    events: &[(u64, &RecordedEvent)],
+    counters: Option<KnownCounters<'_>>,
+) -> Result<(), StoreError> {
     let mut deltas: Vec<Delta> = Vec::new();
     let mut calls: HashMap<Uuid, CallRow> = HashMap::new();
     let mut tasks: Vec<(Uuid, String, String)> = Vec::new();
@@ -507,7 +577,7 @@ pub async fn apply(
     if !recordings.is_empty() {
         crate::recording::projection::apply(tx, tables, &recordings).await?;
     }
-    apply_counters(tx, tables, deltas).await
+    apply_counters(tx, tables, deltas, counters).await
 }
 
 /// Adds `positions` to the timelines of the calls they belong to, kept in store order however
@@ -802,6 +872,7 @@ async fn apply_counters(
     tx: &mut Tx<'_>,
     tables: &Tables,
     deltas: Vec<Delta>,
+    counters: Option<KnownCounters<'_>>,
 ) -> Result<(), StoreError> {
     if deltas.is_empty() {
         return Ok(());
@@ -810,18 +881,32 @@ async fn apply_counters(
     for (t, k, d) in deltas {
         *sum.entry(t).or_default().entry(k).or_default() += d;
     }
-    let ids: Vec<Uuid> = sum.keys().copied().collect();
-    let current: Vec<(Uuid, Vec<String>, Vec<i64>)> = sqlx::query_as(&format!(
-        "SELECT task_id, keys, vals FROM {} WHERE task_id = ANY($1)",
-        tables.counters
-    ))
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    for (t, keys, values) in current {
-        let row = sum.entry(t).or_default();
-        for (k, v) in keys.into_iter().zip(values) {
-            *row.entry(Cow::Owned(k)).or_default() += v;
+    // The rows already known are added from memory; the others are read.
+    let known = counters.as_ref().map(|(c, _)| &c.rows);
+    let mut ids: Vec<Uuid> = Vec::new();
+    for (t, row) in sum.iter_mut() {
+        match known.and_then(|k| k.get(t)) {
+            Some(was) => {
+                for (k, v) in was {
+                    *row.entry(k.clone()).or_default() += v;
+                }
+            }
+            None => ids.push(*t),
+        }
+    }
+    if !ids.is_empty() {
+        let current: Vec<(Uuid, Vec<String>, Vec<i64>)> = sqlx::query_as(&format!(
+            "SELECT task_id, keys, vals FROM {} WHERE task_id = ANY($1)",
+            tables.counters
+        ))
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        for (t, keys, values) in current {
+            let row = sum.entry(t).or_default();
+            for (k, v) in keys.into_iter().zip(values) {
+                *row.entry(Cow::Owned(k)).or_default() += v;
+            }
         }
     }
     // Each task's row as array literals, tasks in order (rows are written, and locked, in a
@@ -846,6 +931,9 @@ async fn apply_counters(
     .bind(&values)
     .execute(&mut **tx)
     .await?;
+    if let Some((_, written)) = counters {
+        written.extend(sum);
+    }
     Ok(())
 }
 
@@ -1021,7 +1109,7 @@ mod tests {
         ];
         for deltas in rounds {
             let mut tx = pool.begin().await.expect("begin");
-            apply_counters(&mut tx, &tables, deltas)
+            apply_counters(&mut tx, &tables, deltas, None)
                 .await
                 .expect("counters");
             tx.commit().await.expect("commit");
@@ -1041,6 +1129,95 @@ mod tests {
         ];
         want.sort();
         assert_eq!(rows, want);
+        pool.close().await;
+        env.cleanup().await;
+    }
+
+    /// The live projector keeps the counters rows it committed and reads only the others; a
+    /// commit that finds the checkpoint moved (another projector wrote meanwhile) forgets them, so
+    /// the next one reads what the other wrote instead of adding to a stale row.
+    #[tokio::test]
+    async fn kept_counters_are_forgotten_once_another_projector_committed() {
+        let env = waihu_testkit::TestEnv::new().await;
+        let pool = crate::open_pool(&env.database_url, 2)
+            .await
+            .expect("record schema");
+        let (t1, t2) = (Uuid::now_v7(), Uuid::now_v7());
+        // `n` calls of `task` (every other one answered), at the positions after `*next`.
+        fn calls(next: &mut u64, task: Uuid, n: u32) -> Vec<(u64, RecordedEvent)> {
+            (0..n)
+                .flat_map(|i| {
+                    waihu_testkit::call_lifecycle(
+                        "a",
+                        task,
+                        Uuid::now_v7(),
+                        i + 1,
+                        1,
+                        i % 2 == 0,
+                        10,
+                        20,
+                    )
+                })
+                .map(|e| {
+                    *next += 1;
+                    (*next, e)
+                })
+                .collect()
+        }
+        let mut next = 0u64;
+        fn refs(b: &[(u64, RecordedEvent)]) -> Vec<(u64, &RecordedEvent)> {
+            b.iter().map(|(p, e)| (*p, e)).collect()
+        }
+        let mut kept = Counters::default();
+        let mut all: Vec<(u64, RecordedEvent)> = Vec::new();
+
+        let a = calls(&mut next, t1, 3);
+        assert!(commit_cached(&pool, 0, next, &refs(&a), 0, &mut kept)
+            .await
+            .expect("a"));
+        let at_a = next;
+        assert!(kept.rows.contains_key(&t1), "kept after a commit");
+        all.extend(a);
+        let mut b = calls(&mut next, t1, 2);
+        b.extend(calls(&mut next, t2, 1));
+        let at_b = next;
+        // Another projector commits b.
+        assert!(commit(&pool, at_a, at_b, &refs(&b), 0).await.expect("b"));
+        all.extend(b);
+        // This one, still at a, finds the checkpoint moved: nothing written, nothing kept.
+        let c = calls(&mut next, t1, 4);
+        assert!(!commit_cached(&pool, at_a, next, &refs(&c), 0, &mut kept)
+            .await
+            .expect("moved"));
+        assert!(kept.rows.is_empty(), "forgotten");
+        // From the checkpoint, it reads the rows the other wrote.
+        assert!(commit_cached(&pool, at_b, next, &refs(&c), 0, &mut kept)
+            .await
+            .expect("c"));
+        all.extend(c);
+        let at_c = next;
+        let d = calls(&mut next, t2, 2);
+        assert!(commit_cached(&pool, at_c, next, &refs(&d), 0, &mut kept)
+            .await
+            .expect("d"));
+        all.extend(d);
+
+        let mut want: BTreeMap<(Uuid, String), i64> = BTreeMap::new();
+        let mut deltas = Vec::new();
+        for (_, e) in &all {
+            counter_deltas(e, &mut deltas);
+        }
+        for (t, k, d) in deltas {
+            *want.entry((t, k.into_owned())).or_default() += d;
+        }
+        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(&counter_rows("record.task_counters"))
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+        let got: BTreeMap<(Uuid, String), i64> =
+            rows.into_iter().map(|(t, k, v)| ((t, k), v)).collect();
+        assert_eq!(got, want);
+        assert_eq!(got[&(t1, keys::CALLS_PLACED.to_string())], 9);
         pool.close().await;
         env.cleanup().await;
     }

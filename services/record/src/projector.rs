@@ -55,6 +55,8 @@ pub struct Projector {
     pub missed: Arc<tokio::sync::Notify>,
     /// The least time between the starts of two steps while hand-overs keep coming.
     pub interval: Duration,
+    /// The task counters rows this projector last committed ([`projection::Counters`]).
+    pub counters: std::sync::Mutex<projection::Counters>,
 }
 
 impl Projector {
@@ -241,7 +243,7 @@ impl Projector {
         last: u64,
         events: &[(u64, &RecordedEvent)],
     ) -> Result<(), StoreError> {
-        let moved = match projection::commit(&self.pool, at, last, events, 0).await {
+        let moved = match self.commit(at, last, events, 0).await {
             Err(e) if e.is_data_error() => {
                 warn!(error = %e, events = events.len(), "projections refused a batch; isolating the event");
                 self.isolate(at, last, events).await?
@@ -275,11 +277,11 @@ impl Projector {
             } else {
                 *position
             };
-            let moved = match projection::commit(&self.pool, at, to, &[(*position, *e)], 0).await {
+            let moved = match self.commit(at, to, &[(*position, *e)], 0).await {
                 Err(err) if err.is_data_error() => {
                     error!(event_id = %e.meta.event_id, position, error = %err,
                         "projections skip an event the database refuses");
-                    projection::commit(&self.pool, at, to, &[], 1).await?
+                    self.commit(at, to, &[], 1).await?
                 }
                 other => other?,
             };
@@ -289,9 +291,27 @@ impl Projector {
             at = to;
         }
         if at < last {
-            return projection::commit(&self.pool, at, last, &[], 0).await;
+            return self.commit(at, last, &[], 0).await;
         }
         Ok(true)
+    }
+}
+
+impl Projector {
+    /// [`projection::commit_cached`] with this projector's counters.
+    async fn commit(
+        &self,
+        at: u64,
+        to: u64,
+        events: &[(u64, &RecordedEvent)],
+        refused: i64,
+    ) -> Result<bool, StoreError> {
+        let lock = || self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        // Steps run one after another: the counters are taken for the commit and put back.
+        let mut counters = std::mem::take(&mut *lock());
+        let r = projection::commit_cached(&self.pool, at, to, events, refused, &mut counters).await;
+        *lock() = counters;
+        r
     }
 }
 
@@ -333,6 +353,7 @@ mod tests {
                 .expect("lazy pool"),
             missed: Arc::default(),
             interval,
+            counters: Default::default(),
         }
     }
 

@@ -234,6 +234,7 @@ impl Writer {
                 pool: self.pool.clone(),
                 missed: handoff.missed.clone(),
                 interval: self.config.projection_interval,
+                counters: Default::default(),
             }
             .run(handed, projections.clone()),
         );

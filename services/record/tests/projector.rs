@@ -58,6 +58,7 @@ async fn the_projector_catches_up_follows_hand_overs_and_never_counts_twice() {
             pool: pool.clone(),
             missed: Default::default(),
             interval: waihu_record::writer::WriterConfig::default().projection_interval,
+            counters: Default::default(),
         }
         .run(rx, stop.clone()),
     );

@@ -81,6 +81,7 @@ async fn one_delivery_per_subscription_and_event_however_often_the_fan_out_runs(
             pool: pool.clone(),
             missed: Default::default(),
             interval: waihu_record::writer::WriterConfig::default().projection_interval,
+            counters: Default::default(),
         }
         .run(rx, stop.clone()),
     );
