@@ -39,7 +39,9 @@ impl StoredEvent {
 /// The usual batch is all new: it goes in by binary `COPY`, the cheapest way into PostgreSQL. A
 /// batch holding an event id the store has already seen (a copy republished after JetStream's
 /// duplicate window) or holding one twice is written row by row with `ON CONFLICT DO NOTHING`.
-/// The new events' postings (one row per task and one per tenant) are written with them.
+/// The new events' postings (one row per task and one per tenant) are written with them, with no
+/// check of where the postings end: for a store no writer of [`append_posting_later`] appends to
+/// meanwhile (tests and tools), or rows could be listed below the postings' end and go unread.
 pub async fn append(tx: &mut Tx<'_>, batch: &[&StoredEvent]) -> Result<Vec<bool>, StoreError> {
     let new = append_unposted(tx, batch).await?;
     let mut postings = Postings::default();
@@ -84,9 +86,10 @@ pub async fn append_posting_later(
     Ok(new)
 }
 
-/// Makes the transaction the only one writing postings until it ends (readers go on).
+/// Makes the transaction the only one writing postings until it ends: a transaction-scoped
+/// advisory lock of this database (a table lock would also stop autovacuum; readers take none).
 async fn lock_postings(tx: &mut Tx<'_>) -> Result<(), StoreError> {
-    sqlx::query("LOCK TABLE event_tenant_postings IN SHARE ROW EXCLUSIVE MODE")
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('waihu-event-postings'))")
         .execute(&mut **tx)
         .await?;
     Ok(())

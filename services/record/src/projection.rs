@@ -216,11 +216,15 @@ pub async fn commit(
 /// The task counters rows a projector last committed, so that its transactions read only the
 /// rows of tasks it has not seen: with 100 tasks dialing, every projection transaction touches
 /// every task's row, and reading them back cost as much as a sixth of the projections' time.
-/// Right while the projector's commits follow each other (each moves the checkpoint from where
-/// the last left it, so no one else wrote counters between them); emptied on anything else.
+/// Used only by a commit from the position the last one ended at (each commit moves the
+/// checkpoint from where it finds it, so no one else wrote counters between the two); emptied
+/// on anything else: a commit from elsewhere (the projector re-read a checkpoint another
+/// projector moved, or one a database failover took back), a failed commit, a moved checkpoint.
 #[derive(Debug, Default)]
 pub struct Counters {
     rows: HashMap<Uuid, BTreeMap<Cow<'static, str>, i64>>,
+    /// Where the commit that left `rows` ended.
+    at: Option<u64>,
 }
 
 /// Tasks whose counters a projector keeps at most (a few hundred bytes each); past this it starts
@@ -247,10 +251,17 @@ pub async fn commit_cached(
     refused: i64,
     counters: &mut Counters,
 ) -> Result<bool, StoreError> {
+    if counters.at != Some(after) {
+        counters.rows.clear();
+    }
+    counters.at = None;
     let mut written = Vec::new();
     let r = commit_inner(pool, after, last, events, refused, counters, &mut written).await;
     match r {
-        Ok(true) => counters.remember(written),
+        Ok(true) => {
+            counters.remember(written);
+            counters.at = Some(last);
+        }
         _ => counters.rows.clear(),
     }
     r
@@ -1134,8 +1145,9 @@ mod tests {
     }
 
     /// The live projector keeps the counters rows it committed and reads only the others; a
-    /// commit that finds the checkpoint moved (another projector wrote meanwhile) forgets them, so
-    /// the next one reads what the other wrote instead of adding to a stale row.
+    /// commit that finds the checkpoint moved (another projector wrote meanwhile), or that starts
+    /// anywhere but where its last one ended, forgets them, so it reads what the other wrote
+    /// instead of adding to a stale row.
     #[tokio::test]
     async fn kept_counters_are_forgotten_once_another_projector_committed() {
         let env = waihu_testkit::TestEnv::new().await;
@@ -1195,12 +1207,27 @@ mod tests {
             .await
             .expect("c"));
         all.extend(c);
+        // Next from where it ended: task 1 from what it kept, task 2 read.
         let at_c = next;
-        let d = calls(&mut next, t2, 2);
+        let mut d = calls(&mut next, t1, 2);
+        d.extend(calls(&mut next, t2, 2));
         assert!(commit_cached(&pool, at_c, next, &refs(&d), 0, &mut kept)
             .await
             .expect("d"));
+        assert_eq!(kept.rows.len(), 2, "both kept");
         all.extend(d);
+        // Another projector commits on; this one, back from an error that made it re-read the
+        // checkpoint, commits from there: what it kept is as of an older position, so unused.
+        let at_d = next;
+        let e = calls(&mut next, t1, 1);
+        let at_e = next;
+        assert!(commit(&pool, at_d, at_e, &refs(&e), 0).await.expect("e"));
+        all.extend(e);
+        let f = calls(&mut next, t1, 3);
+        assert!(commit_cached(&pool, at_e, next, &refs(&f), 0, &mut kept)
+            .await
+            .expect("f"));
+        all.extend(f);
 
         let mut want: BTreeMap<(Uuid, String), i64> = BTreeMap::new();
         let mut deltas = Vec::new();
@@ -1217,7 +1244,7 @@ mod tests {
         let got: BTreeMap<(Uuid, String), i64> =
             rows.into_iter().map(|(t, k, v)| ((t, k), v)).collect();
         assert_eq!(got, want);
-        assert_eq!(got[&(t1, keys::CALLS_PLACED.to_string())], 9);
+        assert_eq!(got[&(t1, keys::CALLS_PLACED.to_string())], 15);
         pool.close().await;
         env.cleanup().await;
     }

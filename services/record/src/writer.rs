@@ -263,6 +263,7 @@ impl Writer {
             }
         }
         reader.abort();
+        projections.cancel();
         // What this term held unposted, posted now so the store does not depend on the next
         // term for it (a crash leaves it to that term). Safe beside another writer's term: each
         // postings write sees where the others ended.
@@ -282,7 +283,6 @@ impl Writer {
                 ),
             }
         }
-        projections.cancel();
         let _ = projector.await;
     }
 
