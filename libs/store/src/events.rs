@@ -438,8 +438,9 @@ pub struct EventQuery {
 }
 
 /// Postings rows read in a read's first round. A row lists its key's positions of one writer
-/// transaction or of those of [`POSTINGS_SPAN`] positions and more; each later round reads as many rows as the page still needs at the
-/// positions per row of the round before, from this many up to [`POSTINGS_ROUND_MAX`].
+/// transaction or of those of [`POSTINGS_SPAN`] positions and more; each later round reads as
+/// many rows as the page still needs at the positions per row of the round before, from this
+/// many up to [`POSTINGS_ROUND_MAX`].
 const POSTINGS_ROUND: i64 = 4;
 /// The most postings rows a round reads.
 const POSTINGS_ROUND_MAX: i64 = 256;

@@ -222,27 +222,21 @@ pub async fn commit(
 /// projector moved, or one a database failover took back), a failed commit, a moved checkpoint.
 #[derive(Debug, Default)]
 pub struct Counters {
-    rows: HashMap<Uuid, BTreeMap<Cow<'static, str>, i64>>,
+    rows: CounterRows,
     /// Where the commit that left `rows` ended.
     at: Option<u64>,
 }
+
+/// Each task's counters, by key.
+type CounterRows = HashMap<Uuid, BTreeMap<Cow<'static, str>, i64>>;
 
 /// Tasks whose counters a projector keeps at most (a few hundred bytes each); past this it starts
 /// over, reading rows again as their tasks come up.
 const COUNTERS_KEPT: usize = 10_000;
 
-impl Counters {
-    fn remember(&mut self, rows: Vec<(Uuid, BTreeMap<Cow<'static, str>, i64>)>) {
-        if self.rows.len() + rows.len() > COUNTERS_KEPT {
-            self.rows.clear();
-        }
-        self.rows.extend(rows);
-    }
-}
-
 /// [`commit`] for the live projector, reading counters rows it committed from `counters` and
-/// keeping those it writes there. `counters` is emptied whenever the commit fails or finds the
-/// checkpoint moved (a commit whose outcome is unknown may have written rows).
+/// keeping those it writes there. The commit works on rows taken out of `counters`, which get
+/// them back only when it commits from where the last one ended.
 pub async fn commit_cached(
     pool: &sqlx::PgPool,
     after: u64,
@@ -251,18 +245,19 @@ pub async fn commit_cached(
     refused: i64,
     counters: &mut Counters,
 ) -> Result<bool, StoreError> {
-    if counters.at != Some(after) {
-        counters.rows.clear();
+    let mut rows = std::mem::take(&mut counters.rows);
+    if counters.at.take() != Some(after) {
+        rows.clear();
     }
-    counters.at = None;
-    let mut written = Vec::new();
-    let r = commit_inner(pool, after, last, events, refused, counters, &mut written).await;
-    match r {
-        Ok(true) => {
-            counters.remember(written);
-            counters.at = Some(last);
+    let r = commit_inner(pool, after, last, events, refused, &mut rows).await;
+    if let Ok(true) = r {
+        if rows.len() > COUNTERS_KEPT {
+            rows.clear();
         }
-        _ => counters.rows.clear(),
+        *counters = Counters {
+            rows,
+            at: Some(last),
+        };
     }
     r
 }
@@ -273,15 +268,14 @@ async fn commit_inner(
     last: u64,
     events: &[(u64, &RecordedEvent)],
     refused: i64,
-    counters: &Counters,
-    written: &mut Vec<(Uuid, BTreeMap<Cow<'static, str>, i64>)>,
+    counters: &mut CounterRows,
 ) -> Result<bool, StoreError> {
     let t0 = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     if !waihu_store::advance_checkpoint(&mut tx, CHECKPOINT, after, last).await? {
         return Ok(false);
     }
-    apply_with(&mut tx, &Tables::live(), events, Some((counters, written))).await?;
+    apply_with(&mut tx, &Tables::live(), events, Some(counters)).await?;
     waihu_store::add_counters(&mut tx, &[(waihu_store::PROJECTION_REFUSED, refused)]).await?;
     if let Some(payload) = change_notice(events) {
         // Delivered to the listeners when (and only if) the transaction commits.
@@ -495,17 +489,13 @@ pub async fn apply(
     apply_with(tx, tables, events, None).await
 }
 
-/// The counters rows known (the live projector's last commits) and where to put those written.
-type KnownCounters<'a> = (
-    &'a Counters,
-    &'a mut Vec<(Uuid, BTreeMap<Cow<'static, str>, i64>)>,
-);
-
+/// [`apply`], with the counters rows known (the live projector's last commits) read from
+/// `counters` rather than the table, and those written put there.
 async fn apply_with(
     tx: &mut Tx<'_>,
     tables: &Tables,
     events: &[(u64, &RecordedEvent)],
-    counters: Option<KnownCounters<'_>>,
+    counters: Option<&mut CounterRows>,
 ) -> Result<(), StoreError> {
     let mut deltas: Vec<Delta> = Vec::new();
     let mut calls: HashMap<Uuid, CallRow> = HashMap::new();
@@ -883,7 +873,7 @@ async fn apply_counters(
     tx: &mut Tx<'_>,
     tables: &Tables,
     deltas: Vec<Delta>,
-    counters: Option<KnownCounters<'_>>,
+    counters: Option<&mut CounterRows>,
 ) -> Result<(), StoreError> {
     if deltas.is_empty() {
         return Ok(());
@@ -893,10 +883,9 @@ async fn apply_counters(
         *sum.entry(t).or_default().entry(k).or_default() += d;
     }
     // The rows already known are added from memory; the others are read.
-    let known = counters.as_ref().map(|(c, _)| &c.rows);
     let mut ids: Vec<Uuid> = Vec::new();
     for (t, row) in sum.iter_mut() {
-        match known.and_then(|k| k.get(t)) {
+        match counters.as_deref().and_then(|k| k.get(t)) {
             Some(was) => {
                 for (k, v) in was {
                     *row.entry(k.clone()).or_default() += v;
@@ -942,8 +931,8 @@ async fn apply_counters(
     .bind(&values)
     .execute(&mut **tx)
     .await?;
-    if let Some((_, written)) = counters {
-        written.extend(sum);
+    if let Some(known) = counters {
+        known.extend(sum);
     }
     Ok(())
 }

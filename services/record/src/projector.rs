@@ -295,9 +295,7 @@ impl Projector {
         }
         Ok(true)
     }
-}
 
-impl Projector {
     /// [`projection::commit_cached`] with this projector's counters.
     async fn commit(
         &self,

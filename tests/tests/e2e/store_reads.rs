@@ -261,11 +261,12 @@ async fn events_an_earlier_writer_appended_get_posted_and_a_moved_checkpoint_wri
 }
 
 /// Appends one batch as the store writer does, its postings written later; commits (and tells
-/// `postings`) or rolls back.
+/// `postings`, and adds the events to `stored_so_far`) or rolls back.
 async fn append_later(
     pool: &sqlx::PgPool,
     postings: &mut Postings,
-    events: &[(u64, RecordedEvent)],
+    stored_so_far: &mut Vec<(u64, RecordedEvent)>,
+    events: Vec<(u64, RecordedEvent)>,
     commit: bool,
 ) {
     let stored: Vec<StoredEvent> = events
@@ -281,6 +282,7 @@ async fn append_later(
     if commit {
         tx.commit().await.expect("committed");
         postings.committed();
+        stored_so_far.extend(events);
     } else {
         tx.rollback().await.expect("rolled back");
     }
@@ -350,16 +352,12 @@ async fn postings_written_every_few_thousand_positions_leave_no_event_unread_or_
     let span = waihu_store::POSTINGS_SPAN as u64;
 
     // A new term's first append posts what the table holds beyond the postings, itself included.
-    let b = batch(1, 1);
-    append_later(&pool, &mut postings, &b, true).await;
-    all.extend(b);
+    append_later(&pool, &mut postings, &mut all, batch(1, 1), true).await;
     assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
     // Later batches are held until they span enough positions.
     let held_from = all.last().expect("events").0 + 1;
     for first in [held_from, held_from + span / 2] {
-        let b = batch(first, 3);
-        append_later(&pool, &mut postings, &b, true).await;
-        all.extend(b);
+        append_later(&pool, &mut postings, &mut all, batch(first, 3), true).await;
     }
     assert_eq!(
         posted_to(&pool).await,
@@ -412,23 +410,23 @@ async fn postings_written_every_few_thousand_positions_leave_no_event_unread_or_
     reads_are_exact(all.clone()).await;
 
     // The batch that makes them span enough writes them all, once.
-    let b = batch(held_from + span, 1);
-    append_later(&pool, &mut postings, &b, true).await;
-    all.extend(b);
+    append_later(
+        &pool,
+        &mut postings,
+        &mut all,
+        batch(held_from + span, 1),
+        true,
+    )
+    .await;
     assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
     reads_are_exact(all.clone()).await;
 
     // A transaction that rolled back leaves the writer unsure of what it holds: its next append
     // posts the whole unposted tail from the table.
     let next = all.last().expect("events").0 + 1;
-    let b = batch(next, 1);
-    append_later(&pool, &mut postings, &b, true).await;
-    all.extend(b);
-    let lost = batch(next + 100, 1);
-    append_later(&pool, &mut postings, &lost, false).await;
-    let b = batch(next + 200, 1);
-    append_later(&pool, &mut postings, &b, true).await;
-    all.extend(b);
+    append_later(&pool, &mut postings, &mut all, batch(next, 1), true).await;
+    append_later(&pool, &mut postings, &mut all, batch(next + 100, 1), false).await;
+    append_later(&pool, &mut postings, &mut all, batch(next + 200, 1), true).await;
     assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
     reads_are_exact(all.clone()).await;
 
@@ -437,15 +435,12 @@ async fn postings_written_every_few_thousand_positions_leave_no_event_unread_or_
     let next = all.last().expect("events").0 + 1;
     let b = batch(next, 1);
     let held = b.len() as u64;
-    append_later(&pool, &mut postings, &b, true).await;
-    all.extend(b);
+    append_later(&pool, &mut postings, &mut all, b, true).await;
     assert_eq!(
         waihu_store::post_unposted(&pool).await.expect("posted"),
         held
     );
-    let b = batch(next + span, 1);
-    append_later(&pool, &mut postings, &b, true).await;
-    all.extend(b);
+    append_later(&pool, &mut postings, &mut all, batch(next + span, 1), true).await;
     assert_eq!(posted_to(&pool).await, all.last().expect("events").0 as i64);
     reads_are_exact(all.clone()).await;
 
