@@ -675,8 +675,33 @@ pub async fn contact_outcomes(cluster: &Cluster, task_id: &str) -> BTreeMap<Stri
     out
 }
 
+/// Waits until the record service's projections cover every event the stream holds now: the call
+/// records and statistics then show what the other services have already done (a test that
+/// waited for the dialer's state would otherwise read the call records a moment behind it).
+pub async fn projected(cluster: &Cluster) {
+    let last = cluster
+        .env
+        .bus
+        .last_sequence()
+        .await
+        .expect("the events stream");
+    let pool = &cluster.env.pool;
+    waihu_testkit::eventually(
+        Duration::from_secs(30),
+        "the projections to cover the events stream",
+        || async move {
+            let at = waihu_store::checkpoint(pool, waihu_record::projection::CHECKPOINT)
+                .await
+                .ok()?;
+            (at >= last).then_some(())
+        },
+    )
+    .await;
+}
+
 /// How many calls each number of a task got, from its call records.
 pub async fn calls_per_number(cluster: &Cluster, task_id: &str) -> BTreeMap<String, u32> {
+    projected(cluster).await;
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT phone, count(*) FROM record.call_records WHERE task_id = $1::uuid GROUP BY phone",
     )
