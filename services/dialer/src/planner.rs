@@ -217,11 +217,27 @@ pub struct Contender {
     pub pass: f64,
 }
 
-/// How many calls each contender may place this round: the free slots go one at a time to the
-/// contender with the least service so far that can still use one (a call adds 1/weight to its
-/// service), so under contention tasks share lines in proportion to their weights and none
-/// starves; a contender alone gets everything it can use. `allowance` caps each tenant's total
-/// (absent = no limit).
+/// A round's cost grows with the tasks it serves (a descent of the due index and a row lock
+/// per task, and on the way back the release's and the projections' work per task), so a round
+/// with few free slots among many tasks serves a few of them, each more calls, rather than each
+/// one call; the passes below share the lines out fairly over the rounds. Free slots go out in
+/// chunks of [`chunk`]: one slot each while a round has up to `TASKS_SERVED_PER_ROUND` free,
+/// about that many tasks' worth above, never more than `CHUNK_MAX` (so a round with many free
+/// slots still serves every task).
+pub const TASKS_SERVED_PER_ROUND: u32 = 8;
+/// The most slots a task is given at a time when tasks compete (see [`TASKS_SERVED_PER_ROUND`]).
+pub const CHUNK_MAX: u32 = 8;
+
+/// The slots a round hands a contender at a time, given the round's free slots.
+pub fn chunk(free: u32) -> u32 {
+    free.div_ceil(TASKS_SERVED_PER_ROUND).clamp(1, CHUNK_MAX)
+}
+
+/// How many calls each contender may place this round: the free slots go out in chunks
+/// ([`chunk`]) to the contender with the least service so far that can still use one (a call
+/// adds 1/weight to its service), so under contention tasks share lines in proportion to their
+/// weights, to within a chunk, and none starves; a contender alone gets everything it can use.
+/// `allowance` caps each tenant's total (absent = no limit).
 pub fn fair_quotas(
     lines: &[LineSlots],
     tasks: &[Contender],
@@ -229,6 +245,7 @@ pub fn fair_quotas(
 ) -> Vec<u32> {
     use std::{cmp::Reverse, collections::BinaryHeap};
     let mut free: Vec<LineSlots> = lines.to_vec();
+    let chunk = chunk(free.iter().map(|l| l.free).sum());
     let mut left: std::collections::HashMap<&str, u32> =
         allowance.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let mut quotas = vec![0u32; tasks.len()];
@@ -240,20 +257,27 @@ pub fn fair_quotas(
         .collect();
     while let Some(Reverse((pass, i))) = heap.pop() {
         let t = &tasks[i];
-        if left.get(t.tenant_id.as_str()) == Some(&0) {
+        let mut given = 0;
+        while given < chunk {
+            if left.get(t.tenant_id.as_str()) == Some(&0) {
+                break;
+            }
+            let line = free
+                .iter_mut()
+                .filter(|l| l.free > 0 && usable(l, &t.tenant_id, &t.caller_lines))
+                .max_by_key(|l| l.free);
+            let Some(line) = line else { break };
+            line.free -= 1;
+            given += 1;
+            if let Some(n) = left.get_mut(t.tenant_id.as_str()) {
+                *n -= 1;
+            }
+        }
+        if given == 0 {
             continue;
         }
-        let line = free
-            .iter_mut()
-            .filter(|l| l.free > 0 && usable(l, &t.tenant_id, &t.caller_lines))
-            .max_by_key(|l| l.free);
-        let Some(line) = line else { continue };
-        line.free -= 1;
-        quotas[i] += 1;
-        if let Some(n) = left.get_mut(t.tenant_id.as_str()) {
-            *n -= 1;
-        }
-        let next = f64::from_bits(pass) + 1.0 / t.weight.max(1) as f64;
+        quotas[i] += given;
+        let next = f64::from_bits(pass) + given as f64 / t.weight.max(1) as f64;
         heap.push(Reverse((next.to_bits(), i)));
     }
     quotas
@@ -588,19 +612,65 @@ mod tests {
             }
             let total: u64 = got.iter().sum();
             let wsum: u32 = prios.iter().map(|p| weights[*p as usize]).sum();
+            // Slots go out in chunks: shares are exact to within a chunk a task.
+            let chunk = chunk(capacity);
             for (i, p) in prios.iter().enumerate() {
                 let fair = total as f64 * weights[*p as usize] as f64 / wsum as f64;
                 prop_assert!(
-                    (got[i] as f64 - fair).abs() <= 1.0 + prios.len() as f64,
+                    (got[i] as f64 - fair).abs() <= chunk as f64 * (1.0 + prios.len() as f64),
                     "task {i} (priority {p}) got {} of {total}, its share is {fair:.1}", got[i]
                 );
             }
-            // The lowest priority gets a call at least every wsum / capacity rounds (+1).
+            // The lowest priority gets a chunk at least every chunk * wsum / capacity rounds
+            // (+1).
             prop_assert!(
-                longest_wait as u32 <= wsum / capacity + 1,
+                longest_wait as u32 <= chunk * wsum / capacity + 1,
                 "priority 0 waited {longest_wait} rounds"
             );
         }
+    }
+
+    #[test]
+    fn given_many_tasks_then_a_round_serves_a_few_and_the_rounds_serve_all_alike() {
+        let equal = |passes: &[f64]| -> Vec<Contender> {
+            passes
+                .iter()
+                .map(|pass| Contender {
+                    tenant_id: "t".into(),
+                    caller_lines: vec![],
+                    weight: 1,
+                    pass: *pass,
+                })
+                .collect()
+        };
+        // 100 tasks, 40 slots free each round: 8 tasks a round, 5 calls each.
+        let mut passes = vec![0.0f64; 100];
+        let mut got = vec![0u32; 100];
+        for _ in 0..100 {
+            let q = fair_quotas(
+                &[line("a", 25), line("b", 15)],
+                &equal(&passes),
+                &Default::default(),
+            );
+            assert_eq!(q.iter().sum::<u32>(), 40, "work-conserving");
+            let served = q.iter().filter(|n| **n > 0).count();
+            assert_eq!(served, TASKS_SERVED_PER_ROUND as usize, "{q:?}");
+            for (i, n) in q.iter().enumerate() {
+                got[i] += n;
+                passes[i] += *n as f64;
+            }
+        }
+        // 4,000 calls over 100 tasks: 40 each.
+        assert!(got.iter().all(|n| *n == 40), "{got:?}");
+        // Fewer free slots than tasks served a round go one at a time.
+        let q = fair_quotas(&[line("a", 8)], &equal(&[0.0; 20]), &Default::default());
+        assert_eq!(q.iter().filter(|n| **n == 1).count(), 8);
+        // Many free slots serve every task, at most CHUNK_MAX at a time: a campaign starting
+        // on empty lines starts all its tasks.
+        let q = fair_quotas(&[line("a", 1000)], &equal(&[0.0; 100]), &Default::default());
+        assert_eq!(q.iter().sum::<u32>(), 1000);
+        assert!(q.iter().all(|n| *n >= CHUNK_MAX), "{q:?}");
+        assert_eq!(chunk(1000), CHUNK_MAX);
     }
 
     #[test]
